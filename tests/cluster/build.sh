@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Builds the local control plane from Go modules into a cache keyed by versions.env.
+# Each binary is built through a small wrapper module (go install refuses modules with replace directives).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache_root=${MODELDEPLOY_CACHE:-$HOME/.cache/modeldeploy}
+key=$(sha256sum "$here/versions.env" | cut -c1-12)
+bin_dir="$cache_root/bin-$key"
+data_dir="$cache_root/data-$key"
+mkdir -p "$bin_dir" "$data_dir"
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+step=0
+total=7
+log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+begin() { step=$((step + 1)); started=$(date +%s); log "($step/$total) $*"; }
+done_step() { log "($step/$total) done in $(( $(date +%s) - started ))s"; }
+have() { for b in "$@"; do [ -x "$bin_dir/$b" ] || return 1; done; }
+
+# A wrapper module that requires MODULE@VERSION; extra go.mod lines may follow.
+wrapper() {
+  local dir=$1 module=$2 version=$3
+  mkdir -p "$dir"
+  printf 'module modeldeploy.local/build\n\ngo 1.24.0\n' >"$dir/go.mod"
+  (cd "$dir" && go mod edit -require="$module@$version")
+}
+
+build_kubernetes() {
+  local w="$work/k8s" minor gomod
+  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+  wrapper "$w" k8s.io/kubernetes "$K8S_VERSION"
+  gomod=$(cd "$w" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  # Upstream's godebug line, and each staging module pinned to v0.<minor>.<patch>.
+  grep '^godebug' "$gomod" >>"$w/go.mod" || true
+  local staging_version="v0${K8S_VERSION#v1}"
+  grep -oE '^\s*k8s.io/[a-z0-9-]+ => \./staging' "$gomod" | awk '{print $1}' | while read -r m; do
+    (cd "$w" && go mod edit -replace="$m=$m@$staging_version")
+  done
+  log "    $(grep -c '=> k8s.io' "$w/go.mod") staging modules pinned to $staging_version"
+  local date ldflags pkg="k8s.io/component-base/version" cpkg="k8s.io/client-go/pkg/version"
+  date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  ldflags="-s -w"
+  for p in $pkg $cpkg; do
+    ldflags+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=$date -X $p.gitCommit=0000000000000000000000000000000000000000"
+  done
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    [ -x "$bin_dir/$b" ] && { log "    $b cached"; continue; }
+    local t0; t0=$(date +%s)
+    log "    building $b (k8s.io/kubernetes $K8S_VERSION)…"
+    (cd "$w" && go build -trimpath -ldflags "$ldflags" -o "$bin_dir/$b.tmp" "k8s.io/kubernetes/cmd/$b")
+    mv "$bin_dir/$b.tmp" "$bin_dir/$b"
+    log "    $b built in $(( $(date +%s) - t0 ))s"
+  done
+}
+
+# build_go_binary NAME MODULE VERSION PACKAGE [LDFLAGS]
+build_go_binary() {
+  local name=$1 module=$2 version=$3 package=$4 ldflags=${5:-"-s -w"}
+  [ -x "$bin_dir/$name" ] && { log "    $name cached"; return; }
+  local w="$work/$name" t0
+  t0=$(date +%s)
+  wrapper "$w" "$module" "$version"
+  log "    building $name ($module $version)…"
+  (cd "$w" && go build -trimpath -ldflags "$ldflags" -o "$bin_dir/$name.tmp" "$package")
+  mv "$bin_dir/$name.tmp" "$bin_dir/$name"
+  log "    $name built in $(( $(date +%s) - t0 ))s"
+}
+
+# Copies CRD YAML from a module's folder into the cache (the modules are the pinned sources).
+copy_crds() {
+  local module=$1 version=$2 sub=$3 dest=$4 dir
+  [ -d "$dest" ] && [ -n "$(ls -A "$dest")" ] && { log "    $(basename "$dest") cached"; return; }
+  dir=$(cd "$work" && GOFLAGS= go mod download -json "$module@$version" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  mkdir -p "$dest"
+  cp "$dir/$sub"/*.yaml "$dest/"
+  chmod -R u+w "$dest"
+  log "    $(ls "$dest" | wc -l) CRDs from $module $version"
+}
+
+all_started=$(date +%s)
+log "cache: $bin_dir"
+
+begin "kubernetes $K8S_VERSION: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl"
+have kube-apiserver kube-controller-manager kube-scheduler kubectl && log "    cached" || build_kubernetes
+done_step
+
+begin "etcd $ETCD_VERSION"
+build_go_binary etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3
+done_step
+
+begin "kwok and kwokctl $KWOK_VERSION"
+kwok_ld="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$K8S_VERSION"
+build_go_binary kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok "$kwok_ld"
+build_go_binary kwokctl sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwokctl "$kwok_ld"
+done_step
+
+begin "helm $HELM_VERSION"
+build_go_binary helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
+  "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+done_step
+
+begin "promtool and prometheus (github.com/prometheus/prometheus $PROMETHEUS_MODULE_VERSION)"
+build_go_binary promtool github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION" github.com/prometheus/prometheus/cmd/promtool
+build_go_binary prometheus github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION" github.com/prometheus/prometheus/cmd/prometheus
+done_step
+
+begin "Gateway API $GATEWAY_API_VERSION standard CRDs"
+copy_crds sigs.k8s.io/gateway-api "$GATEWAY_API_VERSION" config/crd/standard "$data_dir/gateway-api-crds"
+done_step
+
+begin "prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs"
+copy_crds github.com/prometheus-operator/prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" example/prometheus-operator-crd "$data_dir/prometheus-operator-crds"
+done_step
+
+log "all built in $(( $(date +%s) - all_started ))s; cache uses $(du -sh "$cache_root" | cut -f1)"
