@@ -1,0 +1,578 @@
+"""The ModelDeployment spec: pydantic models that are the single source of truth for the CRD schema.
+
+Public: ``ModelDeploymentSpec`` and its parts ``ModelSource``, ``ModelSchema``, ``TensorSpec``,
+``Resources``, ``ResourceList``, ``Autoscaling``, ``Server``, ``Batching``, ``EnvVar``, ``Toleration``,
+``LocalObjectReference``, ``Security``, ``SecretKeyRef``, ``RateLimit``, ``Logging``, ``Rollout``,
+``RolloutStep``, ``Analysis``, ``Smoke``, ``SmokeRequest``, ``QualityGate``, ``Evaluation``,
+``TrafficRouting``, ``GatewayAPIRouting``, ``ParentRef``, ``HeaderMatch``, ``Monitoring``,
+``ServiceMonitorSpec``; enums ``ModelFormat``, ``Metric``, ``DatasetFormat``; constants
+``PICKLE_FORMATS``, ``PICKLE_SUFFIXES``, ``MAX_NAME_LENGTH``, ``CHILD_SUFFIXES``.
+
+Every field has a description (``kubectl explain`` is the manual), scalar defaults live in the schema,
+and the CEL rules next to the fields are copied into the CRD by ``modeldeploy.crdgen``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from modeldeploy.api.cel import rule, validations
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+# Longest suffix the operator appends to the ModelDeployment name ("-preview"); children must fit 63.
+CHILD_SUFFIXES = ("-preview", "-green", "-blue")
+MAX_NAME_LENGTH = 63 - max(len(s) for s in CHILD_SUFFIXES)
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+
+class ApiModel(BaseModel):
+    """Base: camelCase on the wire, snake_case in Python, unknown fields ignored (the API server prunes)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+def _object_default() -> dict[str, Any]:
+    # `default: {}` in the CRD so the API server fills the nested defaults (kubectl get shows them).
+    return {"default": {}}
+
+
+_NUMBER = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+_QUANTITY_PATTERN = rf"^(\+|-)?{_NUMBER}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_NUMBER}))?$"
+Quantity = Annotated[
+    str | int,
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": _QUANTITY_PATTERN,
+        }
+    ),
+]
+DNSLabel = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+DNSSubdomain = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+    ),
+]
+
+
+class ModelFormat(StrEnum):
+    sklearn = "sklearn"
+    skops = "skops"
+    onnx = "onnx"
+    torchscript = "torchscript"
+    tensorflow = "tensorflow"
+    xgboost = "xgboost"
+    lightgbm = "lightgbm"
+
+
+# Formats whose loader unpickles, i.e. runs code from the file: a digest pins what will run.
+PICKLE_FORMATS = (ModelFormat.sklearn,)
+
+
+class TensorSpec(ApiModel):
+    name: str = Field(description="Input or output name.", min_length=1, max_length=128)
+    datatype: str = Field(
+        description="Open Inference Protocol datatype, e.g. FP32, FP64, INT64, BYTES, BOOL.",
+        pattern=r"^(BOOL|UINT8|UINT16|UINT32|UINT64|INT8|INT16|INT32|INT64|FP16|FP32|FP64|BYTES)$",
+    )
+    shape: list[int] = Field(
+        description="Shape; -1 marks a variable dimension (usually the batch).", max_length=8
+    )
+
+
+class ModelSchema(ApiModel):
+    """Optional input/output schema; modelserve validates requests against it."""
+
+    inputs: list[TensorSpec] = Field(description="Expected inputs, in order.", max_length=64)
+    outputs: list[TensorSpec] = Field(default_factory=list, description="Produced outputs.", max_length=64)
+
+
+_PICKLE_SUFFIX_CEL = " || ".join(f"self.uri.endsWith('{s}')" for s in PICKLE_SUFFIXES)
+_PICKLE_FORMAT_CEL = " || ".join(f"self.format == '{f.value}'" for f in PICKLE_FORMATS)
+
+
+class ModelSource(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                f"has(self.sha256) || self.allowUnverifiedPickle || "
+                f"!((has(self.format) && ({_PICKLE_FORMAT_CEL})) || {_PICKLE_SUFFIX_CEL})",
+                "model.sha256 is required for pickle-family models (format sklearn, or a uri ending in "
+                ".pkl, .pickle or .joblib): loading a pickle runs code from the file. Set model.sha256 to "
+                "the file's SHA-256, or set model.allowUnverifiedPickle: true to accept the risk",
+                field_path=".sha256",
+                reason="FieldValueRequired",
+            )
+        )
+    )
+
+    uri: str = Field(
+        description=(
+            "Where the model lives: https://host/path, http://host/path, s3://bucket/key, "
+            "pvc://<claim>/<path> (mounted read-only from a PersistentVolumeClaim) or file:///<path> "
+            "(baked into a custom server.image). The init container runs `modelserve fetch` for "
+            "http(s) and s3."
+        ),
+        min_length=1,
+        max_length=2048,
+        json_schema_extra=validations(
+            rule(
+                r"self.matches('^(https?://[^/]+/|s3://[^/]+/|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|file:///)[^?#]*[^/?#]([?#].*)?$')",
+                "model.uri must be https://host/path, http://host/path, s3://bucket/key, "
+                "pvc://<claim>/<path> or file:///<path>, and name a file or directory (not end in /)",
+            )
+        ),
+    )
+    format: ModelFormat | None = Field(
+        default=None, description="Model format; inferred by modelserve from the file when omitted."
+    )
+    sha256: str | None = Field(
+        default=None,
+        description="Expected SHA-256 of the model file (hex); the fetch fails on a mismatch.",
+        max_length=64,
+        json_schema_extra=validations(
+            rule(
+                "self.matches('^[a-f0-9]{64}$')",
+                "model.sha256 must be 64 lowercase hexadecimal characters (the output of sha256sum)",
+            )
+        ),
+    )
+    allow_unverified_pickle: bool = Field(
+        default=False,
+        description="Allow loading a pickle-family model without a sha256. Unsafe: the file runs code.",
+    )
+    version: str | None = Field(
+        default=None,
+        description="Human version of the model, shown in metrics, headers and status.",
+        max_length=63,
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+    )
+    schema_: ModelSchema | None = Field(
+        default=None,
+        alias="schema",
+        description="Optional input/output schema; mounted next to the model as <model>.schema.json.",
+    )
+
+
+class ResourceList(ApiModel):
+    cpu: Quantity | None = Field(default=None, description="CPU, e.g. 250m or 1.")
+    memory: Quantity | None = Field(default=None, description="Memory, e.g. 256Mi or 1Gi.")
+    ephemeral_storage: Quantity | None = Field(
+        default=None, alias="ephemeral-storage", description="Scratch disk, e.g. 1Gi."
+    )
+
+
+def _limit_at_least_request(resource: str) -> dict[str, Any]:
+    field = resource.replace("-", "__dash__")  # CEL escaping of property names with dashes
+    lim, req = f"self.limits.{field}", f"self.requests.{field}"
+    return rule(
+        f"!has(self.limits) || !has(self.requests) || !has({lim}) || !has({req}) || "
+        f"quantity(string({lim})).compareTo(quantity(string({req}))) >= 0",
+        f"resources.limits.{resource} must be greater than or equal to resources.requests.{resource}",
+        field_path=f".limits.{resource}" if "-" not in resource else f".limits['{resource}']",
+    )
+
+
+class Resources(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            _limit_at_least_request("cpu"),
+            _limit_at_least_request("memory"),
+            _limit_at_least_request("ephemeral-storage"),
+        )
+    )
+
+    requests: ResourceList | None = Field(default=None, description="Guaranteed resources per server pod.")
+    limits: ResourceList | None = Field(default=None, description="Maximum resources per server pod.")
+
+
+class Autoscaling(ApiModel):
+    """A HorizontalPodAutoscaler targeting the ModelDeployment's scale subresource."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "self.maxReplicas >= self.minReplicas",
+                "autoscaling.maxReplicas must be greater than or equal to autoscaling.minReplicas",
+                field_path=".maxReplicas",
+            )
+        )
+    )
+
+    min_replicas: int = Field(default=1, ge=1, le=1000, description="Fewest replicas the HPA keeps.")
+    max_replicas: int = Field(ge=1, le=1000, description="Most replicas the HPA may create.")
+    target_cpu_utilization_percentage: int = Field(
+        default=80,
+        ge=1,
+        le=100,
+        alias="targetCPUUtilizationPercentage",
+        description="Average CPU utilisation (percent of requests) the HPA aims for; "
+        "needs resources.requests.cpu.",
+    )
+
+
+class Batching(ApiModel):
+    max_batch_size: int = Field(default=1, ge=1, le=4096, description="Most requests merged into one batch.")
+    max_latency_ms: float = Field(
+        default=0, ge=0, le=10000, description="How long a request may wait for a batch to fill, in ms."
+    )
+
+
+class EnvVar(ApiModel):
+    name: str = Field(
+        description="Variable name; MODELSERVE_* is reserved for the operator.",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$",
+        json_schema_extra=validations(
+            rule(
+                "!self.startsWith('MODELSERVE_')",
+                "server.env must not set MODELSERVE_* variables: the operator sets them from the spec "
+                "(use the matching spec field instead)",
+            )
+        ),
+    )
+    value: str = Field(default="", description="Value.", max_length=32768)
+
+
+class Toleration(ApiModel):
+    key: str | None = Field(
+        default=None, description="Taint key; empty with operator Exists matches all.", max_length=316
+    )
+    operator: str = Field(
+        default="Equal", description="Equal or Exists.", json_schema_extra={"enum": ["Equal", "Exists"]}
+    )
+    value: str | None = Field(default=None, description="Taint value for operator Equal.", max_length=63)
+    effect: str | None = Field(
+        default=None,
+        description="NoSchedule, PreferNoSchedule or NoExecute; empty matches all.",
+        json_schema_extra={"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
+    )
+    toleration_seconds: int | None = Field(
+        default=None, ge=0, description="How long a NoExecute taint is tolerated."
+    )
+
+
+class LocalObjectReference(ApiModel):
+    name: DNSSubdomain = Field(description="Name of an object in the ModelDeployment's namespace.")
+
+
+class Server(ApiModel):
+    image: str | None = Field(
+        default=None,
+        description="modelserve-compatible image; defaults to the operator's bundled modelserve image.",
+        max_length=512,
+    )
+    image_pull_policy: str | None = Field(
+        default=None,
+        description="Always, IfNotPresent or Never; Kubernetes' default when omitted.",
+        json_schema_extra={"enum": ["Always", "IfNotPresent", "Never"]},
+    )
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list, description="Secrets for pulling the image.", max_length=16
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="Server worker processes per pod.")
+    timeout_seconds: float = Field(default=30, gt=0, le=3600, description="Per-request timeout in seconds.")
+    model_load_timeout_seconds: int = Field(
+        default=600, ge=10, le=7200, description="How long a pod may take to fetch, load and warm the model."
+    )
+    max_body_bytes: int | None = Field(default=None, ge=1024, description="Largest request body accepted.")
+    max_queue: int | None = Field(default=None, ge=1, description="Requests queued before answering 503.")
+    batching: Batching | None = Field(default=None, description="Adaptive request batching.")
+    env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables.", max_length=64)
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Node labels the pods must match.",
+        json_schema_extra={"maxProperties": 32},
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, description="Taints the pods tolerate.", max_length=32
+    )
+    affinity: dict[str, Any] | None = Field(
+        default=None,
+        description="Pod affinity/anti-affinity, as in a Pod spec (not validated here; the Deployment is).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class SecretKeyRef(ApiModel):
+    name: DNSSubdomain = Field(description="Secret name in the ModelDeployment's namespace.")
+    key: str = Field(
+        default="api-keys",
+        description="Key holding the API keys, one per line (# comments allowed).",
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+    )
+
+
+class RateLimit(ApiModel):
+    requests_per_second: float = Field(
+        gt=0, le=1_000_000, description="Sustained requests per second per pod."
+    )
+    burst: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="Bucket size; defaults to 2x the rate."
+    )
+
+
+class Security(ApiModel):
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret with API keys; requests then need `Authorization: Bearer <key>`."
+    )
+    rate_limit: RateLimit | None = Field(
+        default=None, description="Per-pod token-bucket rate limit (429 beyond)."
+    )
+
+
+class Logging(ApiModel):
+    sample_rate: float = Field(default=1.0, ge=0, le=1, description="Fraction of requests logged (0..1).")
+    redact_fields: list[Annotated[str, Field(max_length=128)]] = Field(
+        default_factory=list, description="Input field names replaced by *** in request logs.", max_length=64
+    )
+
+
+class RolloutStep(ApiModel):
+    weight: int = Field(ge=1, le=100, description="Percent of traffic sent to the candidate in this step.")
+    pause_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=604800,
+        description="How long the step lasts; omitted = wait for `promote` (how an A/B split is held).",
+    )
+
+
+class Analysis(ApiModel):
+    """Judges the candidate from its own /metrics (or Prometheus) since the step began."""
+
+    max_error_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Largest 5xx/all ratio allowed."
+    )
+    max_latency_p99_ms: float | None = Field(
+        default=None, gt=0, description="Largest p99 latency allowed, in ms."
+    )
+    min_requests: int = Field(
+        default=20, ge=0, description="Requests needed before judging; fewer = inconclusive."
+    )
+    interval_seconds: int = Field(default=10, ge=1, le=3600, description="How often analysis runs.")
+    post_promotion: bool = Field(
+        default=True,
+        description="Keep analysing during scaleDownDelaySeconds after promotion (instant rollback).",
+    )
+
+
+class SmokeRequest(ApiModel):
+    path: str = Field(
+        default="/predict",
+        description="Path on the preview Service, e.g. /predict or /v2/models/<name>/infer.",
+        max_length=512,
+        pattern=r"^/",
+    )
+    body: Any = Field(
+        description="JSON request body.", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+    expected_status: int = Field(default=200, ge=100, le=599, description="HTTP status the request must get.")
+    expected_output_shape: list[int] | None = Field(
+        default=None,
+        description="Shape of the output (v2: outputs[0].shape; otherwise the predictions array); -1 = any.",
+        max_length=8,
+    )
+
+
+class Smoke(ApiModel):
+    requests: list[SmokeRequest] = Field(
+        description="Requests sent to the preview; all must pass.", min_length=1, max_length=20
+    )
+
+
+class Metric(StrEnum):
+    accuracy = "accuracy"
+    f1 = "f1"
+    roc_auc = "roc_auc"
+    rmse = "rmse"
+    mae = "mae"
+
+
+HIGHER_IS_BETTER = {Metric.accuracy, Metric.f1, Metric.roc_auc}
+
+
+class DatasetFormat(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+class Evaluation(ApiModel):
+    """Labelled data sent to a model server; a scikit-learn metric is computed from the answers."""
+
+    dataset_uri: str = Field(
+        description="CSV (or Parquet) with features and a label column: https, http, s3, pvc or file URI.",
+        min_length=1,
+        max_length=2048,
+        pattern=r"^(https?|s3|pvc|file)://",
+    )
+    dataset_format: DatasetFormat | None = Field(
+        default=None, description="csv or parquet; from the suffix when omitted."
+    )
+    label_column: str = Field(description="Column holding the true label.", min_length=1, max_length=256)
+    metric: Metric = Field(
+        description="accuracy, f1, roc_auc (higher is better), rmse or mae (lower is better)."
+    )
+    threshold: float = Field(
+        description="Score the model must reach (>= for accuracy/f1/roc_auc, <= for rmse/mae)."
+    )
+    max_rows: int = Field(default=10000, ge=1, le=1_000_000, description="Rows used at most.")
+
+
+class QualityGate(Evaluation):
+    max_regression: float | None = Field(
+        default=None,
+        ge=0,
+        description="Champion/challenger: the candidate may be worse than the active model on the same rows "
+        "by at most this much. Omitted = only the absolute threshold.",
+    )
+
+
+class MonitoringEvaluation(Evaluation):
+    interval_seconds: int = Field(
+        default=3600, ge=60, le=2_592_000, description="How often the live model is evaluated."
+    )
+    rollback_on_failure: bool = Field(
+        default=False,
+        description="Roll back to the previous revision if it is still warm (scaleDownDelaySeconds).",
+    )
+
+
+class ParentRef(ApiModel):
+    name: DNSSubdomain = Field(description="Gateway name.")
+    namespace: DNSLabel | None = Field(
+        default=None, description="Gateway namespace; the route's when omitted."
+    )
+    section_name: str | None = Field(default=None, description="Listener name.", max_length=253)
+    port: int | None = Field(default=None, ge=1, le=65535, description="Listener port.")
+
+
+class HeaderMatch(ApiModel):
+    name: str = Field(
+        description="Header that selects users for the candidate.", min_length=1, max_length=256
+    )
+    value: str = Field(description="Value to match.", min_length=1, max_length=4096)
+    type: str = Field(
+        default="Exact",
+        description="Exact or RegularExpression.",
+        json_schema_extra={"enum": ["Exact", "RegularExpression"]},
+    )
+
+
+class GatewayAPIRouting(ApiModel):
+    parent_refs: list[ParentRef] = Field(
+        description="Gateways the HTTPRoute attaches to.", min_length=1, max_length=16
+    )
+    hostnames: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list, description="Hostnames the HTTPRoute serves.", max_length=16
+    )
+    header_match: HeaderMatch | None = Field(
+        default=None, description="Requests with this header always go to the candidate during a rollout."
+    )
+
+
+class TrafficRouting(ApiModel):
+    gateway_api: GatewayAPIRouting | None = Field(
+        default=None,
+        alias="gatewayAPI",
+        description="Exact weights through a Gateway API HTTPRoute the operator owns. "
+        "Omitted = Service-based "
+        "(selector switch; steps approximated by the replica ratio).",
+    )
+
+
+class Rollout(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "!has(self.steps) || (self.steps.map(s, s.weight).isSorted() && "
+                "self.steps.all(a, self.steps.exists_one(b, b.weight == a.weight)))",
+                "rollout.steps weights must be strictly increasing, e.g. 10, 50",
+                field_path=".steps",
+            )
+        )
+    )
+
+    strategy: str = Field(
+        default="BlueGreen", description="Only BlueGreen.", json_schema_extra={"enum": ["BlueGreen"]}
+    )
+    steps: list[RolloutStep] = Field(
+        default_factory=list, description="Traffic steps before 100%; empty = switch at once.", max_length=10
+    )
+    smoke: Smoke | None = Field(default=None, description="Requests sent to the preview before any traffic.")
+    quality_gate: QualityGate | None = Field(
+        default=None, description="Labelled-data check before any traffic."
+    )
+    analysis: Analysis | None = Field(default=None, description="Error-rate and latency checks during steps.")
+    auto_promote: bool = Field(
+        default=True, description="Promote after the last step; false = wait for `promote`."
+    )
+    scale_down_delay_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=86400,
+        description="How long the previous colour stays warm for instant rollback.",
+    )
+    progress_deadline_seconds: int = Field(
+        default=600,
+        ge=10,
+        le=86400,
+        description="A candidate not Ready within this is aborted with the cause.",
+    )
+    history_limit: int = Field(default=10, ge=1, le=50, description="Rollouts kept in status.history.")
+    traffic_routing: TrafficRouting | None = Field(default=None, description="How traffic is split.")
+
+
+class ServiceMonitorSpec(ApiModel):
+    enabled: bool = Field(default=False, description="Create a ServiceMonitor (if its CRD is installed).")
+    interval: str = Field(
+        default="30s", description="Scrape interval.", pattern=r"^[0-9]+(ms|s|m|h)$", max_length=16
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra labels, e.g. for the Prometheus serviceMonitorSelector.",
+        json_schema_extra={"maxProperties": 32},
+    )
+
+
+class Monitoring(ApiModel):
+    evaluation: MonitoringEvaluation | None = Field(
+        default=None, description="Regular evaluation of the live model."
+    )
+    service_monitor: ServiceMonitorSpec | None = Field(
+        default=None, description="Prometheus Operator scraping."
+    )
+
+
+class ModelDeploymentSpec(ApiModel):
+    model: ModelSource = Field(description="The model to serve.")
+    replicas: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description="Serving pods. Leave out when autoscaling is set: "
+        "the HPA owns it via the scale subresource.",
+    )
+    resources: Resources | None = Field(default=None, description="CPU and memory per server pod.")
+    autoscaling: Autoscaling | None = Field(default=None, description="HorizontalPodAutoscaler on CPU.")
+    server: Server = Field(
+        default_factory=Server, description="Server process settings.", json_schema_extra=_object_default()
+    )
+    security: Security | None = Field(default=None, description="API keys and rate limit.")
+    logging: Logging = Field(
+        default_factory=Logging, description="Request logging.", json_schema_extra=_object_default()
+    )
+    rollout: Rollout = Field(
+        default_factory=Rollout, description="How new revisions go live.", json_schema_extra=_object_default()
+    )
+    monitoring: Monitoring | None = Field(
+        default=None, description="Metrics scraping and live-model evaluation."
+    )
