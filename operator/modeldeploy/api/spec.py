@@ -1,6 +1,6 @@
 """The ModelDeployment spec: pydantic models that are the single source of truth for the CRD schema.
 
-Public: ``ModelDeploymentSpec`` and its parts ``ModelSource``, ``ModelSchema``, ``TensorSpec``,
+Public: ``ModelDeploymentSpec`` and its parts ``ModelSource``, ``ModelSchema``, ``Feature``,
 ``Resources``, ``ResourceList``, ``Autoscaling``, ``Server``, ``Batching``, ``EnvVar``, ``Toleration``,
 ``LocalObjectReference``, ``Security``, ``SecretKeyRef``, ``RateLimit``, ``Logging``, ``Rollout``,
 ``RolloutStep``, ``Analysis``, ``Smoke``, ``SmokeRequest``, ``QualityGate``, ``Evaluation``,
@@ -75,22 +75,53 @@ class ModelFormat(StrEnum):
 PICKLE_FORMATS = (ModelFormat.sklearn,)
 
 
-class TensorSpec(ApiModel):
-    name: str = Field(description="Input or output name.", min_length=1, max_length=128)
-    datatype: str = Field(
-        description="Open Inference Protocol datatype, e.g. FP32, FP64, INT64, BYTES, BOOL.",
-        pattern=r"^(BOOL|UINT8|UINT16|UINT32|UINT64|INT8|INT16|INT32|INT64|FP16|FP32|FP64|BYTES)$",
+class Feature(ApiModel):
+    """One input column of a tabular model (modelserve rejects requests that break these rules)."""
+
+    name: str = Field(description="Column name.", min_length=1, max_length=256)
+    dtype: str = Field(
+        default="float",
+        description="float, float32, float64, int, bool or string.",
+        json_schema_extra={"enum": ["float", "float32", "float64", "int", "bool", "string"]},
     )
-    shape: list[int] = Field(
-        description="Shape; -1 marks a variable dimension (usually the batch).", max_length=8
+    required: bool = Field(default=True, description="Whether the column must be present.")
+    minimum: float | None = Field(default=None, alias="min", description="Smallest value accepted.")
+    maximum: float | None = Field(default=None, alias="max", description="Largest value accepted.")
+    categories: list[Any] | None = Field(
+        default=None,
+        description="The only values accepted (strings or numbers).",
+        max_length=1024,
+        json_schema_extra={"items": {"x-kubernetes-preserve-unknown-fields": True}},
     )
 
 
 class ModelSchema(ApiModel):
-    """Optional input/output schema; modelserve validates requests against it."""
+    """Input schema, written next to the model as <model>.schema.json (modelserve's manifest format)."""
 
-    inputs: list[TensorSpec] = Field(description="Expected inputs, in order.", max_length=64)
-    outputs: list[TensorSpec] = Field(default_factory=list, description="Produced outputs.", max_length=64)
+    features: list[Feature] = Field(
+        default_factory=list, description="Columns of a tabular model, in order.", max_length=4096
+    )
+    shape: list[int] | None = Field(
+        default=None, description="Input shape of a tensor model; -1 = any size.", max_length=8
+    )
+    dtype: str | None = Field(
+        default=None, description="Input dtype of a tensor model, e.g. float32.", max_length=16
+    )
+    input_name: str | None = Field(default=None, description="Input tensor name.", max_length=256)
+    outputs: list[Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=list, description="Output names.", max_length=64
+    )
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The JSON modelserve reads (snake_case keys, min/max)."""
+        doc: dict[str, Any] = {
+            "features": [f.model_dump(by_alias=True, exclude_none=True) for f in self.features],
+            "outputs": list(self.outputs),
+        }
+        for key in ("shape", "dtype", "input_name"):
+            if getattr(self, key) is not None:
+                doc[key] = getattr(self, key)
+        return doc
 
 
 _PICKLE_SUFFIX_CEL = " || ".join(f"self.uri.endsWith('{s}')" for s in PICKLE_SUFFIXES)
@@ -108,7 +139,13 @@ class ModelSource(ApiModel):
                 "the file's SHA-256, or set model.allowUnverifiedPickle: true to accept the risk",
                 field_path=".sha256",
                 reason="FieldValueRequired",
-            )
+            ),
+            rule(
+                "!has(self.schema) || self.uri.matches('^(https?|s3)://')",
+                "model.schema works only for https, http and s3 models; for pvc:// and file:// models put "
+                "<model>.schema.json next to the model file instead",
+                field_path=".schema",
+            ),
         )
     )
 
@@ -156,7 +193,7 @@ class ModelSource(ApiModel):
     schema_: ModelSchema | None = Field(
         default=None,
         alias="schema",
-        description="Optional input/output schema; mounted next to the model as <model>.schema.json.",
+        description="Optional input schema; mounted next to the model as <model>.schema.json.",
     )
 
 
