@@ -1,0 +1,38 @@
+"""`python -m modeldeploy`: the operator process (kopf), its metrics server and liveness endpoint."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import kopf
+
+from modeldeploy.metrics import serve_metrics
+from modeldeploy.settings import get_settings
+
+
+def main() -> None:
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    kopf.configure(verbose=settings.log_level == "DEBUG", log_prefix=True)
+    serve_metrics(settings.metrics_port, settings.health_host)
+    import modeldeploy.handlers  # noqa: F401  (registers the handlers)
+
+    liveness = (
+        f"http://{settings.health_host}:{settings.health_port}/healthz" if settings.health_port else None
+    )
+    # kopf installs SIGINT/SIGTERM handlers: in-flight handlers finish, watches close, exit code 0.
+    kopf.run(
+        clusterwide=settings.clusterwide,
+        namespaces=settings.namespaces,
+        liveness_endpoint=liveness,
+        memo=kopf.Memo(runtime=None),
+    )
+
+
+if __name__ == "__main__":
+    main()

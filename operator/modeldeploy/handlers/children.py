@@ -1,0 +1,97 @@
+"""Owned kinds and serving pods: indexed by parent (observing costs no API call) and watched, so an
+edited or deleted child, or a pod changing state, reconciles its ModelDeployment within seconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from modeldeploy.handlers.modeldeployments import reconcile_in_background
+from modeldeploy.handlers.runtime import Key
+from modeldeploy.reconcile import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    owner_name,
+    pod_parent_name,
+    slim_child,
+    slim_pod,
+)
+
+OURS = {MANAGED_BY_LABEL: MANAGED_BY}
+DEPLOYMENTS = ("apps", "v1", "deployments")
+SERVICES = ("", "v1", "services")
+HPAS = ("autoscaling", "v2", "horizontalpodautoscalers")
+PDBS = ("policy", "v1", "poddisruptionbudgets")
+PODS = ("", "v1", "pods")
+
+
+def _child_entry(body: kopf.Body, api_version: str, kind: str) -> dict[Key, dict] | None:
+    parent = owner_name(body)
+    if parent is None:
+        return None
+    slim = slim_child(body)
+    slim.update(apiVersion=api_version, kind=kind)  # list responses omit them
+    return {(body["metadata"]["namespace"], parent): slim}
+
+
+@kopf.index(*DEPLOYMENTS, labels=OURS)
+def deployment_index(body: kopf.Body, **_: Any) -> dict[Key, dict] | None:
+    return _child_entry(body, "apps/v1", "Deployment")
+
+
+@kopf.index(*SERVICES, labels=OURS)
+def service_index(body: kopf.Body, **_: Any) -> dict[Key, dict] | None:
+    return _child_entry(body, "v1", "Service")
+
+
+@kopf.index(*HPAS, labels=OURS)
+def hpa_index(body: kopf.Body, **_: Any) -> dict[Key, dict] | None:
+    return _child_entry(body, "autoscaling/v2", "HorizontalPodAutoscaler")
+
+
+@kopf.index(*PDBS, labels=OURS)
+def pdb_index(body: kopf.Body, **_: Any) -> dict[Key, dict] | None:
+    return _child_entry(body, "policy/v1", "PodDisruptionBudget")
+
+
+@kopf.index(*PODS, labels=OURS)
+def pod_index(body: kopf.Body, **_: Any) -> dict[Key, dict] | None:
+    parent = pod_parent_name(body)
+    return {(body["metadata"]["namespace"], parent): slim_pod(body)} if parent else None
+
+
+async def _child_changed(
+    type: str | None, body: kopf.Body, memo: Any, kwargs: dict[str, Any], parent: str | None
+) -> None:
+    # type None is the initial listing at startup: the resume handlers already cover it.
+    if type is None or parent is None:
+        return
+    await reconcile_in_background(
+        memo, (body["metadata"]["namespace"], parent), kwargs, f"{body['kind'].lower()}"
+    )
+
+
+@kopf.on.event(*DEPLOYMENTS, labels=OURS)
+async def deployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    await _child_changed(type, body, memo, kwargs, owner_name(body))
+
+
+@kopf.on.event(*SERVICES, labels=OURS)
+async def service_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    await _child_changed(type, body, memo, kwargs, owner_name(body))
+
+
+@kopf.on.event(*HPAS, labels=OURS)
+async def hpa_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    await _child_changed(type, body, memo, kwargs, owner_name(body))
+
+
+@kopf.on.event(*PDBS, labels=OURS)
+async def pdb_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    await _child_changed(type, body, memo, kwargs, owner_name(body))
+
+
+@kopf.on.event(*PODS, labels=OURS)
+async def pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    await _child_changed(type, body, memo, kwargs, pod_parent_name(body))

@@ -1,0 +1,95 @@
+"""kopf configuration in one startup handler, and the runtime every handler shares."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from modeldeploy import api
+from modeldeploy.handlers.runtime import Runtime
+from modeldeploy.k8s import Kube, load_api_client
+from modeldeploy.reconcile import OWNER_SELECTOR, Context, crd_preserves_status_field
+from modeldeploy.settings import get_settings
+
+log = logging.getLogger(__name__)
+BOOKKEEPING_FIELD = "kopf"  # status.kopf: kopf's progress and last-handled spec
+
+
+@kopf.on.startup()
+async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    ours = get_settings()
+
+    # No finalizer: children are garbage-collected through owner references, and nothing else needs
+    # cleanup, so deleting a ModelDeployment never hangs on a stopped operator.
+    settings.persistence.finalizer = "modeldeploy.io/finalizer"
+
+    # Bookkeeping lives in status (which GitOps tools never diff and users never write), not in
+    # metadata.annotations that Argo CD / Flux compare with Git.
+    api_client = load_api_client(max_connections=ours.api_workers * 2)
+    kube = Kube(
+        api_client,
+        field_manager=ours.field_manager,
+        workers=ours.api_workers,
+        request_timeout=ours.request_timeout_seconds,
+    )
+    crd = await kube.get_crd(api.CRD_NAME)
+    if crd is not None and crd_preserves_status_field(crd, BOOKKEEPING_FIELD):
+        settings.persistence.progress_storage = kopf.StatusProgressStorage(
+            field=f"status.{BOOKKEEPING_FIELD}.progress", touch_field=f"status.{BOOKKEEPING_FIELD}.dummy"
+        )
+        settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
+            field=f"status.{BOOKKEEPING_FIELD}.lastHandledConfiguration"
+        )
+    else:
+        # Without status.kopf in the schema the API server would prune it and kopf would forget what
+        # it handled; annotations under our own prefix are the (documented) fallback.
+        log.warning(
+            "CRD %s has no status.%s field; kopf keeps its state in annotations",
+            api.CRD_NAME,
+            BOOKKEEPING_FIELD,
+        )
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="modeldeploy.io")
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="modeldeploy.io", key="last-handled-configuration"
+        )
+
+    # Handler logs stay in the operator's log; users get our own Events, so kopf posts only problems.
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = "modeldeploy"
+    settings.networking.request_timeout = ours.request_timeout_seconds
+    settings.networking.connect_timeout = 10
+    settings.watching.server_timeout = ours.watch_server_timeout_seconds
+    settings.watching.client_timeout = ours.watch_server_timeout_seconds + 30
+    settings.watching.connect_timeout = 10
+    settings.execution.max_workers = ours.api_workers
+
+    # Watch only what we own: the API server filters children and pods by our managed-by label.
+    for selector in (("apps", "deployments"), "services", ("autoscaling", "horizontalpodautoscalers"),
+                     ("policy", "poddisruptionbudgets"), "pods"):  # fmt: skip
+        settings.watching.label_selectors[selector] = OWNER_SELECTOR
+
+    # HA: replicas share one peering object; the highest priority is active, the others stand by
+    # and take over once its record is older than `lifetime` seconds.
+    settings.peering.standalone = ours.standalone
+    settings.peering.name = ours.peering_name
+    settings.peering.priority = ours.priority
+    settings.peering.lifetime = ours.peering_lifetime_seconds
+    settings.peering.mandatory = not ours.standalone
+    settings.peering.clusterwide = ours.clusterwide
+
+    memo.runtime = Runtime(ctx=Context(kube=kube, settings=ours))
+    log.info(
+        "modeldeploy operator starting: namespaces=%s priority=%s peering=%s",
+        ours.namespaces or "all",
+        ours.priority,
+        "standalone" if ours.standalone else ours.peering_name,
+    )
+
+
+@kopf.on.cleanup()
+async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
+    runtime = getattr(memo, "runtime", None)
+    if runtime is not None:
+        runtime.ctx.kube.close()

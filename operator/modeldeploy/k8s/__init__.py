@@ -1,0 +1,37 @@
+"""Kubernetes API I/O: the only package that talks to the API server (besides kopf's own watches)."""
+
+from modeldeploy.k8s.client import ApiError, Kube, load_api_client
+from modeldeploy.k8s.resources import (
+    CHILD_KINDS,
+    DEPLOYMENT,
+    HPA,
+    HTTP_ROUTE,
+    MODEL_DEPLOYMENT,
+    PDB,
+    POD,
+    PVC,
+    SECRET,
+    SERVICE,
+    SERVICE_MONITOR,
+    Kind,
+    kind_of,
+)
+
+__all__ = [
+    "CHILD_KINDS",
+    "DEPLOYMENT",
+    "HPA",
+    "HTTP_ROUTE",
+    "MODEL_DEPLOYMENT",
+    "PDB",
+    "POD",
+    "PVC",
+    "SECRET",
+    "SERVICE",
+    "SERVICE_MONITOR",
+    "ApiError",
+    "Kind",
+    "Kube",
+    "kind_of",
+    "load_api_client",
+]

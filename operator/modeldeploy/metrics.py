@@ -1,0 +1,56 @@
+"""The operator's own Prometheus metrics (prefix modeldeploy_), served on settings.metrics_port."""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECONCILES = Counter(
+    "modeldeploy_reconciles_total",
+    "Reconciles of ModelDeployments by trigger and result (changed, unchanged, invalid, waiting, error).",
+    ["trigger", "result"],
+    registry=REGISTRY,
+)
+RECONCILE_SECONDS = Histogram(
+    "modeldeploy_reconcile_duration_seconds",
+    "Wall time of one reconcile, from observe to status patch.",
+    ["trigger"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+ERRORS = Counter(
+    "modeldeploy_reconcile_errors_total",
+    "Reconciles that raised, by error class (ApiError, TemporaryError, ...).",
+    ["error"],
+    registry=REGISTRY,
+)
+API_WRITES = Counter(
+    "modeldeploy_api_writes_total",
+    "Writes the operator sent to the API server, by verb and resource (steady state should add none).",
+    ["verb", "resource"],
+    registry=REGISTRY,
+)
+DEPLOYMENTS_BY_PHASE = Gauge(
+    "modeldeploy_modeldeployments",
+    "ModelDeployments known to this operator replica, by status phase.",
+    ["phase"],
+    registry=REGISTRY,
+)
+KNOWN_PHASES = ("Pending", "Progressing", "Paused", "Healthy", "Degraded", "Failed", "Invalid")
+
+
+def set_phase_counts(phases: Iterable[str]) -> None:
+    """Replace the by-phase gauge from the current phases of all ModelDeployments."""
+    tally = Tally(phases)
+    for phase in set(KNOWN_PHASES) | set(tally):
+        DEPLOYMENTS_BY_PHASE.labels(phase=phase).set(tally.get(phase, 0))
+
+
+def serve_metrics(port: int, host: str = "0.0.0.0") -> None:
+    """Start the /metrics HTTP server in a daemon thread (port 0 disables it)."""
+    if port:
+        start_http_server(port, addr=host, registry=REGISTRY)

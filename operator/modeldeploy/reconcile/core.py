@@ -1,0 +1,190 @@
+"""Reconcile one ModelDeployment: observe -> plan -> apply -> status. Writes only what changed.
+
+Raised to the caller (handlers translate them to kopf):
+- InvalidSpec: the spec passed the schema but can never work as written; no retry.
+- WaitingFor: something the spec refers to is missing (Secret, PVC); retry with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modeldeploy import metrics
+from modeldeploy.k8s import MODEL_DEPLOYMENT, PVC, SECRET, Kube, kind_of
+from modeldeploy.reconcile import desired_port
+from modeldeploy.reconcile.observe import Observed, observed_for, slim_child
+from modeldeploy.reconcile.plan import Action, Step, plan_children
+from modeldeploy.reconcile.status import keep_transition_times, status_merge_patch, transition_events
+from modeldeploy.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+
+class InvalidSpec(Exception):
+    """The spec cannot work as written; the message names the field and the rule."""
+
+
+class WaitingFor(Exception):
+    """A prerequisite is missing; retry later."""
+
+    def __init__(self, reason: str, message: str, delay: float = 10.0) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.delay = delay
+
+
+@dataclass
+class Outcome:
+    result: str  # changed | unchanged | invalid | waiting
+    steps: list[Step] = field(default_factory=list)
+    status_patch: dict[str, Any] | None = None
+    phase: str | None = None
+
+    @property
+    def writes(self) -> int:
+        return sum(s.action != Action.UNCHANGED for s in self.steps) + (self.status_patch is not None)
+
+
+@dataclass
+class Context:
+    kube: Kube
+    settings: OperatorSettings
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _failure_status(body: Mapping[str, Any], reason: str, message: str, phase: str) -> dict[str, Any]:
+    """Status for a spec that cannot be served now: Ready=False with the reason, nothing else changed."""
+    generation = body.get("metadata", {}).get("generation")
+    old = dict(body.get("status") or {})
+    conditions = {c["type"]: c for c in old.get("conditions") or [] if "type" in c}
+    stamp = {"observedGeneration": generation, "lastTransitionTime": _now()}
+    conditions["Ready"] = {"type": "Ready", "status": "False", "reason": reason, "message": message, **stamp}
+    conditions.setdefault(
+        "Progressing",
+        {"type": "Progressing", "status": "False", "reason": reason, "message": message, **stamp},
+    )
+    conditions.setdefault(
+        "Degraded", {"type": "Degraded", "status": "False", "reason": reason, "message": message, **stamp}
+    )
+    new = {k: v for k, v in old.items() if k != "kopf"}
+    new.update({"observedGeneration": generation, "phase": phase, "conditions": list(conditions.values())})
+    return new
+
+
+async def write_status(ctx: Context, body: Mapping[str, Any], new_status: dict[str, Any]) -> dict | None:
+    """Patch status through the subresource only when it changed; emit an Event per transition."""
+    meta = body["metadata"]
+    old = body.get("status") or {}
+    new_status = keep_transition_times(old, new_status)
+    patch = status_merge_patch(old, new_status)
+    if patch is None:
+        return None
+    await ctx.kube.patch_status(meta["namespace"], meta["name"], patch)
+    for type_, reason, message in transition_events(old, new_status):
+        await ctx.kube.emit_event(_involved(body), reason=reason, message=message, type_=type_)
+    return patch
+
+
+def _involved(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": dict(body["metadata"]),
+    }
+
+
+async def check_prerequisites(ctx: Context, namespace: str, spec: Any) -> None:
+    """Objects the spec refers to must exist before we create pods that would hang on them."""
+    for kind, name, reason in desired_port.referenced_objects(spec):
+        target = {"Secret": SECRET, "PersistentVolumeClaim": PVC}[kind]
+        if await ctx.kube.get(target, namespace, name) is None:
+            raise WaitingFor(reason, f"{kind} {namespace}/{name} referenced by the spec does not exist")
+
+
+async def reconcile(
+    ctx: Context,
+    body: Mapping[str, Any],
+    children: Iterable[Mapping[str, Any]],
+    pods: Iterable[Mapping[str, Any]],
+    *,
+    trigger: str,
+) -> Outcome:
+    started = time.perf_counter()
+    try:
+        outcome = await _reconcile(ctx, body, observed_for(body["metadata"].get("uid"), children, pods))
+    except InvalidSpec:
+        metrics.RECONCILES.labels(trigger=trigger, result="invalid").inc()
+        raise
+    except WaitingFor:
+        metrics.RECONCILES.labels(trigger=trigger, result="waiting").inc()
+        raise
+    except Exception as exc:
+        metrics.RECONCILES.labels(trigger=trigger, result="error").inc()
+        metrics.ERRORS.labels(error=type(exc).__name__).inc()
+        raise
+    finally:
+        metrics.RECONCILE_SECONDS.labels(trigger=trigger).observe(time.perf_counter() - started)
+    metrics.RECONCILES.labels(trigger=trigger, result=outcome.result).inc()
+    return outcome
+
+
+async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) -> Outcome:
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    try:
+        spec = desired_port.parse_spec(body)
+    except ValueError as exc:
+        message = str(exc)
+        patch = await write_status(ctx, body, _failure_status(body, "InvalidSpec", message, "Failed"))
+        if patch is not None:  # first time we see this generation fail: say it loudly once
+            log.warning("ModelDeployment %s/%s is invalid: %s", namespace, name, message)
+        raise InvalidSpec(message) from exc
+
+    try:
+        await check_prerequisites(ctx, namespace, spec)
+    except WaitingFor as waiting:
+        await write_status(ctx, body, _failure_status(body, waiting.reason, waiting.message, "Pending"))
+        raise
+
+    desired = desired_port.desired_children(body, spec, observed, ctx.settings)
+    steps = plan_children(desired, observed.children)
+    live = dict(observed.children)
+    for step in steps:
+        if step.action in (Action.CREATE, Action.UPDATE):
+            assert step.manifest is not None
+            log.info("%s %s %s/%s (%s)", step.action, step.kind, namespace, step.name, step.why)
+            live[(step.kind, step.name)] = slim_child(await ctx.kube.apply(step.manifest))
+        elif step.action == Action.DELETE:
+            log.info("delete %s %s/%s (%s)", step.kind, namespace, step.name, step.why)
+            kind = kind_of(live[(step.kind, step.name)])
+            await ctx.kube.delete(kind, namespace, step.name)
+            live.pop((step.kind, step.name))
+
+    new_status = desired_port.computed_status(body, spec, Observed(children=live, pods=observed.pods))
+    patch = await write_status(ctx, body, new_status)
+    changed = patch is not None or any(s.action != Action.UNCHANGED for s in steps)
+    return Outcome("changed" if changed else "unchanged", steps, patch, new_status.get("phase"))
+
+
+async def reconcile_by_key(
+    ctx: Context,
+    namespace: str,
+    name: str,
+    children: Iterable[Mapping[str, Any]],
+    pods: Iterable[Mapping[str, Any]],
+    *,
+    trigger: str,
+) -> Outcome | None:
+    """Reconcile from a fresh read of the ModelDeployment (None when it is gone or being deleted)."""
+    body = await ctx.kube.get(MODEL_DEPLOYMENT, namespace, name)
+    if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+        return None
+    return await reconcile(ctx, body, children, pods, trigger=trigger)

@@ -1,0 +1,123 @@
+"""Pure helpers that turn watched objects into the observed state of one ModelDeployment.
+
+The operator keeps its children and their pods in kopf indexes (filled by watch streams), so observing
+costs no API call; these functions decide what to keep and which parent an object belongs to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modeldeploy.reconcile.plan import ChildKey
+
+OWNER_KIND = "ModelDeployment"
+OWNER_API_GROUP = "modeldeploy.io/"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "modeldeploy"
+# Labels that name the parent ModelDeployment on pods (pods are owned by ReplicaSets, not by us).
+PARENT_LABELS = ("modeldeploy.io/name", "app.kubernetes.io/instance")
+
+_KEPT_METADATA = (
+    "name", "namespace", "uid", "labels", "annotations", "ownerReferences",
+    "generation", "resourceVersion", "deletionTimestamp", "creationTimestamp",
+)  # fmt: skip
+
+
+@dataclass
+class Observed:
+    """What exists for one ModelDeployment: children by (kind, name), and its serving pods."""
+
+    children: dict[ChildKey, dict] = field(default_factory=dict)
+    pods: list[dict] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> dict[str, dict]:
+        return {name: obj for (k, name), obj in self.children.items() if k == kind}
+
+
+def _slim_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: meta[key] for key in _KEPT_METADATA if key in meta}
+
+
+def slim_child(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a child we compare and report on (managedFields dropped: they are large)."""
+    slim = {key: body[key] for key in ("apiVersion", "kind", "spec", "status", "data") if key in body}
+    slim["metadata"] = _slim_metadata(body.get("metadata", {}))
+    return json_copy(slim)
+
+
+def slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A pod reduced to what status computation reads: labels, phase, conditions, container states."""
+    status = body.get("status") or {}
+    kept_status = {
+        key: status[key]
+        for key in ("phase", "conditions", "containerStatuses", "initContainerStatuses", "reason", "message")
+        if key in status
+    }
+    return json_copy({"metadata": _slim_metadata(body.get("metadata", {})), "status": kept_status})
+
+
+def owner_name(body: Mapping[str, Any]) -> str | None:
+    """The ModelDeployment that owns a child, from its controller owner reference."""
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == OWNER_KIND and str(ref.get("apiVersion", "")).startswith(OWNER_API_GROUP):
+            return ref.get("name")
+    return None
+
+
+def owner_uid(body: Mapping[str, Any]) -> str | None:
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == OWNER_KIND and str(ref.get("apiVersion", "")).startswith(OWNER_API_GROUP):
+            return ref.get("uid")
+    return None
+
+
+def pod_parent_name(body: Mapping[str, Any]) -> str | None:
+    labels = body.get("metadata", {}).get("labels") or {}
+    if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
+        return None
+    for label in PARENT_LABELS:
+        if labels.get(label):
+            return labels[label]
+    return None
+
+
+def observed_for(
+    parent_uid: str | None, children: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]
+) -> Observed:
+    """Children owned by *this* incarnation of the parent (a re-created namesake has another uid)."""
+    observed = Observed()
+    for child in children:
+        if parent_uid and owner_uid(child) not in (None, parent_uid):
+            continue
+        observed.children[(child["kind"], child["metadata"]["name"])] = dict(child)
+    observed.pods = [dict(pod) for pod in pods if not pod.get("metadata", {}).get("deletionTimestamp")]
+    return observed
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy made of plain dicts and lists (kopf bodies are read-only views)."""
+    if isinstance(value, Mapping):
+        return {str(k): json_copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_copy(v) for v in value]
+    return value
+
+
+OWNER_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+
+
+def crd_preserves_status_field(crd: Mapping[str, Any], field_name: str) -> bool:
+    """Whether the served version's schema keeps status.<field_name> (else the API server prunes it)."""
+    for version in crd.get("spec", {}).get("versions") or []:
+        if not version.get("storage"):
+            continue
+        schema = version.get("schema", {}).get("openAPIV3Schema", {})
+        status = schema.get("properties", {}).get("status", {})
+        if status.get("x-kubernetes-preserve-unknown-fields"):
+            return True
+        return bool(
+            status.get("properties", {}).get(field_name, {}).get("x-kubernetes-preserve-unknown-fields")
+        )
+    return False

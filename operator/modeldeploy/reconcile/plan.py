@@ -1,0 +1,150 @@
+"""Pure decisions: compare desired children with what exists and say create, update, unchanged or delete.
+
+Two checks make "nothing to change writes nothing" hold without fighting the API server:
+- the hash of the desired manifest, stored on the child, changes when *we* want something different
+  (including a field we stopped setting, which a subset check cannot see);
+- a subset check - every field we set has the value we set - catches someone else editing the child,
+  while ignoring server-side defaults and fields others own (they are simply not in the desired manifest).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+APPLIED_HASH_ANNOTATION = "modeldeploy.io/applied-hash"
+
+
+class Action(enum.StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Step:
+    action: Action
+    kind: str
+    name: str
+    manifest: dict | None  # what to apply (None for unchanged/delete)
+    why: str = ""
+
+
+ChildKey = tuple[str, str]  # (kind, name)
+
+
+def key_of(manifest: Mapping[str, Any]) -> ChildKey:
+    return manifest["kind"], manifest["metadata"]["name"]
+
+
+def manifest_hash(manifest: Mapping[str, Any]) -> str:
+    """A short, stable digest of a manifest (key order does not matter)."""
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def with_applied_hash(manifest: dict) -> dict:
+    """A copy of the manifest carrying its own hash, so the next compare knows what we last applied."""
+    digest = manifest_hash(manifest)
+    stamped = json.loads(json.dumps(manifest))
+    stamped.setdefault("metadata", {}).setdefault("annotations", {})[APPLIED_HASH_ANNOTATION] = digest
+    return stamped
+
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+_SUFFIX = {
+    None: Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
+    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+    "P": Decimal("1e15"), "E": Decimal("1e18"), "Ki": Decimal(2**10), "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30), "Ti": Decimal(2**40), "Pi": Decimal(2**50), "Ei": Decimal(2**60),
+}  # fmt: skip
+
+
+def parse_quantity(value: Any) -> Decimal | None:
+    """A Kubernetes quantity ('500m', '1Gi', 2) as a number, or None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return Decimal(str(value))
+    if not isinstance(value, str):
+        return None
+    match = _QUANTITY.match(value.strip())
+    if not match:
+        return None
+    try:
+        return Decimal(match.group(1)) * _SUFFIX[match.group(2)]
+    except InvalidOperation:
+        return None
+
+
+def _same_scalar(want: Any, have: Any) -> bool:
+    if want == have:
+        return True
+    # The API server normalises quantities ("1000m" comes back as "1").
+    want_q, have_q = parse_quantity(want), parse_quantity(have)
+    return (
+        want_q is not None
+        and want_q == have_q
+        and isinstance(want, str | int)
+        and isinstance(have, str | int)
+    )
+
+
+def first_difference(want: Any, have: Any, path: str = "") -> str | None:
+    """The path of the first field we set that the live object does not have as set, else None."""
+    if isinstance(want, Mapping):
+        if not isinstance(have, Mapping):
+            return path or "."
+        for key, value in want.items():
+            if value is None:
+                continue
+            found = first_difference(value, have.get(key), f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(want, list):
+        if not isinstance(have, list) or len(want) != len(have):
+            return path
+        for index, (w, h) in enumerate(zip(want, have, strict=True)):
+            found = first_difference(w, h, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    return None if _same_scalar(want, have) else path
+
+
+def plan_child(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> Step:
+    """One child: create when missing; update when we changed our mind or someone edited it; else nothing."""
+    kind, name = key_of(desired)
+    stamped = with_applied_hash(dict(desired))
+    if live is None:
+        return Step(Action.CREATE, kind, name, stamped, "missing")
+    applied = (live.get("metadata", {}).get("annotations") or {}).get(APPLIED_HASH_ANNOTATION)
+    if applied != stamped["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]:
+        return Step(Action.UPDATE, kind, name, stamped, "desired state changed")
+    drifted = first_difference(desired, live)
+    if drifted:
+        return Step(Action.UPDATE, kind, name, stamped, f"edited outside the operator at {drifted}")
+    return Step(Action.UNCHANGED, kind, name, None)
+
+
+def plan_children(
+    desired: Iterable[Mapping[str, Any]], live: Mapping[ChildKey, Mapping[str, Any]]
+) -> list[Step]:
+    """Every desired child planned against the live ones; live children no longer desired are deleted."""
+    steps = []
+    wanted: set[ChildKey] = set()
+    for manifest in desired:
+        key = key_of(manifest)
+        wanted.add(key)
+        steps.append(plan_child(manifest, live.get(key)))
+    for kind, name in sorted(set(live) - wanted):
+        steps.append(Step(Action.DELETE, kind, name, None, "no longer desired"))
+    return steps

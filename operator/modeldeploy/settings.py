@@ -1,0 +1,65 @@
+"""Operator settings, read once from the environment (prefix MODELDEPLOY_)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """Everything a platform team tunes when installing the operator (the Helm chart sets these)."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELDEPLOY_", extra="ignore")
+
+    serving_image: str = Field(
+        default="ghcr.io/modeldeploy/modelserve:0.1.0",
+        description="Default modelserve image for ModelDeployments that do not override spec.server.image.",
+    )
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Namespaces to watch (comma list or JSON list); empty means all namespaces.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_port: int = Field(default=8000, ge=0, le=65535, description="Prometheus /metrics; 0 disables.")
+    health_port: int = Field(default=8080, ge=0, le=65535, description="Liveness /healthz; 0 disables.")
+    health_host: str = "0.0.0.0"
+    peering_name: str = Field(default="modeldeploy", description="kopf peering object shared by replicas.")
+    priority: int = Field(default=100, description="Peering priority; the highest live replica is active.")
+    peering_lifetime_seconds: int = Field(
+        default=15, ge=3, description="How long a dead replica's peering record counts; bounds failover time."
+    )
+    standalone: bool = Field(default=False, description="Skip peering (single replica, development).")
+    resync_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Periodic full reconcile of every ModelDeployment (drift safety net).",
+    )
+    rollout_tick_seconds: float = Field(default=2.0, gt=0, description="Rollout timer interval.")
+    field_manager: str = Field(default="modeldeploy", description="Server-side apply field manager.")
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    watch_server_timeout_seconds: float = Field(default=300.0, gt=0)
+    api_workers: int = Field(default=16, ge=1, description="Threads for blocking Kubernetes client calls.")
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_comma_list(cls, value: object) -> object:
+        # A comma list is what people write in a Helm value or an env var; JSON lists also work.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> OperatorSettings:
+    return OperatorSettings()
