@@ -1,0 +1,110 @@
+"""CLI: `modelserve serve [--flags]` and `modelserve fetch URI DEST [--sha256 HEX]`.
+
+Every serve flag has the name of its MODELSERVE_* variable (--model-path <-> MODELSERVE_MODEL_PATH);
+a flag given on the command line wins over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pydantic import ValidationError
+
+EXIT_BAD_CONFIG = 2
+EXIT_DIGEST_MISMATCH = 3
+EXIT_DOWNLOAD_FAILURE = 4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .settings import Settings
+
+    parser = argparse.ArgumentParser(prog="modelserve", description="Serve one ML model over HTTP.")
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="load the model and serve it (default)")
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        serve.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            default=None,
+            metavar="VALUE",
+            help=f"env MODELSERVE_{name.upper()} (default: {default!r})",
+        )
+    fetch = commands.add_parser("fetch", help="download a model atomically and verify its SHA-256")
+    fetch.add_argument("uri", help="https://, http://, s3://bucket/key, file:// or a local path")
+    fetch.add_argument("dest", help="destination file (written via a temp file and a rename)")
+    fetch.add_argument("--sha256", default="", help="expected SHA-256 (hex); mismatch exits 3")
+    return parser
+
+
+def settings_errors(err: ValidationError) -> str:
+    parts = []
+    for item in err.errors():
+        field = ".".join(str(p) for p in item["loc"])
+        parts.append(f"MODELSERVE_{field.upper()} (--{field.replace('_', '-')}): {item['msg']}")
+    return "bad configuration: " + "; ".join(parts)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from .server import serve, write_termination_message
+    from .settings import Settings
+
+    overrides = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as err:
+        message = settings_errors(err)
+        print(message, file=sys.stderr)
+        write_termination_message(
+            overrides.get("termination_message_path") or _env_termination_path(), message
+        )
+        return EXIT_BAD_CONFIG
+    return serve(settings)
+
+
+def _env_termination_path() -> str:
+    import os
+
+    return os.environ.get("MODELSERVE_TERMINATION_MESSAGE_PATH", "/dev/termination-log")
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from .errors import DigestMismatch, FetchError
+    from .fetch import fetch
+
+    sha = args.sha256.strip().lower()
+    if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+        print("bad configuration: --sha256 must be 64 hexadecimal characters", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    try:
+        digest = fetch(args.uri, args.dest, sha)
+    except DigestMismatch as err:
+        print(f"fetch failed: {err}", file=sys.stderr)
+        return EXIT_DIGEST_MISMATCH
+    except FetchError as err:
+        print(f"fetch failed: {err}", file=sys.stderr)
+        return EXIT_DOWNLOAD_FAILURE
+    except OSError as err:
+        print(f"fetch failed: cannot write {args.dest}: {err}", file=sys.stderr)
+        return EXIT_DOWNLOAD_FAILURE
+    print(f"fetched {args.uri} -> {args.dest}" + (f" sha256={digest}" if digest else ""))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        argv = ["serve", *argv]  # `python -m modelserve` with no command serves
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_BAD_CONFIG if exit_.code else 0
+    if args.command == "fetch":
+        return run_fetch(args)
+    return run_serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

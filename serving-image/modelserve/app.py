@@ -1,0 +1,432 @@
+"""The ASGI application: FastAPI for the app shell and OpenAPI docs, raw ASGI endpoints on the hot path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import __version__
+from .auth import ApiKeys, RateLimiter, extract_key
+from .batching import Batcher
+from .errors import BadRequest, ModelServeError, NotFound, PayloadTooLarge, PredictTimeout
+from .loaders import LoadedModel
+from .metrics import CONTENT_TYPE, Metrics
+from .openapi import build_openapi
+from .protocols import (
+    check_requested_outputs,
+    encode_records,
+    encode_v1,
+    encode_v2,
+    parse_json,
+    parse_records,
+    parse_v1,
+    parse_v2,
+)
+from .reqlog import RequestLogger, log_event
+from .settings import Settings
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    loaded: LoadedModel
+    metrics: Metrics
+    logger: RequestLogger
+    keys: ApiKeys
+    limiter: RateLimiter
+    batcher: Batcher
+    ready: bool = False
+    draining: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS + (headers or [])})
+    await send({"type": "http.response.body", "body": body})
+
+
+def error_body(message: str) -> bytes:
+    return orjson.dumps({"error": message})
+
+
+async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
+    declared = headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BadRequest("client disconnected before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def request_id_from(headers: dict[bytes, bytes]) -> str:
+    given = headers.get(b"x-request-id")
+    if given and len(given) <= 128 and given.isascii() and given.decode().isprintable():
+        return given.decode()
+    return secrets.token_hex(12)
+
+
+def _expire(future: asyncio.Future[Any], seconds: float) -> None:
+    if not future.done():
+        future.set_exception(
+            PredictTimeout(f"prediction did not finish within {seconds:g}s (MODELSERVE_TIMEOUT_SECONDS)")
+        )
+
+
+class PredictEndpoint:
+    """One protocol's predict route: auth, rate limit, body limit, parse, batch, encode, metrics, log."""
+
+    def __init__(self, state: ServerState, route: str, protocol: str) -> None:
+        self.state = state
+        self.route = route
+        self.protocol = protocol
+        self.schema = state.loaded.schema
+        self.available_outputs = tuple(state.loaded.extra.get("output_names", ()))
+
+    def check_model(self, scope: Scope) -> None:
+        params = scope.get("path_params", {})
+        settings = self.state.settings
+        name = params.get("name")
+        if name is not None and name != settings.model_name:
+            raise NotFound(f"model '{name}' not found; this server serves '{settings.model_name}'")
+        version = params.get("version")
+        if version is not None and version != settings.model_version:
+            raise NotFound(
+                f"version '{version}' of model '{name}' not found; this server serves version "
+                f"'{settings.model_version}'"
+            )
+
+    def parse(self, doc: Any) -> tuple[np.ndarray, Any]:
+        if self.protocol == "v2":
+            rows, requested, v2_id = parse_v2(doc, self.schema)
+            check_requested_outputs(requested, self.available_outputs)
+            return rows, (requested, v2_id)
+        if self.protocol == "v1":
+            return parse_v1(doc, self.schema), None
+        return parse_records(doc, self.schema), None
+
+    def encode(self, outputs: dict[str, np.ndarray], context: Any) -> bytes:
+        if self.protocol == "v2":
+            requested, v2_id = context
+            settings = self.state.settings
+            return encode_v2(outputs, settings.model_name, settings.model_version, v2_id, requested)
+        if self.protocol == "v1":
+            return encode_v1(outputs)
+        return encode_records(outputs, self.state.loaded.classes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self.state
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        request_id = request_id_from(headers)
+        batcher = state.batcher
+        state.metrics.inflight.inc()
+        batcher.arriving += 1
+        arriving = True
+        status = 200
+        rows: np.ndarray | None = None
+        outputs: dict[str, np.ndarray] | None = None
+        error: str | None = None
+        key_id: str | None = None
+        extra_headers = [(b"x-request-id", request_id.encode())]
+        try:
+            auth = headers.get(b"authorization")
+            api_key = headers.get(b"x-api-key")
+            key_id = state.keys.authenticate(
+                extract_key(
+                    auth.decode("latin-1") if auth else None, api_key.decode("latin-1") if api_key else None
+                )
+            )
+            if state.limiter.enabled:
+                client = scope.get("client")
+                state.limiter.check(key_id or (client[0] if client else "anonymous"))
+            self.check_model(scope)
+            body = await read_body(receive, headers, state.settings.max_body_bytes)
+            rows, context = self.parse(parse_json(body))
+            batcher.arriving -= 1
+            arriving = False
+            future = batcher.submit(rows)
+            timeout = state.settings.timeout_seconds
+            timer = asyncio.get_running_loop().call_later(timeout, _expire, future, timeout)
+            try:
+                outputs = await future
+            finally:
+                timer.cancel()
+            payload = self.encode(outputs, context)
+        except ModelServeError as err:
+            status = err.status_code
+            error = err.message
+            payload = error_body(error)
+            retry = getattr(err, "retry_after_seconds", None)
+            if retry is not None:
+                extra_headers.append((b"retry-after", str(retry).encode()))
+        except Exception as err:  # a bug of ours: log it server-side, answer without the trace
+            status = 500
+            error = f"internal error ({type(err).__name__})"
+            payload = error_body(error)
+            traceback.print_exc(file=sys.stderr)
+        finally:
+            if arriving:
+                batcher.arriving -= 1
+            state.metrics.inflight.dec()
+        await send_json(send, status, payload, extra_headers)
+        latency = time.perf_counter() - started
+        state.metrics.observe_request(self.route, status, latency)
+        if state.logger.sampled(status):
+            state.logger.log(
+                request_id,
+                self.route,
+                status,
+                latency,
+                rows,
+                self.schema.feature_names,
+                outputs,
+                error,
+                key_id,
+            )
+
+
+class JsonEndpoint:
+    """Cheap GET endpoints (health, metadata, metrics) that skip auth."""
+
+    def __init__(
+        self,
+        state: ServerState,
+        route: str,
+        handler: Callable[[Scope], tuple[int, bytes]],
+        content_type: bytes = b"application/json",
+    ) -> None:
+        self.state = state
+        self.route = route
+        self.handler = handler
+        self.content_type = content_type
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        try:
+            status, body = self.handler(scope)
+        except ModelServeError as err:
+            status, body = err.status_code, error_body(err.message)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", self.content_type)],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        self.state.metrics.observe_request(self.route, status, time.perf_counter() - started)
+
+
+def model_metadata(state: ServerState) -> dict[str, Any]:
+    settings, loaded = state.settings, state.loaded
+    schema = loaded.schema
+    shape = list(schema.shape)
+    return {
+        "name": settings.model_name,
+        "versions": [settings.model_version],
+        "platform": f"modelserve-{loaded.format}",
+        "inputs": [{"name": schema.input_name, "datatype": schema.v2_datatype, "shape": shape}],
+        "outputs": loaded.extra.get("outputs", []),
+        "parameters": {
+            "format": loaded.format,
+            "revision": settings.model_revision,
+            "color": settings.model_color,
+            "classes": loaded.classes,
+            "schema": schema.as_dict(),
+        },
+    }
+
+
+def build_routes(state: ServerState) -> list[Route]:
+    settings = state.settings
+
+    def ready_status(_: Scope) -> tuple[int, bytes]:
+        if state.ready and not state.draining:
+            return 200, b'{"ready":true}'
+        reason = "draining" if state.draining else "model not loaded"
+        return 503, orjson.dumps({"ready": False, "error": f"not ready: {reason}"})
+
+    def live(_: Scope) -> tuple[int, bytes]:
+        return 200, b'{"live":true}'
+
+    def server_metadata(_: Scope) -> tuple[int, bytes]:
+        return 200, orjson.dumps({"name": "modelserve", "version": __version__, "extensions": []})
+
+    def check_name(scope: Scope) -> None:
+        params = scope.get("path_params", {})
+        if params.get("name") != settings.model_name:
+            raise NotFound(
+                f"model '{params.get('name')}' not found; this server serves '{settings.model_name}'"
+            )
+        if "version" in params and params["version"] != settings.model_version:
+            raise NotFound(f"version '{params['version']}' of model '{params['name']}' not found")
+
+    def metadata(scope: Scope) -> tuple[int, bytes]:
+        check_name(scope)
+        return 200, orjson.dumps(model_metadata(state))
+
+    def model_ready(scope: Scope) -> tuple[int, bytes]:
+        check_name(scope)
+        status, _ = ready_status(scope)
+        return status, orjson.dumps({"name": settings.model_name, "ready": status == 200})
+
+    def metrics(_: Scope) -> tuple[int, bytes]:
+        return 200, state.metrics.exposition()
+
+    def get(
+        path: str, handler: Callable[[Scope], tuple[int, bytes]], content_type: bytes = b"application/json"
+    ):
+        return Route(path, JsonEndpoint(state, path, handler, content_type), methods=["GET"])
+
+    def post(path: str, protocol: str) -> Route:
+        return Route(path, PredictEndpoint(state, path, protocol), methods=["POST"])
+
+    return [
+        post("/v2/models/{name}/infer", "v2"),
+        post("/v1/models/{name}:predict", "v1"),
+        post("/predict", "records"),
+        post("/v2/models/{name}/versions/{version}/infer", "v2"),
+        get("/v2/health/live", live),
+        get("/v2/health/ready", ready_status),
+        get("/health", ready_status),
+        get("/metrics", metrics, CONTENT_TYPE.encode()),
+        get("/v2", server_metadata),
+        get("/v2/models/{name}", metadata),
+        get("/v2/models/{name}/ready", model_ready),
+        get("/v2/models/{name}/versions/{version}", metadata),
+        get("/v2/models/{name}/versions/{version}/ready", model_ready),
+        get("/v1/models/{name}", model_ready),
+    ]
+
+
+def install_drain_handler(state: ServerState) -> None:
+    """SIGTERM: readiness turns false first, then (after drain_seconds) uvicorn's own graceful stop."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    delay = state.settings.drain_seconds
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if not state.draining:
+            state.draining = True
+            state.metrics.ready.set(0)
+            log_event("draining", pid=os.getpid(), drain_seconds=delay)
+        if callable(previous):
+            if delay > 0:
+                loop.call_soon_threadsafe(loop.call_later, delay, previous, signum, frame)
+            else:
+                previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def create_app(settings: Settings, loaded: LoadedModel) -> FastAPI:
+    """Build the app around an already loaded and warmed model."""
+    metrics = Metrics(settings.metric_labels)
+    classifier = loaded.classes is not None
+
+    def observe(rows: int, seconds: float, outputs: dict[str, np.ndarray]) -> None:
+        metrics.observe_batch(rows, seconds, outputs, classifier)
+
+    in_thread = settings.predict_mode == "thread" or (
+        settings.predict_mode == "auto" and loaded.warmup_seconds > 0.001
+    )
+    state = ServerState(
+        settings=settings,
+        loaded=loaded,
+        metrics=metrics,
+        logger=RequestLogger(settings.log_sample_rate, settings.redact_fields, settings.metric_labels),
+        keys=ApiKeys(settings.api_keys_file),
+        limiter=RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst),
+        batcher=Batcher(
+            loaded.model.predict,
+            settings.max_batch_size,
+            settings.max_batch_latency_ms / 1000,
+            settings.max_queue,
+            in_thread,
+            observe,
+        ),
+    )
+    state.extra["in_thread"] = in_thread
+    metrics.load_seconds.set(loaded.load_seconds + loaded.warmup_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        install_drain_handler(state)
+        state.ready = True
+        metrics.ready.set(1)
+        log_event(
+            "ready",
+            pid=os.getpid(),
+            model=settings.model_name,
+            version=settings.model_version,
+            format=loaded.format,
+            predict_in_thread=in_thread,
+            auth=state.keys.enabled,
+        )
+        yield
+        state.ready = False
+        state.batcher.close()
+
+    app = FastAPI(
+        title="modelserve",
+        version=__version__,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.router.routes.extend(build_routes(state))
+    app.state.modelserve = state
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        path = request.url.path[:200]
+        messages = {404: f"not found: {path}", 405: f"method {request.method} not allowed on {path}"}
+        message = messages.get(exc.status_code, str(exc.detail))
+        return Response(error_body(message), exc.status_code, media_type="application/json")
+
+    async def internal_error(_: Request, exc: Exception) -> Response:
+        traceback.print_exception(exc, file=sys.stderr)
+        return Response(error_body("internal error"), 500, media_type="application/json")
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, internal_error)
+    app.openapi = lambda: build_openapi(app, state)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,149 @@
+"""Prometheus metrics, every series labelled model/version/revision/color.
+
+With several workers, prometheus_client's multiprocess mode is used: PROMETHEUS_MULTIPROC_DIR must be
+set (by the server, under /tmp) before prometheus_client is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prom_multiprocess
+
+disable_created_metrics()  # the *_created series double the exposition for no operational value
+
+BASE_LABELS = ("model", "version", "revision", "color")
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def multiprocess_enabled() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class Metrics:
+    """Children are bound once per label set so the hot path is a dict lookup and an increment."""
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.registry = CollectorRegistry()
+        self.labels = labels
+        values = [labels[k] for k in BASE_LABELS]
+        reg = self.registry
+        self._requests = Counter(
+            "modelserve_requests",
+            "HTTP requests by route and status code.",
+            [*BASE_LABELS, "route", "status_code"],
+            registry=reg,
+        )
+        self._request_latency = Histogram(
+            "modelserve_request_duration_seconds",
+            "Time from request start to response, by route.",
+            [*BASE_LABELS, "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.predict_latency = Histogram(
+            "modelserve_predict_duration_seconds",
+            "Time the model spent on one (batched) prediction call.",
+            BASE_LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        ).labels(*values)
+        self.batch_size = Histogram(
+            "modelserve_batch_size",
+            "Rows per model call after micro-batching.",
+            BASE_LABELS,
+            buckets=BATCH_BUCKETS,
+            registry=reg,
+        ).labels(*values)
+        self.inflight = Gauge(
+            "modelserve_inflight_requests",
+            "Requests being handled right now.",
+            BASE_LABELS,
+            registry=reg,
+            multiprocess_mode="livesum",
+        ).labels(*values)
+        self.load_seconds = Gauge(
+            "modelserve_model_load_seconds",
+            "Seconds it took to load and warm the model.",
+            BASE_LABELS,
+            registry=reg,
+            multiprocess_mode="max",
+        ).labels(*values)
+        self.ready = Gauge(
+            "modelserve_ready",
+            "1 when the model is loaded, warmed and not draining.",
+            BASE_LABELS,
+            registry=reg,
+            multiprocess_mode="min",
+        ).labels(*values)
+        self._predictions = Counter(
+            "modelserve_predictions",
+            "Predicted rows by predicted class.",
+            [*BASE_LABELS, "class"],
+            registry=reg,
+        )
+        self.prediction_values = Histogram(
+            "modelserve_prediction_value",
+            "Predicted values of regression models.",
+            BASE_LABELS,
+            buckets=(-1000, -100, -10, -1, 0, 1, 10, 100, 1000),
+            registry=reg,
+        ).labels(*values)
+        self._values = values
+        self._request_children: dict[tuple[str, int], Any] = {}
+        self._latency_children: dict[str, Any] = {}
+        self._class_children: dict[Any, Any] = {}
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        key = (route, status)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self._requests.labels(*self._values, route, str(status))
+        child.inc()
+        latency = self._latency_children.get(route)
+        if latency is None:
+            latency = self._latency_children[route] = self._request_latency.labels(*self._values, route)
+        latency.observe(seconds)
+
+    def observe_batch(
+        self, rows: int, seconds: float, outputs: dict[str, np.ndarray], classifier: bool
+    ) -> None:
+        self.batch_size.observe(rows)
+        self.predict_latency.observe(seconds)
+        predicted = outputs.get("predict")
+        if predicted is None:
+            return
+        if classifier:
+            values, counts = np.unique(predicted, return_counts=True)
+            for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+                child = self._class_children.get(value)
+                if child is None:
+                    child = self._class_children[value] = self._predictions.labels(*self._values, str(value))
+                child.inc(count)
+        elif predicted.dtype.kind in "fiu":
+            for value in predicted.reshape(-1)[:1024].tolist():
+                self.prediction_values.observe(value)
+
+    def exposition(self) -> bytes:
+        if multiprocess_enabled():
+            registry = CollectorRegistry()
+            prom_multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def mark_worker_dead(pid: int) -> None:
+    if multiprocess_enabled():
+        prom_multiprocess.mark_process_dead(pid)

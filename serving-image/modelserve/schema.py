@@ -1,0 +1,368 @@
+"""Input schema (from a manifest next to the model, else from the model) and request validation.
+
+Validation is vectorised with numpy: the happy path is one `np.asarray` plus one `isfinite`; the slow
+search for *which* field broke which rule only runs once something is already wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .errors import BadRequest, ModelLoadError
+
+NUMERIC_DTYPES = {"float": np.float64, "float32": np.float32, "float64": np.float64, "int": np.float64}
+DTYPE_NAMES = frozenset({"float", "float32", "float64", "int", "bool", "string"})
+V2_DATATYPES = {"float32": "FP32", "float64": "FP64", "float": "FP64", "int": "INT64", "bool": "BOOL"}
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    dtype: str = "float"
+    required: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
+    categories: tuple[Any, ...] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "required": self.required}
+        if self.minimum is not None:
+            out["min"] = self.minimum
+        if self.maximum is not None:
+            out["max"] = self.maximum
+        if self.categories is not None:
+            out["categories"] = list(self.categories)
+        return out
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """Tabular models have `features` (one per column); tensor models only a `shape` (-1 = any)."""
+
+    input_name: str = "input"
+    features: tuple[Feature, ...] = ()
+    shape: tuple[int, ...] = (-1, -1)
+    dtype: str = "float64"
+    output_names: tuple[str, ...] = ()
+    source: str = "model"
+    _names: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def tabular(self) -> bool:
+        return bool(self.features)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    @property
+    def numeric(self) -> bool:
+        return all(f.dtype in NUMERIC_DTYPES or f.dtype == "bool" for f in self.features)
+
+    @property
+    def has_bounds(self) -> bool:
+        return any(f.minimum is not None or f.maximum is not None for f in self.features)
+
+    @property
+    def v2_datatype(self) -> str:
+        return "BYTES" if not self.numeric else V2_DATATYPES.get(self.dtype, "FP64")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "input_name": self.input_name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "features": [f.as_dict() for f in self.features],
+            "outputs": list(self.output_names),
+            "source": self.source,
+        }
+
+
+def tabular_schema(
+    n_features: int,
+    names: list[str] | None = None,
+    input_name: str = "input",
+    dtype: str = "float64",
+    output_names: tuple[str, ...] = (),
+) -> InputSchema:
+    names = names or [f"feature_{i}" for i in range(n_features)]
+    feature_dtype = "float" if dtype in NUMERIC_DTYPES else dtype
+    features = tuple(Feature(name=str(n), dtype=feature_dtype) for n in names)
+    return InputSchema(
+        input_name=input_name,
+        features=features,
+        shape=(-1, len(features)),
+        dtype=dtype,
+        output_names=output_names,
+    )
+
+
+def manifest_path_for(model_path: Path) -> Path:
+    if model_path.is_dir():
+        return model_path / "modelserve-schema.json"
+    return model_path.with_name(model_path.name + ".schema.json")
+
+
+def load_manifest(path: Path, fallback: InputSchema | None) -> InputSchema:
+    """Parse the schema manifest; any mistake in it is a load failure naming the field."""
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as err:
+        raise ModelLoadError(f"schema manifest {path} is not valid JSON: {err}") from None
+    if not isinstance(doc, dict):
+        raise ModelLoadError(f"schema manifest {path}: expected a JSON object")
+    features: list[Feature] = []
+    for i, item in enumerate(doc.get("inputs") or doc.get("features") or []):
+        where = f"schema manifest {path}: inputs[{i}]"
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ModelLoadError(f"{where}: expected an object with a string 'name'")
+        dtype = item.get("dtype", "float")
+        if dtype not in DTYPE_NAMES:
+            raise ModelLoadError(f"{where}.dtype: must be one of {sorted(DTYPE_NAMES)}, got {dtype!r}")
+        cats = item.get("categories")
+        features.append(
+            Feature(
+                name=item["name"],
+                dtype=dtype,
+                required=bool(item.get("required", True)),
+                minimum=item.get("min"),
+                maximum=item.get("max"),
+                categories=tuple(cats) if cats is not None else None,
+            )
+        )
+    shape = doc.get("shape")
+    if shape is not None and not (isinstance(shape, list) and all(isinstance(d, int) for d in shape)):
+        raise ModelLoadError(f"schema manifest {path}: shape must be a list of integers (-1 = any)")
+    base = fallback or InputSchema()
+    dtype = doc.get("dtype") or (base.dtype if base.dtype != "float64" or not features else "float64")
+    if features:
+        shape = shape or [-1, len(features)]
+        if len(shape) != 2 or shape[1] != len(features):
+            raise ModelLoadError(
+                f"schema manifest {path}: shape {shape} does not match {len(features)} inputs"
+            )
+    outputs = doc.get("outputs") or list(base.output_names)
+    return InputSchema(
+        input_name=doc.get("input_name") or base.input_name,
+        features=tuple(features),
+        shape=tuple(shape or base.shape),
+        dtype=dtype,
+        output_names=tuple(str(o) for o in outputs),
+        source="manifest",
+    )
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return f"string {value[:40]!r}"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _feature_label(schema: InputSchema, col: int) -> str:
+    if schema.tabular and col < len(schema.features):
+        return f"feature '{schema.features[col].name}'"
+    return f"element {col}"
+
+
+def rows_to_array(rows: Any, schema: InputSchema, field_name: str) -> np.ndarray:
+    """List of rows (lists) -> validated 2-D array (or N-D for tensor models)."""
+    if not isinstance(rows, list):
+        raise BadRequest(f"{field_name}: expected a list of rows, got {_describe(rows)}")
+    if not rows:
+        raise BadRequest(f"{field_name}: expected at least one row, got none")
+    if schema.tabular and not schema.numeric:
+        return _object_rows(rows, schema, field_name)
+    np_dtype = NUMERIC_DTYPES.get(schema.dtype, np.float64)
+    try:
+        array = np.asarray(rows, dtype=np_dtype)
+    except (ValueError, TypeError):
+        _explain_bad_rows(rows, schema, field_name)
+        raise BadRequest(f"{field_name}: rows must be lists of numbers of equal length") from None
+    return check_array(array, schema, field_name)
+
+
+def check_array(array: np.ndarray, schema: InputSchema, field_name: str) -> np.ndarray:
+    """Shape, finiteness and bounds of an already numeric array."""
+    if array.ndim == 1 and len(schema.shape) == 2:
+        array = array.reshape(1, -1) if array.size == schema.shape[1] or schema.shape[1] < 0 else array
+    expected = schema.shape
+    if array.ndim != len(expected):
+        if schema.tabular and array.ndim == 1:
+            raise BadRequest(f"{field_name}: expected {len(schema.features)} features, got {array.shape[0]}")
+        raise BadRequest(
+            f"{field_name}: expected {len(expected)}-dimensional input {list(expected)}, got shape "
+            f"{list(array.shape)}"
+        )
+    for axis in range(1, len(expected)):
+        if expected[axis] >= 0 and array.shape[axis] != expected[axis]:
+            if schema.tabular:
+                raise BadRequest(f"{field_name}: expected {expected[1]} features, got {array.shape[1]}")
+            raise BadRequest(
+                f"{field_name}: expected shape {list(expected)}, got {list(array.shape)} (axis {axis})"
+            )
+    if array.shape[0] == 0:
+        raise BadRequest(f"{field_name}: expected at least one row, got none")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        row, col = (int(i) for i in np.argwhere(~np.isfinite(array.reshape(array.shape[0], -1)))[0])
+        raise BadRequest(
+            f"{field_name}: row {row}, {_feature_label(schema, col)}: NaN and Infinity are not allowed"
+        )
+    if schema.has_bounds:
+        _check_bounds(array, schema, field_name)
+    return array
+
+
+def _check_bounds(array: np.ndarray, schema: InputSchema, field_name: str) -> None:
+    for col, feat in enumerate(schema.features):
+        column = array[:, col]
+        if feat.minimum is not None and (column < feat.minimum).any():
+            row = int(np.argmax(column < feat.minimum))
+            raise BadRequest(
+                f"{field_name}: row {row}, feature '{feat.name}': {column[row]:g} is below the minimum "
+                f"{feat.minimum:g}"
+            )
+        if feat.maximum is not None and (column > feat.maximum).any():
+            row = int(np.argmax(column > feat.maximum))
+            raise BadRequest(
+                f"{field_name}: row {row}, feature '{feat.name}': {column[row]:g} is above the maximum "
+                f"{feat.maximum:g}"
+            )
+
+
+def _explain_bad_rows(rows: list[Any], schema: InputSchema, field_name: str) -> None:
+    """Find the first element that made np.asarray fail and raise a BadRequest naming it."""
+    width = schema.shape[1] if len(schema.shape) == 2 else -1
+    for r, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise BadRequest(f"{field_name}: row {r}: expected a list of values, got {_describe(row)}")
+        if width >= 0 and len(row) != width:
+            noun = "features" if schema.tabular else "values"
+            raise BadRequest(f"{field_name}: row {r}: expected {width} {noun}, got {len(row)}")
+        for c, value in enumerate(row):
+            if value is None:
+                raise BadRequest(f"{field_name}: row {r}, {_feature_label(schema, c)}: missing value (null)")
+            if isinstance(value, list) and len(schema.shape) > 2:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise BadRequest(
+                    f"{field_name}: row {r}, {_feature_label(schema, c)}: expected a number, got "
+                    f"{_describe(value)}"
+                )
+    if width < 0:
+        lengths = {len(row) for row in rows if isinstance(row, list)}
+        if len(lengths) > 1:
+            raise BadRequest(f"{field_name}: rows have different lengths {sorted(lengths)}")
+
+
+def _object_rows(rows: list[Any], schema: InputSchema, field_name: str) -> np.ndarray:
+    """Mixed-type tabular input (strings, categories): checked column by column in Python."""
+    width = len(schema.features)
+    for r, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise BadRequest(f"{field_name}: row {r}: expected a list of values, got {_describe(row)}")
+        if len(row) != width:
+            raise BadRequest(f"{field_name}: row {r}: expected {width} features, got {len(row)}")
+        for feat, value in zip(schema.features, row, strict=True):
+            check_value(value, feat, f"{field_name}: row {r}, feature '{feat.name}'")
+    array = np.empty((len(rows), width), dtype=object)
+    array[:] = rows
+    return array
+
+
+def check_value(value: Any, feat: Feature, where: str) -> None:
+    if value is None:
+        if feat.required:
+            raise BadRequest(f"{where}: missing value (null)")
+        return
+    if feat.dtype == "string":
+        if not isinstance(value, str):
+            raise BadRequest(f"{where}: expected a string, got {_describe(value)}")
+    elif feat.dtype == "bool":
+        if not isinstance(value, bool):
+            raise BadRequest(f"{where}: expected a boolean, got {_describe(value)}")
+    else:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadRequest(f"{where}: expected a number, got {_describe(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadRequest(f"{where}: NaN and Infinity are not allowed")
+        if feat.dtype == "int" and isinstance(value, float) and not value.is_integer():
+            raise BadRequest(f"{where}: expected an integer, got {value}")
+        if feat.minimum is not None and value < feat.minimum:
+            raise BadRequest(f"{where}: {value} is below the minimum {feat.minimum}")
+        if feat.maximum is not None and value > feat.maximum:
+            raise BadRequest(f"{where}: {value} is above the maximum {feat.maximum}")
+    if feat.categories is not None and value not in feat.categories:
+        raise BadRequest(f"{where}: {value!r} is not one of the allowed values {list(feat.categories)}")
+
+
+def records_to_rows(records: Any, schema: InputSchema, field_name: str) -> list[list[Any]]:
+    """[{"feature": value, ...}, ...] -> rows in the schema's column order."""
+    if isinstance(records, dict):
+        records = [records]
+    if not isinstance(records, list):
+        raise BadRequest(f"{field_name}: expected a list of records (objects), got {_describe(records)}")
+    if not records:
+        raise BadRequest(f"{field_name}: expected at least one record, got none")
+    if not schema.tabular:
+        raise BadRequest(
+            f"{field_name}: this model takes a tensor of shape {list(schema.shape)}, not named features; "
+            "use /v2/models/{name}/infer or /v1/models/{name}:predict"
+        )
+    names = schema.feature_names
+    known = frozenset(names)
+    rows: list[list[Any]] = []
+    for r, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise BadRequest(
+                f"{field_name}: row {r}: expected an object of feature values, got {_describe(record)}"
+            )
+        if len(record) != len(names) or not known.issuperset(record):
+            for name in record:
+                if name not in known:
+                    raise BadRequest(f"{field_name}: row {r}: unknown feature '{name}'")
+            for feat in schema.features:
+                if feat.name not in record and feat.required:
+                    raise BadRequest(f"{field_name}: row {r}: missing required feature '{feat.name}'")
+        rows.append([record.get(name) for name in names])
+    return rows
+
+
+def warmup_rows(schema: InputSchema) -> np.ndarray | list[list[Any]]:
+    """One plausible row for the start-up prediction."""
+    if schema.tabular:
+        row: list[Any] = []
+        for feat in schema.features:
+            if feat.categories:
+                row.append(feat.categories[0])
+            elif feat.dtype == "string":
+                row.append("")
+            elif feat.dtype == "bool":
+                row.append(False)
+            elif feat.minimum is not None and feat.maximum is not None:
+                row.append((feat.minimum + feat.maximum) / 2)
+            elif feat.minimum is not None:
+                row.append(feat.minimum)
+            else:
+                row.append(0.0)
+        return [row]
+    dims = [1] + [d if d > 0 else 1 for d in schema.shape[1:]]
+    return np.zeros(dims, dtype=NUMERIC_DTYPES.get(schema.dtype, np.float64))

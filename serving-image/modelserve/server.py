@@ -1,0 +1,172 @@
+"""Start-up: load and warm the model once, then serve with uvicorn (uvloop + httptools)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelLoadError
+from .settings import Settings
+
+EXIT_OK = 0
+EXIT_LOAD_FAILURE = 1
+EXIT_BAD_CONFIG = 2
+
+
+def write_termination_message(path: str, message: str) -> None:
+    """Kubernetes shows this file's content as the container's termination reason."""
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(message + "\n")
+    except OSError:
+        pass  # not in a pod (or not writable): stderr still has the reason
+
+
+def report_load_failure(settings: Settings, err: Exception) -> int:
+    line = f"model load failed: {err}".replace("\n", " ")
+    print(line, file=sys.stderr, flush=True)
+    write_termination_message(settings.termination_message_path, line)
+    return EXIT_LOAD_FAILURE
+
+
+def load_and_warm(settings: Settings) -> Any:
+    """Load once, run one prediction; raises ModelLoadError with a one-line reason."""
+    from .loaders import LoadedModel, load_model
+    from .schema import rows_to_array, warmup_rows
+
+    started = time.perf_counter()
+    model, model_file, fmt, schema = load_model(
+        settings.model_path,
+        settings.model_format,
+        settings.model_sha256,
+        settings.allow_unverified_pickle,
+        settings.trusted_skops_types,
+        settings.onnx_intra_op_threads,
+    )
+    load_seconds = time.perf_counter() - started
+    sample = warmup_rows(schema)
+    rows = sample if isinstance(sample, np.ndarray) else rows_to_array(sample, schema, "warm-up")
+    timings = []
+    try:
+        for _ in range(3):  # the first call pays lazy initialisation; the best of three is the steady cost
+            t0 = time.perf_counter()
+            outputs = model.predict(rows)
+            timings.append(time.perf_counter() - t0)
+    except Exception as err:
+        raise ModelLoadError(
+            f"warm-up prediction failed: {type(err).__name__}: {err}".splitlines()[0]
+        ) from None
+    if not isinstance(outputs, dict) or not outputs or any(len(v) != len(rows) for v in outputs.values()):
+        raise ModelLoadError("warm-up prediction did not return one output row per input row")
+    from .protocols import v2_datatype
+
+    output_meta = [
+        {"name": name, "datatype": v2_datatype(value), "shape": [-1, *value.shape[1:]]}
+        for name, value in outputs.items()
+    ]
+    loaded = LoadedModel(
+        model=model,
+        path=model_file,
+        format=fmt,
+        schema=schema,
+        load_seconds=load_seconds,
+        warmup_seconds=min(timings),
+        extra={"outputs": output_meta, "output_names": tuple(outputs)},
+    )
+    return loaded
+
+
+def prepare_metrics_dir(settings: Settings) -> None:
+    """Multiprocess metrics need a shared, empty directory before prometheus_client is imported."""
+    if settings.workers <= 1:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        return
+    path = Path(settings.metrics_dir)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+
+
+def export_settings(settings: Settings) -> None:
+    """Worker processes rebuild Settings from the environment: carry CLI overrides there."""
+    for name, value in settings.model_dump().items():
+        os.environ[f"MODELSERVE_{name.upper()}"] = (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "access_log": False,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": settings.graceful_timeout_seconds,
+        "timeout_keep_alive": 75,
+        "backlog": 4096,
+        "server_header": False,
+        "date_header": False,
+    }
+
+
+def worker_app() -> Any:
+    """uvicorn factory for multi-worker mode: each worker loads its own copy of the model."""
+    from .app import create_app
+
+    settings = Settings()
+    try:
+        loaded = load_and_warm(settings)
+    except ModelLoadError as err:
+        sys.exit(report_load_failure(settings, err))
+    return create_app(settings, loaded)
+
+
+def serve(settings: Settings) -> int:
+    prepare_metrics_dir(settings)
+    try:
+        loaded = load_and_warm(settings)
+    except ModelLoadError as err:
+        return report_load_failure(settings, err)
+    except Exception as err:  # anything unexpected while loading is still a load failure, on one line
+        return report_load_failure(settings, ModelLoadError(f"{type(err).__name__}: {err}"))
+
+    import uvicorn
+
+    if settings.workers == 1:
+        from .app import create_app
+
+        config = uvicorn.Config(create_app(settings, loaded), **uvicorn_options(settings))
+        server = uvicorn.Server(config)
+        try:
+            server.run()
+        except SystemExit as exit_:
+            if not server.started:
+                print(f"cannot serve on {settings.host}:{settings.port} (see the log above)", file=sys.stderr)
+                return EXIT_BAD_CONFIG
+            raise exit_ from None
+        return EXIT_OK if server.started else EXIT_BAD_CONFIG
+
+    # Several workers: the parent only verified the model; each worker loads its own copy.
+    del loaded
+    gc.collect()
+    export_settings(settings)
+    try:
+        uvicorn.run(
+            "modelserve.server:worker_app",
+            factory=True,
+            workers=settings.workers,
+            **uvicorn_options(settings),
+        )
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return EXIT_OK

@@ -1,0 +1,75 @@
+"""Settings from MODELSERVE_* environment variables; CLI flags carry the same names."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ModelFormat = Literal["", "sklearn", "skops", "onnx", "torchscript", "tensorflow", "xgboost", "lightgbm"]
+
+
+class Settings(BaseSettings):
+    """Every field is MODELSERVE_<FIELD NAME UPPER> in the environment and --<field-name> on the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELSERVE_", extra="ignore", protected_namespaces=())
+
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+
+    model_path: str = "/models/model"
+    model_name: str = "model"
+    model_version: str = "1"
+    model_revision: str = ""
+    model_color: Literal["", "blue", "green"] = ""
+    model_format: ModelFormat = ""
+    model_sha256: str = ""
+    allow_unverified_pickle: bool = False
+    skops_trusted_types: str = ""
+    onnx_intra_op_threads: int = Field(1, ge=0)
+
+    timeout_seconds: float = Field(10.0, gt=0)
+    max_batch_size: int = Field(32, ge=1)
+    max_batch_latency_ms: float = Field(2.0, ge=0)
+    max_queue: int = Field(256, ge=1)
+    max_body_bytes: int = Field(1_048_576, ge=1)
+    predict_mode: Literal["auto", "inline", "thread"] = "auto"
+
+    api_keys_file: str = "/etc/modelserve/keys/api-keys"
+    rate_limit_rps: float = Field(0.0, ge=0)
+    rate_limit_burst: int = Field(0, ge=0)
+
+    log_sample_rate: float = Field(1.0, ge=0, le=1)
+    log_redact_fields: str = ""
+
+    termination_message_path: str = "/dev/termination-log"
+    drain_seconds: float = Field(0.0, ge=0)
+    graceful_timeout_seconds: float = Field(30.0, ge=0)
+    metrics_dir: str = "/tmp/modelserve-metrics"
+
+    @field_validator("model_sha256")
+    @classmethod
+    def _sha256_is_hex(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value)):
+            raise ValueError("must be 64 hexadecimal characters (a SHA-256 digest)")
+        return value
+
+    @property
+    def redact_fields(self) -> frozenset[str]:
+        return frozenset(f.strip() for f in self.log_redact_fields.split(",") if f.strip())
+
+    @property
+    def trusted_skops_types(self) -> list[str]:
+        return [t.strip() for t in self.skops_trusted_types.split(",") if t.strip()]
+
+    @property
+    def metric_labels(self) -> dict[str, str]:
+        return {
+            "model": self.model_name,
+            "version": self.model_version,
+            "revision": self.model_revision,
+            "color": self.model_color,
+        }
