@@ -315,7 +315,7 @@ class Server(ApiModel):
         default_factory=list, description="Secrets for pulling the image.", max_length=16
     )
     workers: int = Field(default=1, ge=1, le=64, description="Server worker processes per pod.")
-    timeout_seconds: float = Field(default=30, gt=0, le=3600, description="Per-request timeout in seconds.")
+    timeout_seconds: float = Field(default=10, gt=0, le=3600, description="Per-request timeout in seconds.")
     model_load_timeout_seconds: int = Field(
         default=600, ge=10, le=7200, description="How long a pod may take to fetch, load and warm the model."
     )

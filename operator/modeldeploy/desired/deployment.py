@@ -1,0 +1,331 @@
+"""The serving Deployment of one colour slot, built from the spec (pure; plain dicts out).
+
+Public: ``build_deployment(md, spec, color, revision, replicas, params)`` (md: the object as a dict, spec:
+its parsed ``ModelDeploymentSpec``), ``model_location(spec)``,
+``ModelLocation``, ``server_env(md, spec, color, revision, location)``, ``probes(spec, port)``,
+``CONTAINER_NAME``, ``FETCH_CONTAINER_NAME``, ``KEYS_DIR``, ``SCHEMA_ANNOTATION``.
+
+How the model gets into the pod (``model_location``):
+- https/http/s3: init container ``modelserve fetch URI /models/<basename> [--sha256 HEX]`` into an emptyDir;
+- ``pvc://claim/path``: the claim mounted read-only at /models, the model at /models/<path>;
+- ``file:///path``: baked into a custom image, used as is.
+An inline ``model.schema`` travels as a pod annotation, projected by the downward API to
+``<model path>.schema.json`` (the manifest modelserve looks for).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from modeldeploy.api import ModelDeploymentSpec
+from modeldeploy.desired.naming import ANNOTATION_REVISION, deployment_name, labels, object_meta, selector
+from modeldeploy.desired.params import BuildParams
+
+CONTAINER_NAME = "modelserve"
+FETCH_CONTAINER_NAME = "fetch-model"
+MODELS_DIR = "/models"
+KEYS_DIR = "/etc/modelserve/keys"
+KEYS_FILE = "api-keys"
+TERMINATION_LOG = "/dev/termination-log"
+SCHEMA_ANNOTATION = "modeldeploy.io/input-schema"
+SERVER_UID = 10001
+COMPONENT = "model-server"
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    kind: str  # fetch | pvc | file
+    path: str  # MODELSERVE_MODEL_PATH inside the serving container
+    claim: str | None = None
+
+
+def model_location(spec: ModelDeploymentSpec) -> ModelLocation:
+    uri = spec.model.uri
+    parts = urlsplit(uri)
+    if parts.scheme == "pvc":
+        return ModelLocation("pvc", f"{MODELS_DIR}/{parts.path.lstrip('/')}", claim=parts.netloc)
+    if parts.scheme == "file":
+        return ModelLocation("file", parts.path)
+    basename = parts.path.rstrip("/").rsplit("/", 1)[-1] or "model"
+    return ModelLocation("fetch", f"{MODELS_DIR}/{basename}")
+
+
+def _env(name: str, value: Any) -> dict[str, str]:
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return {"name": name, "value": str(value)}
+
+
+def server_env(
+    md: Mapping[str, Any],
+    spec: ModelDeploymentSpec,
+    color: str,
+    revision: str,
+    location: ModelLocation,
+    port: int,
+) -> list[dict[str, str]]:
+    model, server = spec.model, spec.server
+    env = [
+        _env("MODELSERVE_PORT", port),
+        _env("MODELSERVE_MODEL_PATH", location.path),
+        _env("MODELSERVE_MODEL_NAME", md["metadata"]["name"]),
+        _env("MODELSERVE_MODEL_VERSION", model.version or revision),
+        _env("MODELSERVE_MODEL_REVISION", revision),
+        _env("MODELSERVE_MODEL_COLOR", color),
+        _env("MODELSERVE_MODEL_FORMAT", model.format.value if model.format else ""),
+        _env("MODELSERVE_MODEL_SHA256", model.sha256 or ""),
+        _env("MODELSERVE_ALLOW_UNVERIFIED_PICKLE", model.allow_unverified_pickle),
+        _env("MODELSERVE_WORKERS", server.workers),
+        _env("MODELSERVE_TIMEOUT_SECONDS", server.timeout_seconds),
+        _env("MODELSERVE_LOG_SAMPLE_RATE", spec.logging.sample_rate),
+        _env("MODELSERVE_LOG_REDACT_FIELDS", ",".join(spec.logging.redact_fields)),
+        _env("MODELSERVE_TERMINATION_MESSAGE_PATH", TERMINATION_LOG),
+    ]
+    if server.batching:
+        env.append(_env("MODELSERVE_MAX_BATCH_SIZE", server.batching.max_batch_size))
+        env.append(_env("MODELSERVE_MAX_BATCH_LATENCY_MS", server.batching.max_latency_ms))
+    if server.max_body_bytes:
+        env.append(_env("MODELSERVE_MAX_BODY_BYTES", server.max_body_bytes))
+    if server.max_queue:
+        env.append(_env("MODELSERVE_MAX_QUEUE", server.max_queue))
+    security = spec.security
+    if security and security.api_key_secret_ref:
+        env.append(_env("MODELSERVE_API_KEYS_FILE", f"{KEYS_DIR}/{KEYS_FILE}"))
+    if security and security.rate_limit:
+        rate = security.rate_limit
+        env.append(_env("MODELSERVE_RATE_LIMIT_RPS", rate.requests_per_second))
+        env.append(
+            _env("MODELSERVE_RATE_LIMIT_BURST", rate.burst or max(1, math.ceil(2 * rate.requests_per_second)))
+        )
+    return env + _user_env(spec)
+
+
+def _user_env(spec: ModelDeploymentSpec) -> list[dict[str, str]]:
+    return [
+        {"name": e.name, "value": e.value} for e in spec.server.env if not e.name.startswith("MODELSERVE_")
+    ]
+
+
+def probes(spec: ModelDeploymentSpec, port: int) -> dict[str, dict[str, Any]]:
+    """Startup waits up to modelLoadTimeoutSeconds for the model (loaded, warmed); then liveness rules."""
+    period = 2
+    ready = {"path": "/v2/health/ready", "port": "http", "scheme": "HTTP"}
+    live = {"path": "/v2/health/live", "port": "http", "scheme": "HTTP"}
+    return {
+        "startupProbe": {
+            "httpGet": ready,
+            "periodSeconds": period,
+            "timeoutSeconds": 2,
+            "failureThreshold": max(1, math.ceil(spec.server.model_load_timeout_seconds / period)),
+        },
+        "readinessProbe": {"httpGet": ready, "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 2},
+        "livenessProbe": {"httpGet": live, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
+    }
+
+
+def _container_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": SERVER_UID,
+        "runAsGroup": SERVER_UID,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _resources(spec: ModelDeploymentSpec) -> dict[str, Any]:
+    if not spec.resources:
+        return {}
+    out = spec.resources.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return {kind: {k: str(v) for k, v in values.items()} for kind, values in out.items() if values}
+
+
+def _volumes_and_mounts(
+    spec: ModelDeploymentSpec, location: ModelLocation
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Volumes, serving-container mounts and fetch-container mounts."""
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    fetch_mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if location.kind == "fetch":
+        volumes.append({"name": "models", "emptyDir": {}})
+        mounts.append({"name": "models", "mountPath": MODELS_DIR, "readOnly": True})
+        fetch_mounts.append({"name": "models", "mountPath": MODELS_DIR})
+    elif location.kind == "pvc":
+        volumes.append(
+            {"name": "models", "persistentVolumeClaim": {"claimName": location.claim, "readOnly": True}}
+        )
+        mounts.append({"name": "models", "mountPath": MODELS_DIR, "readOnly": True})
+    if spec.model.schema_ is not None:
+        volumes.append(
+            {
+                "name": "schema",
+                "downwardAPI": {
+                    "items": [
+                        {
+                            "path": "schema.json",
+                            "fieldRef": {"fieldPath": f"metadata.annotations['{SCHEMA_ANNOTATION}']"},
+                        }
+                    ]
+                },
+            }
+        )
+        mounts.append(
+            {
+                "name": "schema",
+                "mountPath": f"{location.path}.schema.json",
+                "subPath": "schema.json",
+                "readOnly": True,
+            }
+        )
+    security = spec.security
+    if security and security.api_key_secret_ref:
+        ref = security.api_key_secret_ref
+        volumes.append(
+            {
+                "name": "api-keys",
+                "secret": {
+                    "secretName": ref.name,
+                    "items": [{"key": ref.key, "path": KEYS_FILE}],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+        mounts.append({"name": "api-keys", "mountPath": KEYS_DIR, "readOnly": True})
+    return volumes, mounts, fetch_mounts
+
+
+def _fetch_container(
+    spec: ModelDeploymentSpec,
+    image: str,
+    location: ModelLocation,
+    mounts: list[dict[str, Any]],
+    params: BuildParams,
+) -> dict[str, Any]:
+    args = ["modelserve", "fetch", spec.model.uri, location.path]
+    if spec.model.sha256:
+        args += ["--sha256", spec.model.sha256]
+    container: dict[str, Any] = {
+        "name": FETCH_CONTAINER_NAME,
+        "image": image,
+        "command": args,
+        "env": [_env("MODELSERVE_TERMINATION_MESSAGE_PATH", TERMINATION_LOG), *_user_env(spec)],
+        "volumeMounts": mounts,
+        "securityContext": _container_security(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "resources": _resources(spec),
+    }
+    _set_pull_policy(container, spec, params)
+    return container
+
+
+def _set_pull_policy(container: dict[str, Any], spec: ModelDeploymentSpec, params: BuildParams) -> None:
+    policy = spec.server.image_pull_policy or (None if spec.server.image else params.image_pull_policy)
+    if policy:
+        container["imagePullPolicy"] = policy
+
+
+def build_deployment(
+    md: Mapping[str, Any],
+    spec: ModelDeploymentSpec,
+    color: str,
+    revision: str,
+    replicas: int,
+    params: BuildParams,
+) -> dict[str, Any]:
+    name = md["metadata"]["name"]
+    color = str(color)
+    image = spec.server.image or params.default_image
+    location = model_location(spec)
+    volumes, mounts, fetch_mounts = _volumes_and_mounts(spec, location)
+    version = spec.model.version
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": image,
+        "ports": [{"name": "http", "containerPort": params.port, "protocol": "TCP"}],
+        "env": server_env(md, spec, color, revision, location, params.port),
+        "resources": _resources(spec),
+        **probes(spec, params.port),
+        "lifecycle": {"preStop": {"sleep": {"seconds": params.pre_stop_seconds}}},
+        "volumeMounts": mounts,
+        "securityContext": _container_security(),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    _set_pull_policy(container, spec, params)
+    pod_annotations = {
+        ANNOTATION_REVISION: revision,
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(params.port),
+        "prometheus.io/path": "/metrics",
+    }
+    if spec.model.schema_ is not None:
+        pod_annotations[SCHEMA_ANNOTATION] = json.dumps(spec.model.schema_.to_manifest(), sort_keys=True)
+    pod_labels = labels(md, COMPONENT, color=color, revision=revision, version=version)
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": SERVER_UID,
+            "runAsGroup": SERVER_UID,
+            "fsGroup": SERVER_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationGracePeriodSeconds": params.termination_grace_seconds,
+        "containers": [container],
+        "volumes": volumes,
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector(name, color)},
+            }
+        ],
+    }
+    if location.kind == "fetch":
+        pod_spec["initContainers"] = [_fetch_container(spec, image, location, fetch_mounts, params)]
+    server = spec.server
+    if server.node_selector:
+        pod_spec["nodeSelector"] = dict(server.node_selector)
+    if server.tolerations:
+        pod_spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in server.tolerations]
+    if server.affinity:
+        pod_spec["affinity"] = server.affinity
+    if server.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s.name} for s in server.image_pull_secrets]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": object_meta(
+            md,
+            deployment_name(name, color),
+            COMPONENT,
+            color=color,
+            revision=revision,
+            version=version,
+            annotations={ANNOTATION_REVISION: revision},
+        ),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector(name, color)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
+            "revisionHistoryLimit": params.revision_history_limit,
+            "progressDeadlineSeconds": spec.rollout.progress_deadline_seconds,
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": pod_annotations},
+                "spec": pod_spec,
+            },
+        },
+    }

@@ -1,0 +1,32 @@
+"""The revision: a short hash of everything that changes the serving pods.
+
+Public: ``revision_of(spec, params=None) -> str``, ``POD_FIELDS``.
+Replicas, autoscaling, rollout and monitoring settings are not part of it: changing them never starts a
+rollout. The default image is (an operator upgrade that changes it rolls the pods out blue/green).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from modeldeploy.api import ModelDeploymentSpec
+from modeldeploy.desired.params import BuildParams
+
+POD_FIELDS = ("model", "resources", "server", "security", "logging")
+REVISION_LENGTH = 10
+
+
+def revision_of(spec: ModelDeploymentSpec, params: BuildParams | None = None) -> str:
+    # Defaults left out: a new defaulted field in an operator upgrade must not roll every model out.
+    doc = spec.model_dump(
+        by_alias=True, exclude_none=True, exclude_defaults=True, mode="json", include=set(_python_names())
+    )
+    if params is not None and not spec.server.image:
+        doc["defaultImage"] = params.default_image
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:REVISION_LENGTH]
+
+
+def _python_names() -> list[str]:
+    return [name for name in POD_FIELDS if name in ModelDeploymentSpec.model_fields]
