@@ -1,0 +1,463 @@
+"""Harness for the operator's e2e tests: CRDs, an RBAC-limited identity, the operator as a real subprocess,
+kwok fault Stages, and the audit log reader.
+
+The operator runs as its own ServiceAccount (token in a kubeconfig of its own), so the audit log tells its
+writes apart from the tests' and RBAC is exercised; it is restricted to the test module's namespace, so
+modules (and other suites running operators) never fight over objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CRD_FILE = REPO / "crds" / "modeldeployments.yaml"
+PEERING_NAME = "modeldeploy"
+FAULT_LABEL = "e2e.modeldeploy.io/fault"
+# The operator's writes that must not happen at steady state (peering objects aside).
+OWNED_RESOURCES = frozenset(
+    {"modeldeployments", "deployments", "services", "horizontalpodautoscalers", "poddisruptionbudgets"}
+)
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.5, what: str = "") -> Any:
+    """Polls until predicate() is truthy and returns its value; fails the test with the last value."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"{what or 'condition'} not met within {timeout}s (last value: {value!r})")
+
+
+def _peering_crd(scope: str, kind: str, plural: str) -> dict:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.kopf.dev"},
+        "spec": {
+            "scope": scope,
+            "group": "kopf.dev",
+            "names": {"kind": kind, "plural": plural, "singular": plural[:-1]},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+PEERING_CRDS = [
+    _peering_crd("Cluster", "ClusterKopfPeering", "clusterkopfpeerings"),
+    _peering_crd("Namespaced", "KopfPeering", "kopfpeerings"),
+]
+
+READ = ["get", "list", "watch"]
+ALL = [*READ, "create", "update", "patch", "delete"]
+# What the operator may do; the chart's ClusterRole is the production twin of this one.
+OPERATOR_RULES = [
+    # Framework: kopf's peering, CRD discovery, namespaces, its own Events.
+    {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings", "kopfpeerings"],
+     "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
+     "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
+    # Application: ModelDeployments (never their spec: no update), children, pods and referenced objects.
+    {"apiGroups": ["modeldeploy.io"], "resources": ["modeldeployments"], "verbs": [*READ, "patch"]},
+    {"apiGroups": ["modeldeploy.io"], "resources": ["modeldeployments/status"], "verbs": ["get", "patch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"],
+     "verbs": ALL},
+    {"apiGroups": [""], "resources": ["services"], "verbs": ALL},
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"],
+     "verbs": ALL},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"],
+     "verbs": ALL},
+    {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors"],
+     "verbs": ALL},
+    {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"],
+     "verbs": ALL},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["secrets", "persistentvolumeclaims"], "verbs": ["get"]},
+]  # fmt: skip
+
+
+def _stage(name: str, fault: str, phase: str, ready_selector: dict, template: str) -> dict:
+    return {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Stage",
+        "metadata": {"name": f"modeldeploy-e2e-{name}"},
+        "spec": {
+            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+            "selector": {
+                "matchExpressions": [
+                    {"key": f'.metadata.labels["{FAULT_LABEL}"]', "operator": "In", "values": [fault]},
+                    {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+                    {"key": ".status.phase", "operator": "In", "values": [phase]},
+                    ready_selector,
+                ]
+            },
+            # Far above kwok's own pod stages (weight 0/1), so a faulty pod takes this path.
+            "weight": 100000,
+            "delay": {"durationMilliseconds": 300},
+            "next": {"statusTemplate": template},
+        },
+    }
+
+
+# No `Now` in the templates: re-applying them is then a no-op, so kwok settles instead of looping.
+_CRASHED = """
+conditions:
+- {type: Initialized, status: "True"}
+- {type: Ready, status: "False", reason: ContainersNotReady}
+- {type: ContainersReady, status: "False", reason: ContainersNotReady}
+- {type: PodScheduled, status: "True"}
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: false
+  started: false
+  restartCount: 4
+  state:
+    waiting: {reason: CrashLoopBackOff, message: "back-off 1m20s restarting failed container"}
+  lastState:
+    terminated: {exitCode: %(code)s, reason: %(reason)s, message: %(message)s}
+{{ end }}
+phase: Running
+"""
+_IMAGE_PULL = """
+conditions:
+- {type: Initialized, status: "True"}
+- {type: Ready, status: "False", reason: ContainersNotReady}
+- {type: ContainersReady, status: "False", reason: ContainersNotReady}
+- {type: PodScheduled, status: "True"}
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: false
+  started: false
+  restartCount: 0
+  state:
+    waiting:
+      reason: ImagePullBackOff
+      message: {{ printf "Back-off pulling image %%q: not found" .image | Quote }}
+{{ end }}
+phase: Pending
+"""
+READY_TRUE = {
+    "key": '.status.conditions.[] | select( .type == "Ready" ) | .status',
+    "operator": "In",
+    "values": ["True"],
+}
+ANY_READY = {"key": ".metadata.name", "operator": "Exists"}
+MODEL_LOAD_MESSAGE = "model load failed: sha256 mismatch for /models/model.joblib"
+FAULT_STAGES = [
+    _stage("crashloop", "crashloop", "Running", READY_TRUE,
+           _CRASHED % {"code": 1, "reason": "Error", "message": json.dumps(MODEL_LOAD_MESSAGE)}),
+    _stage("oomkilled", "oom", "Running", READY_TRUE,
+           _CRASHED % {"code": 137, "reason": "OOMKilled", "message": '""'}),
+    _stage("imagepull", "imagepull", "Pending", ANY_READY, _IMAGE_PULL),
+]  # fmt: skip
+
+
+def kubectl_apply(cluster, objects: list[dict] | dict, namespace: str | None = None) -> None:
+    docs = objects if isinstance(objects, list) else [objects]
+    args = ["apply", "--server-side", "--force-conflicts", "-f", "-"]
+    if namespace:
+        args[1:1] = ["-n", namespace]
+    cluster.kubectl(*args, input="\n---\n".join(json.dumps(d) for d in docs))
+
+
+def install_crds(cluster) -> None:
+    """The generated ModelDeployment CRD, kopf's peering CRDs and the fault Stages; idempotent."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    kubectl_apply(cluster, PEERING_CRDS)
+    for crd in ("modeldeployments.modeldeploy.io", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"):
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+    kubectl_apply(cluster, FAULT_STAGES)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class OperatorIdentity:
+    username: str
+    kubeconfig: Path
+
+
+def create_operator_identity(cluster, namespace: str, workdir: Path) -> OperatorIdentity:
+    """A ServiceAccount bound to the operator's ClusterRole, and a kubeconfig carrying its token."""
+    sa = "modeldeploy-operator"
+    role = f"modeldeploy-operator-{namespace}"
+    kubectl_apply(
+        cluster,
+        [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": namespace}},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
+             "rules": OPERATOR_RULES},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+             "metadata": {"name": role},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]},
+        ],
+    )  # fmt: skip
+    token = cluster.kubectl("create", "token", sa, "-n", namespace, "--duration=4h").stdout.strip()
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+    server = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "e2e", "cluster": server["cluster"]}],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "e2e", "user": sa, "namespace": namespace}}],
+        "current-context": "operator",
+    }
+    path = workdir / f"operator-{namespace}.kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    _absolutise_certificate_paths(path, Path(cluster.kubeconfig).parent)
+    return OperatorIdentity(f"system:serviceaccount:{namespace}:{sa}", path)
+
+
+def _absolutise_certificate_paths(path: Path, base: Path) -> None:
+    doc = yaml.safe_load(path.read_text())
+    for entry in doc["clusters"]:
+        ca = entry["cluster"].get("certificate-authority")
+        if ca and not os.path.isabs(ca):
+            entry["cluster"]["certificate-authority"] = str(base / ca)
+    path.write_text(yaml.safe_dump(doc))
+
+
+def create_peering(cluster, namespace: str) -> None:
+    kubectl_apply(
+        cluster,
+        {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "KopfPeering",
+            "metadata": {"name": PEERING_NAME, "namespace": namespace},
+        },
+    )
+
+
+@dataclass
+class OperatorProcess:
+    """`python -m modeldeploy` as a child process (so killing it is real)."""
+
+    identity: OperatorIdentity
+    namespace: str
+    log_path: Path
+    priority: int = 100
+    extra_env: dict[str, str] = field(default_factory=dict)
+    health_port: int = field(default_factory=_free_port)
+    metrics_port: int = field(default_factory=_free_port)
+    process: subprocess.Popen | None = None
+
+    def start(self) -> OperatorProcess:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.identity.kubeconfig),
+            "MODELDEPLOY_NAMESPACES": self.namespace,
+            "MODELDEPLOY_PRIORITY": str(self.priority),
+            "MODELDEPLOY_PEERING_NAME": PEERING_NAME,
+            "MODELDEPLOY_PEERING_LIFETIME_SECONDS": "5",
+            "MODELDEPLOY_HEALTH_PORT": str(self.health_port),
+            "MODELDEPLOY_HEALTH_HOST": "127.0.0.1",
+            "MODELDEPLOY_METRICS_PORT": str(self.metrics_port),
+            "MODELDEPLOY_SERVING_IMAGE": "registry.example.internal/modelserve:e2e",
+            "MODELDEPLOY_ROLLOUT_TICK_SECONDS": "1",
+            "MODELDEPLOY_LOG_LEVEL": "INFO",
+            **self.extra_env,
+        }
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "modeldeploy"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+        )
+        wait_for(self.healthy, timeout=60, what=f"operator liveness (log: {self.log_path})")
+        return self
+
+    def healthy(self) -> bool:
+        if self.process is None or self.process.poll() is not None:
+            pytest.fail(f"operator exited with {self.process and self.process.returncode}: {self.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout: float = 30) -> int | None:
+        """SIGTERM and wait: the clean shutdown path."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            pytest.fail(f"operator ignored SIGTERM for {timeout}s: {self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: the active replica dies without saying goodbye."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@contextlib.contextmanager
+def running_operator(
+    identity: OperatorIdentity, namespace: str, log_path: Path, **kwargs: Any
+) -> Iterator[OperatorProcess]:
+    operator = OperatorProcess(identity, namespace, log_path, **kwargs).start()
+    try:
+        yield operator
+    finally:
+        operator.stop()
+
+
+# -- ModelDeployment helpers -------------------------------------------------------------------------
+
+EXAMPLE_SHA256 = "4f2c" * 16
+
+
+def model_deployment(name: str, namespace: str, *, labels: dict | None = None, **spec: Any) -> dict:
+    body_spec = {
+        "model": {
+            "uri": "https://models.example.internal/iris/v3/model.joblib",
+            "format": "sklearn",
+            "sha256": EXAMPLE_SHA256,
+            "version": "3",
+        },
+        "replicas": 2,
+        "resources": {
+            "requests": {"cpu": "250m", "memory": "256Mi"},
+            "limits": {"cpu": "1", "memory": "1Gi"},
+        },
+    }
+    body_spec.update(spec)
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if labels:
+        meta["labels"] = labels
+    return {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": meta,
+        "spec": body_spec,
+    }
+
+
+def get_md(cluster, namespace: str, name: str) -> dict | None:
+    result = cluster.kubectl("get", "modeldeployment", name, "-n", namespace, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def condition(body: dict | None, ctype: str) -> dict:
+    for cond in ((body or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == ctype:
+            return cond
+    return {}
+
+
+def is_ready(body: dict | None) -> bool:
+    """Ready=True for the current generation."""
+    if not body:
+        return False
+    status = body.get("status") or {}
+    generation = body["metadata"]["generation"]
+    return condition(body, "Ready").get("status") == "True" and status.get("observedGeneration") == generation
+
+
+def wait_ready(cluster, namespace: str, name: str, timeout: float = 90) -> dict:
+    return wait_for(
+        lambda: (lambda b: b if is_ready(b) else None)(get_md(cluster, namespace, name)),
+        timeout=timeout,
+        what=f"ModelDeployment {namespace}/{name} Ready",
+    )
+
+
+def get_obj(cluster, kind: str, namespace: str, name: str) -> dict | None:
+    result = cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+# -- the audit log -----------------------------------------------------------------------------------
+
+
+def audit_timestamp() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def audit_writes(
+    audit_log: Path, username: str, namespace: str, since: dt.datetime, until: dt.datetime
+) -> list[dict]:
+    """Writes by `username` to ModelDeployments or their children in `namespace` within [since, until]."""
+    found = []
+    with audit_log.open() as lines:
+        for line in lines:
+            if username not in line or namespace not in line:
+                continue  # cheap prefilter: the log is shared by every test
+            event = json.loads(line)
+            ref = event.get("objectRef") or {}
+            if (
+                event.get("user", {}).get("username") == username
+                and event.get("verb") in WRITE_VERBS
+                and ref.get("namespace") == namespace
+                and ref.get("resource") in OWNED_RESOURCES
+                and event.get("stage") == "ResponseComplete"
+            ):
+                at = dt.datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00"))
+                if since <= at <= until:
+                    found.append(
+                        {"verb": event["verb"], "resource": ref.get("resource"),
+                         "subresource": ref.get("subresource"), "name": ref.get("name"),
+                         "at": event["requestReceivedTimestamp"]}
+                    )  # fmt: skip
+    return found
+
+
+def decode_secret_value(value: str) -> str:
+    return base64.b64decode(value).decode()

@@ -1,0 +1,63 @@
+"""Degraded tells the truth: pods that crash-loop, get OOM-killed or cannot pull their image (made so by
+kwok Stages) turn the ModelDeployment Degraded/Failed with the cause in the message."""
+
+from __future__ import annotations
+
+import pytest
+from operator_fixtures import (
+    FAULT_LABEL,
+    MODEL_LOAD_MESSAGE,
+    condition,
+    create_operator_identity,
+    create_peering,
+    get_md,
+    install_crds,
+    kubectl_apply,
+    model_deployment,
+    running_operator,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def operator(cluster, namespace, tmp_path_factory):
+    install_crds(cluster)
+    create_peering(cluster, namespace)
+    workdir = tmp_path_factory.mktemp("operator")
+    identity = create_operator_identity(cluster, namespace, workdir)
+    with running_operator(identity, namespace, workdir / "operator.log") as process:
+        yield process
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason", "words"),
+    [
+        ("crashloop", "CrashLoopBackOff", [MODEL_LOAD_MESSAGE]),
+        ("oom", "OOMKilled", ["OOM"]),
+        ("imagepull", "ImagePullBackOff", ["registry.example.internal/modelserve:e2e"]),
+    ],
+    ids=["crash-loop-quotes-termination-message", "oom-killed", "image-pull"],
+)
+def test_failing_pods_make_the_modeldeployment_degraded_with_the_cause(
+    cluster, namespace, operator, fault, reason, words
+):
+    name = f"fault-{fault}"
+    kubectl_apply(cluster, model_deployment(name, namespace, replicas=1, labels={FAULT_LABEL: fault}))
+
+    def degraded():
+        body = get_md(cluster, namespace, name)
+        cond = condition(body, "Degraded")
+        return (body, cond) if cond.get("status") == "True" else None
+
+    body, cond = wait_for(degraded, timeout=90, what=f"Degraded=True for {fault}")
+    assert cond["reason"] == reason
+    for word in words:
+        assert word in cond["message"], cond
+    assert body["status"]["phase"] in ("Degraded", "Failed")
+    assert condition(body, "Ready")["status"] == "False"
+    events = cluster.kubectl(
+        "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}", "-o", "json"
+    ).stdout
+    assert reason in events

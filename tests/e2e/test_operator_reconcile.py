@@ -1,0 +1,200 @@
+"""The operator against the real control plane: a ModelDeployment becomes hardened, Ready children;
+scale, edits, drift and deletion are all reconciled."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from operator_fixtures import (
+    condition,
+    create_operator_identity,
+    create_peering,
+    get_md,
+    get_obj,
+    install_crds,
+    kubectl_apply,
+    model_deployment,
+    running_operator,
+    wait_for,
+    wait_ready,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def operator(cluster, namespace, tmp_path_factory):
+    install_crds(cluster)
+    create_peering(cluster, namespace)
+    workdir = tmp_path_factory.mktemp("operator")
+    identity = create_operator_identity(cluster, namespace, workdir)
+    with running_operator(identity, namespace, workdir / "operator.log") as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def iris(cluster, namespace, operator):
+    """The documented example, applied once and Ready (later tests change it in turn)."""
+    kubectl_apply(cluster, model_deployment("iris", namespace))
+    return wait_ready(cluster, namespace, "iris")
+
+
+def _container(deployment: dict) -> dict:
+    return next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "modelserve")
+
+
+def _active_deployment(cluster, namespace: str, name: str = "iris") -> dict:
+    md = get_md(cluster, namespace, name)
+    color = (md.get("status") or {}).get("activeColor") or "blue"
+    return get_obj(cluster, "deployment", namespace, f"{name}-{color}")
+
+
+def test_example_becomes_ready_with_observed_generation(iris):
+    status = iris["status"]
+    assert status["observedGeneration"] == iris["metadata"]["generation"]
+    assert condition(iris, "Ready")["status"] == "True"
+    assert condition(iris, "Degraded")["status"] == "False"
+    assert status["readyReplicas"] == 2
+    assert status["url"].startswith("http://iris.")
+
+
+def test_deployment_has_probes_limits_and_restricted_security_context(cluster, namespace, iris):
+    deployment = _active_deployment(cluster, namespace)
+    container = _container(deployment)
+    assert container["readinessProbe"]["httpGet"]["path"] in ("/v2/health/ready", "/health")
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert (
+        container["startupProbe"]["failureThreshold"] * container["startupProbe"].get("periodSeconds", 10)
+        >= 60
+    )
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "1Gi"}
+    assert container["resources"]["requests"] == {"cpu": "250m", "memory": "256Mi"}
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    pod_security = deployment["spec"]["template"]["spec"].get("securityContext", {})
+    assert security.get("runAsNonRoot", pod_security.get("runAsNonRoot")) is True
+    seccomp = security.get("seccompProfile") or pod_security.get("seccompProfile")
+    assert seccomp == {"type": "RuntimeDefault"}
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    owner = deployment["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("ModelDeployment", "iris", True)
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "modeldeploy"
+
+
+def test_services_exist_for_stable_preview_and_each_colour(cluster, namespace, iris):
+    for name in ("iris", "iris-preview", "iris-blue", "iris-green"):
+        service = get_obj(cluster, "service", namespace, name)
+        assert service is not None, name
+        assert service["metadata"]["ownerReferences"][0]["name"] == "iris"
+
+
+def test_kubectl_scale_sets_replicas_of_the_serving_deployment(cluster, namespace, iris):
+    cluster.kubectl("scale", "modeldeployment/iris", "-n", namespace, "--replicas", "3")
+    wait_for(lambda: _active_deployment(cluster, namespace)["spec"]["replicas"] == 3, timeout=30)
+    md = wait_ready(cluster, namespace, "iris")
+    assert md["status"]["readyReplicas"] == 3
+    assert md["spec"]["replicas"] == 3
+
+
+def test_spec_edit_is_rolled_into_the_children(cluster, namespace, iris):
+    patch = {"spec": {"server": {"workers": 3}}}
+    cluster.kubectl(
+        "patch", "modeldeployment", "iris", "-n", namespace, "--type=merge", "-p", json.dumps(patch)
+    )
+
+    def workers_env():
+        for color in ("blue", "green"):
+            deployment = get_obj(cluster, "deployment", namespace, f"iris-{color}")
+            if not deployment or not deployment["spec"].get("replicas"):
+                continue
+            env = {e["name"]: e.get("value") for e in _container(deployment).get("env", [])}
+            if env.get("MODELSERVE_WORKERS") == "3":
+                return True
+        return False
+
+    wait_for(workers_env, timeout=60, what="MODELSERVE_WORKERS=3 on a serving Deployment")
+    wait_ready(cluster, namespace, "iris", timeout=120)
+
+
+def test_edited_child_is_restored(cluster, namespace, iris):
+    wait_ready(cluster, namespace, "iris", timeout=120)
+    name = _active_deployment(cluster, namespace)["metadata"]["name"]
+    patch = [
+        {"op": "replace", "path": "/spec/template/spec/containers/0/resources/limits/memory", "value": "7Gi"}
+    ]
+    cluster.kubectl("patch", "deployment", name, "-n", namespace, "--type=json", "-p", json.dumps(patch))
+    wait_for(
+        lambda: (
+            _container(get_obj(cluster, "deployment", namespace, name))["resources"]["limits"]["memory"]
+            == "1Gi"
+        ),
+        timeout=20,
+        what="edited Deployment restored",
+    )
+
+
+def test_deleted_children_are_recreated(cluster, namespace, iris):
+    service_uid = get_obj(cluster, "service", namespace, "iris-preview")["metadata"]["uid"]
+    cluster.kubectl("delete", "service", "iris-preview", "-n", namespace)
+    wait_for(
+        lambda: (
+            (get_obj(cluster, "service", namespace, "iris-preview") or {}).get("metadata", {}).get("uid")
+            not in (None, service_uid)
+        ),
+        timeout=20,
+        what="deleted Service re-created",
+    )
+    name = _active_deployment(cluster, namespace)["metadata"]["name"]
+    cluster.kubectl("delete", "deployment", name, "-n", namespace)
+    wait_for(
+        lambda: get_obj(cluster, "deployment", namespace, name), timeout=20, what="Deployment re-created"
+    )
+    wait_ready(cluster, namespace, "iris", timeout=120)
+
+
+def test_missing_secret_is_reported_then_picked_up(cluster, namespace, operator):
+    body = model_deployment("keyed", namespace, security={"apiKeySecretRef": {"name": "keyed-keys"}})
+    kubectl_apply(cluster, body)
+
+    def waiting_for_secret():
+        ready = condition(get_md(cluster, namespace, "keyed"), "Ready")
+        return ready if ready.get("reason") == "SecretNotFound" else None
+
+    ready = wait_for(waiting_for_secret, timeout=30, what="Ready=False reason=SecretNotFound")
+    assert ready["status"] == "False" and "keyed-keys" in ready["message"]
+    assert get_obj(cluster, "deployment", namespace, "keyed-blue") is None
+    cluster.kubectl(
+        "create", "secret", "generic", "keyed-keys", "-n", namespace, "--from-literal=api-keys=k1"
+    )
+    wait_ready(cluster, namespace, "keyed", timeout=120)  # the TemporaryError backoff retries
+
+
+def test_operator_exposes_its_metrics(operator, iris):
+    text = operator.metrics()
+    assert 'modeldeploy_reconciles_total{result="changed"' in text or "modeldeploy_reconciles_total{" in text
+    assert "modeldeploy_reconcile_duration_seconds_bucket" in text
+    assert 'modeldeploy_modeldeployments{phase="Healthy"}' in text
+
+
+def test_deleting_the_modeldeployment_removes_its_children(cluster, namespace, operator):
+    kubectl_apply(cluster, model_deployment("doomed", namespace, replicas=1))
+    wait_ready(cluster, namespace, "doomed")
+    cluster.kubectl("delete", "modeldeployment", "doomed", "-n", namespace, "--wait=true", "--timeout=60s")
+
+    def children_left():
+        out = cluster.kubectl(
+            "get",
+            "deployments,services,pods",
+            "-n",
+            namespace,
+            "-l",
+            "modeldeploy.io/name=doomed",
+            "-o",
+            "name",
+        ).stdout.split()
+        return out
+
+    wait_for(lambda: not children_left(), timeout=90, what="children garbage-collected")

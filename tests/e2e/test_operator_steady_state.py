@@ -1,0 +1,65 @@
+"""At steady state the operator writes nothing: the API server's audit log shows no write by the
+operator's user to ModelDeployments or their children over a quiet window."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+
+import pytest
+from operator_fixtures import (
+    audit_timestamp,
+    audit_writes,
+    create_operator_identity,
+    create_peering,
+    install_crds,
+    is_ready,
+    kubectl_apply,
+    model_deployment,
+    running_operator,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+COUNT = int(os.environ.get("MODELDEPLOY_E2E_STEADY_COUNT", "50"))
+QUIET_SECONDS = float(os.environ.get("MODELDEPLOY_E2E_QUIET_SECONDS", "60"))
+
+
+@pytest.fixture(scope="module")
+def operator_setup(cluster, namespace, tmp_path_factory):
+    if not cluster.audit_log:
+        pytest.fail("the cluster has no audit log (MODELDEPLOY_AUDIT_LOG); the steady-state test needs it")
+    install_crds(cluster)
+    create_peering(cluster, namespace)
+    workdir = tmp_path_factory.mktemp("operator")
+    return create_operator_identity(cluster, namespace, workdir), workdir
+
+
+def _all_ready(cluster, namespace: str) -> bool:
+    items = cluster.get_json("modeldeployments", "-n", namespace)["items"]
+    return len(items) == COUNT and all(is_ready(item) for item in items)
+
+
+def test_no_writes_while_nothing_changes_even_across_a_restart(cluster, namespace, operator_setup):
+    identity, workdir = operator_setup
+    with running_operator(identity, namespace, workdir / "operator.log") as operator:
+        kubectl_apply(cluster, [model_deployment(f"quiet-{i}", namespace, replicas=1) for i in range(COUNT)])
+        wait_for(lambda: _all_ready(cluster, namespace), timeout=300, what=f"{COUNT} ModelDeployments Ready")
+        time.sleep(5)  # the last status patches and their watch events settle
+        since = audit_timestamp()
+        time.sleep(QUIET_SECONDS)
+        until = audit_timestamp()
+        time.sleep(2)  # the audit backend flushes in batches
+        writes = audit_writes(cluster.audit_log, identity.username, namespace, since, until)
+        assert writes == [], f"{len(writes)} writes at steady state, e.g. {writes[:5]}"
+        assert "modeldeploy_reconciles_total" in operator.metrics()
+
+    # A restarted operator resumes every object and still finds nothing to write.
+    with running_operator(identity, namespace, workdir / "operator-2.log"):
+        since = audit_timestamp()
+        time.sleep(min(QUIET_SECONDS, 20))
+        until = audit_timestamp() + dt.timedelta(seconds=0)
+        time.sleep(2)
+        writes = audit_writes(cluster.audit_log, identity.username, namespace, since, until)
+        assert writes == [], f"{len(writes)} writes after a restart, e.g. {writes[:5]}"
