@@ -66,6 +66,10 @@ class InputSchema:
         return all(f.dtype in NUMERIC_DTYPES or f.dtype == "bool" for f in self.features)
 
     @property
+    def accepts_bool(self) -> bool:
+        return any(f.dtype == "bool" for f in self.features)
+
+    @property
     def has_bounds(self) -> bool:
         return any(f.minimum is not None or f.maximum is not None for f in self.features)
 
@@ -197,10 +201,17 @@ def rows_to_array(rows: Any, schema: InputSchema, field_name: str) -> np.ndarray
     except (ValueError, TypeError):
         _explain_bad_rows(rows, schema, field_name)
         raise BadRequest(f"{field_name}: rows must be lists of numbers of equal length") from None
-    return check_array(array, schema, field_name)
+    if array.ndim == 2 and not schema.accepts_bool and _has_bool(rows):
+        _explain_bad_rows(rows, schema, field_name)
+    return check_array(array, schema, field_name, rows)
 
 
-def check_array(array: np.ndarray, schema: InputSchema, field_name: str) -> np.ndarray:
+def _has_bool(rows: list[Any]) -> bool:
+    """numpy silently reads true/false as 1/0; a JSON boolean for a numeric feature is a type error."""
+    return any(value.__class__ is bool for row in rows if isinstance(row, list) for value in row)
+
+
+def check_array(array: np.ndarray, schema: InputSchema, field_name: str, raw: Any = None) -> np.ndarray:
     """Shape, finiteness and bounds of an already numeric array."""
     if array.ndim == 1 and len(schema.shape) == 2:
         array = array.reshape(1, -1) if array.size == schema.shape[1] or schema.shape[1] < 0 else array
@@ -223,6 +234,8 @@ def check_array(array: np.ndarray, schema: InputSchema, field_name: str) -> np.n
         raise BadRequest(f"{field_name}: expected at least one row, got none")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         row, col = (int(i) for i in np.argwhere(~np.isfinite(array.reshape(array.shape[0], -1)))[0])
+        if raw is not None and array.ndim == 2 and raw[row][col] is None:  # numpy turns null into NaN
+            raise BadRequest(f"{field_name}: row {row}, {_feature_label(schema, col)}: missing value (null)")
         raise BadRequest(
             f"{field_name}: row {row}, {_feature_label(schema, col)}: NaN and Infinity are not allowed"
         )

@@ -1,0 +1,202 @@
+"""Helpers: real modelserve processes on free loopback ports."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import joblib
+
+STARTUP_TIMEOUT = 90.0
+
+# A user package with its own estimators: a custom transformer, a slow model and a failing model.
+CUSTOM_PACKAGE = textwrap.dedent(
+    '''
+    import time
+
+    import numpy as np
+    from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+
+
+    class Doubler(TransformerMixin, BaseEstimator):
+        def fit(self, X, y=None):
+            self.n_features_in_ = np.asarray(X).shape[1]
+            return self
+
+        def transform(self, X):
+            return np.asarray(X) * 2.0
+
+
+    class SlowModel(BaseEstimator):
+        """Sleeps `delay` seconds per call, except on the first `fast_calls` (the warm-up)."""
+
+        def __init__(self, delay=1.0):
+            self.delay = delay
+
+        def fit(self, X, y=None):
+            self.n_features_in_ = np.asarray(X).shape[1]
+            return self
+
+        def predict(self, X):
+            time.sleep(self.delay)
+            return np.zeros(len(X))
+
+
+    class ExplodingModel(BaseEstimator):
+        """Passes warm-up (all-zero rows), raises on anything else."""
+
+        def fit(self, X, y=None):
+            self.n_features_in_ = np.asarray(X).shape[1]
+            return self
+
+        def predict(self, X):
+            if np.asarray(X).any():
+                raise ValueError("boom: this model refuses non-zero input")
+            return np.zeros(len(X))
+    '''
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELSERVE_")}
+    env.update({"MODELSERVE_API_KEYS_FILE": "/nonexistent/api-keys", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Server:
+    """A modelserve subprocess; stdout (JSON log lines) and stderr go to files."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    stdout_path: Path
+    stderr_path: Path
+    termination_path: Path
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=self.url, timeout=30.0)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited {self.process.returncode}: {self.stderr()}")
+            try:
+                if httpx.get(f"{self.url}/v2/health/ready", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server not ready after {timeout}s: {self.stderr()}")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def log_lines(self) -> list[dict]:
+        import json
+
+        lines = []
+        for line in self.stdout_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                lines.append(json.loads(line))
+        return lines
+
+    def stop(self, timeout: float = 30.0) -> int:
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def start_server(tmp: Path, env: dict[str, str], args: list[str] | None = None, wait: bool = True) -> Server:
+    port = free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
+    stdout_path, stderr_path = tmp / f"stdout-{port}.log", tmp / f"stderr-{port}.log"
+    termination = tmp / f"termination-{port}"
+    full_env = base_env(
+        MODELSERVE_PORT=str(port),
+        MODELSERVE_HOST="127.0.0.1",
+        MODELSERVE_TERMINATION_MESSAGE_PATH=str(termination),
+        MODELSERVE_METRICS_DIR=str(tmp / f"metrics-{port}"),
+    )
+    full_env.update(env)
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "modelserve", "serve", *(args or [])],
+            env=full_env,
+            stdout=out,
+            stderr=err,
+            cwd=tmp,
+        )
+    server = Server(process, port, stdout_path, stderr_path, termination)
+    if wait:
+        server.wait_ready()
+    return server
+
+
+def run_to_exit(tmp: Path, env: dict[str, str], timeout: float = STARTUP_TIMEOUT) -> tuple[int, str, str]:
+    """Start a server that is expected to fail: returns (exit code, stderr, termination message)."""
+    server = start_server(tmp, env, wait=False)
+    try:
+        code = server.process.wait(timeout)
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+        server.client.close()
+    message = server.termination_path.read_text() if server.termination_path.exists() else ""
+    return code, server.stderr(), message
+
+
+def custom_model(custom_package: Path, models_dir: Path, name: str, build) -> Path:
+    """Pickle an estimator from `acme_models` (imported from the temp package)."""
+    sys.path.insert(0, str(custom_package))
+    try:
+        import acme_models
+
+        path = models_dir / f"{name}.joblib"
+        joblib.dump(build(acme_models), path)
+        return path
+    finally:
+        sys.path.remove(str(custom_package))
+
+
+def iris_env(model: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "MODELSERVE_MODEL_PATH": str(model),
+        "MODELSERVE_MODEL_NAME": "iris",
+        "MODELSERVE_MODEL_VERSION": "3",
+        "MODELSERVE_MODEL_REVISION": "7c9f1e2",
+        "MODELSERVE_MODEL_COLOR": "blue",
+        "MODELSERVE_MODEL_SHA256": sha256_file(model),
+    }
+    env.update(extra)
+    return env
