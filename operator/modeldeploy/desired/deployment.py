@@ -3,7 +3,8 @@
 Public: ``build_deployment(md, spec, color, revision, replicas, params)`` (md: the object as a dict, spec:
 its parsed ``ModelDeploymentSpec``), ``model_location(spec)``,
 ``ModelLocation``, ``server_env(md, spec, color, revision, location)``, ``probes(spec, port)``,
-``CONTAINER_NAME``, ``FETCH_CONTAINER_NAME``, ``KEYS_DIR``, ``SCHEMA_ANNOTATION``.
+``template_spec(spec, image)``, ``CONTAINER_NAME``, ``FETCH_CONTAINER_NAME``, ``KEYS_DIR``,
+``SCHEMA_ANNOTATION``, ``TEMPLATE_ANNOTATION``.
 
 How the model gets into the pod (``model_location``):
 - https/http/s3: init container ``modelserve fetch URI /models/<basename> [--sha256 HEX]`` into an emptyDir;
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 from modeldeploy.api import ModelDeploymentSpec
 from modeldeploy.desired.naming import ANNOTATION_REVISION, deployment_name, labels, object_meta, selector
 from modeldeploy.desired.params import BuildParams
+from modeldeploy.desired.revision import POD_FIELDS
 
 CONTAINER_NAME = "modelserve"
 FETCH_CONTAINER_NAME = "fetch-model"
@@ -33,6 +35,8 @@ KEYS_DIR = "/etc/modelserve/keys"
 KEYS_FILE = "api-keys"
 TERMINATION_LOG = "/dev/termination-log"
 SCHEMA_ANNOTATION = "modeldeploy.io/input-schema"
+# The pod-relevant spec a Deployment was built from: an older revision can be re-applied unchanged.
+TEMPLATE_ANNOTATION = "modeldeploy.io/template-spec"
 SERVER_UID = 10001
 COMPONENT = "model-server"
 
@@ -235,6 +239,11 @@ def _set_pull_policy(container: dict[str, Any], spec: ModelDeploymentSpec, param
         container["imagePullPolicy"] = policy
 
 
+def template_spec(spec: ModelDeploymentSpec, image: str) -> str:
+    pod_fields = spec.model_dump(by_alias=True, exclude_none=True, mode="json", include=set(POD_FIELDS))
+    return json.dumps({"spec": pod_fields, "image": image}, sort_keys=True, separators=(",", ":"))
+
+
 def build_deployment(
     md: Mapping[str, Any],
     spec: ModelDeploymentSpec,
@@ -315,7 +324,7 @@ def build_deployment(
             color=color,
             revision=revision,
             version=version,
-            annotations={ANNOTATION_REVISION: revision},
+            annotations={ANNOTATION_REVISION: revision, TEMPLATE_ANNOTATION: template_spec(spec, image)},
         ),
         "spec": {
             "replicas": replicas,

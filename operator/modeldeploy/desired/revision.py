@@ -2,7 +2,8 @@
 
 Public: ``revision_of(spec, params=None) -> str``, ``POD_FIELDS``.
 Replicas, autoscaling, rollout and monitoring settings are not part of it: changing them never starts a
-rollout. The default image is (an operator upgrade that changes it rolls the pods out blue/green).
+rollout. Neither is the operator's default image: the revision must not depend on operator settings (every
+caller computes the same one), and an operator upgrade rolls the new image in place (maxUnavailable 0).
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ REVISION_LENGTH = 10
 
 
 def revision_of(spec: ModelDeploymentSpec, params: BuildParams | None = None) -> str:
+    """`params` is accepted for call-site symmetry with the builders and deliberately ignored."""
     # Defaults left out: a new defaulted field in an operator upgrade must not roll every model out.
     doc = spec.model_dump(
         by_alias=True, exclude_none=True, exclude_defaults=True, mode="json", include=set(_python_names())
     )
-    if params is not None and not spec.server.image:
-        doc["defaultImage"] = params.default_image
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:REVISION_LENGTH]
 

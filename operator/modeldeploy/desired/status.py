@@ -1,0 +1,268 @@
+"""Status from what is observed (pure): colours, effective traffic, phase and truthful conditions.
+
+Public: ``observe_rollout(name, children, pods) -> RolloutObservation``,
+``effective_traffic(spec, name, children, observation, revisions) -> list[TrafficTarget]``,
+``traffic_summary(traffic)``, ``status_from(body, spec, revision, rollout_status, observation, children,
+pods, now)``,
+``set_condition(conditions, new, now)``, ``overall_phase(...)``.
+
+``children`` is a mapping (kind, name) -> object as read from the API server; ``pods`` the serving pods.
+Conditions follow the API conventions: type, status True/False/Unknown, CamelCase reason, message,
+observedGeneration, and lastTransitionTime kept while the status does not flip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from modeldeploy.api import (
+    Color,
+    Condition,
+    ConditionType,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    Phase,
+    RolloutPhase,
+    TrafficTarget,
+)
+from modeldeploy.desired.naming import LABEL_COLOR, LABEL_REVISION, deployment_name, selector, service_names
+from modeldeploy.desired.pods import first_failure, pod_ready, pods_of
+from modeldeploy.desired.rollout import IN_FLIGHT, ColorObservation, RolloutObservation
+
+Children = Mapping[tuple[str, str], Mapping[str, Any]]
+
+
+def _template_revision(deployment: Mapping[str, Any]) -> str | None:
+    template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    labels = template.get("labels") or (deployment.get("metadata") or {}).get("labels") or {}
+    return labels.get(LABEL_REVISION)
+
+
+def _deployment_ready(deployment: Mapping[str, Any]) -> int:
+    """Ready pods by the Deployment's own count, trusted only once every pod runs the current template."""
+    status = deployment.get("status") or {}
+    generation = (deployment.get("metadata") or {}).get("generation")
+    current = status.get("observedGeneration") == generation and status.get(
+        "updatedReplicas", 0
+    ) == status.get("replicas", 0)
+    return int(status.get("readyReplicas") or 0) if current else 0
+
+
+def observe_rollout(name: str, children: Children, pods: Iterable[Mapping[str, Any]]) -> RolloutObservation:
+    pods = list(pods)
+    colors: dict[Color, ColorObservation] = {}
+    for color in Color:
+        deployment = children.get(("Deployment", deployment_name(name, color)))
+        if deployment is None:
+            colors[color] = ColorObservation()
+            continue
+        revision = _template_revision(deployment)
+        all_pods = pods_of(pods, name, color)
+        current = pods_of(all_pods, name, color, revision)
+        ready = sum(pod_ready(p) for p in current) if all_pods else _deployment_ready(deployment)
+        colors[color] = ColorObservation(
+            exists=True,
+            revision=revision,
+            replicas=int((deployment.get("spec") or {}).get("replicas") or 0),
+            ready_replicas=ready,
+            failure=str(first_failure(all_pods) or "") or None,
+        )
+    stable = children.get(("Service", name))
+    stable_color = ((stable or {}).get("spec") or {}).get("selector", {}).get(LABEL_COLOR)
+    return RolloutObservation(colors=colors, stable_color=Color(stable_color) if stable_color else None)
+
+
+def _route_weights(children: Children, name: str) -> dict[Color, int] | None:
+    route = children.get(("HTTPRoute", name))
+    if route is None:
+        return None
+    rules = (route.get("spec") or {}).get("rules") or []
+    names = service_names(name)
+    weights: dict[Color, int] = {}
+    for ref in (rules[-1].get("backendRefs") or []) if rules else []:
+        for color in Color:
+            if ref.get("name") == names[color.value]:
+                weights[color] = int(ref.get("weight", 1))
+    return weights
+
+
+def effective_traffic(
+    spec: ModelDeploymentSpec, name: str, children: Children, observation: RolloutObservation
+) -> list[TrafficTarget]:
+    """Who really gets traffic: route weights (Gateway API) or Ready endpoints behind the stable Service,
+    counting only colours with Ready pods -- not what was wished."""
+    ready = {c: observation.color(c).ready_replicas for c in Color}
+    gateway = (
+        spec.rollout.traffic_routing is not None and spec.rollout.traffic_routing.gateway_api is not None
+    )
+    route = _route_weights(children, name) if gateway else None
+    if route is not None:
+        shares = {c: route.get(c, 0) if ready[c] > 0 else 0 for c in Color}
+    else:
+        stable = children.get(("Service", name))
+        chosen = ((stable or {}).get("spec") or {}).get("selector", {}).get(LABEL_COLOR)
+        shares = {c: ready[c] if chosen in (None, c.value) and stable is not None else 0 for c in Color}
+    total = sum(shares.values())
+    if total == 0:
+        return []
+    out, given = [], 0
+    for color in Color:
+        if shares[color] > 0:
+            weight = round(100 * shares[color] / total)
+            out.append(TrafficTarget(color=color, revision=observation.color(color).revision, weight=weight))
+            given += weight
+    if out and given != 100:  # rounding: the largest share absorbs the difference
+        largest = max(out, key=lambda t: t.weight)
+        largest.weight += 100 - given
+    return out
+
+
+def traffic_summary(traffic: list[TrafficTarget]) -> str:
+    return " ".join(f"{t.color.value}={t.weight}" for t in traffic) or "none"
+
+
+def set_condition(conditions: list[Condition], new: Condition, now: datetime) -> list[Condition]:
+    """Replace the condition of new.type; lastTransitionTime moves only when status flips."""
+    previous = next((c for c in conditions if c.type == new.type), None)
+    stamp = previous.last_transition_time if previous and previous.status == new.status else None
+    new = new.model_copy(update={"last_transition_time": stamp or now})
+    return [*(c for c in conditions if c.type != new.type), new]
+
+
+def overall_phase(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, active_ready: int, degraded: bool, serving: bool
+) -> Phase:
+    rollout = status.rollout.phase if status.rollout else RolloutPhase.Deploying
+    if status.active_color is None:
+        return Phase.Failed if degraded else Phase.Pending
+    if not serving and degraded:
+        return Phase.Failed
+    if rollout == RolloutPhase.Paused:
+        return Phase.Paused
+    if rollout in IN_FLIGHT or rollout == RolloutPhase.PostPromotion:
+        return Phase.Progressing
+    if degraded:
+        return Phase.Degraded
+    return Phase.Healthy if active_ready >= spec.replicas else Phase.Progressing
+
+
+def status_from(
+    body: Mapping[str, Any],
+    spec: ModelDeploymentSpec,
+    revision: str,
+    rollout_status: ModelDeploymentStatus,
+    observation: RolloutObservation,
+    children: Children,
+    pods: Iterable[Mapping[str, Any]],
+    now: datetime,
+) -> ModelDeploymentStatus:
+    """The full status: the rollout's own fields (from plan_rollout_step) plus everything observed."""
+    meta = body["metadata"]
+    name, generation = meta["name"], meta.get("generation")
+    st = rollout_status.model_copy(deep=True)
+    state = st.rollout
+    serving_color = st.active_color or (state.color if state else None) or Color.blue
+    active = observation.color(serving_color)
+    deployment = children.get(("Deployment", deployment_name(name, serving_color))) or {}
+    st.observed_generation = generation
+    st.replicas = int((deployment.get("status") or {}).get("replicas") or 0) if deployment else 0
+    st.ready_replicas = active.ready_replicas
+    st.selector = ",".join(f"{k}={v}" for k, v in selector(name, serving_color).items())
+    st.url = f"http://{name}.{meta['namespace']}.svc"
+    st.traffic = effective_traffic(spec, name, children, observation)
+    st.traffic_summary = traffic_summary(st.traffic)
+    if st.active_revision == revision:  # the version of an older active revision is kept from before
+        st.model_version = spec.model.version
+    pods = list(pods)
+    failures = _failures(name, st, observation, pods)
+    aborted = state is not None and state.phase == RolloutPhase.Aborted
+    degraded = bool(failures) or aborted
+    serving = active.ready_replicas > 0
+    ready = st.active_color is not None and active.ready_replicas >= max(
+        spec.replicas, 1 if spec.replicas else 0
+    )
+    st.phase = overall_phase(spec, st, active.ready_replicas, degraded, serving)
+
+    def cond(ctype: ConditionType, ok: bool, reason: str, message: str) -> Condition:
+        return Condition(
+            type=ctype.value, status="True" if ok else "False", reason=reason, message=message,
+            observed_generation=generation,
+        )  # fmt: skip
+
+    where = f"{serving_color.value} ({st.active_revision or (state.revision if state else '?')})"
+    ready_msg = f"{active.ready_replicas}/{spec.replicas} replicas Ready on {where}"
+    conditions = st.conditions
+    conditions = set_condition(
+        conditions,
+        cond(
+            ConditionType.Ready,
+            ready,
+            "AllReplicasReady" if ready else _not_ready_reason(st, failures),
+            ready_msg,
+        ),
+        now,
+    )
+    progressing, p_reason, p_message = _progressing(spec, st, active.ready_replicas)
+    conditions = set_condition(
+        conditions, cond(ConditionType.Progressing, progressing, p_reason, p_message), now
+    )
+    if failures:
+        d_reason, d_message = failures[0]
+    elif aborted:
+        d_reason, d_message = "RolloutAborted", state.abort_reason or state.message  # type: ignore[union-attr]
+    else:
+        d_reason, d_message = "AsExpected", "no failing pods"
+    conditions = set_condition(conditions, cond(ConditionType.Degraded, degraded, d_reason, d_message), now)
+    order = [t.value for t in ConditionType]
+    st.conditions = sorted(conditions, key=lambda c: order.index(c.type) if c.type in order else len(order))
+    return st
+
+
+def _failures(
+    name: str, st: ModelDeploymentStatus, observation: RolloutObservation, pods: list[Mapping[str, Any]]
+) -> list[tuple[str, str]]:
+    """(reason, message) for colours that should run pods and have failing ones; active colour first."""
+    out = []
+    state = st.rollout
+    roles = []
+    if st.active_color:
+        roles.append((st.active_color, "active"))
+    if (
+        state
+        and state.color
+        and state.color != st.active_color
+        and state.phase in IN_FLIGHT | {RolloutPhase.Deploying}
+    ):
+        roles.append((state.color, "candidate"))
+    elif state and state.phase == RolloutPhase.Deploying and state.color:
+        roles.append((state.color, "new"))
+    for color, role in roles:
+        found = first_failure(pods_of(pods, name, color))
+        if found:
+            out.append((found.reason, f"{role} {color.value}: {found.message}"))
+    return out
+
+
+def _not_ready_reason(st: ModelDeploymentStatus, failures: list[tuple[str, str]]) -> str:
+    if st.active_color is None:
+        return failures[0][0] if failures else "NoRevisionServing"
+    return failures[0][0] if failures else "ReplicasNotReady"
+
+
+def _progressing(
+    spec: ModelDeploymentSpec, st: ModelDeploymentStatus, active_ready: int
+) -> tuple[bool, str, str]:
+    state = st.rollout
+    phase = state.phase if state else RolloutPhase.Deploying
+    message = state.message if state and state.message else phase.value
+    if phase == RolloutPhase.Paused:
+        return False, "RolloutPaused", message
+    if phase == RolloutPhase.Aborted:
+        return False, "RolloutAborted", message
+    if phase in IN_FLIGHT or phase in (RolloutPhase.Deploying, RolloutPhase.PostPromotion):
+        return True, phase.value, message
+    if active_ready < spec.replicas:
+        return True, "ScalingUp", f"{active_ready}/{spec.replicas} replicas Ready"
+    return False, "RolloutComplete", f"revision {st.active_revision} is serving"
