@@ -120,16 +120,24 @@ def _user_env(spec: ModelDeploymentSpec) -> list[dict[str, str]]:
 def probes(spec: ModelDeploymentSpec, port: int) -> dict[str, dict[str, Any]]:
     """Startup waits up to modelLoadTimeoutSeconds for the model (loaded, warmed); then liveness rules."""
     period = 2
-    ready = {"path": "/v2/health/ready", "port": "http", "scheme": "HTTP"}
+
+    def ready() -> dict[str, str]:  # a fresh dict per probe: manifests never share mutable parts
+        return {"path": "/v2/health/ready", "port": "http", "scheme": "HTTP"}
+
     live = {"path": "/v2/health/live", "port": "http", "scheme": "HTTP"}
     return {
         "startupProbe": {
-            "httpGet": ready,
+            "httpGet": ready(),
             "periodSeconds": period,
             "timeoutSeconds": 2,
             "failureThreshold": max(1, math.ceil(spec.server.model_load_timeout_seconds / period)),
         },
-        "readinessProbe": {"httpGet": ready, "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 2},
+        "readinessProbe": {
+            "httpGet": ready(),
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 2,
+        },
         "livenessProbe": {"httpGet": live, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
     }
 

@@ -1,0 +1,287 @@
+"""Manifest builders: golden manifests for example ModelDeployments, plus the rules each child must keep.
+
+Regenerate the golden files after an intended change: UPDATE_GOLDEN=1 pytest tests/unit/test_builders.py
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from modeldeploy.api import Color, parse_spec
+from modeldeploy.desired.children import (
+    build_hpa,
+    build_httproute,
+    build_pdb,
+    build_service_monitor,
+    build_services,
+)
+from modeldeploy.desired.deployment import build_deployment, model_location
+from modeldeploy.desired.params import BuildParams
+from modeldeploy.desired.revision import revision_of
+
+GOLDEN = Path(__file__).parent / "golden"
+PARAMS = BuildParams(default_image="registry.local/modelserve:0.1.0")
+SHA = "4f2c" * 16
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "minimal": {"model": {"uri": "https://models.example/iris/v3/model.onnx"}},
+    "full": {
+        "model": {
+            "uri": "s3://models/iris/v3/model.joblib",
+            "format": "sklearn",
+            "sha256": SHA,
+            "version": "3",
+            "schema": {"features": [{"name": "sepal_length", "min": 0}, {"name": "species_hint", "dtype": "string",
+                                                                          "required": False}]},
+        },
+        "replicas": 3,
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": 1, "memory": "1Gi"}},
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 10, "targetCPUUtilizationPercentage": 70},
+        "server": {
+            "image": "registry.local/custom-modelserve:2",
+            "workers": 2,
+            "timeoutSeconds": 5,
+            "batching": {"maxBatchSize": 32, "maxLatencyMs": 2},
+            "env": [{"name": "AWS_REGION", "value": "eu-west-1"}],
+            "nodeSelector": {"pool": "ml"},
+            "tolerations": [{"key": "ml", "operator": "Exists", "effect": "NoSchedule"}],
+        },
+        "security": {"apiKeySecretRef": {"name": "iris-keys"}, "rateLimit": {"requestsPerSecond": 200}},
+        "logging": {"sampleRate": 0.1, "redactFields": ["email", "ssn"]},
+        "rollout": {
+            "steps": [{"weight": 10, "pauseSeconds": 60}],
+            "trafficRouting": {"gatewayAPI": {"parentRefs": [{"name": "public-gw", "namespace": "gw"}],
+                                              "hostnames": ["iris.example"],
+                                              "headerMatch": {"name": "x-candidate", "value": "yes"}}},
+        },
+        "monitoring": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+    },
+    "pvc": {"model": {"uri": "pvc://model-store/iris/v3/model.onnx", "format": "onnx"}, "replicas": 2},
+    "baked": {"model": {"uri": "file:///opt/models/iris.onnx"}, "server": {"image": "registry.local/iris:3"}},
+}  # fmt: skip
+
+
+def md(name: str, spec: dict[str, Any], labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {
+            "name": name,
+            "namespace": "ml",
+            "uid": "0b1c-uid",
+            "generation": 4,
+            "labels": labels or {},
+        },
+        "spec": spec,
+    }
+
+
+def all_children(example: str) -> list[dict[str, Any]]:
+    body = md("iris", EXAMPLES[example], {"team": "fraud", "argocd.argoproj.io/instance": "ml-apps",
+                                          "app.kubernetes.io/instance": "ml-apps"})  # fmt: skip
+    spec = parse_spec(body["spec"])
+    revision = revision_of(spec)
+    children = [build_deployment(body, spec, color, revision, spec.replicas, PARAMS) for color in Color]
+    children += build_services(body, [Color.blue], Color.green)
+    optional = [
+        build_hpa(body, spec),
+        build_pdb(body, spec, spec.replicas),
+        build_service_monitor(body, spec),
+        build_httproute(body, spec, {"blue": 90, "green": 10}, Color.green),
+    ]
+    return children + [c for c in optional if c]
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_children_match_golden_manifests(example):
+    rendered = yaml.safe_dump_all(all_children(example), sort_keys=True, width=110)
+    path = GOLDEN / f"{example}.yaml"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(rendered)
+    assert path.exists(), f"missing {path}: run UPDATE_GOLDEN=1 pytest {__file__}"
+    assert rendered == path.read_text()
+
+
+def _deployment(example: str, color: Color = Color.blue) -> dict[str, Any]:
+    return next(
+        c
+        for c in all_children(example)
+        if c["kind"] == "Deployment" and c["metadata"]["name"].endswith(color)
+    )
+
+
+def _container(deployment: dict[str, Any], name: str = "modelserve") -> dict[str, Any]:
+    pod = deployment["spec"]["template"]["spec"]
+    return next(c for c in pod["containers"] + pod.get("initContainers", []) if c["name"] == name)
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_every_container_runs_restricted(example):
+    pod = _deployment(example)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    for container in pod["containers"] + pod.get("initContainers", []):
+        sc = container["securityContext"]
+        assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+@pytest.mark.parametrize(
+    ("example", "model_path", "init_args"),
+    [
+        ("minimal", "/models/model.onnx", ["modelserve", "fetch", "https://models.example/iris/v3/model.onnx",
+                                           "/models/model.onnx"]),
+        ("full", "/models/model.joblib", ["modelserve", "fetch", "s3://models/iris/v3/model.joblib",
+                                          "/models/model.joblib", "--sha256", SHA]),
+        ("pvc", "/models/iris/v3/model.onnx", None),
+        ("baked", "/opt/models/iris.onnx", None),
+    ],
+)  # fmt: skip
+def test_model_reaches_the_pod_by_fetch_pvc_or_image(example, model_path, init_args):
+    deployment = _deployment(example)
+    assert _env(_container(deployment))["MODELSERVE_MODEL_PATH"] == model_path
+    init = deployment["spec"]["template"]["spec"].get("initContainers")
+    assert (init[0]["command"] if init else None) == init_args
+
+
+def test_pvc_model_is_mounted_read_only():
+    pod = _deployment("pvc")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "models")
+    assert volume["persistentVolumeClaim"] == {"claimName": "model-store", "readOnly": True}
+    assert model_location(parse_spec(EXAMPLES["pvc"])).claim == "model-store"
+
+
+def test_probes_hit_modelserve_health_paths_and_startup_covers_model_load():
+    container = _container(_deployment("minimal"))
+    assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600  # modelLoadTimeoutSeconds default
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["lifecycle"]["preStop"]["sleep"]["seconds"] > 0
+
+
+def test_server_env_carries_the_contract_settings():
+    env = _env(_container(_deployment("full", Color.green)))
+    assert env["MODELSERVE_MODEL_NAME"] == "iris"
+    assert env["MODELSERVE_MODEL_VERSION"] == "3"
+    assert env["MODELSERVE_MODEL_COLOR"] == "green"
+    assert env["MODELSERVE_MODEL_REVISION"] == revision_of(parse_spec(EXAMPLES["full"]))
+    assert env["MODELSERVE_MODEL_FORMAT"] == "sklearn" and env["MODELSERVE_MODEL_SHA256"] == SHA
+    assert env["MODELSERVE_ALLOW_UNVERIFIED_PICKLE"] == "false"
+    assert env["MODELSERVE_API_KEYS_FILE"] == "/etc/modelserve/keys/api-keys"
+    assert (env["MODELSERVE_RATE_LIMIT_RPS"], env["MODELSERVE_RATE_LIMIT_BURST"]) == ("200", "400")
+    assert env["MODELSERVE_LOG_REDACT_FIELDS"] == "email,ssn" and env["MODELSERVE_LOG_SAMPLE_RATE"] == "0.1"
+    assert (env["MODELSERVE_MAX_BATCH_SIZE"], env["MODELSERVE_WORKERS"]) == ("32", "2")
+    assert env["AWS_REGION"] == "eu-west-1"
+
+
+def test_api_key_secret_is_mounted_where_modelserve_reads_it():
+    pod = _deployment("full")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "api-keys")
+    assert volume["secret"]["secretName"] == "iris-keys"
+    assert volume["secret"]["items"] == [{"key": "api-keys", "path": "api-keys"}]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "api-keys")
+    assert mount == {"name": "api-keys", "mountPath": "/etc/modelserve/keys", "readOnly": True}
+
+
+def test_inline_schema_is_projected_next_to_the_model():
+    deployment = _deployment("full")
+    template = deployment["spec"]["template"]
+    manifest = yaml.safe_load(template["metadata"]["annotations"]["modeldeploy.io/input-schema"])
+    assert manifest["features"][0] == {"name": "sepal_length", "dtype": "float", "required": True, "min": 0.0}
+    mount = next(m for m in template["spec"]["containers"][0]["volumeMounts"] if m["name"] == "schema")
+    assert mount["mountPath"] == "/models/model.joblib.schema.json"
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_children_are_owned_labelled_and_never_carry_gitops_tracking(example):
+    for child in all_children(example):
+        meta = child["metadata"]
+        assert meta["ownerReferences"] == [
+            {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment", "name": "iris", "uid": "0b1c-uid",
+             "controller": True, "blockOwnerDeletion": True}
+        ]  # fmt: skip
+        keys = set(meta["labels"]) | set(meta.get("annotations", {}))
+        if child["kind"] == "Deployment":
+            keys |= set(child["spec"]["template"]["metadata"]["labels"])
+        assert not any(k.startswith("argocd.argoproj.io/") or k == "app.kubernetes.io/instance" for k in keys)
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "modeldeploy"
+        assert meta["labels"]["team"] == "fraud"  # ordinary labels do follow the parent
+        assert len(meta["name"]) <= 63
+
+
+def test_deployment_selector_is_per_colour_and_excludes_revision():
+    deployment = _deployment("minimal", Color.green)
+    assert deployment["spec"]["selector"] == {"matchLabels": {"modeldeploy.io/name": "iris",
+                                                              "modeldeploy.io/color": "green"}}  # fmt: skip
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+@pytest.mark.parametrize(
+    ("stable_colors", "stable_selector_color"), [([Color.blue], "blue"), ([Color.green], "green"),
+                                                 ([Color.blue, Color.green], None)]
+)  # fmt: skip
+def test_stable_service_selects_one_colour_or_both(stable_colors, stable_selector_color):
+    body = md("iris", EXAMPLES["minimal"])
+    services = {s["metadata"]["name"]: s for s in build_services(body, stable_colors, Color.green)}
+    assert set(services) == {"iris", "iris-preview", "iris-blue", "iris-green"}
+    assert services["iris"]["spec"]["selector"].get("modeldeploy.io/color") == stable_selector_color
+    assert services["iris-preview"]["spec"]["selector"]["modeldeploy.io/color"] == "green"
+    assert services["iris-blue"]["spec"]["selector"]["modeldeploy.io/color"] == "blue"
+
+
+def test_hpa_targets_the_model_deployment_scale_subresource():
+    body = md("iris", EXAMPLES["full"])
+    hpa = build_hpa(body, parse_spec(body["spec"]))
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment",
+                                             "name": "iris"}  # fmt: skip
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
+    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    assert build_hpa(body, parse_spec(EXAMPLES["minimal"])) is None
+
+
+@pytest.mark.parametrize(("replicas", "wanted"), [(0, False), (1, False), (2, True), (10, True)])
+def test_pdb_only_with_more_than_one_replica(replicas, wanted):
+    body = md("iris", {**EXAMPLES["minimal"], "replicas": replicas})
+    assert (build_pdb(body, parse_spec(body["spec"]), replicas) is not None) == wanted
+
+
+def test_httproute_weights_and_header_match():
+    body = md("iris", EXAMPLES["full"])
+    route = build_httproute(body, parse_spec(body["spec"]), {"blue": 70, "green": 30}, Color.green)
+    rules = route["spec"]["rules"]
+    assert rules[0]["matches"] == [{"headers": [{"type": "Exact", "name": "x-candidate", "value": "yes"}]}]
+    assert rules[0]["backendRefs"] == [{"kind": "Service", "name": "iris-green", "port": 80, "weight": 1}]
+    assert [(b["name"], b["weight"]) for b in rules[1]["backendRefs"]] == [
+        ("iris-blue", 70),
+        ("iris-green", 30),
+    ]
+    assert route["spec"]["parentRefs"] == [{"name": "public-gw", "namespace": "gw"}]
+    assert build_httproute(body, parse_spec(EXAMPLES["minimal"]), {"blue": 100}) is None
+
+
+def test_service_monitor_scrapes_each_pod_once():
+    body = md("iris", EXAMPLES["full"])
+    monitor = build_service_monitor(body, parse_spec(body["spec"]))
+    assert monitor["spec"]["selector"]["matchLabels"]["modeldeploy.io/service-role"] == "color"
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    color_services = [s for s in build_services(body, [Color.blue], Color.green)
+                      if s["metadata"]["labels"]["modeldeploy.io/service-role"] == "color"]  # fmt: skip
+    assert len(color_services) == 2
+    assert build_service_monitor(body, parse_spec(EXAMPLES["minimal"])) is None

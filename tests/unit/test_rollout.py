@@ -1,0 +1,503 @@
+"""The rollout step function, phase by phase and event by event, and the world each status asks for."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from modeldeploy.api import (
+    CheckResult,
+    Color,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    Outcome,
+    RolloutControl,
+    RolloutPhase,
+    RolloutState,
+    parse_spec,
+)
+from modeldeploy.desired.rollout import (
+    Check,
+    ColorObservation,
+    RolloutObservation,
+    plan_rollout_step,
+    plan_world,
+    replica_split,
+)
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+OLD, NEW, NEWER = "old0000000", "new0000000", "newer00000"
+PASS = CheckResult(passed=True, message="ok")
+FAIL = CheckResult(passed=False, message="accuracy 0.61 < 0.9")
+INCONCLUSIVE = CheckResult(passed=None, message="3 requests, need 20")
+Ph = RolloutPhase
+
+
+def spec(**rollout: Any) -> ModelDeploymentSpec:
+    body: dict[str, Any] = {
+        "model": {"uri": "https://m.example/iris/model.onnx"},
+        "replicas": 2,
+        "rollout": rollout,
+    }
+    monitoring = rollout.pop("monitoring", None)
+    if monitoring:
+        body["monitoring"] = monitoring
+    return parse_spec(body)
+
+
+SMOKE = {"requests": [{"body": {"instances": [[1, 2, 3, 4]]}}]}
+GATE = {
+    "datasetUri": "https://d.example/holdout.csv",
+    "labelColumn": "y",
+    "metric": "accuracy",
+    "threshold": 0.9,
+}
+STEPS = [{"weight": 10, "pauseSeconds": 60}, {"weight": 50, "pauseSeconds": 60}]
+
+
+def status(phase: RolloutPhase, *, since: datetime = T0, **state: Any) -> ModelDeploymentStatus:
+    """blue serves OLD; the candidate (if any) is NEW on green."""
+    defaults: dict[str, Any] = {
+        "revision": NEW,
+        "color": Color.green,
+        "phase_started_at": since,
+        "started_at": since,
+    }
+    if phase in (Ph.Stepping, Ph.Paused):
+        defaults["step_started_at"] = since
+    defaults.update(state)
+    control = defaults.pop("control", None)
+    st = ModelDeploymentStatus(
+        active_color=Color.blue,
+        active_revision=OLD,
+        candidate_revision=NEW,
+        rollout=RolloutState(phase=phase, **defaults),
+        rollout_control=control,
+    )
+    return st
+
+
+def promoted(phase: RolloutPhase = Ph.PostPromotion, *, scale_down_in: float = 30) -> ModelDeploymentStatus:
+    """green serves NEW after promotion; blue (OLD) warm until scale_down_at."""
+    return ModelDeploymentStatus(
+        active_color=Color.green,
+        active_revision=NEW,
+        rollout=RolloutState(
+            phase=phase,
+            revision=NEW,
+            color=Color.green,
+            phase_started_at=T0,
+            step_started_at=T0,
+            previous_color=Color.blue,
+            previous_revision=OLD,
+            scale_down_at=T0 + timedelta(seconds=scale_down_in),
+        ),
+    )
+
+
+def observe(blue: tuple[str, int] | None = (OLD, 2), green: tuple[str, int] | None = None, **kw: Any):
+    colors = {}
+    for color, seen in ((Color.blue, blue), (Color.green, green)):
+        if seen:
+            colors[color] = ColorObservation(
+                True, seen[0], 2, seen[1], kw.pop(f"{color.value}_failure", None)
+            )
+    return RolloutObservation(colors=colors, **kw)
+
+
+def control(action: str, request_id: str = "r1") -> RolloutControl:
+    return RolloutControl.model_validate({"action": action, "requestId": request_id})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# first deployment and adoption
+
+
+def test_empty_status_starts_deploying_on_blue():
+    plan = plan_rollout_step(spec(), NEW, ModelDeploymentStatus(), observe(None), T0)
+    assert plan.status.rollout.phase == Ph.Deploying
+    assert (plan.status.rollout.color, plan.status.rollout.revision) == (Color.blue, NEW)
+    assert plan.status.active_color is None
+
+
+def test_deploying_becomes_completed_when_pods_ready():
+    st = ModelDeploymentStatus(rollout=RolloutState(phase=Ph.Deploying, revision=NEW, color=Color.blue))
+    plan = plan_rollout_step(spec(), NEW, st, observe((NEW, 2)), T0)
+    assert plan.status.rollout.phase == Ph.Completed
+    assert (plan.status.active_color, plan.status.active_revision) == (Color.blue, NEW)
+    assert plan.status.history[0].outcome == Outcome.Promoted
+
+
+def test_deploying_past_deadline_says_why_and_keeps_waiting():
+    st = ModelDeploymentStatus(
+        rollout=RolloutState(phase=Ph.Deploying, revision=NEW, color=Color.blue, phase_started_at=T0)
+    )
+    seen = observe(
+        (NEW, 0), blue_failure="pod iris-blue-x: container modelserve exited with code 1: bad model"
+    )
+    plan = plan_rollout_step(spec(), NEW, st, seen, T0 + timedelta(seconds=601))
+    assert plan.status.rollout.phase == Ph.Deploying
+    assert "bad model" in plan.status.rollout.message
+    assert "progress deadline" in plan.status.rollout.message
+
+
+def test_deploying_follows_a_spec_change_in_place():
+    st = ModelDeploymentStatus(rollout=RolloutState(phase=Ph.Deploying, revision=NEW, color=Color.blue))
+    plan = plan_rollout_step(spec(), NEWER, st, observe((NEW, 0)), T0)
+    assert (plan.status.rollout.phase, plan.status.rollout.revision) == (Ph.Deploying, NEWER)
+
+
+def test_lost_status_adopts_the_colour_the_stable_service_selects():
+    seen = observe((OLD, 0), (NEW, 2), stable_color=Color.green)
+    plan = plan_rollout_step(spec(), NEW, ModelDeploymentStatus(), seen, T0)
+    assert (plan.status.active_color, plan.status.active_revision) == (Color.green, NEW)
+    assert plan.status.rollout.phase == Ph.Completed
+
+
+# ---------------------------------------------------------------------------------------------------------
+# phases x events
+
+
+CASES = [
+    # (id, spec kwargs, status, observation, now offset s, results, expected phase, expected check)
+    ("completed, spec unchanged->stays", {}, promoted(Ph.Completed, scale_down_in=-1), observe((OLD, 0), (NEW, 2)),
+     0, {}, Ph.Completed, None),
+    ("waiting+not ready->waits", {}, status(Ph.WaitingForCandidate), observe(green=(NEW, 1)), 10, {},
+     Ph.WaitingForCandidate, None),
+    ("waiting+ready, no checks, no steps->promoting", {}, status(Ph.WaitingForCandidate),
+     observe(green=(NEW, 2)), 10, {}, Ph.Promoting, None),
+    ("waiting+ready+smoke->smoke", {"smoke": SMOKE}, status(Ph.WaitingForCandidate), observe(green=(NEW, 2)),
+     10, {}, Ph.SmokeTesting, None),
+    ("waiting+ready+gate only->gate", {"qualityGate": GATE}, status(Ph.WaitingForCandidate),
+     observe(green=(NEW, 2)), 10, {}, Ph.QualityGate, None),
+    ("waiting+ready, autoPromote false->paused", {"autoPromote": False}, status(Ph.WaitingForCandidate),
+     observe(green=(NEW, 2)), 10, {}, Ph.Paused, None),
+    ("waiting+ready+steps->stepping", {"steps": STEPS}, status(Ph.WaitingForCandidate), observe(green=(NEW, 2)),
+     10, {}, Ph.Stepping, None),
+    ("waiting+ready pods of another revision->waits", {}, status(Ph.WaitingForCandidate),
+     observe(green=(NEWER, 2)), 10, {}, Ph.WaitingForCandidate, None),
+    ("waiting past deadline->aborted", {}, status(Ph.WaitingForCandidate), observe(green=(NEW, 0)), 601, {},
+     Ph.Aborted, None),
+    ("smoke without result->asks for smoke", {"smoke": SMOKE}, status(Ph.SmokeTesting), observe(green=(NEW, 2)),
+     1, {}, Ph.SmokeTesting, Check.smoke),
+    ("smoke pass+gate->gate", {"smoke": SMOKE, "qualityGate": GATE}, status(Ph.SmokeTesting),
+     observe(green=(NEW, 2)), 1, {"smoke": PASS}, Ph.QualityGate, None),
+    ("smoke fail->aborted", {"smoke": SMOKE}, status(Ph.SmokeTesting), observe(green=(NEW, 2)), 1,
+     {"smoke": FAIL}, Ph.Aborted, None),
+    ("gate without result->asks for gate", {"qualityGate": GATE}, status(Ph.QualityGate),
+     observe(green=(NEW, 2)), 1, {}, Ph.QualityGate, Check.quality_gate),
+    ("gate pass+steps->stepping", {"qualityGate": GATE, "steps": STEPS}, status(Ph.QualityGate),
+     observe(green=(NEW, 2)), 1, {"quality_gate": PASS}, Ph.Stepping, None),
+    ("gate fail->aborted", {"qualityGate": GATE}, status(Ph.QualityGate), observe(green=(NEW, 2)), 1,
+     {"quality_gate": FAIL}, Ph.Aborted, None),
+    ("gate inconclusive->aborted (fail closed)", {"qualityGate": GATE}, status(Ph.QualityGate),
+     observe(green=(NEW, 2)), 1, {"quality_gate": INCONCLUSIVE}, Ph.Aborted, None),
+    ("stepping within pause->stays", {"steps": STEPS}, status(Ph.Stepping), observe(green=(NEW, 2)), 30, {},
+     Ph.Stepping, None),
+    ("stepping pause over->next step", {"steps": STEPS}, status(Ph.Stepping), observe(green=(NEW, 2)), 61, {},
+     Ph.Stepping, None),
+    ("last step over+autoPromote->promoting", {"steps": STEPS}, status(Ph.Stepping, step_index=1),
+     observe(green=(NEW, 2)), 61, {}, Ph.Promoting, None),
+    ("last step over, autoPromote false->paused", {"steps": STEPS, "autoPromote": False},
+     status(Ph.Stepping, step_index=1), observe(green=(NEW, 2)), 61, {}, Ph.Paused, None),
+    ("stepping+analysis due->asks for analysis", {"steps": STEPS, "analysis": {"maxErrorRate": 0.01}},
+     status(Ph.Stepping), observe(green=(NEW, 2)), 30, {}, Ph.Stepping, Check.analysis),
+    ("stepping+analysis fail->aborted", {"steps": STEPS, "analysis": {"maxErrorRate": 0.01}},
+     status(Ph.Stepping), observe(green=(NEW, 2)), 30, {"analysis": FAIL}, Ph.Aborted, None),
+    ("pause over+analysis pass->next", {"steps": STEPS, "analysis": {"maxErrorRate": 0.01}},
+     status(Ph.Stepping), observe(green=(NEW, 2)), 61, {"analysis": PASS}, Ph.Stepping, None),
+    ("pause over+analysis inconclusive->paused", {"steps": STEPS, "analysis": {"maxErrorRate": 0.01}},
+     status(Ph.Stepping), observe(green=(NEW, 2)), 61, {"analysis": INCONCLUSIVE}, Ph.Paused, None),
+    ("paused A/B hold+analysis fail->aborted", {"steps": [{"weight": 50}], "analysis": {"maxErrorRate": 0.01}},
+     status(Ph.Paused), observe(green=(NEW, 2)), 3600, {"analysis": FAIL}, Ph.Aborted, None),
+    ("paused stays paused without promote", {"steps": [{"weight": 50}]}, status(Ph.Paused),
+     observe(green=(NEW, 2)), 86400, {}, Ph.Paused, None),
+    ("promoting+ready->post-promotion", {}, status(Ph.Promoting), observe(green=(NEW, 2)), 5, {},
+     Ph.PostPromotion, None),
+    ("promoting+not ready past deadline->aborted", {}, status(Ph.Promoting), observe(green=(NEW, 1)), 601, {},
+     Ph.Aborted, None),
+    ("promoting+ready, no delay->completed", {"scaleDownDelaySeconds": 0}, status(Ph.Promoting),
+     observe(green=(NEW, 2)), 5, {}, Ph.Completed, None),
+    ("post-promotion+analysis due->asks", {"analysis": {"maxErrorRate": 0.01}}, promoted(),
+     observe((OLD, 2), (NEW, 2)), 5, {}, Ph.PostPromotion, Check.analysis),
+    ("post-promotion+analysis fail->rolled back", {"analysis": {"maxErrorRate": 0.01}}, promoted(),
+     observe((OLD, 2), (NEW, 2)), 5, {"analysis": FAIL}, Ph.Aborted, None),
+    ("post-promotion window over->completed", {}, promoted(), observe((OLD, 2), (NEW, 2)), 31, {},
+     Ph.Completed, None),
+    ("aborted+same revision->stays aborted", {}, status(Ph.Aborted), observe((OLD, 2), (NEW, 0)), 9999, {},
+     Ph.Aborted, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rollout", "before", "seen", "after_s", "results", "phase", "check"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_step_function(rollout, before, seen, after_s, results, phase, check):
+    import dataclasses
+
+    seen = dataclasses.replace(seen, **results)
+    revision = NEW
+    plan = plan_rollout_step(spec(**rollout), revision, before, seen, T0 + timedelta(seconds=after_s))
+    assert plan.status.rollout.phase == phase, plan.status.rollout.message
+    assert plan.check == check
+
+
+def test_completed_with_new_revision_starts_candidate_on_idle_colour():
+    st = status(Ph.Completed, revision=OLD, color=Color.blue)
+    st.candidate_revision = None
+    plan = plan_rollout_step(spec(), NEW, st, observe(), T0)
+    assert plan.status.rollout.phase == Ph.WaitingForCandidate
+    assert (plan.status.rollout.color, plan.status.rollout.revision) == (Color.green, NEW)
+    assert plan.status.candidate_revision == NEW
+    assert [e.reason for e in plan.events] == ["RolloutStarted"]
+
+
+def test_deadline_abort_quotes_the_candidate_failure():
+    seen = observe(
+        green=(NEW, 0), green_failure="pod iris-green-x: container fetch-model exited with code 3: digest"
+    )
+    plan = plan_rollout_step(spec(), NEW, status(Ph.WaitingForCandidate), seen, T0 + timedelta(seconds=601))
+    assert "exited with code 3: digest" in plan.status.rollout.abort_reason
+    assert plan.events[-1].type == "Warning" and plan.events[-1].reason == "ProgressDeadlineExceeded"
+    assert plan.status.history[0].outcome == Outcome.Aborted
+    assert plan.status.active_color == Color.blue  # traffic stays where it was
+
+
+def test_quality_gate_scores_land_in_status():
+    result = CheckResult(passed=True, message="0.95 >= 0.9", score=0.95, active_score=0.94)
+    plan = plan_rollout_step(
+        spec(qualityGate=GATE), NEW, status(Ph.QualityGate), observe(green=(NEW, 2), quality_gate=result), T0
+    )
+    assert plan.status.rollout.quality_gate.score == 0.95
+    assert plan.status.rollout.quality_gate.active_score == 0.94
+
+
+def test_promotion_swaps_active_and_keeps_previous_warm():
+    plan = plan_rollout_step(spec(), NEW, status(Ph.Promoting), observe(green=(NEW, 2)), T0)
+    st = plan.status
+    assert (st.active_color, st.active_revision, st.candidate_revision) == (Color.green, NEW, None)
+    assert (st.rollout.previous_color, st.rollout.previous_revision) == (Color.blue, OLD)
+    assert st.rollout.scale_down_at == T0 + timedelta(seconds=30)
+
+
+def test_post_promotion_failure_rolls_back_to_warm_previous():
+    seen = observe((OLD, 2), (NEW, 2), analysis=FAIL)
+    plan = plan_rollout_step(
+        spec(analysis={"maxErrorRate": 0.01}), NEW, promoted(), seen, T0 + timedelta(seconds=5)
+    )
+    st = plan.status
+    assert (st.active_color, st.active_revision) == (Color.blue, OLD)
+    assert st.history[0].outcome == Outcome.RolledBack
+    assert st.rollout.phase == Ph.Aborted and st.rollout.revision == NEW
+
+
+# ---------------------------------------------------------------------------------------------------------
+# promote / abort / retry through status.rolloutControl
+
+
+CONTROL_CASES = [
+    ("abort while stepping", {"steps": STEPS}, status(Ph.Stepping, control=control("abort")), Ph.Aborted),
+    ("abort while waiting", {}, status(Ph.WaitingForCandidate, control=control("abort")), Ph.Aborted),
+    ("promote ends a step early", {"steps": STEPS}, status(Ph.Stepping, control=control("promote")), Ph.Stepping),
+    ("promote a held step->next", {"steps": [{"weight": 20}, {"weight": 60}]},
+     status(Ph.Paused, control=control("promote")), Ph.Paused),
+    ("promote after last step->promoting", {"steps": STEPS, "autoPromote": False},
+     status(Ph.Paused, step_index=2, control=control("promote")), Ph.Promoting),
+    ("promote with no steps, autoPromote false->promoting", {"autoPromote": False},
+     status(Ph.Paused, control=control("promote")), Ph.Promoting),
+    ("promoteFull skips the checks", {"smoke": SMOKE, "steps": STEPS},
+     status(Ph.SmokeTesting, control=control("promoteFull")), Ph.Promoting),
+    ("retry an aborted rollout", {}, status(Ph.Aborted, control=control("retry")), Ph.WaitingForCandidate),
+    ("retry when nothing failed is ignored", {}, status(Ph.Stepping, control=control("retry")), Ph.Stepping),
+    ("promote while waiting is ignored", {}, status(Ph.WaitingForCandidate, control=control("promote")),
+     Ph.WaitingForCandidate),
+    ("already handled request does nothing", {"steps": STEPS},
+     status(Ph.Stepping, control=control("abort"), handled_request_id="r1"), Ph.Stepping),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rollout", "before", "phase"), [c[1:] for c in CONTROL_CASES], ids=[c[0] for c in CONTROL_CASES]
+)
+def test_control_requests(rollout, before, phase):
+    plan = plan_rollout_step(spec(**rollout), NEW, before, observe(green=(NEW, 2)), T0 + timedelta(seconds=1))
+    assert plan.status.rollout.phase == phase
+    assert plan.status.rollout.handled_request_id == "r1"
+
+
+def test_ignored_request_is_acknowledged_with_a_warning():
+    plan = plan_rollout_step(spec(), NEW, status(Ph.Stepping, control=control("retry")), observe(), T0)
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "RequestIgnored")]
+
+
+def test_abort_right_after_promotion_rolls_back():
+    st = promoted()
+    st.rollout_control = control("abort")
+    plan = plan_rollout_step(spec(), NEW, st, observe((OLD, 2), (NEW, 2)), T0 + timedelta(seconds=1))
+    assert (plan.status.active_color, plan.status.active_revision) == (Color.blue, OLD)
+    assert plan.status.history[0].outcome == Outcome.RolledBack
+
+
+def test_retry_starts_the_same_revision_again_with_checks_cleared():
+    st = status(Ph.Aborted, control=control("retry"), smoke=FAIL, abort_reason="smoke test failed")
+    plan = plan_rollout_step(spec(smoke=SMOKE), NEW, st, observe(green=(NEW, 0)), T0)
+    assert plan.status.rollout.phase == Ph.WaitingForCandidate
+    assert plan.status.rollout.smoke is None and plan.status.rollout.abort_reason is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# spec changes in the middle, and restarts
+
+
+def test_spec_back_to_active_revision_drops_the_candidate():
+    plan = plan_rollout_step(spec(steps=STEPS), OLD, status(Ph.Stepping), observe(green=(NEW, 2)), T0)
+    st = plan.status
+    assert st.rollout.phase == Ph.Completed and st.candidate_revision is None
+    assert st.history[0].outcome == Outcome.Superseded
+
+
+def test_newer_revision_replaces_the_candidate_in_flight():
+    plan = plan_rollout_step(spec(steps=STEPS), NEWER, status(Ph.Stepping), observe(green=(NEW, 2)), T0)
+    st = plan.status
+    assert (st.rollout.phase, st.rollout.revision, st.rollout.color) == (
+        Ph.WaitingForCandidate,
+        NEWER,
+        Color.green,
+    )
+    assert st.history[0].outcome == Outcome.Superseded and st.history[0].revision == NEW
+
+
+@pytest.mark.parametrize(
+    ("spec_revision", "phase"), [(NEWER, Ph.WaitingForCandidate), (OLD, Ph.Completed), (NEW, Ph.Aborted)]
+)
+def test_aborted_waits_for_a_new_revision_a_revert_or_retry(spec_revision, phase):
+    plan = plan_rollout_step(spec(), spec_revision, status(Ph.Aborted), observe(), T0 + timedelta(hours=1))
+    assert plan.status.rollout.phase == phase
+
+
+@pytest.mark.parametrize("phase", list(RolloutPhase))
+def test_restarted_operator_decides_the_same_from_status(phase):
+    """Killed at any moment: the next process sees the same status and observation and does the same."""
+    before = status(phase, step_index=0)
+    seen = observe((OLD, 2), (NEW, 1))
+    now = T0 + timedelta(seconds=20)
+    first = plan_rollout_step(spec(steps=STEPS), NEW, before, seen, now)
+    again = plan_rollout_step(spec(steps=STEPS), NEW, before, seen, now)
+    assert first.status == again.status and first.check == again.check
+    world = plan_world(spec(steps=STEPS), NEW, first.status, seen, now)
+    ready_colors = {c for c, o in seen.colors.items() if o.ready_replicas > 0}
+    assert set(world.stable_colors) <= ready_colors | {first.status.active_color}
+
+
+def test_history_is_capped_and_newest_first():
+    st = status(Ph.WaitingForCandidate)
+    plan = None
+    for i in range(5):
+        st.rollout.revision = f"rev{i}"
+        st.rollout.phase = Ph.WaitingForCandidate
+        plan = plan_rollout_step(spec(historyLimit=3), f"rev{i + 1}", st, observe(), T0)
+        st = plan.status
+    assert [h.revision for h in st.history] == ["rev4", "rev3", "rev2"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# evaluation of the live model
+
+
+EVAL = {"evaluation": {**GATE, "intervalSeconds": 3600, "rollbackOnFailure": True}}
+
+
+def test_live_evaluation_is_requested_when_due():
+    plan = plan_rollout_step(spec(monitoring=EVAL), NEW, promoted(Ph.Completed), observe(), T0)
+    assert plan.check == Check.evaluation
+
+
+def test_failing_evaluation_rolls_back_while_previous_is_warm():
+    seen = observe((OLD, 2), (NEW, 2), evaluation=FAIL)
+    plan = plan_rollout_step(
+        spec(monitoring=EVAL), NEW, promoted(Ph.Completed), seen, T0 + timedelta(seconds=5)
+    )
+    assert plan.status.active_revision == OLD
+    assert plan.status.evaluation.result.passed is False
+
+
+def test_failing_evaluation_after_scale_down_only_reports():
+    seen = observe((OLD, 0), (NEW, 2), evaluation=FAIL)
+    plan = plan_rollout_step(
+        spec(monitoring=EVAL), NEW, promoted(Ph.Completed), seen, T0 + timedelta(hours=1)
+    )
+    assert plan.status.active_revision == NEW
+    assert plan.events[-1].reason == "EvaluationFailed"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the world
+
+
+@pytest.mark.parametrize(
+    ("replicas", "weight", "split"),
+    [(2, 0, (2, 0)), (2, 10, (2, 1)), (4, 20, (4, 1)), (2, 50, (2, 2)), (2, 90, (1, 2)), (4, 75, (2, 4)),
+     (3, 100, (0, 3))],
+)  # fmt: skip
+def test_replica_split_approximates_the_weight(replicas, weight, split):
+    assert replica_split(replicas, weight) == split
+
+
+GATEWAY = {
+    "trafficRouting": {
+        "gatewayAPI": {"parentRefs": [{"name": "gw"}], "headerMatch": {"name": "x-canary", "value": "1"}}
+    }
+}
+
+
+def test_gateway_world_splits_by_weight_once_candidate_is_ready():
+    world = plan_world(spec(steps=STEPS, **GATEWAY), NEW, status(Ph.Stepping), observe(green=(NEW, 2)), T0)
+    assert world.route_weights == {"blue": 90, "green": 10}
+    assert world.stable_colors == (Color.blue,) and world.header_color == Color.green
+    assert world.colors[Color.green].replicas == 2 and world.colors[Color.blue].replicas == 2
+
+
+def test_world_never_routes_to_a_colour_without_ready_pods():
+    for routing in ({}, GATEWAY):
+        world = plan_world(
+            spec(steps=STEPS, **routing), NEW, status(Ph.Stepping), observe(green=(NEW, 0)), T0
+        )
+        assert world.route_weights["green"] == 0
+        assert world.stable_colors == (Color.blue,)
+        assert world.header_color is None
+
+
+def test_service_world_keeps_active_full_until_candidate_pods_ready():
+    steps = [{"weight": 90, "pauseSeconds": 60}]
+    shrinking = plan_world(spec(steps=steps), NEW, status(Ph.Stepping), observe(green=(NEW, 1)), T0)
+    assert shrinking.colors[Color.blue].replicas == 2  # candidate has 1 of 2 Ready: do not shrink yet
+    assert set(shrinking.stable_colors) == {Color.blue, Color.green}
+    shrunk = plan_world(spec(steps=steps), NEW, status(Ph.Stepping), observe(green=(NEW, 2)), T0)
+    assert shrunk.colors[Color.blue].replicas == 1
+
+
+def test_world_during_checks_previews_candidate_and_keeps_traffic_on_active():
+    world = plan_world(spec(smoke=SMOKE), NEW, status(Ph.SmokeTesting), observe(green=(NEW, 2)), T0)
+    assert world.preview_color == Color.green and world.stable_colors == (Color.blue,)
+    assert world.colors[Color.green].apply_template and not world.colors[Color.blue].apply_template
+
+
+def test_previous_colour_stays_warm_then_scales_to_zero():
+    warm = plan_world(spec(), NEW, promoted(), observe((OLD, 2), (NEW, 2)), T0 + timedelta(seconds=10))
+    assert warm.colors[Color.blue].replicas == 2 and warm.colors[Color.blue].revision == OLD
+    assert not warm.colors[Color.blue].apply_template  # the old revision is only scaled, never re-templated
+    cold = plan_world(
+        spec(), NEW, promoted(Ph.Completed), observe((OLD, 2), (NEW, 2)), T0 + timedelta(seconds=31)
+    )
+    assert cold.colors[Color.blue].replicas == 0
+    assert cold.stable_colors == (Color.green,)
+
+
+def test_first_deployment_world_uses_one_colour():
+    world = plan_world(spec(), NEW, ModelDeploymentStatus(), observe(None), T0)
+    assert world.colors[Color.blue].replicas == 2 and world.colors[Color.green].replicas == 0
+    assert world.stable_colors == (Color.blue,) and world.preview_color == Color.blue
