@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from modeldeploy.api import Color, parse_spec
 from modeldeploy.desired.children import (
     build_hpa,
@@ -36,8 +35,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "format": "sklearn",
             "sha256": SHA,
             "version": "3",
-            "schema": {"features": [{"name": "sepal_length", "min": 0}, {"name": "species_hint", "dtype": "string",
-                                                                          "required": False}]},
+            "schema": {"features": [{"name": "sepal_length", "min": 0},
+                                    {"name": "species_hint", "dtype": "string", "required": False}]},
         },
         "replicas": 3,
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": 1, "memory": "1Gi"}},
@@ -213,8 +212,8 @@ def test_children_are_owned_labelled_and_never_carry_gitops_tracking(example):
     for child in all_children(example):
         meta = child["metadata"]
         assert meta["ownerReferences"] == [
-            {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment", "name": "iris", "uid": "0b1c-uid",
-             "controller": True, "blockOwnerDeletion": True}
+            {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment", "name": "iris",
+             "uid": "0b1c-uid", "controller": True, "blockOwnerDeletion": True}
         ]  # fmt: skip
         keys = set(meta["labels"]) | set(meta.get("annotations", {}))
         if child["kind"] == "Deployment":
@@ -249,8 +248,8 @@ def test_hpa_targets_the_model_deployment_scale_subresource():
     body = md("iris", EXAMPLES["full"])
     hpa = build_hpa(body, parse_spec(body["spec"]))
     assert hpa["apiVersion"] == "autoscaling/v2"
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment",
-                                             "name": "iris"}  # fmt: skip
+    target = {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment", "name": "iris"}
+    assert hpa["spec"]["scaleTargetRef"] == target
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
     assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
     assert build_hpa(body, parse_spec(EXAMPLES["minimal"])) is None

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from modeldeploy.api import (
     CheckResult,
     Color,
@@ -162,7 +161,8 @@ def test_lost_status_adopts_the_colour_the_stable_service_selects():
 
 CASES = [
     # (id, spec kwargs, status, observation, now offset s, results, expected phase, expected check)
-    ("completed, spec unchanged->stays", {}, promoted(Ph.Completed, scale_down_in=-1), observe((OLD, 0), (NEW, 2)),
+    ("completed, spec unchanged->stays", {}, promoted(Ph.Completed, scale_down_in=-1),
+     observe((OLD, 0), (NEW, 2)),
      0, {}, Ph.Completed, None),
     ("waiting+not ready->waits", {}, status(Ph.WaitingForCandidate), observe(green=(NEW, 1)), 10, {},
      Ph.WaitingForCandidate, None),
@@ -174,13 +174,15 @@ CASES = [
      observe(green=(NEW, 2)), 10, {}, Ph.QualityGate, None),
     ("waiting+ready, autoPromote false->paused", {"autoPromote": False}, status(Ph.WaitingForCandidate),
      observe(green=(NEW, 2)), 10, {}, Ph.Paused, None),
-    ("waiting+ready+steps->stepping", {"steps": STEPS}, status(Ph.WaitingForCandidate), observe(green=(NEW, 2)),
+    ("waiting+ready+steps->stepping", {"steps": STEPS}, status(Ph.WaitingForCandidate),
+     observe(green=(NEW, 2)),
      10, {}, Ph.Stepping, None),
     ("waiting+ready pods of another revision->waits", {}, status(Ph.WaitingForCandidate),
      observe(green=(NEWER, 2)), 10, {}, Ph.WaitingForCandidate, None),
     ("waiting past deadline->aborted", {}, status(Ph.WaitingForCandidate), observe(green=(NEW, 0)), 601, {},
      Ph.Aborted, None),
-    ("smoke without result->asks for smoke", {"smoke": SMOKE}, status(Ph.SmokeTesting), observe(green=(NEW, 2)),
+    ("smoke without result->asks for smoke", {"smoke": SMOKE}, status(Ph.SmokeTesting),
+     observe(green=(NEW, 2)),
      1, {}, Ph.SmokeTesting, Check.smoke),
     ("smoke pass+gate->gate", {"smoke": SMOKE, "qualityGate": GATE}, status(Ph.SmokeTesting),
      observe(green=(NEW, 2)), 1, {"smoke": PASS}, Ph.QualityGate, None),
@@ -210,7 +212,8 @@ CASES = [
      status(Ph.Stepping), observe(green=(NEW, 2)), 61, {"analysis": PASS}, Ph.Stepping, None),
     ("pause over+analysis inconclusive->paused", {"steps": STEPS, "analysis": {"maxErrorRate": 0.01}},
      status(Ph.Stepping), observe(green=(NEW, 2)), 61, {"analysis": INCONCLUSIVE}, Ph.Paused, None),
-    ("paused A/B hold+analysis fail->aborted", {"steps": [{"weight": 50}], "analysis": {"maxErrorRate": 0.01}},
+    ("paused A/B hold+analysis fail->aborted",
+     {"steps": [{"weight": 50}], "analysis": {"maxErrorRate": 0.01}},
      status(Ph.Paused), observe(green=(NEW, 2)), 3600, {"analysis": FAIL}, Ph.Aborted, None),
     ("paused stays paused without promote", {"steps": [{"weight": 50}]}, status(Ph.Paused),
      observe(green=(NEW, 2)), 86400, {}, Ph.Paused, None),
@@ -302,7 +305,8 @@ def test_post_promotion_failure_rolls_back_to_warm_previous():
 CONTROL_CASES = [
     ("abort while stepping", {"steps": STEPS}, status(Ph.Stepping, control=control("abort")), Ph.Aborted),
     ("abort while waiting", {}, status(Ph.WaitingForCandidate, control=control("abort")), Ph.Aborted),
-    ("promote ends a step early", {"steps": STEPS}, status(Ph.Stepping, control=control("promote")), Ph.Stepping),
+    ("promote ends a step early", {"steps": STEPS}, status(Ph.Stepping, control=control("promote")),
+     Ph.Stepping),
     ("promote a held step->next", {"steps": [{"weight": 20}, {"weight": 60}]},
      status(Ph.Paused, control=control("promote")), Ph.Paused),
     ("promote after last step->promoting", {"steps": STEPS, "autoPromote": False},

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from modeldeploy.api.cel import rule, validations
 from modeldeploy.api.spec import *  # noqa: F403
 from modeldeploy.api.spec import MAX_NAME_LENGTH, ApiModel, ModelDeploymentSpec
 from modeldeploy.api.status import *  # noqa: F403
 from modeldeploy.api.status import ModelDeploymentStatus
-from pydantic import Field
 
 GROUP = "modeldeploy.io"
 VERSION = "v1alpha1"

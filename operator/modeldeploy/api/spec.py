@@ -17,9 +17,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from modeldeploy.api.cel import rule, validations
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
+
+from modeldeploy.api.cel import rule, validations
 
 # Longest suffix the operator appends to the ModelDeployment name ("-preview"); children must fit 63.
 CHILD_SUFFIXES = ("-preview", "-green", "-blue")

@@ -20,8 +20,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from modeldeploy.api.spec import ApiModel
 from pydantic import Field
+
+from modeldeploy.api.spec import ApiModel
 
 
 class Color(StrEnum):
