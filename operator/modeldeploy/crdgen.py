@@ -121,7 +121,7 @@ def _printer_columns() -> list[dict[str, Any]]:
 
 def build_crd() -> dict[str, Any]:
     schema = structural_schema(ModelDeployment.model_json_schema(by_alias=True, mode="validation"))
-    schema["properties"]["metadata"] = {"type": "object", "description": "Standard object metadata."}
+    schema["properties"]["metadata"] = {"type": "object"}  # the API server allows nothing more here
     for key in ("apiVersion", "kind"):
         schema["properties"][key].pop("default", None)
     schema["required"] = ["spec"]

@@ -42,14 +42,12 @@ class ModelDeployment(ApiModel):
                 f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
                 f"metadata.name must be at most {MAX_NAME_LENGTH} characters so that every child name "
                 "(<name>-preview, <name>-green, <name>-blue) fits the 63-character limit",
-                field_path=".metadata.name",
                 reason="FieldValueInvalid",
             ),
             rule(
                 "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
                 "metadata.name must start with a letter and contain only lowercase letters, digits and '-' "
                 "(it names Services, which are DNS-1035 labels)",
-                field_path=".metadata.name",
                 reason="FieldValueInvalid",
             ),
         )

@@ -1,0 +1,200 @@
+"""The generated CRD on a real API server: invalid ModelDeployments are rejected with a message a user
+understands (CEL rules, enums, bounds), valid ones are stored with their defaults, and /scale works."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "modeldeployments.yaml"
+SHA = "4f2c" * 16
+ONNX = "https://models.example/iris/v3/model.onnx"
+
+
+@pytest.fixture(scope="module")
+def crd(cluster):
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.io", "--timeout=60s"
+    )
+    return cluster
+
+
+def manifest(name: str = "iris", **spec: Any) -> dict[str, Any]:
+    body = {"model": {"uri": ONNX}, **spec}
+    return {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
+            "spec": body}  # fmt: skip
+
+
+def with_model(**model: Any) -> dict[str, Any]:
+    return manifest(model={"uri": ONNX, **model})
+
+
+def create(cluster, namespace: str, body: dict[str, Any]):
+    return cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(body), check=False)
+
+
+INVALID = [
+    ("name too long for child names", manifest("a" * 56),
+     "metadata.name must be at most 55 characters"),
+    ("name not a DNS-1035 label", manifest("1iris"), "metadata.name must start with a letter"),
+    ("model missing", {**manifest(), "spec": {"replicas": 1}}, "spec.model: Required value"),
+    ("uri scheme not allowed", with_model(uri="ftp://models.example/m.onnx"),
+     "model.uri must be https://host/path"),
+    ("uri names a folder", with_model(uri="https://models.example/iris/"), "model.uri must be https://host/path"),
+    ("pickle suffix without sha256", with_model(uri="https://models.example/m.joblib"),
+     "model.sha256 is required for pickle-family models"),
+    ("pickle format without sha256", with_model(format="sklearn"),
+     "model.sha256 is required for pickle-family models"),
+    ("sha256 not hex", with_model(sha256="XYZ" * 21 + "a"), "model.sha256 must be 64 lowercase hexadecimal"),
+    ("unknown format", with_model(format="pytorch"), 'Unsupported value: "pytorch"'),
+    ("schema on a pvc model", with_model(uri="pvc://store/m.onnx", schema={"features": [{"name": "a"}]}),
+     "model.schema works only for https, http and s3 models"),
+    ("negative replicas", manifest(replicas=-1), "should be greater than or equal to 0"),
+    ("autoscaling max below min", manifest(autoscaling={"minReplicas": 5, "maxReplicas": 2}),
+     "autoscaling.maxReplicas must be greater than or equal to autoscaling.minReplicas"),
+    ("cpu limit below request", manifest(resources={"requests": {"cpu": "500m"}, "limits": {"cpu": "250m"}}),
+     "resources.limits.cpu must be greater than or equal to resources.requests.cpu"),
+    ("memory limit below request", manifest(resources={"requests": {"memory": "2Gi"}, "limits": {"memory": 1000}}),
+     "resources.limits.memory must be greater than or equal to resources.requests.memory"),
+    ("quantity not a quantity", manifest(resources={"requests": {"cpu": "lots"}}), "should match"),
+    ("steps decreasing", manifest(rollout={"steps": [{"weight": 50}, {"weight": 10}]}),
+     "rollout.steps weights must be strictly increasing"),
+    ("steps repeated", manifest(rollout={"steps": [{"weight": 10}, {"weight": 10}]}),
+     "rollout.steps weights must be strictly increasing"),
+    ("step weight zero", manifest(rollout={"steps": [{"weight": 0}]}), "should be greater than or equal to 1"),
+    ("step weight above 100", manifest(rollout={"steps": [{"weight": 150}]}),
+     "should be less than or equal to 100"),
+    ("strategy other than BlueGreen", manifest(rollout={"strategy": "Canary"}), 'Unsupported value: "Canary"'),
+    ("reserved env var", manifest(server={"env": [{"name": "MODELSERVE_PORT", "value": "1"}]}),
+     "server.env must not set MODELSERVE_* variables"),
+    ("sample rate above 1", manifest(logging={"sampleRate": 1.5}), "should be less than or equal to 1"),
+    ("unknown quality metric",
+     manifest(rollout={"qualityGate": {"datasetUri": "https://d.example/h.csv", "labelColumn": "y",
+                                       "metric": "precision", "threshold": 0.9}}),
+     'Unsupported value: "precision"'),
+    ("gateway without parents", manifest(rollout={"trafficRouting": {"gatewayAPI": {"parentRefs": []}}}),
+     "should have at least 1 items"),
+    ("zero rate limit", manifest(security={"rateLimit": {"requestsPerSecond": 0}}), "should be greater than 0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "message"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
+def test_invalid_model_deployment_is_rejected_with_a_clear_message(crd, namespace, body, message):
+    result = create(crd, namespace, body)
+    assert result.returncode != 0, f"accepted: {json.dumps(body)}"
+    assert message in result.stderr, result.stderr
+
+
+VALID_FULL = manifest(
+    "iris-full",
+    model={"uri": "s3://models/iris/v3/model.joblib", "format": "sklearn", "sha256": SHA, "version": "3",
+           "schema": {"features": [{"name": "sepal_length", "min": 0}, {"name": "tag", "dtype": "string",
+                                                                       "categories": ["a", 1]}]}},
+    replicas=3,
+    resources={"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": 1, "memory": "1Gi"}},
+    autoscaling={"minReplicas": 2, "maxReplicas": 10, "targetCPUUtilizationPercentage": 70},
+    server={"workers": 2, "batching": {"maxBatchSize": 32, "maxLatencyMs": 2},
+            "env": [{"name": "AWS_REGION", "value": "eu-west-1"}], "nodeSelector": {"pool": "ml"},
+            "tolerations": [{"key": "ml", "operator": "Exists", "effect": "NoSchedule"}],
+            "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}},
+    security={"apiKeySecretRef": {"name": "iris-keys"}, "rateLimit": {"requestsPerSecond": 200, "burst": 400}},
+    logging={"sampleRate": 0.1, "redactFields": ["email"]},
+    rollout={"steps": [{"weight": 10, "pauseSeconds": 60}, {"weight": 50}], "autoPromote": False,
+             "smoke": {"requests": [{"path": "/predict", "body": [{"sepal_length": 1.0}],
+                                     "expectedOutputShape": [1]}]},
+             "analysis": {"maxErrorRate": 0.01, "maxLatencyP99Ms": 250},
+             "qualityGate": {"datasetUri": "https://d.example/h.csv", "labelColumn": "y", "metric": "f1",
+                             "threshold": 0.8, "maxRegression": 0.02},
+             "trafficRouting": {"gatewayAPI": {"parentRefs": [{"name": "gw"}], "hostnames": ["iris.example"],
+                                               "headerMatch": {"name": "x-canary", "value": "1"}}}},
+    monitoring={"evaluation": {"datasetUri": "s3://d/fresh.csv", "labelColumn": "y", "metric": "rmse",
+                               "threshold": 1.5, "rollbackOnFailure": True},
+                "serviceMonitor": {"enabled": True}},
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        manifest("iris-min"),
+        with_model(uri="https://models.example/m.pkl", allowUnverifiedPickle=True)
+        | {"metadata": {"name": "pk"}},
+        manifest("a" * 55),
+        VALID_FULL,
+    ],
+    ids=["minimal", "unverified pickle allowed explicitly", "longest name", "every field"],
+)
+def test_valid_model_deployment_is_accepted(crd, namespace, body):
+    result = create(crd, namespace, body)
+    assert result.returncode == 0, result.stderr
+    stored = crd.get_json("modeldeployment", body["metadata"]["name"], "-n", namespace)
+    assert stored["spec"]["model"]["uri"] == body["spec"]["model"]["uri"]
+
+
+def test_defaults_come_from_the_schema(crd, namespace):
+    create(crd, namespace, manifest("defaults"))
+    spec = crd.get_json("md", "defaults", "-n", namespace)["spec"]
+    assert spec["replicas"] == 1
+    assert spec["server"]["workers"] == 1 and spec["server"]["timeoutSeconds"] == 10
+    assert spec["rollout"]["strategy"] == "BlueGreen" and spec["rollout"]["autoPromote"] is True
+    assert spec["rollout"]["scaleDownDelaySeconds"] == 30 and spec["logging"]["sampleRate"] == 1
+    assert spec["model"]["allowUnverifiedPickle"] is False
+
+
+def test_unknown_fields_are_pruned_not_stored(crd, namespace):
+    body = manifest("pruned")
+    body["spec"]["modle"] = {"typo": True}
+    result = crd.kubectl("create", "-n", namespace, "--validate=false", "-f", "-", input=json.dumps(body))
+    assert result.returncode == 0
+    assert "modle" not in crd.get_json("md", "pruned", "-n", namespace)["spec"]
+
+
+def test_scale_subresource_changes_spec_replicas(crd, namespace):
+    create(crd, namespace, manifest("scaled"))
+    crd.kubectl("scale", "-n", namespace, "md/scaled", "--replicas=3")
+    assert crd.get_json("md", "scaled", "-n", namespace)["spec"]["replicas"] == 3
+    scale = json.loads(
+        crd.kubectl(
+            "get",
+            "--raw",
+            f"/apis/modeldeploy.io/v1alpha1/namespaces/{namespace}/modeldeployments/scaled/scale",
+        ).stdout
+    )
+    assert scale["spec"]["replicas"] == 3
+
+
+def test_short_names_and_printer_columns(crd, namespace):
+    create(crd, namespace, manifest("columns"))
+    for short in ("md", "mdep"):
+        assert "columns" in crd.kubectl("get", short, "-n", namespace).stdout
+    header = crd.kubectl("get", "md", "columns", "-n", namespace).stdout.splitlines()[0].split()
+    assert header == ["NAME", "READY", "PHASE", "ACTIVE", "REVISION", "TRAFFIC", "REPLICAS", "URL", "AGE"]
+
+
+def test_status_accepts_rollout_control_written_by_people(crd, namespace):
+    """`kubectl patch --subresource=status` is how promote/abort/retry reach the operator."""
+    create(crd, namespace, manifest("control"))
+    patch = {"status": {"rolloutControl": {"action": "promote", "requestId": "1700000000"}}}
+    crd.kubectl("patch", "-n", namespace, "md/control", "--subresource=status", "--type=merge", "-p",
+                json.dumps(patch))  # fmt: skip
+    status = crd.get_json("md", "control", "-n", namespace)["status"]
+    assert status["rolloutControl"] == {"action": "promote", "requestId": "1700000000"}
+    bad = copy.deepcopy(patch)
+    bad["status"]["rolloutControl"]["action"] = "yolo"
+    result = crd.kubectl("patch", "-n", namespace, "md/control", "--subresource=status", "--type=merge", "-p",
+                         json.dumps(bad), check=False)  # fmt: skip
+    assert result.returncode != 0 and 'Unsupported value: "yolo"' in result.stderr
+
+
+def test_checked_in_crd_is_what_crdgen_generates():
+    from modeldeploy.crdgen import build_crd
+
+    assert yaml.safe_load(CRD_FILE.read_text()) == build_crd()
