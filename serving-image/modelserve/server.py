@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -131,6 +132,10 @@ def worker_app() -> Any:
     return create_app(settings, loaded)
 
 
+def _ignore_signal(signum: int, frame: Any) -> None:
+    return None
+
+
 def serve(settings: Settings) -> int:
     prepare_metrics_dir(settings)
     try:
@@ -145,6 +150,9 @@ def serve(settings: Settings) -> int:
     if settings.workers == 1:
         from .app import create_app
 
+        # uvicorn re-raises the stop signal after its graceful shutdown; make that a clean exit 0.
+        signal.signal(signal.SIGTERM, _ignore_signal)
+        signal.signal(signal.SIGINT, _ignore_signal)
         config = uvicorn.Config(create_app(settings, loaded), **uvicorn_options(settings))
         server = uvicorn.Server(config)
         try:

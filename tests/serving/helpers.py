@@ -196,7 +196,7 @@ def iris_env(model: Path, **extra: str) -> dict[str, str]:
         "MODELSERVE_MODEL_VERSION": "3",
         "MODELSERVE_MODEL_REVISION": "7c9f1e2",
         "MODELSERVE_MODEL_COLOR": "blue",
-        "MODELSERVE_MODEL_SHA256": sha256_file(model),
+        "MODELSERVE_MODEL_SHA256": sha256_file(model) if model.is_file() else "",
     }
     env.update(extra)
     return env
