@@ -16,7 +16,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 step=0
-total=7
+total=8
 log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 begin() { step=$((step + 1)); started=$(date +%s); log "($step/$total) $*"; }
 done_step() { log "($step/$total) done in $(( $(date +%s) - started ))s"; }
@@ -83,6 +83,19 @@ copy_crds() {
   log "    $(ls "$dest" | wc -l) CRDs from $module $version"
 }
 
+# kwok's default node and pod Stages (applied as objects, since the Stage CRD is enabled) and its chaos Stages.
+copy_stages() {
+  local dest="$data_dir/kwok-stages" dir
+  [ -d "$dest" ] && [ -n "$(ls -A "$dest")" ] && { log "    kwok-stages cached"; return; }
+  dir=$(cd "$work" && GOFLAGS= go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  mkdir -p "$dest"
+  cp "$dir"/kustomize/stage/node/fast/node-initialize.yaml \
+    "$dir"/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    "$dir"/kustomize/stage/pod/fast/pod-*.yaml "$dir"/kustomize/stage/pod/chaos/pod-*.yaml "$dest/"
+  chmod -R u+w "$dest"
+  log "    $(ls "$dest" | wc -l) kwok Stages from sigs.k8s.io/kwok $KWOK_VERSION"
+}
+
 all_started=$(date +%s)
 log "cache: $bin_dir"
 
@@ -106,8 +119,11 @@ build_go_binary helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
 done_step
 
 begin "promtool and prometheus (github.com/prometheus/prometheus $PROMETHEUS_MODULE_VERSION)"
-build_go_binary promtool github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION" github.com/prometheus/prometheus/cmd/promtool
-build_go_binary prometheus github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION" github.com/prometheus/prometheus/cmd/prometheus
+# Module v0.3XX.Y is Prometheus 3.XX.Y.
+prom_version=$(echo "$PROMETHEUS_MODULE_VERSION" | sed -E 's/^v0\.3([0-9]{2})\.([0-9]+)$/3.\1.\2/; s/^3\.0([0-9])/3.\1/')
+prom_ld="-s -w -X github.com/prometheus/common/version.Version=$prom_version -X github.com/prometheus/common/version.Branch=release"
+build_go_binary promtool github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION" github.com/prometheus/prometheus/cmd/promtool "$prom_ld"
+build_go_binary prometheus github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION" github.com/prometheus/prometheus/cmd/prometheus "$prom_ld"
 done_step
 
 begin "Gateway API $GATEWAY_API_VERSION standard CRDs"
@@ -116,6 +132,10 @@ done_step
 
 begin "prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs"
 copy_crds github.com/prometheus-operator/prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" example/prometheus-operator-crd "$data_dir/prometheus-operator-crds"
+done_step
+
+begin "kwok $KWOK_VERSION Stages"
+copy_stages
 done_step
 
 log "all built in $(( $(date +%s) - all_started ))s; cache uses $(du -sh "$cache_root" | cut -f1)"
