@@ -14,10 +14,12 @@ and the CEL rules next to the fields are copied into the CRD by ``modeldeploy.cr
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
 
 from modeldeploy.api.cel import rule, validations
@@ -125,6 +127,9 @@ class ModelSchema(ApiModel):
         return doc
 
 
+URI_PATTERN = (
+    r"^(https?://[^/]+/|s3://[^/]+/|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|file:///)[^?#]*[^/?#]([?#].*)?$"
+)
 _PICKLE_SUFFIX_CEL = " || ".join(f"self.uri.endsWith('{s}')" for s in PICKLE_SUFFIXES)
 _PICKLE_FORMAT_CEL = " || ".join(f"self.format == '{f.value}'" for f in PICKLE_FORMATS)
 
@@ -161,7 +166,7 @@ class ModelSource(ApiModel):
         max_length=2048,
         json_schema_extra=validations(
             rule(
-                r"self.matches('^(https?://[^/]+/|s3://[^/]+/|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|file:///)[^?#]*[^/?#]([?#].*)?$')",
+                f"self.matches('{URI_PATTERN}')",
                 "model.uri must be https://host/path, http://host/path, s3://bucket/key, "
                 "pvc://<claim>/<path> or file:///<path>, and name a file or directory (not end in /)",
             )
@@ -196,6 +201,21 @@ class ModelSource(ApiModel):
         alias="schema",
         description="Optional input schema; mounted next to the model as <model>.schema.json.",
     )
+
+    # The same rules as the CEL above, for objects stored before a CRD upgrade (parsed at the edge).
+    @model_validator(mode="after")
+    def _mirror_cel(self) -> ModelSource:
+        if not re.match(URI_PATTERN, self.uri):
+            raise ValueError("model.uri must be https://host/path, http://host/path, s3://bucket/key, "
+                             "pvc://<claim>/<path> or file:///<path>")  # fmt: skip
+        if self.sha256 is not None and not re.fullmatch(r"[a-f0-9]{64}", self.sha256):
+            raise ValueError("model.sha256 must be 64 lowercase hexadecimal characters")
+        pickle = self.format in PICKLE_FORMATS or self.uri.endswith(PICKLE_SUFFIXES)
+        if pickle and not self.sha256 and not self.allow_unverified_pickle:
+            raise ValueError("model.sha256 is required for pickle-family models unless allowUnverifiedPickle")
+        if self.schema_ is not None and not self.uri.startswith(("https://", "http://", "s3://")):
+            raise ValueError("model.schema works only for https, http and s3 models")
+        return self
 
 
 class ResourceList(ApiModel):
@@ -253,6 +273,14 @@ class Autoscaling(ApiModel):
         description="Average CPU utilisation (percent of requests) the HPA aims for; "
         "needs resources.requests.cpu.",
     )
+
+    @model_validator(mode="after")
+    def _mirror_cel(self) -> Autoscaling:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                "autoscaling.maxReplicas must be greater than or equal to autoscaling.minReplicas"
+            )
+        return self
 
 
 class Batching(ApiModel):
@@ -567,6 +595,13 @@ class Rollout(ApiModel):
     )
     history_limit: int = Field(default=10, ge=1, le=50, description="Rollouts kept in status.history.")
     traffic_routing: TrafficRouting | None = Field(default=None, description="How traffic is split.")
+
+    @model_validator(mode="after")
+    def _mirror_cel(self) -> Rollout:
+        weights = [step.weight for step in self.steps]
+        if any(b <= a for a, b in pairwise(weights)):
+            raise ValueError("rollout.steps weights must be strictly increasing, e.g. 10, 50")
+        return self
 
 
 class ServiceMonitorSpec(ApiModel):
