@@ -24,5 +24,5 @@ end_stage
 stage "Python virtualenv .venv (operator, modelserve, test tools)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 [ -x .venv/bin/uv ] || .venv/bin/pip install -q uv
-.venv/bin/uv pip install --python .venv/bin/python -q -e '.[dev]' -e "./serving-image[test]"
+.venv/bin/uv pip install --python .venv/bin/python -q -e '.[dev]' -e "./serving-image[all,tensorflow,test]"
 end_stage
