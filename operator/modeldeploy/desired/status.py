@@ -204,7 +204,7 @@ def status_from(
         ),
         now,
     )
-    progressing, p_reason, p_message = _progressing(spec, st, active.ready_replicas)
+    progressing, p_reason, p_message = _progressing(spec, st, active.ready_replicas, bool(failures))
     conditions = set_condition(
         conditions, cond(ConditionType.Progressing, progressing, p_reason, p_message), now
     )
@@ -252,7 +252,7 @@ def _not_ready_reason(st: ModelDeploymentStatus, failures: list[tuple[str, str]]
 
 
 def _progressing(
-    spec: ModelDeploymentSpec, st: ModelDeploymentStatus, active_ready: int
+    spec: ModelDeploymentSpec, st: ModelDeploymentStatus, active_ready: int, failing: bool
 ) -> tuple[bool, str, str]:
     state = st.rollout
     phase = state.phase if state else RolloutPhase.Deploying
@@ -263,6 +263,8 @@ def _progressing(
         return False, "RolloutAborted", message
     if phase in IN_FLIGHT or phase in (RolloutPhase.Deploying, RolloutPhase.PostPromotion):
         return True, phase.value, message
+    if active_ready < spec.replicas and failing:  # a crash is not progress: Degraded says why
+        return False, "Stalled", f"{active_ready}/{spec.replicas} replicas Ready; pods are failing"
     if active_ready < spec.replicas:
         return True, "ScalingUp", f"{active_ready}/{spec.replicas} replicas Ready"
     return False, "RolloutComplete", f"revision {st.active_revision} is serving"

@@ -1,0 +1,315 @@
+"""Truthful status: pod failure causes quoted, conditions per API conventions, effective traffic, and the
+whole pure pass (rollout step + children + status) over plain dicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from modeldeploy.api import Color, parse_spec
+from modeldeploy.desired import rollout_pass
+from modeldeploy.desired.deployment import build_deployment
+from modeldeploy.desired.params import BuildParams
+from modeldeploy.desired.pods import pod_failure
+from modeldeploy.desired.revision import revision_of
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+PARAMS = BuildParams(default_image="modelserve:test")
+URI = "https://models.example/iris/model.onnx"
+
+
+def pod(name="iris-blue-1", color="blue", revision="r", ready=False, init=None, main=None, conditions=()):
+    status: dict[str, Any] = {"phase": "Running" if ready else "Pending"}
+    status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}, *conditions]
+    if init is not None:
+        status["initContainerStatuses"] = [{"name": "fetch-model", **init}]
+    if main is not None:
+        status["containerStatuses"] = [{"name": "modelserve", **main}]
+    labels = {
+        "modeldeploy.io/name": "iris",
+        "modeldeploy.io/color": color,
+        "modeldeploy.io/revision": revision,
+    }
+    return {"metadata": {"name": name, "labels": labels}, "status": status}
+
+
+def crashloop(code: int, message: str = "", reason: str = "Error") -> dict[str, Any]:
+    return {
+        "state": {
+            "waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}
+        },
+        "lastState": {"terminated": {"exitCode": code, "reason": reason, "message": message}},
+    }
+
+
+FAILURES = [
+    ("model load failure quotes the termination message",
+     pod(main=crashloop(1, "cannot load /models/model.onnx: not an ONNX file\n")), "ModelLoadFailed",
+     "exited with code 1: cannot load /models/model.onnx: not an ONNX file (CrashLoopBackOff)"),
+    ("bad configuration", pod(main=crashloop(2, "MODELSERVE_WORKERS: must be >= 1")), "InvalidConfiguration",
+     "MODELSERVE_WORKERS: must be >= 1"),
+    ("oom killed while crash looping", pod(main=crashloop(137, reason="OOMKilled")), "OOMKilled",
+     "was OOM-killed; raise resources.limits.memory"),
+    ("oom killed, running again", pod(main={"state": {"running": {}}, "lastState": {"terminated": {
+        "exitCode": 137, "reason": "OOMKilled"}}}), "OOMKilled", "OOM-killed"),
+    ("image pull back-off", pod(main={"state": {"waiting": {"reason": "ImagePullBackOff",
+                                                            "message": 'Back-off pulling image "nope:1"'}}}),
+     "ImagePullBackOff", 'container modelserve ImagePullBackOff: Back-off pulling image "nope:1"'),
+    ("err image pull", pod(main={"state": {"waiting": {"reason": "ErrImagePull"}}}), "ErrImagePull",
+     "ErrImagePull"),
+    ("checksum mismatch in the fetch init container",
+     pod(init={"state": {"terminated": {"exitCode": 3, "message": "sha256 mismatch: got ab12, want 4f2c"}}}),
+     "ChecksumMismatch", "container fetch-model exited with code 3: sha256 mismatch: got ab12, want 4f2c"),
+    ("download failure, fetch crash looping", pod(init=crashloop(4, "GET https://m/x: 404")),
+     "ModelDownloadFailed", "GET https://m/x: 404"),
+    ("missing secret", pod(main={"state": {"waiting": {"reason": "CreateContainerConfigError",
+                                                       "message": 'secret "iris-keys" not found'}}}),
+     "CreateContainerConfigError", 'secret "iris-keys" not found'),
+    ("unschedulable", pod(conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                       "message": "0/2 nodes are available: 2 Insufficient memory."}]),
+     "Unschedulable", "Insufficient memory"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "reason", "quote"), [f[1:] for f in FAILURES], ids=[f[0] for f in FAILURES])
+def test_pod_failure_names_the_cause(body, reason, quote):
+    found = pod_failure(body)
+    assert found is not None
+    assert found.reason == reason
+    assert quote in found.message and "iris-blue-1" in found.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pod(ready=True, main={"state": {"running": {}}}),
+        pod(main={"state": {"waiting": {"reason": "ContainerCreating"}}}),
+        pod(
+            init={"state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+            main={"state": {"running": {}}},
+        ),
+    ],
+    ids=["ready", "starting", "fetch finished"],
+)
+def test_healthy_or_starting_pod_has_no_failure(body):
+    assert pod_failure(body) is None
+
+
+def test_long_termination_message_is_shortened():
+    found = pod_failure(pod(main=crashloop(1, "x" * 2000)))
+    assert found is not None and len(found.message) < 500 and found.message.endswith("... (CrashLoopBackOff)")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the whole pass
+
+
+@dataclass
+class Observed:
+    children: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    pods: list[dict[str, Any]] = field(default_factory=list)
+
+
+def body(spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
+    meta = {"name": "iris", "namespace": "ml", "uid": "u-1", "generation": 7}
+    out = {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment", "metadata": meta, "spec": spec}
+    if status is not None:
+        out["status"] = status
+    return out
+
+
+def live(children: list[dict[str, Any]], ready: dict[str, int] | None = None) -> dict[tuple[str, str], dict]:
+    """What the API server would hold after applying `children`, with Deployment status filled in."""
+    out = {}
+    for child in children:
+        copy = {**child, "metadata": {**child["metadata"], "generation": 1}}
+        if child["kind"] == "Deployment":
+            color = child["metadata"]["labels"]["modeldeploy.io/color"]
+            n = (ready or {}).get(color, 0)
+            copy["status"] = {"observedGeneration": 1, "replicas": child["spec"]["replicas"],
+                              "updatedReplicas": child["spec"]["replicas"], "readyReplicas": n}  # fmt: skip
+        out[(child["kind"], child["metadata"]["name"])] = copy
+    return out
+
+
+def ready_pods(color: str, revision: str, n: int) -> list[dict[str, Any]]:
+    return [
+        pod(f"iris-{color}-{i}", color, revision, ready=True, main={"state": {"running": {}}})
+        for i in range(n)
+    ]
+
+
+def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status["conditions"]}
+
+
+SPEC = {"model": {"uri": URI, "version": "3"}, "replicas": 2}
+REV = revision_of(parse_spec(SPEC))
+
+
+def converge(spec: dict[str, Any], passes: int, ready: dict[str, int], now: datetime = T0):
+    """Runs the pass repeatedly as the reconciler would: apply children, persist status."""
+    status = None
+    observed = Observed()
+    result = None
+    for i in range(passes):
+        result = rollout_pass(
+            body(spec, status), parse_spec(spec), observed, PARAMS, now + timedelta(seconds=i)
+        )
+        observed = Observed(
+            live(result.children, ready), [p for c, n in ready.items() for p in ready_pods(c, REV, n)]
+        )
+        status = result.status
+    return result, observed
+
+
+def test_first_pass_is_pending_and_says_what_it_waits_for():
+    result = rollout_pass(body(SPEC), parse_spec(SPEC), Observed(), PARAMS, T0)
+    status = result.status
+    assert status["phase"] == "Pending" and status["observedGeneration"] == 7
+    ready = conditions(status)["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "NoRevisionServing")
+    assert conditions(status)["Progressing"]["status"] == "True"
+    assert conditions(status)["Degraded"]["status"] == "False"
+    kinds = sorted((c["kind"], c["metadata"]["name"]) for c in result.children)
+    assert ("Deployment", "iris-blue") in kinds and ("Deployment", "iris-green") in kinds
+    assert ("PodDisruptionBudget", "iris") in kinds
+
+
+def test_ready_pods_make_it_healthy_with_url_selector_and_traffic():
+    result, _ = converge(SPEC, 3, {"blue": 2})
+    status = result.status
+    assert status["phase"] == "Healthy"
+    assert conditions(status)["Ready"] == {
+        **conditions(status)["Ready"],
+        "status": "True",
+        "reason": "AllReplicasReady",
+    }
+    assert (status["activeColor"], status["activeRevision"], status["modelVersion"]) == ("blue", REV, "3")
+    assert (status["replicas"], status["readyReplicas"]) == (2, 2)
+    assert status["selector"] == "modeldeploy.io/name=iris,modeldeploy.io/color=blue"
+    assert status["url"] == "http://iris.ml.svc"
+    assert status["traffic"] == [{"color": "blue", "revision": REV, "weight": 100}]
+    assert status["trafficSummary"] == "blue=100"
+
+
+def test_steady_state_status_does_not_change_and_keeps_transition_times():
+    first, observed = converge(SPEC, 3, {"blue": 2})
+    later = rollout_pass(
+        body(SPEC, first.status), parse_spec(SPEC), observed, PARAMS, T0 + timedelta(hours=5)
+    )
+    assert later.status == first.status  # nothing to write
+    assert later.children == first.children
+
+
+def test_crash_looping_pods_make_it_degraded_with_the_quoted_cause():
+    result, observed = converge(SPEC, 3, {"blue": 2})
+    observed.pods[0] = pod(
+        "iris-blue-0", "blue", REV, main=crashloop(1, "model load failed: bad magic number")
+    )
+    observed.children[("Deployment", "iris-blue")]["status"]["readyReplicas"] = 1
+    after = rollout_pass(
+        body(SPEC, result.status), parse_spec(SPEC), observed, PARAMS, T0 + timedelta(minutes=1)
+    )
+    degraded = conditions(after.status)["Degraded"]
+    assert degraded["status"] == "True" and degraded["reason"] == "ModelLoadFailed"
+    assert "bad magic number" in degraded["message"] and degraded["message"].startswith("active blue:")
+    assert after.status["phase"] == "Degraded"
+    assert conditions(after.status)["Ready"]["status"] == "False"
+    assert degraded["lastTransitionTime"] == "2026-01-01T12:01:00Z"
+    assert conditions(after.status)["Progressing"]["lastTransitionTime"] == first_time(
+        result.status, "Progressing"
+    )
+
+
+def first_time(status: dict[str, Any], ctype: str) -> str:
+    return conditions(status)[ctype]["lastTransitionTime"]
+
+
+def test_nothing_ready_and_failing_first_deployment_is_failed():
+    broken = [
+        pod("iris-blue-0", "blue", REV, init={"state": {"terminated": {"exitCode": 3, "message": "digest"}}})
+    ]
+    result = rollout_pass(body(SPEC), parse_spec(SPEC), Observed(pods=broken), PARAMS, T0)
+    assert result.status["phase"] == "Failed"
+    assert conditions(result.status)["Degraded"]["reason"] == "ChecksumMismatch"
+
+
+def test_spec_change_starts_candidate_on_green_and_only_scales_blue():
+    result, observed = converge(SPEC, 3, {"blue": 2})
+    new_spec = {**SPEC, "model": {"uri": URI, "version": "4"}}
+    new_rev = revision_of(parse_spec(new_spec))
+    after = rollout_pass(
+        body(new_spec, result.status), parse_spec(new_spec), observed, PARAMS, T0 + timedelta(1)
+    )
+    assert after.transition == "Completed -> WaitingForCandidate"
+    deployments = {c["metadata"]["name"]: c for c in after.children if c["kind"] == "Deployment"}
+    assert deployments["iris-green"]["metadata"]["labels"]["modeldeploy.io/revision"] == new_rev
+    assert deployments["iris-green"]["spec"]["replicas"] == 2
+    assert deployments["iris-blue"] == observed_manifest(
+        observed, "iris-blue"
+    )  # old revision rebuilt as it was
+    assert after.status["candidateRevision"] == new_rev and after.status["activeRevision"] == REV
+    stable = next(c for c in after.children if c["kind"] == "Service" and c["metadata"]["name"] == "iris")
+    assert stable["spec"]["selector"]["modeldeploy.io/color"] == "blue"
+    preview = next(c for c in after.children if c["metadata"]["name"] == "iris-preview")
+    assert preview["spec"]["selector"]["modeldeploy.io/color"] == "green"
+
+
+def observed_manifest(observed: Observed, name: str) -> dict[str, Any]:
+    live_obj = observed.children[("Deployment", name)]
+    out = {k: v for k, v in live_obj.items() if k != "status"}
+    out["metadata"] = {k: v for k, v in live_obj["metadata"].items() if k != "generation"}
+    return out
+
+
+def test_old_revision_is_rebuilt_from_its_saved_spec_even_after_image_default_changes():
+    spec = parse_spec(SPEC)
+    old = build_deployment(body(SPEC), spec, Color.blue, REV, 2, PARAMS)
+    new_params = BuildParams(default_image="modelserve:next")
+    new_spec = {**SPEC, "model": {"uri": URI, "version": "4"}}
+    status = {"activeColor": "blue", "activeRevision": REV, "rollout": {"phase": "Completed", "revision": REV,
+                                                                        "color": "blue"}}  # fmt: skip
+    observed = Observed({("Deployment", "iris-blue"): old}, ready_pods("blue", REV, 2))
+    after = rollout_pass(body(new_spec, status), parse_spec(new_spec), observed, new_params, T0)
+    blue = next(c for c in after.children if c["metadata"]["name"] == "iris-blue")
+    assert blue == old
+    green = next(c for c in after.children if c["metadata"]["name"] == "iris-green")
+    assert green["spec"]["template"]["spec"]["containers"][0]["image"] == "modelserve:next"
+
+
+def test_rollout_control_written_by_a_person_survives_the_status_write():
+    control = {"action": "abort", "requestId": "7"}
+    result, observed = converge(SPEC, 3, {"blue": 2})
+    after = rollout_pass(
+        body(SPEC, {**result.status, "rolloutControl": control}), parse_spec(SPEC), observed, PARAMS
+    )
+    assert after.status["rolloutControl"] == control
+    assert after.status["rollout"]["handledRequestId"] == "7"
+
+
+def test_service_based_split_reports_ready_endpoint_share():
+    spec = {**SPEC, "rollout": {"steps": [{"weight": 50, "pauseSeconds": 600}]}}
+    new_rev = "feedface00"
+    status = {"activeColor": "blue", "activeRevision": REV, "candidateRevision": new_rev,
+              "rollout": {"phase": "Stepping", "revision": new_rev, "color": "green", "stepIndex": 0,
+                          "stepStartedAt": "2026-01-01T12:00:00Z",
+                          "phaseStartedAt": "2026-01-01T12:00:00Z"}}  # fmt: skip
+    services = {
+        ("Service", "iris"): {"kind": "Service", "spec": {"selector": {"modeldeploy.io/name": "iris"}}}
+    }
+    deployments = {
+        ("Deployment", f"iris-{c}"): {"metadata": {"labels": {}}, "spec": {
+            "replicas": 2, "template": {"metadata": {"labels": {"modeldeploy.io/revision": r}}}}}
+        for c, r in (("blue", REV), ("green", new_rev))
+    }  # fmt: skip
+    pods = ready_pods("blue", REV, 2) + ready_pods("green", new_rev, 1)
+    observed = Observed({**services, **deployments}, pods)
+    after = rollout_pass(body(spec, status), parse_spec(spec), observed, PARAMS, T0 + timedelta(seconds=10))
+    assert after.status["traffic"] == [
+        {"color": "blue", "revision": REV, "weight": 67},
+        {"color": "green", "revision": new_rev, "weight": 33},
+    ]
+    assert after.status["trafficSummary"] == "blue=67 green=33"
