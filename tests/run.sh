@@ -9,10 +9,11 @@ t0=$(date +%s)
 
 bash scripts/setup.sh
 
-stage "Lint: ruff, import-linter layers, generated CRD"
+stage "Lint: ruff, import-linter layers, mypy on the pure layers, generated CRD"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/lint-imports --config pyproject.toml
+.venv/bin/mypy operator/modeldeploy/api operator/modeldeploy/desired
 .venv/bin/python -m modeldeploy.crdgen --check
 end_stage
 
