@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from modeldeploy.api import Color, parse_spec
+from modeldeploy.api import CheckResult, Color, parse_spec
 from modeldeploy.desired import rollout_pass
 from modeldeploy.desired.deployment import build_deployment
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.pods import pod_failure
 from modeldeploy.desired.revision import revision_of
+from modeldeploy.desired.rollout import Check
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 PARAMS = BuildParams(default_image="modelserve:test")
@@ -313,3 +314,22 @@ def test_service_based_split_reports_ready_endpoint_share():
         {"color": "green", "revision": new_rev, "weight": 33},
     ]
     assert after.status["trafficSummary"] == "blue=67 green=33"
+
+
+def test_a_requested_check_runs_between_two_calls_of_the_same_pass():
+    spec = {
+        **SPEC,
+        "model": {"uri": URI, "version": "4"},
+        "rollout": {"smoke": {"requests": [{"body": [1]}]}},
+    }
+    new_rev = revision_of(parse_spec(spec))
+    status = {"activeColor": "blue", "activeRevision": REV, "candidateRevision": new_rev,
+              "rollout": {"phase": "SmokeTesting", "revision": new_rev, "color": "green"}}  # fmt: skip
+    observed = Observed(pods=ready_pods("blue", REV, 2) + ready_pods("green", new_rev, 2))
+    asked = rollout_pass(body(spec, status), parse_spec(spec), observed, PARAMS, T0)
+    assert asked.check == Check.smoke and asked.status["rollout"]["phase"] == "SmokeTesting"
+    result = CheckResult(passed=True, message="1/1 requests answered 200 with shape [1]")
+    done = rollout_pass(body(spec, status), parse_spec(spec), observed, PARAMS, T0, {Check.smoke: result})
+    assert done.check is None and done.transition == "SmokeTesting -> Promoting"
+    assert done.status["rollout"]["smoke"]["passed"] is True
+    assert [e.reason for e in done.events] == ["CheckPassed"]

@@ -147,9 +147,7 @@ def rollout_pass(
     revision = revision_of(spec, params)
     observation = observe_rollout(name, observed.children, observed.pods)
     if results:
-        observation = dataclasses.replace(
-            observation, **{check.value: result for check, result in results.items()}
-        )
+        observation = observation.with_results(results)
     plan = plan_rollout_step(spec, revision, _old_status(body), observation, now)
     world = plan_world(spec, revision, plan.status, observation, now)
     children = children_for(body, spec, revision, world, observed.children, params)

@@ -31,7 +31,7 @@ phase is acknowledged with a Warning event and otherwise ignored.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -91,6 +91,16 @@ class RolloutObservation:
 
     def color(self, color: Color | None) -> ColorObservation:
         return self.colors.get(Color(color), ColorObservation()) if color else ColorObservation()
+
+    def with_results(self, results: Mapping[Check, CheckResult]) -> RolloutObservation:
+        """This observation plus the outcomes of checks the reconciler just ran."""
+        return replace(
+            self,
+            smoke=results.get(Check.smoke, self.smoke),
+            quality_gate=results.get(Check.quality_gate, self.quality_gate),
+            analysis=results.get(Check.analysis, self.analysis),
+            evaluation=results.get(Check.evaluation, self.evaluation),
+        )
 
 
 @dataclass(frozen=True)
