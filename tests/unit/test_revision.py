@@ -1,0 +1,65 @@
+"""The revision: what changes the pods changes it, nothing else does."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from modeldeploy.api import parse_spec
+from modeldeploy.desired.params import BuildParams
+from modeldeploy.desired.revision import revision_of
+
+BASE: dict[str, Any] = {
+    "model": {"uri": "https://models.example/iris/v3/model.onnx", "version": "3"},
+    "replicas": 2,
+    "resources": {"requests": {"cpu": "250m"}},
+}
+
+
+def changed(path: str, value: Any) -> dict[str, Any]:
+    spec = copy.deepcopy(BASE)
+    node = spec
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return spec
+
+
+ROLLS = [
+    ("model.uri", "https://models.example/iris/v4/model.onnx"),
+    ("model.version", "4"),
+    ("model.sha256", "a" * 64),
+    ("resources.requests", {"cpu": "500m"}),
+    ("server.workers", 4),
+    ("server.image", "registry.local/custom:1"),
+    ("server.env", [{"name": "A", "value": "1"}]),
+    ("security.apiKeySecretRef", {"name": "keys"}),
+    ("logging.sampleRate", 0.5),
+]
+STAYS = [
+    ("replicas", 7),
+    ("autoscaling", {"minReplicas": 2, "maxReplicas": 9}),
+    ("rollout.steps", [{"weight": 10, "pauseSeconds": 5}]),
+    ("rollout.autoPromote", False),
+    ("monitoring.serviceMonitor", {"enabled": True}),
+    ("server.workers", 1),  # the default, written out
+]
+
+
+@pytest.mark.parametrize(("path", "value"), ROLLS, ids=[p for p, _ in ROLLS])
+def test_pod_changes_make_a_new_revision(path, value):
+    assert revision_of(parse_spec(changed(path, value))) != revision_of(parse_spec(BASE))
+
+
+@pytest.mark.parametrize(("path", "value"), STAYS, ids=[f"{p}={v}" for p, v in STAYS])
+def test_other_changes_keep_the_revision(path, value):
+    assert revision_of(parse_spec(changed(path, value))) == revision_of(parse_spec(BASE))
+
+
+def test_revision_is_short_stable_and_independent_of_operator_settings():
+    spec = parse_spec(BASE)
+    first = revision_of(spec, BuildParams(default_image="a:1"))
+    assert first == revision_of(spec, BuildParams(default_image="b:2")) == revision_of(spec)
+    assert len(first) == 10 and int(first, 16) >= 0
