@@ -203,3 +203,36 @@ def test_checked_in_crd_is_what_crdgen_generates():
     from modeldeploy.crdgen import build_crd
 
     assert yaml.safe_load(CRD_FILE.read_text()) == build_crd()
+
+
+@pytest.mark.parametrize("example", ["minimal", "full", "pvc", "baked"])
+def test_builder_manifests_pass_api_server_validation(cluster, namespace, example):
+    """Every core child the builders make is a valid object for this Kubernetes version (server dry run)."""
+    from modeldeploy.api import Color, parse_spec
+    from modeldeploy.desired.children import build_hpa, build_pdb, build_services
+    from modeldeploy.desired.deployment import build_deployment
+    from modeldeploy.desired.params import BuildParams
+    from modeldeploy.desired.revision import revision_of
+
+    examples = {
+        "minimal": {"model": {"uri": ONNX}},
+        "full": VALID_FULL["spec"],
+        "pvc": {"model": {"uri": "pvc://store/iris/model.onnx"}, "replicas": 2},
+        "baked": {"model": {"uri": "file:///opt/model.onnx"}, "server": {"image": "registry.local/iris:1"}},
+    }
+    meta = {"name": f"b-{example}", "namespace": namespace, "uid": "x"}
+    body = {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment", "metadata": meta,
+            "spec": examples[example]}  # fmt: skip
+    spec = parse_spec(body["spec"])
+    params = BuildParams(default_image="registry.local/modelserve:0.1.0")
+    children = [build_deployment(body, spec, c, revision_of(spec), spec.replicas, params) for c in Color]
+    children += build_services(body, [Color.blue], Color.green)
+    children += [c for c in (build_hpa(body, spec), build_pdb(body, spec, spec.replicas)) if c]
+    for child in children:
+        child["metadata"].pop("ownerReferences")  # the owner does not exist here
+    documents = yaml.safe_dump_all(children)
+    result = cluster.kubectl(
+        "apply", "--server-side", "--dry-run=server", "-f", "-", input=documents, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("serverside-applied") == len(children)
