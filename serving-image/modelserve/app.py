@@ -107,6 +107,14 @@ def _expire(future: asyncio.Future[Any], seconds: float) -> None:
         )
 
 
+def authenticate(state: ServerState, headers: dict[bytes, bytes]) -> str | None:
+    auth = headers.get(b"authorization")
+    api_key = headers.get(b"x-api-key")
+    return state.keys.authenticate(
+        extract_key(auth.decode("latin-1") if auth else None, api_key.decode("latin-1") if api_key else None)
+    )
+
+
 class PredictEndpoint:
     """One protocol's predict route: auth, rate limit, body limit, parse, batch, encode, metrics, log."""
 
@@ -164,13 +172,7 @@ class PredictEndpoint:
         key_id: str | None = None
         extra_headers = [(b"x-request-id", request_id.encode())]
         try:
-            auth = headers.get(b"authorization")
-            api_key = headers.get(b"x-api-key")
-            key_id = state.keys.authenticate(
-                extract_key(
-                    auth.decode("latin-1") if auth else None, api_key.decode("latin-1") if api_key else None
-                )
-            )
+            key_id = authenticate(state, headers)
             if state.limiter.enabled:
                 client = scope.get("client")
                 state.limiter.check(key_id or (client[0] if client else "anonymous"))
@@ -221,7 +223,7 @@ class PredictEndpoint:
 
 
 class JsonEndpoint:
-    """Cheap GET endpoints (health, metadata, metrics) that skip auth."""
+    """Cheap GET endpoints: health and metrics stay open, model metadata needs a key when keys are set."""
 
     def __init__(
         self,
@@ -229,15 +231,19 @@ class JsonEndpoint:
         route: str,
         handler: Callable[[Scope], tuple[int, bytes]],
         content_type: bytes = b"application/json",
+        protected: bool = False,
     ) -> None:
         self.state = state
         self.route = route
         self.handler = handler
         self.content_type = content_type
+        self.protected = protected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         try:
+            if self.protected:
+                authenticate(self.state, dict(scope["headers"]))
             status, body = self.handler(scope)
         except ModelServeError as err:
             status, body = err.status_code, error_body(err.message)
@@ -309,9 +315,12 @@ def build_routes(state: ServerState) -> list[Route]:
         return 200, state.metrics.exposition()
 
     def get(
-        path: str, handler: Callable[[Scope], tuple[int, bytes]], content_type: bytes = b"application/json"
-    ):
-        return Route(path, JsonEndpoint(state, path, handler, content_type), methods=["GET"])
+        path: str,
+        handler: Callable[[Scope], tuple[int, bytes]],
+        content_type: bytes = b"application/json",
+        protected: bool = False,
+    ) -> Route:
+        return Route(path, JsonEndpoint(state, path, handler, content_type, protected), methods=["GET"])
 
     def post(path: str, protocol: str) -> Route:
         return Route(path, PredictEndpoint(state, path, protocol), methods=["POST"])
@@ -326,9 +335,9 @@ def build_routes(state: ServerState) -> list[Route]:
         get("/health", ready_status),
         get("/metrics", metrics, CONTENT_TYPE.encode()),
         get("/v2", server_metadata),
-        get("/v2/models/{name}", metadata),
+        get("/v2/models/{name}", metadata, protected=True),
         get("/v2/models/{name}/ready", model_ready),
-        get("/v2/models/{name}/versions/{version}", metadata),
+        get("/v2/models/{name}/versions/{version}", metadata, protected=True),
         get("/v2/models/{name}/versions/{version}/ready", model_ready),
         get("/v1/models/{name}", model_ready),
     ]

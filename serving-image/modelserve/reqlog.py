@@ -41,6 +41,7 @@ class RequestLogger:
         self.redact_fields = redact_fields
         self.labels = labels
         self.fd = fd
+        self.pid = os.getpid()
 
     def sampled(self, status: int) -> bool:
         """Errors are always logged; successes at the configured rate."""
@@ -70,6 +71,7 @@ class RequestLogger:
             "route": route,
             "status": status,
             "latency_ms": round(latency_s * 1000, 3),
+            "pid": self.pid,
         }
         if key_id:
             record["api_key"] = key_id
