@@ -305,12 +305,14 @@ def _analysis(p: _Pass, observed: RolloutObservation) -> bool:
     if analysis is None:
         return False
     last = p.state.analysis
-    due = last is None or last.at is None or _elapsed(last.at, p.now) >= analysis.interval_seconds
+    # The first judgement waits one interval after the step began: an empty window says nothing.
+    since = last.at if last and last.at else p.state.step_started_at
+    waited = _elapsed(since, p.now) if since else analysis.interval_seconds
     if observed.analysis is None:
-        if due:
+        if waited >= analysis.interval_seconds:
             p.plan.check = Check.analysis
         else:
-            p.requeue(analysis.interval_seconds - _elapsed(last.at if last else None, p.now))
+            p.requeue(analysis.interval_seconds - waited)
         return False
     result = observed.analysis.model_copy(update={"at": observed.analysis.at or p.now})
     p.state.analysis = result
@@ -559,6 +561,10 @@ def _step(p: _Pass, observed: RolloutObservation) -> None:
         p.requeue(left)
         return
     analysis = p.spec.rollout.analysis
+    step_end = s.step_started_at + timedelta(seconds=pause or 0) if s.step_started_at else p.now
+    if analysis and (s.analysis is None or s.analysis.at is None or s.analysis.at < step_end):
+        p.plan.check = Check.analysis  # judge the whole step before leaving it
+        return
     if analysis and analysis.min_requests > 0 and (s.analysis is None or s.analysis.passed is None):
         found = s.analysis.message if s.analysis else "no analysis result"
         p.go(RolloutPhase.Paused, f"analysis inconclusive ({found}); promote to go on or abort")
