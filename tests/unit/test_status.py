@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from modeldeploy.api import CheckResult, Color, parse_spec
+from modeldeploy.api import CheckResult, Color, ColorStats, parse_spec
 from modeldeploy.desired import rollout_pass
 from modeldeploy.desired.deployment import build_deployment
 from modeldeploy.desired.params import BuildParams
@@ -333,3 +333,17 @@ def test_a_requested_check_runs_between_two_calls_of_the_same_pass():
     assert done.check is None and done.transition == "SmokeTesting -> Promoting"
     assert done.status["rollout"]["smoke"]["passed"] is True
     assert [e.reason for e in done.events] == ["CheckPassed"]
+
+
+def test_per_colour_stats_show_side_by_side_and_persist_when_not_rescraped():
+    result, observed = converge(SPEC, 3, {"blue": 2})
+    stats = [
+        ColorStats(color=Color.blue, revision=REV, requests=120, error_rate=0.0, latency_p99_ms=12.5),
+        ColorStats(color=Color.green, revision="x", requests=118, error_rate=0.01, latency_p99_ms=14.0),
+    ]
+    scraped = rollout_pass(
+        body(SPEC, result.status), parse_spec(SPEC), observed, PARAMS, T0, color_stats=stats
+    )
+    assert [c["requests"] for c in scraped.status["colors"]] == [120, 118]
+    quiet = rollout_pass(body(SPEC, scraped.status), parse_spec(SPEC), observed, PARAMS, T0 + timedelta(1))
+    assert quiet.status == scraped.status

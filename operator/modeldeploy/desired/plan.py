@@ -1,6 +1,6 @@
 """One pure pass for a ModelDeployment: rollout step, the children to apply, and the status to write.
 
-Public: ``rollout_pass(body, spec, observed, params, now=None, results=None) -> Pass``,
+Public: ``rollout_pass(body, spec, observed, params, now=None, results=None, color_stats=None) -> Pass``,
 ``build_children(body, spec, observed, params, now=None) -> list[dict]``,
 ``compute_status(body, spec, observed, *, params=None, now=None, results=None) -> dict``,
 ``children_for(body, spec, revision, status, world, observed_children, params)``, ``TEMPLATE_ANNOTATION``.
@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from modeldeploy.api import CheckResult, Color, ModelDeploymentSpec, ModelDeploymentStatus
+from modeldeploy.api import CheckResult, Color, ColorStats, ModelDeploymentSpec, ModelDeploymentStatus
 from modeldeploy.desired.children import (
     build_hpa,
     build_httproute,
@@ -141,7 +141,10 @@ def rollout_pass(
     params: BuildParams,
     now: datetime | None = None,
     results: Mapping[Check, CheckResult] | None = None,
+    color_stats: Sequence[ColorStats] | None = None,
 ) -> Pass:
+    """`color_stats`: per-colour requests/error rate/p99 (A/B view) when the reconciler scraped them;
+    omitted = keep what status has (so a quiet pass writes nothing)."""
     now = _now(now)
     name = body["metadata"]["name"]
     revision = revision_of(spec, params)
@@ -149,6 +152,8 @@ def rollout_pass(
     if results:
         observation = observation.with_results(results)
     plan = plan_rollout_step(spec, revision, _old_status(body), observation, now)
+    if color_stats is not None:
+        plan.status.colors = list(color_stats)
     world = plan_world(spec, revision, plan.status, observation, now)
     children = children_for(body, spec, revision, world, observed.children, params)
     status = status_from(
