@@ -236,3 +236,15 @@ def test_builder_manifests_pass_api_server_validation(cluster, namespace, exampl
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("serverside-applied") == len(children)
+
+
+@pytest.mark.parametrize(
+    ("field", "words"),
+    [
+        ("md.spec.model.sha256", "SHA-256 of the model file"),
+        ("md.spec.rollout.steps.pauseSeconds", "wait for `promote`"),
+        ("md.status.rolloutControl", "promote, abort or retry"),
+    ],
+)
+def test_kubectl_explain_is_the_manual(crd, field, words):
+    assert words in " ".join(crd.kubectl("explain", field).stdout.split())
