@@ -15,6 +15,7 @@ Stdlib only, so any Python 3.11 runs it; the models are trained inside the floor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -382,8 +384,43 @@ def run_wrk(
     return parse_wrk(result.stdout)
 
 
+def summarize_profile(raw: Path, top: int = 12) -> str:
+    """Self time by package and by function from a py-spy raw (collapsed stacks) file."""
+    by_package: Counter[str] = Counter()
+    by_function: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        leaf = stack.split(";")[-1]
+        total += int(count)
+        match = re.match(r"(.+?) \((.+?):\d+\)$", leaf)
+        function, filename = match.groups() if match else (leaf, "?")
+        by_package[filename.split("/")[0]] += int(count)
+        by_function[f"{function} ({filename})"] += int(count)
+    lines = [f"{raw.name}: {total} samples; self time by package, then by function"]
+    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in by_package.most_common(top)]
+    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in by_function.most_common(top)]
+    return "\n".join(lines)
+
+
+@contextmanager
+def profiled(pid: int, output: Path, seconds: float) -> Iterator[None]:
+    """py-spy samples the server while the point runs (it costs some throughput: the figures are marked)."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    duration = str(max(1, int(seconds) - 1))
+    command = [py_spy, "record", "--pid", str(pid), "--duration", duration, "--rate", "250",
+               "--format", "raw", "--nonblocking", "--output", str(output)]  # fmt: skip
+    recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        recorder.wait(timeout=60)
+        if output.exists():
+            print(summarize_profile(output), file=sys.stderr)
+
+
 def bench_server(
-    key: str, spec: ServerSpec, concurrencies: list[int], duration: float, work: Path
+    key: str, spec: ServerSpec, concurrencies: list[int], duration: float, work: Path, profile: bool = False
 ) -> ServerRun:
     server, model_kind = key.split("/")
     body_file = work / "body.json"
@@ -393,7 +430,9 @@ def bench_server(
         check_prediction(spec, body_file.read_bytes())
         run_wrk(spec, body_file, 8, min(3.0, duration))  # warm-up, not reported
         for concurrency in concurrencies:
-            rps, p50, p99, errors = run_wrk(spec, body_file, concurrency, duration)
+            raw = work / f"profile-{server}-{model_kind}-c{concurrency}.txt"
+            with profiled(proc.pid, raw, duration) if profile else contextlib.nullcontext():
+                rps, p50, p99, errors = run_wrk(spec, body_file, concurrency, duration)
             point = Point(server, model_kind, concurrency, rps, p50, p99, errors)
             run.points.append(point)
             print(
@@ -504,6 +543,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per point")
     parser.add_argument("--venv-root", type=Path, default=DEFAULT_VENV_ROOT)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy modelserve during its points (pip py-spy)"
+    )
     args = parser.parse_args(argv)
 
     for tool in ("wrk", "taskset"):
@@ -532,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
                 if builder and points[model_kind]:
                     spec = builder(bins[server], models[model_kind], work)
                     key = f"{server}/{model_kind}"
-                    runs[key] = bench_server(key, spec, points[model_kind], args.duration, work)
+                    profile = args.profile and server == "modelserve"
+                    runs[key] = bench_server(key, spec, points[model_kind], args.duration, work, profile)
     finally:
         if args.keep:
             print(f"# work directory kept: {work}", file=sys.stderr)
@@ -545,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
         f"wrk -t1 on core {LOAD_CORE}, each server on core {SERVER_CORE}, {args.duration:g} s per point, "
         f"OIP v2 body of one iris row; RSS = resident memory of the server's process tree after its run\n"
     )
+    if args.profile:
+        print("modelserve ran under py-spy: its figures are lower than an unprofiled run's\n")
     print(markdown(runs))
     return 0
 
