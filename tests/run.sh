@@ -13,7 +13,7 @@ stage "Lint: ruff, import-linter layers, mypy on the pure layers, generated CRD"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/lint-imports --config pyproject.toml
-.venv/bin/mypy operator/modeldeploy/api operator/modeldeploy/desired
+.venv/bin/mypy operator/modeldeploy/api operator/modeldeploy/desired operator/modeldeploy/crdgen.py
 .venv/bin/python -m modeldeploy.crdgen --check
 end_stage
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
+
 from modeldeploy.api import MAX_NAME_LENGTH, ModelDeploymentStatus, parse_spec
 from modeldeploy.crdgen import CRD_NAME, build_crd, render_crd
-from pydantic import ValidationError
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "crds" / "modeldeployments.yaml"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from modeldeploy.api import Color, parse_spec
 from modeldeploy.desired.children import (
     build_hpa,

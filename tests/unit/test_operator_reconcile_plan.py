@@ -6,6 +6,7 @@ import asyncio
 import copy
 
 import pytest
+
 from modeldeploy.reconcile.observe import (
     crd_preserves_status_field,
     observed_for,

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+
 from modeldeploy.api import parse_spec
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.revision import revision_of

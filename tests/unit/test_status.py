@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from modeldeploy.api import CheckResult, Color, ColorStats, parse_spec
 from modeldeploy.desired import rollout_pass
 from modeldeploy.desired.deployment import build_deployment
