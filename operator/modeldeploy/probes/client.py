@@ -1,0 +1,263 @@
+"""The one component that talks HTTP to model servers: metrics snapshots and analysis, smoke requests,
+the quality gate and the live evaluation. Every method answers a ``CheckResult`` (or a snapshot); network
+trouble becomes an inconclusive result (``passed=None``) with the reason, never an exception.
+
+Public: ``ProbeClient``, ``AnalysisOutcome``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from modeldeploy.api import Analysis, CheckResult, Evaluation, QualityGate, Smoke
+from modeldeploy.probes.analysis_math import (
+    MetricsSnapshot,
+    PodCounts,
+    SeriesSelector,
+    judge_analysis,
+    parse_pod_counts,
+    window_stats,
+)
+from modeldeploy.probes.dataset import DatasetError, LabelledData, load_dataset
+from modeldeploy.probes.inference import (
+    BATCH_ROWS,
+    InferenceError,
+    feature_order,
+    model_info,
+    predict_rows,
+)
+from modeldeploy.probes.prometheus import PrometheusError, prometheus_window_stats
+from modeldeploy.probes.resolver import AddressResolver, ClusterResolver, Target
+from modeldeploy.probes.scoring import judge_scores, output_shape, score, shape_matches
+
+
+@dataclass(frozen=True)
+class AnalysisOutcome:
+    """The verdict and the baseline to keep in status for the next pass of the same step."""
+
+    result: CheckResult
+    baseline: MetricsSnapshot | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ProbeClient:
+    """HTTP to serving pods. One instance per operator; `aclose()` on shutdown.
+
+    `prometheus_url` switches analysis to PromQL; `prometheus_labels` adds matchers (e.g. the ``namespace``
+    label a Kubernetes scrape config sets). `api_key` is sent as ``Authorization: Bearer`` when the
+    ModelDeployment has API keys.
+    """
+
+    def __init__(
+        self,
+        resolver: AddressResolver | None = None,
+        *,
+        timeout_seconds: float = 10.0,
+        prometheus_url: str | None = None,
+        prometheus_labels: Mapping[str, str] | None = None,
+        batch_rows: int = BATCH_ROWS,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.resolver: AddressResolver = resolver or ClusterResolver()
+        self.prometheus_url = prometheus_url
+        self.prometheus_labels = dict(prometheus_labels or {})
+        self.batch_rows = batch_rows
+        self.http = http or httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=True)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # ---------------------------------------------------------------- metrics and analysis
+
+    async def snapshot(self, target: Target, selector: SeriesSelector) -> MetricsSnapshot:
+        """Scrapes /metrics of every pod of the target concurrently; unreachable pods are listed."""
+        urls = self.resolver.pod_urls(target)
+        taken_at = _now()
+        texts = await asyncio.gather(*(self._get_text(f"{u}/metrics") for u in urls))
+        pods: dict[str, PodCounts] = {}
+        unreachable = []
+        for url, text in zip(urls, texts, strict=True):
+            if text is None:
+                unreachable.append(url)
+            else:
+                pods[url] = parse_pod_counts(text, selector)
+        return MetricsSnapshot(taken_at, pods, tuple(unreachable))
+
+    async def analyse(
+        self,
+        target: Target,
+        selector: SeriesSelector,
+        analysis: Analysis,
+        since: datetime,
+        baseline: MetricsSnapshot | None = None,
+    ) -> AnalysisOutcome:
+        """Judges the selected series since `since` (the step's start).
+
+        Direct mode needs the `baseline` snapshot taken when the step began; pass the one returned by the
+        previous call (kept in status). Without one, or with one older than `since`, this pass records the
+        baseline and answers inconclusive. With a Prometheus address, `baseline` is not needed.
+        """
+        if self.prometheus_url:
+            return AnalysisOutcome(await self._analyse_prometheus(selector, analysis, since), None)
+        current = await self.snapshot(target, selector)
+        if not current.pods:
+            why = f"no pod answered /metrics ({len(current.unreachable)} unreachable)"
+            return AnalysisOutcome(
+                CheckResult(passed=None, message=f"inconclusive: {why}", at=_now()), baseline
+            )
+        if baseline is None or baseline.taken_at < since:
+            message = (
+                f"inconclusive: baseline taken from {len(current.pods)} pods; judging from the next pass"
+            )
+            return AnalysisOutcome(
+                CheckResult(passed=None, message=message, requests=0, at=current.taken_at), current
+            )
+        stats = window_stats(baseline, current)
+        source = f"{len(current.pods)} pods"
+        if current.unreachable:
+            source += f", {len(current.unreachable)} unreachable"
+        return AnalysisOutcome(judge_analysis(stats, analysis, current.taken_at, source), baseline)
+
+    async def _analyse_prometheus(
+        self, selector: SeriesSelector, analysis: Analysis, since: datetime
+    ) -> CheckResult:
+        now = _now()
+        assert self.prometheus_url
+        try:
+            stats = await prometheus_window_stats(
+                self.http, self.prometheus_url, selector, since, now, self.prometheus_labels
+            )
+        except PrometheusError as err:
+            return CheckResult(passed=None, message=f"inconclusive: Prometheus: {err}", at=now)
+        return judge_analysis(stats, analysis, now, "prometheus")
+
+    # ---------------------------------------------------------------- smoke
+
+    async def smoke(self, target: Target, smoke: Smoke, api_key: str | None = None) -> CheckResult:
+        """Sends each configured request to the target's Service; all must get the expected status/shape."""
+        base = self.resolver.service_url(target)
+        headers = _auth(api_key)
+        problems: list[str] = []
+        for i, request in enumerate(smoke.requests):
+            where = f"requests[{i}] POST {request.path}"
+            try:
+                response = await self.http.post(f"{base}{request.path}", json=request.body, headers=headers)
+            except httpx.HTTPError as err:
+                return CheckResult(
+                    passed=None, message=f"inconclusive: {where}: {type(err).__name__}: {err}", at=_now()
+                )
+            if response.status_code != request.expected_status:
+                problems.append(
+                    f"{where}: HTTP {response.status_code}, expected {request.expected_status}"
+                    f" ({response.text[:200]})"
+                )
+                continue
+            if request.expected_output_shape is not None:
+                try:
+                    body: Any = response.json()
+                except ValueError:
+                    body = None
+                shape = output_shape(request.path, body)
+                if not shape_matches(request.expected_output_shape, shape):
+                    problems.append(
+                        f"{where}: output shape {shape}, expected {request.expected_output_shape}"
+                    )
+        count = len(smoke.requests)
+        if problems:
+            return CheckResult(
+                passed=False, message=f"{len(problems)} of {count} failed: " + "; ".join(problems), at=_now()
+            )
+        return CheckResult(passed=True, message=f"{count} of {count} requests passed", at=_now())
+
+    # ---------------------------------------------------------------- quality gate and evaluation
+
+    async def quality_gate(
+        self,
+        candidate: Target,
+        gate: QualityGate,
+        model_name: str,
+        active: Target | None = None,
+        api_key: str | None = None,
+    ) -> CheckResult:
+        """Scores the candidate on the labelled rows; with `active` and `gate.max_regression`, also the
+        active model on the same rows (champion/challenger)."""
+        compare = active if gate.max_regression is not None else None
+        return await self._evaluate(candidate, gate, model_name, compare, gate.max_regression, api_key)
+
+    async def evaluate(
+        self, target: Target, evaluation: Evaluation, model_name: str, api_key: str | None = None
+    ) -> CheckResult:
+        """Regular evaluation of the live model on fresh labelled data (threshold only)."""
+        return await self._evaluate(target, evaluation, model_name, None, None, api_key)
+
+    async def _evaluate(
+        self,
+        candidate: Target,
+        spec: Evaluation,
+        model_name: str,
+        active: Target | None,
+        max_regression: float | None,
+        api_key: str | None,
+    ) -> CheckResult:
+        fmt = spec.dataset_format.value if spec.dataset_format else None
+        try:
+            data = await load_dataset(self.http, spec.dataset_uri, spec.label_column, spec.max_rows, fmt)
+        except DatasetError as err:
+            return CheckResult(passed=None, message=f"inconclusive: {err}", at=_now())
+        headers = _auth(api_key)
+        targets = [candidate] + ([active] if active is not None else [])
+        scores = await asyncio.gather(
+            *(self._score(t, spec, model_name, data, headers) for t in targets), return_exceptions=True
+        )
+        candidate_score = scores[0]
+        if isinstance(candidate_score, InferenceError | ValueError):
+            return CheckResult(passed=False, message=f"candidate: {candidate_score}", at=_now())
+        if isinstance(candidate_score, BaseException):
+            raise candidate_score
+        active_score = scores[1] if active is not None else None
+        if isinstance(active_score, InferenceError | ValueError):
+            return CheckResult(
+                passed=None,
+                message=f"inconclusive: active model: {active_score}",
+                score=candidate_score,
+                at=_now(),
+            )
+        if isinstance(active_score, BaseException):
+            raise active_score
+        return judge_scores(
+            spec.metric, spec.threshold, candidate_score, active_score, max_regression, len(data), _now()
+        )
+
+    async def _score(
+        self, target: Target, spec: Evaluation, model_name: str, data: LabelledData, headers: dict[str, str]
+    ) -> float:
+        base = self.resolver.service_url(target)
+        info = await model_info(self.http, base, model_name, headers)
+        order = feature_order(info, data.columns)
+        rows = [[row[i] for i in order] for row in data.rows]
+        predictions = await predict_rows(
+            self.http, base, model_name, rows, headers, info.classes, batch_rows=self.batch_rows
+        )
+        return score(spec.metric, data.labels, predictions)
+
+    # ---------------------------------------------------------------- helpers
+
+    async def _get_text(self, url: str) -> str | None:
+        try:
+            response = await self.http.get(url)
+        except httpx.HTTPError:
+            return None
+        return response.text if response.status_code == 200 else None
+
+
+def _auth(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
