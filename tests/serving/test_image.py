@@ -18,6 +18,7 @@ buildah does not forward SIGTERM (it SIGKILLs the child), so the test signals th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -202,84 +204,157 @@ def descendants(root_pid: int) -> list[int]:
     return found
 
 
-@pytest.fixture(scope="module")
-def model_dir(image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("image-model")
+def train_in(image: str, script: str, out: Path) -> Path:
+    """Runs a training script inside the image (its own scikit-learn), writing to `out` via /out."""
     out.chmod(0o777)  # written by uid 10001 inside the container
     with read_only_container(image, mount_points=["/out"]) as container:
-        command = buildah_run(container, ["python", "-c", TRAIN_IRIS], env={}, volumes=[f"{out}:/out"])
+        command = buildah_run(container, ["python", "-c", script], env={}, volumes=[f"{out}:/out"])
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
 
 def sha256_of(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_entrypoint_serves_predictions_as_non_root_on_a_read_only_root(
-    image: str, image_config: dict, model_dir: Path, tmp_path: Path
-) -> None:
+@dataclass
+class ServedContainer:
+    container: str
+    url: str
+    env: dict[str, str]
+    volumes: list[str]
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def serving(image: str, entrypoint: list[str], model: Path, log: Path) -> Iterator[ServedContainer]:
+    """The image's entrypoint in a read-only container, the model directory mounted read-only at /models."""
     port = free_port()
     env = {
         "MODELSERVE_HOST": "127.0.0.1",
         "MODELSERVE_PORT": str(port),
-        "MODELSERVE_MODEL_PATH": "/models/iris.joblib",
+        "MODELSERVE_MODEL_PATH": f"/models/{model.name}",
         "MODELSERVE_MODEL_NAME": "iris",
         "MODELSERVE_MODEL_VERSION": "1",
-        "MODELSERVE_MODEL_SHA256": sha256_of(model_dir / "iris.joblib"),
+        "MODELSERVE_MODEL_SHA256": sha256_of(model),
+        "MODELSERVE_TERMINATION_MESSAGE_PATH": "/tmp/termination-log",
     }
-    volumes = [f"{model_dir}:/models:ro"]
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.log"
-    with read_only_container(image, mount_points=["/models"]) as container:
-        with log.open("wb") as out:
-            server = subprocess.Popen(
-                buildah_run(container, image_config["Entrypoint"], env=env, volumes=volumes),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+    volumes = [f"{model.parent}:/models:ro"]
+    with read_only_container(image, mount_points=["/models"]) as container, log.open("wb") as out:
+        process = subprocess.Popen(
+            buildah_run(container, entrypoint, env=env, volumes=volumes), stdout=out, stderr=subprocess.STDOUT
+        )
         try:
-            wait_ready(f"{base}/v2/health/ready", server, log)
-
-            body = {
-                "inputs": [
-                    {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
-                ]
-            }
-            status, answer = http(f"{base}/v2/models/iris/infer", body)
-            assert status == 200, answer
-            assert answer["outputs"][0]["data"][0] in (0, "0")  # setosa
-
-            # The image's HEALTHCHECK, run in the same container, passes against the live server.
-            healthcheck = buildah_run(container, image_config["Healthcheck"]["Test"][1:], env=env, volumes=[])
-            assert subprocess.run(healthcheck, capture_output=True, timeout=60).returncode == 0
-
-            # Nothing outside /tmp is writable, not even for root; /tmp is.
-            probe = (
-                "import errno, sys\n"
-                "for path in sys.argv[1:]:\n"
-                "    try:\n"
-                "        open(path, 'w').close(); print(path, 'writable')\n"
-                "    except OSError as e:\n"
-                "        print(path, errno.errorcode[e.errno])\n"
-            )
-            paths = ["/opt/modelserve/probe", "/etc/probe", "/probe", "/models/probe", "/tmp/probe"]
-            as_root = buildah_run(
-                container, ["python", "-c", probe, *paths], env={}, volumes=volumes, user="0"
-            )
-            result = run(as_root, timeout=60)
-            assert result.stdout.split("\n")[:5] == [
-                "/opt/modelserve/probe EROFS",
-                "/etc/probe EROFS",
-                "/probe EROFS",
-                "/models/probe EROFS",
-                "/tmp/probe writable",
-            ]
+            yield ServedContainer(container, f"http://127.0.0.1:{port}", env, volumes, process, log)
         finally:
-            if server.poll() is None:
-                os.kill(server_process_of(server.pid), signal.SIGTERM)
-            code = server.wait(timeout=60)
-    assert code == 0, f"exit {code} after SIGTERM: {log.read_text()[-3000:]}"
+            if process.poll() is None:
+                os.kill(server_process_of(process.pid), signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def setosa_prediction(url: str) -> tuple[int, dict]:
+    tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+    return http(f"{url}/v2/models/iris/infer", {"inputs": [tensor]})
+
+
+@pytest.fixture(scope="module")
+def iris_model(image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_in(image, TRAIN_IRIS, tmp_path_factory.mktemp("image-model")) / "iris.joblib"
+
+
+# Nothing outside /tmp may be writable, not even for root.
+WRITE_PROBE = textwrap.dedent(
+    """
+    import errno, sys
+    for path in sys.argv[1:]:
+        try:
+            open(path, "w").close()
+            print(path, "writable")
+        except OSError as e:
+            print(path, errno.errorcode[e.errno])
+    """
+)
+
+
+def test_entrypoint_serves_predictions_as_non_root_on_a_read_only_root(
+    image: str, image_config: dict, iris_model: Path, tmp_path: Path
+) -> None:
+    with serving(image, image_config["Entrypoint"], iris_model, tmp_path / "server.log") as served:
+        wait_ready(f"{served.url}/v2/health/ready", served.process, served.log)
+
+        status, answer = setosa_prediction(served.url)
+        assert status == 200, answer
+        assert answer["outputs"][0]["data"][0] in (0, "0")  # setosa
+
+        # The image's HEALTHCHECK, run in the same container, passes against the live server.
+        check = image_config["Healthcheck"]["Test"][1:]
+        healthcheck = buildah_run(served.container, check, env=served.env, volumes=[])
+        assert subprocess.run(healthcheck, capture_output=True, timeout=60).returncode == 0
+
+        paths = ["/opt/modelserve/probe", "/etc/probe", "/probe", "/models/probe", "/tmp/probe"]
+        probe = ["python", "-c", WRITE_PROBE, *paths]
+        as_root = buildah_run(served.container, probe, env={}, volumes=served.volumes, user="0")
+        assert run(as_root, timeout=60).stdout.splitlines() == [
+            "/opt/modelserve/probe EROFS",
+            "/etc/probe EROFS",
+            "/probe EROFS",
+            "/models/probe EROFS",
+            "/tmp/probe writable",
+        ]
+        os.kill(server_process_of(served.process.pid), signal.SIGTERM)
+        code = served.process.wait(timeout=60)
+    assert code == 0, f"exit {code} after SIGTERM: {served.output()[-3000:]}"
+
+
+CUSTOM_IMAGE_DIR = REPO / "tests" / "image" / "custom-image"
+
+TRAIN_WITH_CUSTOM_TRANSFORMER = TRAIN_IRIS.replace(
+    "make_pipeline(StandardScaler(),", "make_pipeline(__import__('acme_models').Doubler(), StandardScaler(),"
+).replace("/out/iris.joblib", "/out/doubler.joblib")
+
+
+@pytest.fixture(scope="module")
+def custom_image(image: str) -> str:
+    """tests/image/custom-image: FROM the modelserve image, adds the user's package acme_models."""
+    tag = f"localhost/modelserve-custom-test:{image.rsplit(':', 1)[1]}"
+    ca = "/etc/ssl/certs/ca-certificates.crt"
+    ca_args = ["--volume", f"{ca}:/host-ca.crt:ro", "--build-arg", "PIP_CERT=/host-ca.crt"]
+    command = [*BUILDAH, "bud", "--isolation", "chroot", "--format", "docker", "--layers"]
+    command += [*(ca_args if Path(ca).exists() else []), "--build-arg", f"MODELSERVE_IMAGE={image}"]
+    result = subprocess.run([*command, "--tag", tag, str(CUSTOM_IMAGE_DIR)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tag
+
+
+@pytest.fixture(scope="module")
+def custom_model(custom_image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("custom-model")
+    return train_in(custom_image, TRAIN_WITH_CUSTOM_TRANSFORMER, out) / "doubler.joblib"
+
+
+def test_custom_image_with_the_users_package_serves_their_pipeline(
+    custom_image: str, image_config: dict, custom_model: Path, tmp_path: Path
+) -> None:
+    with serving(custom_image, image_config["Entrypoint"], custom_model, tmp_path / "server.log") as served:
+        wait_ready(f"{served.url}/v2/health/ready", served.process, served.log)
+        status, answer = setosa_prediction(served.url)
+    assert status == 200, answer
+    assert answer["outputs"][0]["data"][0] in (0, "0")
+
+
+def test_base_image_names_the_missing_user_module_and_exits_1(
+    image: str, image_config: dict, custom_model: Path, tmp_path: Path
+) -> None:
+    with serving(image, image_config["Entrypoint"], custom_model, tmp_path / "server.log") as served:
+        code = served.process.wait(timeout=READY_TIMEOUT)
+    assert code == 1
+    assert "acme_models" in served.output()
