@@ -120,7 +120,8 @@ def infer_format(path: Path) -> str:
         if len(files) != 1:
             raise ModelLoadError(
                 f"cannot infer the model format of directory {path}: it holds {len(files)} candidate files "
-                f"{[f.name for f in files][:5]}; set MODELSERVE_MODEL_FORMAT or point MODELSERVE_MODEL_PATH at a file"
+                f"{[f.name for f in files][:5]}; set MODELSERVE_MODEL_FORMAT or point MODELSERVE_MODEL_PATH "
+                "at a file"
             )
         return infer_format(files[0])
     by_extension = EXTENSION_FORMATS.get(path.suffix.lower())
@@ -130,7 +131,8 @@ def infer_format(path: Path) -> str:
     if sniffed:
         return sniffed
     raise ModelLoadError(
-        f"cannot infer the model format of {path.name} from its name or contents; set MODELSERVE_MODEL_FORMAT to "
+        f"cannot infer the model format of {path.name} from its name or contents; "
+        "set MODELSERVE_MODEL_FORMAT to "
         f"one of {', '.join(FORMATS)}"
     )
 
@@ -165,12 +167,14 @@ def check_pickle_allowed(path: Path, fmt: str, expected_sha256: str, allow_unver
         actual = sha256_of(path)
         if actual != expected_sha256:
             raise ModelLoadError(
-                f"refusing to load {path.name}: its SHA-256 is {actual} but MODELSERVE_MODEL_SHA256 is {expected_sha256}"
+                f"refusing to load {path.name}: its SHA-256 is {actual} "
+                f"but MODELSERVE_MODEL_SHA256 is {expected_sha256}"
             )
         return
     if is_pickle_family(path, fmt) and not allow_unverified:
         raise ModelLoadError(
-            f"refusing to load pickle file {path.name}: pickle runs code when loaded; set MODELSERVE_MODEL_SHA256 "
+            f"refusing to load pickle file {path.name}: pickle runs code when loaded; "
+            "set MODELSERVE_MODEL_SHA256 "
             "to its SHA-256 digest or MODELSERVE_ALLOW_UNVERIFIED_PICKLE=true"
         )
 
@@ -179,7 +183,8 @@ def explain_missing_code(err: BaseException) -> ModelLoadError:
     """A pickle that names the user's own classes needs their package installed in the image."""
     if isinstance(err, ModuleNotFoundError):
         return ModelLoadError(
-            f"the model needs Python module '{err.name}', which is not installed in this image; build a custom "
+            f"the model needs Python module '{err.name}', which is not installed in this image; "
+            "build a custom "
             "image FROM modelserve that installs it (see README: custom code)"
         )
     text = str(err)
@@ -188,7 +193,8 @@ def explain_missing_code(err: BaseException) -> ModelLoadError:
         cls = text.split("'")[1] if text.count("'") >= 2 else "?"
         module = text.split("<module '")[1].split("'")[0] if "<module '" in text else "?"
         return ModelLoadError(
-            f"the model needs class '{cls}' from module '{module}', which that module does not define; install "
+            f"the model needs class '{cls}' from module '{module}', which that module does not define; "
+            "install "
             "the package version the model was trained with"
         )
     return ModelLoadError(f"cannot load the model: {type(err).__name__}: {text}".splitlines()[0])
@@ -270,7 +276,8 @@ def load_skops(path: Path, trusted: list[str]) -> SklearnModel:
     not_allowed = [t for t in untrusted if t not in trusted]
     if not_allowed:
         raise ModelLoadError(
-            f"skops file {path.name} contains types that are not trusted: {', '.join(not_allowed)}; list them in "
+            f"skops file {path.name} contains types that are not trusted: {', '.join(not_allowed)}; "
+            "list them in "
             "MODELSERVE_SKOPS_TRUSTED_TYPES (comma-separated) if you trust them"
         )
     try:
@@ -494,7 +501,8 @@ class TorchScriptModel:
         self.module.eval()
         if schema is None:
             raise ModelLoadError(
-                f"TorchScript files carry no input signature: add {path.name}.schema.json with the input shape"
+                f"TorchScript files carry no input signature: add {path.name}.schema.json "
+                "with the input shape"
             )
         self.schema = schema
         self.classes = None

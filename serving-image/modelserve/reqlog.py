@@ -5,6 +5,7 @@ Lines go out with a single os.write so several worker processes never interleave
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -84,10 +85,8 @@ class RequestLogger:
             record["outputs"] = outputs_as_json(outputs, self.redact_fields)
         if error:
             record["error"] = error
-        try:
+        with contextlib.suppress(OSError, TypeError):  # a log line must never fail a prediction
             os.write(self.fd, orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-        except (OSError, TypeError):
-            pass  # a log line must never fail a prediction
 
 
 def log_event(event: str, **fields: Any) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from modelserve.settings import Settings
 
 from .helpers import iris_env, run_to_exit, start_server

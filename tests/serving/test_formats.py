@@ -102,7 +102,16 @@ def format_servers(tmp_path_factory, format_models):
 
 
 def v2_infer(server: Server, rows, datatype="FP32") -> dict[str, dict]:
-    body = {"inputs": [{"name": "x", "shape": [len(rows), 4], "datatype": datatype, "data": sum(rows, [])}]}
+    body = {
+        "inputs": [
+            {
+                "name": "x",
+                "shape": [len(rows), 4],
+                "datatype": datatype,
+                "data": [v for row in rows for v in row],
+            }
+        ]
+    }
     resp = server.client.post("/v2/models/iris/infer", json=body)
     assert resp.status_code == 200, resp.text
     return {o["name"]: o for o in resp.json()["outputs"]}

@@ -59,7 +59,7 @@ def test_full_queue_is_503_and_queued_requests_still_succeed(slow_server):
     # One runs, two wait in the queue (MAX_QUEUE=2), the other three are turned away at once.
     assert statuses.count(503) >= 1
     assert 503 in statuses and set(statuses) <= {200, 503, 504}
-    overloaded = [r for r in asyncio.run(burst()) if r.status_code == 503][0]
+    overloaded = next(r for r in asyncio.run(burst()) if r.status_code == 503)
     assert "server overloaded" in overloaded.json()["error"]
 
 

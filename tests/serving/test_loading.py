@@ -25,7 +25,7 @@ def test_pickle_without_digest_or_waiver_is_refused(tmp_path, iris_joblib):
 
 def test_pickle_with_a_wrong_digest_is_refused_naming_both_digests(tmp_path, iris_joblib):
     wrong = "0" * 64
-    code, stderr, termination = run_to_exit(tmp_path, iris_env(iris_joblib, MODELSERVE_MODEL_SHA256=wrong))
+    code, _, termination = run_to_exit(tmp_path, iris_env(iris_joblib, MODELSERVE_MODEL_SHA256=wrong))
     assert code == 1
     assert f"its SHA-256 is {sha256_file(iris_joblib)} but MODELSERVE_MODEL_SHA256 is {wrong}" in termination
 

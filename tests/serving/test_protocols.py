@@ -19,7 +19,9 @@ def test_v1_predict_matches_the_pipeline(iris_server, iris_pipeline):
 def test_v2_infer_returns_labels_and_probabilities(iris_server, iris_pipeline):
     body = {
         "id": "req-1",
-        "inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP64", "data": sum(ROWS, [])}],
+        "inputs": [
+            {"name": "input", "shape": [2, 4], "datatype": "FP64", "data": [v for row in ROWS for v in row]}
+        ],
     }
     resp = iris_server.client.post("/v2/models/iris/infer", json=body)
     assert resp.status_code == 200, resp.text
