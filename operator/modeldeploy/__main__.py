@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import kopf
 
@@ -13,12 +12,11 @@ from modeldeploy.settings import get_settings
 
 def main() -> None:
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    kopf.configure(verbose=settings.log_level == "DEBUG", log_prefix=True)
+    log_format = kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(debug=settings.log_level == "DEBUG", log_format=log_format, log_prefix=True)
+    logging.getLogger().setLevel(settings.log_level)
+    if settings.log_level != "DEBUG":  # kopf's per-event "Handler ... succeeded" lines drown ours at scale
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     serve_metrics(settings.metrics_port, settings.health_host)
     import modeldeploy.handlers  # noqa: F401  (registers the handlers)
 

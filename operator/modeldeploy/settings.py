@@ -24,6 +24,7 @@ class OperatorSettings(BaseSettings):
         description="Namespaces to watch (comma list or JSON list); empty means all namespaces.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(default="text", description="json for log collectors.")
     metrics_port: int = Field(default=8000, ge=0, le=65535, description="Prometheus /metrics; 0 disables.")
     health_port: int = Field(default=8080, ge=0, le=65535, description="Liveness /healthz; 0 disables.")
     health_host: str = "0.0.0.0"
@@ -41,7 +42,7 @@ class OperatorSettings(BaseSettings):
     rollout_tick_seconds: float = Field(default=2.0, gt=0, description="Rollout timer interval.")
     field_manager: str = Field(default="modeldeploy", description="Server-side apply field manager.")
     request_timeout_seconds: float = Field(default=30.0, gt=0)
-    watch_server_timeout_seconds: float = Field(default=300.0, gt=0)
+    watch_server_timeout_seconds: int = Field(default=300, gt=0, description="Server-side watch timeout.")
     api_workers: int = Field(default=16, ge=1, description="Threads for blocking Kubernetes client calls.")
 
     @field_validator("namespaces", mode="before")

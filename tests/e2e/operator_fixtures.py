@@ -28,7 +28,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-CRD_FILE = REPO / "crds" / "modeldeployments.yaml"
+# MODELDEPLOY_E2E_CRD: try a CRD build other than the checked-in one.
+CRD_FILE = Path(os.environ.get("MODELDEPLOY_E2E_CRD") or REPO / "crds" / "modeldeployments.yaml")
 PEERING_NAME = "modeldeploy"
 FAULT_LABEL = "e2e.modeldeploy.io/fault"
 # The operator's writes that must not happen at steady state (peering objects aside).

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,38 @@ class Runtime:
     ctx: Context
     serializer: KeyedSerializer = field(default_factory=KeyedSerializer)
     phases: dict[Key, str] = field(default_factory=dict)
+    _requeues: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
+    _tasks: set[asyncio.Task] = field(default_factory=set)
+
+    def requeue(self, key: Key, delay: float, work: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Run `work` once after `delay` seconds; a newer request for the same key replaces it."""
+        if (previous := self._requeues.pop(key, None)) is not None:
+            previous.cancel()
+
+        def fire() -> None:
+            self._requeues.pop(key, None)
+            task = asyncio.get_running_loop().create_task(work())
+            self._tasks.add(task)  # keep a reference until it finishes
+            task.add_done_callback(self._tasks.discard)
+
+        self._requeues[key] = asyncio.get_running_loop().call_later(max(delay, 0.05), fire)
+
+    def start_background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def stop_background(self) -> None:
+        for handle in self._requeues.values():
+            handle.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def forget(self, key: Key) -> None:
+        if (previous := self._requeues.pop(key, None)) is not None:
+            previous.cancel()
+        self.phases.pop(key, None)
+        self.serializer.forget(key)
 
 
 def runtime_of(memo: Any) -> Runtime:

@@ -8,7 +8,8 @@ from typing import Any
 import kopf
 
 from modeldeploy import api
-from modeldeploy.handlers.runtime import Runtime
+from modeldeploy.handlers.modeldeployments import resync_forever
+from modeldeploy.handlers.runtime import CHILD_INDEXES, POD_INDEX, Runtime
 from modeldeploy.k8s import Kube, load_api_client
 from modeldeploy.reconcile import OWNER_SELECTOR, Context, crd_preserves_status_field
 from modeldeploy.settings import get_settings
@@ -18,11 +19,11 @@ BOOKKEEPING_FIELD = "kopf"  # status.kopf: kopf's progress and last-handled spec
 
 
 @kopf.on.startup()
-async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     ours = get_settings()
 
-    # No finalizer: children are garbage-collected through owner references, and nothing else needs
-    # cleanup, so deleting a ModelDeployment never hangs on a stopped operator.
+    # No finalizer is ever added (no on.delete handlers, no kopf timers/daemons): children are
+    # garbage-collected through owner references, so deleting a ModelDeployment never waits for us.
     settings.persistence.finalizer = "modeldeploy.io/finalizer"
 
     # Bookkeeping lives in status (which GitOps tools never diff and users never write), not in
@@ -80,6 +81,9 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     settings.peering.clusterwide = ours.clusterwide
 
     memo.runtime = Runtime(ctx=Context(kube=kube, settings=ours))
+    # Indexes are passed to activities too; the resync loop keeps a reference to them.
+    indexes = {name: kwargs[name] for name in (*CHILD_INDEXES, POD_INDEX)}
+    memo.runtime.start_background(resync_forever(memo, indexes))
     log.info(
         "modeldeploy operator starting: namespaces=%s priority=%s peering=%s",
         ours.namespaces or "all",
@@ -92,4 +96,5 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
 async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
     runtime = getattr(memo, "runtime", None)
     if runtime is not None:
+        runtime.stop_background()
         runtime.ctx.kube.close()

@@ -95,7 +95,8 @@ class Kube:
         _, url, headers, _, _ = self._api.param_serialize(
             method, path, query_params=query or [], header_params=headers, auth_settings=["BearerToken"]
         )
-        payload = json.dumps(body).encode() if body is not None else None
+        # The client serialises JSON content types itself; an apply patch goes as a JSON (= YAML) string.
+        payload = json.dumps(body) if body is not None and content_type == APPLY_CONTENT_TYPE else body
         try:
             response = self._api.rest_client.request(
                 method, url, headers=headers, body=payload, _request_timeout=self._timeout

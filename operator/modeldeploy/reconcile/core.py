@@ -44,6 +44,7 @@ class Outcome:
     steps: list[Step] = field(default_factory=list)
     status_patch: dict[str, Any] | None = None
     phase: str | None = None
+    requeue_after: float | None = None
 
     @property
     def writes(self) -> int:
@@ -79,16 +80,24 @@ def _failure_status(body: Mapping[str, Any], reason: str, message: str, phase: s
     return new
 
 
-async def write_status(ctx: Context, body: Mapping[str, Any], new_status: dict[str, Any]) -> dict | None:
+async def write_status(
+    ctx: Context,
+    body: Mapping[str, Any],
+    new_status: dict[str, Any],
+    events: list[tuple[str, str, str]] | None = None,
+) -> dict | None:
     """Patch status through the subresource only when it changed; emit an Event per transition."""
     meta = body["metadata"]
     old = body.get("status") or {}
     new_status = keep_transition_times(old, new_status)
     patch = status_merge_patch(old, new_status)
-    if patch is None:
-        return None
-    await ctx.kube.patch_status(meta["namespace"], meta["name"], patch)
-    for type_, reason, message in transition_events(old, new_status):
+    if patch is not None:
+        await ctx.kube.patch_status(meta["namespace"], meta["name"], patch)
+    announced = list(events or [])
+    if patch is not None:
+        reasons = {reason for _, reason, _ in announced}
+        announced += [e for e in transition_events(old, new_status) if e[1] not in reasons]
+    for type_, reason, message in announced:
         await ctx.kube.emit_event(_involved(body), reason=reason, message=message, type_=type_)
     return patch
 
@@ -154,8 +163,8 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
         await write_status(ctx, body, _failure_status(body, waiting.reason, waiting.message, "Pending"))
         raise
 
-    desired = desired_port.desired_children(body, spec, observed, ctx.settings)
-    steps = plan_children(desired, observed.children)
+    planned = desired_port.run_pass(body, spec, observed, ctx.settings)
+    steps = plan_children(planned.children, observed.children)
     live = dict(observed.children)
     for step in steps:
         if step.action in (Action.CREATE, Action.UPDATE):
@@ -168,10 +177,15 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
             await ctx.kube.delete(kind, namespace, step.name)
             live.pop((step.kind, step.name))
 
-    new_status = desired_port.computed_status(body, spec, Observed(children=live, pods=observed.pods))
-    patch = await write_status(ctx, body, new_status)
+    patch = await write_status(ctx, body, planned.status, planned.events)
     changed = patch is not None or any(s.action != Action.UNCHANGED for s in steps)
-    return Outcome("changed" if changed else "unchanged", steps, patch, new_status.get("phase"))
+    return Outcome(
+        "changed" if changed else "unchanged",
+        steps,
+        patch,
+        planned.status.get("phase"),
+        planned.requeue_after,
+    )
 
 
 async def reconcile_by_key(

@@ -1,25 +1,20 @@
-"""The seam between reconcile and the pure `desired` layer: parse, build children, compute status.
-
-Uses `modeldeploy.desired`'s builders; a minimal local fallback (`fallback.py`) stands in for any
-builder not there yet, so the I/O side can be exercised end to end.
-"""
+"""The seam between reconcile and the pure `desired` layer: parse the spec, run one pass."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from modeldeploy import api, desired
-from modeldeploy.reconcile import fallback
+from modeldeploy.desired.params import BuildParams
 from modeldeploy.reconcile.observe import Observed
 from modeldeploy.settings import OperatorSettings
 
 
-def build_params(settings: OperatorSettings) -> Any:
-    from modeldeploy.desired.params import BuildParams
-
+def build_params(settings: OperatorSettings) -> BuildParams:
     return BuildParams(default_image=settings.serving_image)
 
 
@@ -49,19 +44,25 @@ def referenced_objects(spec: api.ModelDeploymentSpec) -> list[tuple[str, str, st
     return refs
 
 
-def desired_children(
+@dataclass
+class PassResult:
+    """One pure pass: the children to apply, the status to write, Events, and when to look again."""
+
+    children: list[dict[str, Any]]
+    status: dict[str, Any]
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    requeue_after: float | None = None
+    check: Any = None
+
+
+def run_pass(
     body: Mapping[str, Any], spec: api.ModelDeploymentSpec, observed: Observed, settings: OperatorSettings
-) -> list[dict[str, Any]]:
-    build = getattr(desired, "build_children", None)
-    if build is not None:
-        return build(body, spec, observed, build_params(settings))
-    return fallback.build_children(body, spec, observed, build_params(settings))
-
-
-def computed_status(
-    body: Mapping[str, Any], spec: api.ModelDeploymentSpec, observed: Observed
-) -> dict[str, Any]:
-    compute = getattr(desired, "compute_status", None)
-    if compute is not None:
-        return compute(body, spec, observed)
-    return fallback.compute_status(body, spec, observed)
+) -> PassResult:
+    result = desired.rollout_pass(body, spec, observed, build_params(settings))
+    return PassResult(
+        children=result.children,
+        status=result.status,
+        events=[(e.type, e.reason, e.message) for e in result.events],
+        requeue_after=result.requeue_after,
+        check=result.check,
+    )

@@ -99,6 +99,8 @@ def _same_scalar(want: Any, have: Any) -> bool:
 
 def first_difference(want: Any, have: Any, path: str = "") -> str | None:
     """The path of the first field we set that the live object does not have as set, else None."""
+    if have is None and want in ("", [], {}, False, 0):
+        return None  # the API server omits empty values (omitempty): absent is what we asked for
     if isinstance(want, Mapping):
         if not isinstance(have, Mapping):
             return path or "."
