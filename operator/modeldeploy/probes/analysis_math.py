@@ -191,7 +191,8 @@ def judge_analysis(stats: WindowStats, analysis: Analysis, at: datetime, source:
     if limit is not None and p99 is not None and p99 > limit:
         problems.append(f"p99 latency {_fmt_ms(p99)} > maxLatencyP99Ms {limit:g} ms")
     if problems:
-        return result.model_copy(update={"passed": False, "message": "; ".join(problems) + f" ({figures})"})
+        where = f"{figures}; {source}" if source else figures
+        return result.model_copy(update={"passed": False, "message": "; ".join(problems) + f" ({where})"})
     return result.model_copy(update={"passed": True, "message": figures + suffix})
 
 
