@@ -1,0 +1,111 @@
+"""Probes benchmark: one direct analysis pass (scrape /metrics of 2 pods + parse + deltas + verdict) against
+two local modelserve processes, compared with the floor of just fetching both /metrics bodies; plus one
+quality-gate pass over a 10,000-row labelled CSV.
+
+    .venv/bin/python benchmarks/probes_bench.py [--passes 50] [--rows 10000]
+
+Prints median and p95 milliseconds per pass and the ratio analysis/floor. No assertions: figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import joblib
+import numpy as np
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from modeldeploy.api import Analysis, QualityGate  # noqa: E402
+from modeldeploy.probes import ProbeClient, SeriesSelector, StaticResolver, Target  # noqa: E402
+from serving.helpers import iris_env, start_server  # noqa: E402
+
+TARGET = Target(namespace="bench", service="iris-preview", color="green")
+SELECTOR = SeriesSelector(model="iris", revision="bench", color="green")
+
+
+def _ms(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[int(0.95 * (len(ordered) - 1))] * 1000
+
+
+async def _bench(urls: list[str], passes: int, csv_path: Path, rows: int) -> None:
+    client = ProbeClient(StaticResolver({"green": urls}))
+    analysis = Analysis(max_error_rate=0.01, max_latency_p99_ms=250, min_requests=1)
+    async with httpx.AsyncClient() as raw:
+        body = {
+            "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]
+        }
+        for url in urls:  # series for several routes and codes, as a serving pod has
+            for _ in range(200):
+                await raw.post(f"{url}/v2/models/iris/infer", json=body)
+            await raw.post(f"{url}/v2/models/iris/infer", json={"inputs": []})
+        since = datetime.now(UTC)
+        baseline = (await client.analyse(TARGET, SELECTOR, analysis, since=since)).baseline
+        floor, full = [], []
+        for _ in range(passes):
+            t0 = time.perf_counter()
+            await asyncio.gather(*(raw.get(f"{u}/metrics") for u in urls))
+            floor.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            outcome = await client.analyse(TARGET, SELECTOR, analysis, since=since, baseline=baseline)
+            full.append(time.perf_counter() - t0)
+        assert outcome.result.requests is not None
+        size = len((await raw.get(f"{urls[0]}/metrics")).content)
+    f_med, f_p95 = _ms(floor)
+    a_med, a_p95 = _ms(full)
+    print(f"analysis pass, 2 pods ({size} B of /metrics each), {passes} passes:")
+    print(f"  floor (GET both /metrics):     median {f_med:7.2f} ms  p95 {f_p95:7.2f} ms")
+    print(f"  analyse (scrape+parse+judge):  median {a_med:7.2f} ms  p95 {a_p95:7.2f} ms")
+    print(f"  ratio analyse/floor (median):  {a_med / f_med:.2f}x")
+
+    gate = QualityGate.model_validate(
+        {"datasetUri": csv_path.as_uri(), "labelColumn": "species", "metric": "accuracy", "threshold": 0.5}
+    ).model_copy(update={"max_rows": rows})
+    t0 = time.perf_counter()
+    result = await client.quality_gate(TARGET, gate, "iris")
+    took = time.perf_counter() - t0
+    print(
+        f"quality gate, {rows} rows from a local CSV, 256 rows/request: {took * 1000:.0f} ms"
+        f" ({result.message})"
+    )
+    await client.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--passes", type=int, default=50)
+    parser.add_argument("--rows", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        X, y = load_iris(return_X_y=True)
+        model_path = tmp / "iris.joblib"
+        joblib.dump(LogisticRegression(max_iter=500).fit(X, y), model_path)
+        rng = np.random.default_rng(0)
+        picks = rng.integers(0, len(X), args.rows)
+        csv_path = tmp / "holdout.csv"
+        lines = ["a,b,c,d,species"] + [",".join(f"{v:.2f}" for v in X[i]) + f",{y[i]}" for i in picks]
+        csv_path.write_text("\n".join(lines) + "\n")
+        env = {"MODELSERVE_MODEL_COLOR": "green", "MODELSERVE_MODEL_REVISION": "bench"}
+        servers = [start_server(tmp / f"pod-{i}", iris_env(model_path, **env)) for i in range(2)]
+        try:
+            asyncio.run(_bench([s.url for s in servers], args.passes, csv_path, args.rows))
+        finally:
+            for server in servers:
+                server.stop()
+
+
+if __name__ == "__main__":
+    main()
