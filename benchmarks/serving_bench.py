@@ -76,7 +76,10 @@ def ensure_venv(root: Path, name: str, requirements: list[str]) -> Path:
     """Creates (once per requirement set) a virtualenv under root; returns its bin directory."""
     venv = root / name
     stamp = venv / ".bench-requirements"
-    wanted = hashlib.sha256("\n".join(requirements).encode()).hexdigest()
+    # An editable install follows code changes by itself; dependency changes come with pyproject.toml.
+    pyprojects = [Path(r.split("[")[0]) / "pyproject.toml" for r in requirements if r.startswith("/")]
+    fingerprint = "\n".join(requirements + [p.read_text() for p in pyprojects if p.exists()])
+    wanted = hashlib.sha256(fingerprint.encode()).hexdigest()
     if stamp.exists() and stamp.read_text() == wanted:
         return venv / "bin"
     uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
@@ -546,6 +549,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="py-spy modelserve during its points (pip py-spy)"
     )
+    parser.add_argument(
+        "--modelserve-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra MODELSERVE_* setting, e.g. MODELSERVE_LOG_SAMPLE_RATE=0 to price a feature (repeatable)",
+    )
     args = parser.parse_args(argv)
 
     for tool in ("wrk", "taskset"):
@@ -573,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
                 builder = SPEC_BUILDERS.get((server, model_kind))
                 if builder and points[model_kind]:
                     spec = builder(bins[server], models[model_kind], work)
+                    if server == "modelserve":
+                        spec.env.update(item.split("=", 1) for item in args.modelserve_env)
                     key = f"{server}/{model_kind}"
                     profile = args.profile and server == "modelserve"
                     runs[key] = bench_server(key, spec, points[model_kind], args.duration, work, profile)

@@ -72,9 +72,14 @@ def hadolint_binary() -> str:
     return found
 
 
-def test_dockerfile_passes_hadolint() -> None:
+@pytest.mark.parametrize(
+    "dockerfile",
+    [IMAGE_DIR / "Dockerfile", REPO / "tests" / "image" / "custom-image" / "Dockerfile"],
+    ids=["modelserve", "custom-image-example"],
+)
+def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
     result = subprocess.run(
-        [hadolint_binary(), "--config", str(IMAGE_DIR / ".hadolint.yaml"), str(IMAGE_DIR / "Dockerfile")],
+        [hadolint_binary(), "--config", str(IMAGE_DIR / ".hadolint.yaml"), str(dockerfile)],
         capture_output=True,
         text=True,
     )
