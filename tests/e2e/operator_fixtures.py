@@ -185,7 +185,7 @@ READY_TRUE = {
     "values": ["True"],
 }
 ANY_READY = {"key": ".metadata.name", "operator": "Exists"}
-MODEL_LOAD_MESSAGE = "model load failed: sha256 mismatch for /models/model.joblib"
+MODEL_LOAD_MESSAGE = "cannot load /models/model.joblib: unsupported pickle protocol 9"
 FAULT_STAGES = [
     _stage("crashloop", "crashloop", "Running", READY_TRUE,
            _CRASHED % {"code": 1, "reason": "Error", "message": json.dumps(MODEL_LOAD_MESSAGE)}),

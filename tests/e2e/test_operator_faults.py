@@ -34,11 +34,11 @@ def operator(cluster, namespace, tmp_path_factory):
 @pytest.mark.parametrize(
     ("fault", "reason", "words"),
     [
-        ("crashloop", "CrashLoopBackOff", [MODEL_LOAD_MESSAGE]),
-        ("oom", "OOMKilled", ["OOM"]),
+        ("crashloop", "ModelLoadFailed", [MODEL_LOAD_MESSAGE, "exited with code 1", "CrashLoopBackOff"]),
+        ("oom", "OOMKilled", ["OOM-killed", "resources.limits.memory"]),
         ("imagepull", "ImagePullBackOff", ["registry.example.internal/modelserve:e2e"]),
     ],
-    ids=["crash-loop-quotes-termination-message", "oom-killed", "image-pull"],
+    ids=["crash-loop-quotes-termination-message", "oom-killed", "image-pull-names-the-image"],
 )
 def test_failing_pods_make_the_modeldeployment_degraded_with_the_cause(
     cluster, namespace, operator, fault, reason, words

@@ -31,15 +31,19 @@ def test_standby_takes_over_when_the_active_operator_is_killed(cluster, namespac
     try:
         kubectl_apply(cluster, model_deployment("first", namespace, replicas=1))
         wait_ready(cluster, namespace, "first")
-        assert "first" in active.log_path.read_text()
-        assert "Pausing operations in favour of" in standby.log_path.read_text()
+        # kopf starts paused and resumes only when no live peer has a higher priority.
+        assert "Resuming operations" in active.log_path.read_text()
+        assert "Resuming operations" not in standby.log_path.read_text()
+        assert "first-blue" in active.log_path.read_text()
+        assert "first-blue" not in standby.log_path.read_text()
 
         active.kill()
         kubectl_apply(cluster, model_deployment("second", namespace, replicas=1))
         # Peering lifetime is 5 s in the tests: the standby resumes and handles the new object.
         wait_ready(cluster, namespace, "second", timeout=60)
+        assert "Resuming operations" in standby.log_path.read_text()
         assert get_obj(cluster, "deployment", namespace, "second-blue") is not None
-        assert "second" in standby.log_path.read_text()
+        assert "second-blue" in standby.log_path.read_text()
     finally:
         active.kill()
         standby.stop()
