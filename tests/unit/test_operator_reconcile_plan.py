@@ -306,3 +306,34 @@ def test_settings_namespaces_from_environment(monkeypatch, env, namespaces, clus
     settings = OperatorSettings()
     assert settings.namespaces == namespaces
     assert settings.clusterwide is clusterwide
+
+
+def test_invalid_spec_message_names_each_field_and_rule():
+    from modeldeploy.reconcile.desired_port import parse_spec
+
+    with pytest.raises(ValueError) as raised:
+        parse_spec({"spec": {"model": {"uri": "https://h/m.onnx"}, "replicas": -1, "server": {"workers": 0}}})
+    message = str(raised.value)
+    assert "spec.replicas:" in message and "spec.server.workers:" in message
+    assert "Traceback" not in message
+
+
+@pytest.mark.parametrize(
+    ("spec", "refs"),
+    [
+        ({"model": {"uri": "https://h/m.onnx"}}, []),
+        (
+            {"model": {"uri": "pvc://models/iris/m.onnx"}},
+            [("PersistentVolumeClaim", "models", "PVCNotFound")],
+        ),
+        (
+            {"model": {"uri": "https://h/m.onnx"}, "security": {"apiKeySecretRef": {"name": "keys"}}},
+            [("Secret", "keys", "SecretNotFound")],
+        ),
+    ],
+    ids=["nothing referenced", "pvc uri -> claim", "api keys -> secret"],
+)
+def test_referenced_objects_that_must_exist_before_pods(spec, refs):
+    from modeldeploy.reconcile.desired_port import parse_spec, referenced_objects
+
+    assert referenced_objects(parse_spec({"spec": spec})) == refs

@@ -51,10 +51,48 @@ class Outcome:
         return sum(s.action != Action.UNCHANGED for s in self.steps) + (self.status_patch is not None)
 
 
+# Kinds watched through kopf indexes; others (optional CRDs) are read when a pass wants them.
+INDEXED_KINDS = frozenset({"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"})
+OPTIONAL_CRDS = {
+    "ServiceMonitor": "servicemonitors.monitoring.coreos.com",
+    "HTTPRoute": "httproutes.gateway.networking.k8s.io",
+}
+CRD_CHECK_SECONDS = 60.0
+
+
 @dataclass
 class Context:
     kube: Kube
     settings: OperatorSettings
+    _crds: dict[str, tuple[bool, float]] = field(default_factory=dict)
+
+    async def crd_available(self, name: str) -> bool:
+        """Whether a CRD is installed, re-checked at most once a minute."""
+        known = self._crds.get(name)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        present = await self.kube.get_crd(name) is not None
+        self._crds[name] = (present, time.monotonic() + CRD_CHECK_SECONDS)
+        return present
+
+
+async def observe_unindexed(
+    ctx: Context, namespace: str, desired: list[dict[str, Any]], observed: Observed
+) -> list[dict[str, Any]]:
+    """Read the live state of desired children that are not indexed; drop those whose CRD is missing."""
+    kept = []
+    for manifest in desired:
+        kind_name = manifest["kind"]
+        if kind_name not in INDEXED_KINDS:
+            crd = OPTIONAL_CRDS.get(kind_name)
+            if crd and not await ctx.crd_available(crd):
+                log.debug("skipping %s %s/%s: CRD %s is not installed", kind_name, namespace, crd, crd)
+                continue
+            live = await ctx.kube.get(kind_of(manifest), namespace, manifest["metadata"]["name"])
+            if live is not None:
+                observed.children[(kind_name, manifest["metadata"]["name"])] = slim_child(live)
+        kept.append(manifest)
+    return kept
 
 
 def _now() -> str:
@@ -164,7 +202,8 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
         raise
 
     planned = desired_port.run_pass(body, spec, observed, ctx.settings)
-    steps = plan_children(planned.children, observed.children)
+    children = await observe_unindexed(ctx, namespace, planned.children, observed)
+    steps = plan_children(children, observed.children)
     live = dict(observed.children)
     for step in steps:
         if step.action in (Action.CREATE, Action.UPDATE):
