@@ -107,6 +107,7 @@ class Point:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us_per_request: float  # the server's CPU time per request: robust to a busy machine
 
 
 @dataclass
@@ -274,6 +275,18 @@ def process_tree(root_pid: int) -> list[int]:
     return tree
 
 
+def cpu_seconds(root_pid: int) -> float:
+    """User + system CPU time of the server's process tree so far."""
+    ticks = 0
+    for pid in process_tree(root_pid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(root_pid: int) -> float:
     """Resident memory of the server's whole process tree (workers included), in MB."""
     total_kb = 0
@@ -351,8 +364,17 @@ def parse_duration_ms(text: str) -> float:
     return float(match.group(1)) * _UNITS_MS[match.group(2)]
 
 
-def parse_wrk(output: str) -> tuple[float, float, float, int]:
-    """(req/s, p50 ms, p99 ms, failed requests) from `wrk --latency` output."""
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """Throughput, latency percentiles, failed and total requests from `wrk --latency` output."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     p50 = parse_duration_ms(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1))
     p99 = parse_duration_ms(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1))
@@ -361,12 +383,11 @@ def parse_wrk(output: str) -> tuple[float, float, float, int]:
         errors += int(match.group(1))
     if match := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output):
         errors += sum(int(n) for n in match.groups())
-    return rps, p50, p99, errors
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    return WrkResult(rps, p50, p99, errors, requests)
 
 
-def run_wrk(
-    spec: ServerSpec, body_file: Path, concurrency: int, duration: float
-) -> tuple[float, float, float, int]:
+def run_wrk(spec: ServerSpec, body_file: Path, concurrency: int, duration: float) -> WrkResult:
     env = {**os.environ, "WRK_BODY_FILE": str(body_file), "WRK_API_KEY": spec.api_key}
     command = [
         "taskset",
@@ -434,13 +455,17 @@ def bench_server(
         run_wrk(spec, body_file, 8, min(3.0, duration))  # warm-up, not reported
         for concurrency in concurrencies:
             raw = work / f"profile-{server}-{model_kind}-c{concurrency}.txt"
+            cpu_before = cpu_seconds(proc.pid)
             with profiled(proc.pid, raw, duration) if profile else contextlib.nullcontext():
-                rps, p50, p99, errors = run_wrk(spec, body_file, concurrency, duration)
-            point = Point(server, model_kind, concurrency, rps, p50, p99, errors)
+                wrk = run_wrk(spec, body_file, concurrency, duration)
+            cpu_us = (cpu_seconds(proc.pid) - cpu_before) * 1e6 / max(wrk.requests, 1)
+            point = Point(
+                server, model_kind, concurrency, wrk.rps, wrk.p50_ms, wrk.p99_ms, wrk.errors, cpu_us
+            )
             run.points.append(point)
             print(
-                f"# {key:18} c={concurrency:<3} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms"
-                f"  errors {errors}",
+                f"# {key:18} c={concurrency:<3} {wrk.rps:9.0f} req/s  p50 {wrk.p50_ms:7.2f} ms"
+                f"  p99 {wrk.p99_ms:7.2f} ms  cpu {cpu_us:6.0f} us/req  errors {wrk.errors}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -520,14 +545,14 @@ def verdicts(runs: dict[str, ServerRun]) -> list[tuple[str, str, str, str]]:
 
 def markdown(runs: dict[str, ServerRun]) -> str:
     lines = [
-        "| server | model | c | req/s | p50 ms | p99 ms | failed | RSS MB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| server | model | c | req/s | p50 ms | p99 ms | CPU µs/req | failed | RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs.values():
         for p in run.points:
             lines.append(
                 f"| {p.server} | {p.model} | {p.concurrency} | {p.rps:,.0f} | {p.p50_ms:.2f} | "
-                f"{p.p99_ms:.2f} | {p.errors} | {run.rss_mb:.0f} |"
+                f"{p.p99_ms:.2f} | {p.cpu_us_per_request:.0f} | {p.errors} | {run.rss_mb:.0f} |"
             )
     rows = verdicts(runs)
     if rows:
@@ -598,7 +623,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"wrk -t1 on core {LOAD_CORE}, each server on core {SERVER_CORE}, {args.duration:g} s per point, "
-        f"OIP v2 body of one iris row; RSS = resident memory of the server's process tree after its run\n"
+        "OIP v2 body of one iris row; CPU µs/req = the server's CPU time over requests served (stable on a\n"
+        "busy machine, unlike req/s); RSS = resident memory of the server's process tree after its run\n"
     )
     if args.profile:
         print("modelserve ran under py-spy: its figures are lower than an unprofiled run's\n")
