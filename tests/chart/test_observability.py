@@ -1,0 +1,246 @@
+"""Alerts and dashboard against real tools: promtool checks and unit tests of when each alert fires; every
+metric they name is exported by modelserve (live /metrics) or the operator; and a real Prometheus that
+scrapes two running modelserve processes and a running operator returns data for every dashboard query."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import joblib
+import pytest
+import yaml
+from chart_tools import REPO
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+pytestmark = pytest.mark.chart
+RULES = REPO / "alerts" / "modeldeploy.rules.yaml"
+RULE_TESTS = REPO / "alerts" / "modeldeploy.rules.test.yaml"
+DASHBOARD = REPO / "dashboards" / "modeldeploy.json"
+METRIC_NAME = re.compile(r"\b(model(?:serve|deploy)_[a-zA-Z0-9_]+)\b")
+# Targets that legitimately stay empty while nothing goes wrong, with the reason.
+QUIET_TARGETS = {"errors {{error}}": "modeldeploy_reconcile_errors_total has series only after an error"}
+
+
+def dashboard_targets() -> list[dict]:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return [{"panel": p["title"], **t} for p in panels for t in p.get("targets", [])]
+
+
+def rule_expressions() -> list[str]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule["expr"] for group in groups for rule in group["rules"]]
+
+
+def operator_metric_names() -> set[str]:
+    """Series names the operator's registry exposes (counters _total, histograms _bucket/_sum/_count)."""
+    from modeldeploy.metrics import REGISTRY
+
+    names = set()
+    for family in REGISTRY.collect():
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(family.type, [""])
+        names |= {family.name + suffix for suffix in suffixes}
+    return names
+
+
+# -- promtool ------------------------------------------------------------------------------------------
+
+
+def test_promtool_check_rules(cluster):
+    result = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True,
+                            env=cluster.env)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_unit_tests_of_when_each_alert_fires(cluster):
+    result = subprocess.run(["promtool", "test", "rules", str(RULE_TESTS)], capture_output=True, text=True,
+                            env=cluster.env, cwd=RULE_TESTS.parent)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_unit_test_that_fires_it():
+    alerts = {
+        r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if "alert" in r
+    }
+    tested = {
+        case["alertname"]
+        for test in yaml.safe_load(RULE_TESTS.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
+    assert alerts == tested
+
+
+# -- a live scrape setup ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Scraped:
+    prometheus: str
+    modelserve_exposition: str
+    operator_exposition: str
+
+
+def _train_iris(directory: Path) -> Path:
+    X, y = load_iris(return_X_y=True)
+    path = directory / "iris.joblib"
+    joblib.dump(make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y), path)
+    return path
+
+
+def _send_traffic(blue, green, rounds: int) -> None:
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    for _ in range(rounds):
+        assert blue.client.post("/v1/models/iris:predict", json={"instances": rows}).status_code == 200
+        assert green.client.post("/v1/models/iris:predict", json={"instances": rows}).status_code == 500
+
+
+def _query(base: str, expr: str) -> list[dict]:
+    url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        body = json.loads(resp.read())
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+@pytest.fixture(scope="module")
+def scraped(cluster, namespace, tmp_path_factory) -> Iterator[Scraped]:
+    from operator_fixtures import (
+        create_operator_identity,
+        create_peering,
+        install_crds,
+        kubectl_apply,
+        model_deployment,
+        running_operator,
+        wait_ready,
+    )
+
+    from serving.helpers import CUSTOM_PACKAGE, custom_model, free_port, iris_env, start_server
+
+    work = tmp_path_factory.mktemp("observability")
+    package = work / "userpkg"
+    (package / "acme_models").mkdir(parents=True)
+    (package / "acme_models" / "__init__.py").write_text(CUSTOM_PACKAGE)
+    X, _ = load_iris(return_X_y=True)
+    exploding = custom_model(package, work, "exploding", lambda m: m.ExplodingModel().fit(X))
+    # Blue: a good iris pipeline; green: a candidate whose model raises (real 5xx for the error panels).
+    blue = start_server(work / "blue", iris_env(_train_iris(work)))
+    green = start_server(
+        work / "green",
+        iris_env(exploding, MODELSERVE_MODEL_COLOR="green", MODELSERVE_MODEL_REVISION="a1b2c3d",
+                 MODELSERVE_MODEL_VERSION="4", PYTHONPATH=str(package)),
+    )  # fmt: skip
+    install_crds(cluster)
+    create_peering(cluster, namespace)
+    identity = create_operator_identity(cluster, namespace, work)
+    prometheus = None
+    try:
+        with running_operator(identity, namespace, work / "operator.log") as operator:
+            kubectl_apply(cluster, model_deployment("iris", namespace))
+            wait_ready(cluster, namespace, "iris")
+            port = free_port()
+            config = {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(RULES)],
+                "scrape_configs": [
+                    {"job_name": "modelserve", "static_configs": [{
+                        "targets": [f"127.0.0.1:{blue.port}", f"127.0.0.1:{green.port}"],
+                        "labels": {"namespace": namespace}}]},
+                    {"job_name": "modeldeploy-operator",
+                     "static_configs": [{"targets": [f"127.0.0.1:{operator.metrics_port}"]}]},
+                ],
+            }  # fmt: skip
+            (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+            prometheus = subprocess.Popen(
+                ["prometheus", f"--config.file={work / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={work / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+                stdout=subprocess.DEVNULL, stderr=(work / "prometheus.log").open("wb"), env=cluster.env,
+            )  # fmt: skip
+            base = f"http://127.0.0.1:{port}"
+            # Traffic across several scrapes, so every rate() has two samples that differ.
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                _send_traffic(blue, green, rounds=5)
+                time.sleep(0.5)
+                try:
+                    if len(_query(base, "up == 1")) == 3 and _query(
+                        base, "modeldeploy:inference_errors:rate5m > 0"
+                    ):
+                        break
+                except OSError:
+                    continue
+            # rate()[5m] divides by the whole window: enough requests to clear the alert's 0.1 rps floor.
+            _send_traffic(blue, green, rounds=60)
+            time.sleep(2.5)
+            yield Scraped(
+                prometheus=base,
+                modelserve_exposition=httpx.get(f"{blue.url}/metrics").text,
+                operator_exposition=operator.metrics(),
+            )
+    finally:
+        if prometheus is not None:
+            prometheus.terminate()
+            prometheus.wait(30)
+        blue.stop()
+        green.stop()
+
+
+def test_dashboard_and_rules_name_only_exported_metrics(scraped):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    exported = operator_metric_names()
+    for family in text_string_to_metric_families(scraped.modelserve_exposition):
+        exported |= {sample.name for sample in family.samples}
+    used = {name for text in [t["expr"] for t in dashboard_targets()] + rule_expressions()
+            for name in METRIC_NAME.findall(text)}  # fmt: skip
+    assert used, "no metric names found"
+    assert used <= exported, f"not exported by modelserve or the operator: {sorted(used - exported)}"
+
+
+def test_running_operator_exports_what_its_registry_declares(scraped):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    live = {s.name for f in text_string_to_metric_families(scraped.operator_exposition) for s in f.samples}
+    # Labelled counters without children have no samples yet; the rest must be there.
+    assert {"modeldeploy_reconciles_total", "modeldeploy_modeldeployments",
+            "modeldeploy_reconcile_duration_seconds_bucket"} <= live  # fmt: skip
+
+
+@pytest.mark.parametrize("target", dashboard_targets(), ids=lambda t: f"{t['panel']} / {t['legendFormat']}")
+def test_dashboard_query_returns_data_from_a_real_prometheus(scraped, target):
+    expr = target["expr"].replace("$namespace", ".*").replace("$model", ".*")
+    result = _query(scraped.prometheus, expr)
+    if target["legendFormat"] in QUIET_TARGETS:
+        return
+    assert result, f"no data for {target['panel']}: {expr}"
+
+
+@pytest.mark.parametrize(
+    ("expr", "labels"),
+    [
+        ("modeldeploy:inference_requests:rate5m", {"color": "blue"}),
+        ("modeldeploy:inference_errors:rate5m", {"color": "green", "revision": "a1b2c3d"}),
+        ("modeldeploy:inference_latency_seconds:p99_5m", {"color": "blue", "model": "iris"}),
+    ],
+)
+def test_recording_rules_evaluate_on_real_series(scraped, expr, labels):
+    result = _query(scraped.prometheus, expr)
+    assert any(labels.items() <= r["metric"].items() for r in result), result
+
+
+def test_error_rate_alert_is_pending_or_firing_for_the_failing_colour(scraped):
+    # The ALERTS series appears as soon as the expression is true (pending before `for` elapses).
+    alerts = _query(scraped.prometheus, 'ALERTS{alertname="ModelServingHighErrorRate"}')
+    assert {a["metric"]["color"] for a in alerts} == {"green"}, alerts
