@@ -21,7 +21,7 @@ from serving.helpers import Server, iris_env, start_server
 
 from .helpers import IRIS_COLUMNS, PROBE_MODELS, file_server, write_csv
 
-SERVING_MODULES = ("test_probes_serving", "test_probes_prometheus")
+SERVING_MODULES = ("test_probes_serving", "test_probes_prometheus", "test_probes_checks")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,0 +1,154 @@
+"""One call per ``plan.check``: picks the right colour, Service, revision and window from the status the
+rollout step function wrote, runs the probe, and returns the ``CheckResult`` to feed back.
+
+Public: ``CheckContext``, ``CheckRun``, ``run_check(client, check, ctx)``, ``color_stats(client, ctx)``,
+``CHECK_NAMES``.
+
+Which model servers each check talks to:
+- ``smoke`` and ``quality_gate``: the candidate through ``<name>-preview``; champion/challenger also asks
+  the active colour through ``<name>-<activeColor>`` on the same rows;
+- ``analysis``: the pods of ``rollout.color`` whose series carry ``rollout.revision``, since
+  ``rollout.stepStartedAt`` (during steps the candidate; after promotion the promoted colour);
+- ``evaluation``: the live model through ``<name>-<activeColor>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from modeldeploy.api import (
+    Analysis,
+    CheckResult,
+    ColorStats,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    RolloutState,
+)
+from modeldeploy.probes.analysis_math import MetricsSnapshot, SeriesSelector
+from modeldeploy.probes.client import ProbeClient
+from modeldeploy.probes.resolver import Target
+
+CHECK_NAMES = ("smoke", "quality_gate", "analysis", "evaluation")  # == desired.rollout.Check values
+_STATS_ONLY = Analysis(min_requests=0)
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What the reconciler observed. `baselines` are saved ``MetricsSnapshot.to_dict()`` per colour."""
+
+    namespace: str
+    name: str  # the ModelDeployment's name: also modelserve's `model` label and the v2 model name
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus
+    pod_ips: Mapping[str, Sequence[str]] = field(default_factory=dict)  # colour -> Ready pod IPs
+    api_key: str | None = None
+    baselines: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def target(self, color: str | None, service: str) -> Target:
+        return Target(self.namespace, service, color, tuple(self.pod_ips.get(color or "", ())))
+
+    def baseline(self, color: str) -> MetricsSnapshot | None:
+        saved = self.baselines.get(color)
+        if not saved:
+            return None
+        try:
+            return MetricsSnapshot.from_dict(saved)
+        except ValueError:  # written by another version: start the window again
+            return None
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """The result, and the baselines to save (colour -> snapshot dict; unchanged colours included)."""
+
+    result: CheckResult
+    baselines: dict[str, dict[str, Any]]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _inconclusive(message: str) -> CheckResult:
+    return CheckResult(passed=None, message=f"inconclusive: {message}", at=_now())
+
+
+async def run_check(client: ProbeClient, check: str, ctx: CheckContext) -> CheckRun:
+    """Runs `check` (a ``desired.rollout.Check`` value); never raises for a missing spec part."""
+    state = ctx.status.rollout or RolloutState()
+    rollout = ctx.spec.rollout
+    baselines = {color: dict(saved) for color, saved in ctx.baselines.items()}
+    candidate_color = state.color.value if state.color else None
+    active_color = ctx.status.active_color.value if ctx.status.active_color else None
+    preview = ctx.target(candidate_color, f"{ctx.name}-preview")
+    if check == "smoke":
+        if rollout.smoke is None:
+            return CheckRun(_inconclusive("no spec.rollout.smoke"), baselines)
+        return CheckRun(await client.smoke(preview, rollout.smoke, ctx.api_key), baselines)
+    if check == "quality_gate":
+        if rollout.quality_gate is None:
+            return CheckRun(_inconclusive("no spec.rollout.qualityGate"), baselines)
+        active = ctx.target(active_color, f"{ctx.name}-{active_color}") if active_color else None
+        result = await client.quality_gate(preview, rollout.quality_gate, ctx.name, active, ctx.api_key)
+        return CheckRun(result, baselines)
+    if check == "evaluation":
+        wanted = ctx.spec.monitoring.evaluation if ctx.spec.monitoring else None
+        if wanted is None or active_color is None:
+            return CheckRun(_inconclusive("no spec.monitoring.evaluation or no active colour"), baselines)
+        live = ctx.target(active_color, f"{ctx.name}-{active_color}")
+        return CheckRun(await client.evaluate(live, wanted, ctx.name, ctx.api_key), baselines)
+    if check == "analysis":
+        if rollout.analysis is None or candidate_color is None:
+            return CheckRun(_inconclusive("no spec.rollout.analysis or no candidate colour"), baselines)
+        selector = SeriesSelector(ctx.name, state.revision, candidate_color)
+        since = state.step_started_at or state.phase_started_at or _now()
+        outcome = await client.analyse(
+            ctx.target(candidate_color, f"{ctx.name}-{candidate_color}"),
+            selector,
+            rollout.analysis,
+            since,
+            ctx.baseline(candidate_color),
+        )
+        if outcome.baseline is not None:
+            baselines[candidate_color] = outcome.baseline.to_dict()
+        return CheckRun(outcome.result, baselines)
+    raise ValueError(f"check: unknown check {check!r}; expected one of {', '.join(CHECK_NAMES)}")
+
+
+async def color_stats(
+    client: ProbeClient, ctx: CheckContext
+) -> tuple[list[ColorStats], dict[str, dict[str, Any]]]:
+    """Per-colour requests, error rate and p99 since the current step began (the A/B view in status)."""
+    state = ctx.status.rollout or RolloutState()
+    since = state.step_started_at or state.phase_started_at or _now()
+    revisions: dict[str, str | None] = {}
+    if ctx.status.active_color:
+        revisions[ctx.status.active_color.value] = ctx.status.active_revision
+    if state.color and state.revision and state.color != ctx.status.active_color:
+        revisions[state.color.value] = state.revision
+    baselines = {color: dict(saved) for color, saved in ctx.baselines.items()}
+    stats = []
+    for color, revision in sorted(revisions.items()):
+        outcome = await client.analyse(
+            ctx.target(color, f"{ctx.name}-{color}"),
+            SeriesSelector(ctx.name, revision, color),
+            _STATS_ONLY,
+            since,
+            ctx.baseline(color),
+        )
+        if outcome.baseline is not None:
+            baselines[color] = outcome.baseline.to_dict()
+        r = outcome.result
+        stats.append(
+            ColorStats(
+                color=color,
+                revision=revision,
+                requests=r.requests or 0,
+                error_rate=r.error_rate,
+                latency_p99_ms=r.latency_p99_ms,
+            )
+        )
+    return stats, baselines
