@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import os
 import random
 import secrets
 from concurrent.futures import ThreadPoolExecutor
@@ -47,13 +48,15 @@ class ApiError(Exception):
         return self.status in RETRIED_STATUSES or self.status == 0
 
 
-def load_api_client(max_connections: int = 32) -> kubernetes.client.ApiClient:
-    """In-cluster credentials when running in a pod, else the kubeconfig ($KUBECONFIG)."""
+def load_api_client(max_connections: int = 32, config_file: str | None = None) -> kubernetes.client.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig (`config_file` or $KUBECONFIG)."""
     configuration = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(client_configuration=configuration)
+        kubernetes.config.load_kube_config(
+            config_file=config_file or os.environ.get("KUBECONFIG"), client_configuration=configuration
+        )
     configuration.connection_pool_maxsize = max_connections
     return kubernetes.client.ApiClient(configuration)
 

@@ -1,0 +1,232 @@
+"""Operator at scale on the local control plane: time to all-Ready vs a floor, apply->Deployment latency,
+memory, and writes while idle.
+
+    .venv/bin/python benchmarks/operator_scale.py [--count 200] [--memory-count 1000] [--quiet 30]
+
+Floor: the same children (Deployments, Services...) created directly with the client, concurrently, in
+the same run; then the operator creates them from ModelDeployments. Prints figures and ratios (targets:
+time <= 2x floor, p50 apply->Deployment < 1 s, RSS < 250 MB at 1,000, zero writes when idle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+
+from kubernetes import client, config, watch  # noqa: E402
+from operator_fixtures import (  # noqa: E402
+    OperatorProcess,
+    audit_timestamp,
+    audit_writes,
+    create_operator_identity,
+    create_peering,
+    install_crds,
+    is_ready,
+    model_deployment,
+)
+
+from conftest import CLUSTER_SH, Cluster, _parse_exports  # noqa: E402
+from modeldeploy import desired  # noqa: E402
+from modeldeploy.desired.params import BuildParams  # noqa: E402
+from modeldeploy.k8s import Kube, load_api_client  # noqa: E402
+from modeldeploy.reconcile.desired_port import parse_spec  # noqa: E402
+from modeldeploy.reconcile.observe import Observed  # noqa: E402
+
+IMAGE = "registry.example.internal/modelserve:e2e"
+
+
+def start_cluster() -> Cluster:
+    subprocess.run(["bash", str(CLUSTER_SH), "up"], check=True, stdout=subprocess.DEVNULL)
+    exports = subprocess.run(
+        ["bash", str(CLUSTER_SH), "env"], check=True, capture_output=True, text=True
+    ).stdout
+    env = _parse_exports(exports, dict(os.environ))
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("KUBECONFIG", "MODELDEPLOY_"))})
+    return Cluster(kubeconfig=env["KUBECONFIG"], env=env)
+
+
+def new_namespace(cluster: Cluster, stem: str) -> str:
+    name = f"{stem}-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    return name
+
+
+def floor_manifests(namespace: str, count: int) -> list[dict]:
+    """The children the operator would create for `count` ModelDeployments, without owner references."""
+    manifests = []
+    for i in range(count):
+        body = model_deployment(f"m{i}", namespace, replicas=1)
+        body["metadata"].update(uid=str(uuid.uuid4()), generation=1)
+        spec = parse_spec(body)
+        children = desired.rollout_pass(body, spec, Observed(), BuildParams(default_image=IMAGE)).children
+        for child in children:
+            child["metadata"].pop("ownerReferences", None)  # no owner: GC would delete them
+            manifests.append(child)
+    return manifests
+
+
+def count_ready_deployments(apps: client.AppsV1Api, namespace: str) -> int:
+    items = apps.list_namespaced_deployment(namespace).items
+    return sum(
+        1 for d in items if (d.spec.replicas or 0) > 0 and (d.status.ready_replicas or 0) >= d.spec.replicas
+    )
+
+
+def measure_floor(cluster: Cluster, count: int) -> float:
+    """Seconds until every child Deployment is Ready when the children are applied directly."""
+    namespace = new_namespace(cluster, "bench-floor")
+    manifests = floor_manifests(namespace, count)
+    apps = client.AppsV1Api(config.new_client_from_config(config_file=cluster.kubeconfig))
+
+    async def apply_all() -> None:
+        kube = Kube(load_api_client(config_file=cluster.kubeconfig), field_manager="bench-floor", workers=16)
+        gate = asyncio.Semaphore(16)
+
+        async def one(manifest: dict) -> None:
+            async with gate:
+                await kube.apply(manifest)
+
+        await asyncio.gather(*(one(m) for m in manifests))
+        kube.close()
+
+    started = time.monotonic()
+    asyncio.run(apply_all())
+    while count_ready_deployments(apps, namespace) < count:
+        time.sleep(0.2)
+    elapsed = time.monotonic() - started
+    cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+    return elapsed
+
+
+def watch_deployment_creations(
+    cluster: Cluster, namespace: str, seen: dict[str, float], stop: threading.Event
+):
+    apps = client.AppsV1Api(config.new_client_from_config(config_file=cluster.kubeconfig))
+    stream = watch.Watch()
+    for event in stream.stream(apps.list_namespaced_deployment, namespace, timeout_seconds=3600):
+        if event["type"] == "ADDED":
+            seen.setdefault(event["object"].metadata.name, time.monotonic())
+        if stop.is_set():
+            stream.stop()
+
+
+def create_model_deployments(cluster: Cluster, namespace: str, count: int, replicas: int) -> dict[str, float]:
+    custom = client.CustomObjectsApi(config.new_client_from_config(config_file=cluster.kubeconfig))
+    created: dict[str, float] = {}
+
+    def create(i: int) -> None:
+        body = model_deployment(f"m{i}", namespace, replicas=replicas)
+        custom.create_namespaced_custom_object(
+            "modeldeploy.io", "v1alpha1", namespace, "modeldeployments", body
+        )
+        created[f"m{i}"] = time.monotonic()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(count)))
+    return created
+
+
+def all_ready(cluster: Cluster, namespace: str, count: int) -> bool:
+    items = cluster.get_json("modeldeployments", "-n", namespace)["items"]
+    return len(items) == count and all(is_ready(i) for i in items)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_operator_phase(cluster: Cluster, count: int, replicas: int, workdir: Path, quiet: float) -> dict:
+    namespace = new_namespace(cluster, "bench-op")
+    create_peering(cluster, namespace)
+    identity = create_operator_identity(cluster, namespace, workdir)
+    operator = OperatorProcess(identity, namespace, workdir / f"operator-{count}.log", extra_env={
+        "MODELDEPLOY_SERVING_IMAGE": IMAGE, "MODELDEPLOY_LOG_LEVEL": "WARNING"}).start()  # fmt: skip
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+    threading.Thread(
+        target=watch_deployment_creations, args=(cluster, namespace, seen, stop), daemon=True
+    ).start()
+    time.sleep(1)
+    try:
+        started = time.monotonic()
+        created = create_model_deployments(cluster, namespace, count, replicas)
+        while not all_ready(cluster, namespace, count):
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+        latencies = [seen[f"{n}-blue"] - t for n, t in created.items() if f"{n}-blue" in seen]
+        time.sleep(5)
+        since = audit_timestamp()
+        time.sleep(quiet)
+        until = audit_timestamp()
+        time.sleep(2)
+        writes = (
+            audit_writes(cluster.audit_log, identity.username, namespace, since, until)
+            if cluster.audit_log
+            else []
+        )
+        return {
+            "namespace": namespace,
+            "seconds": elapsed,
+            "latencies": latencies,
+            "rss_mb": rss_mb(operator.process.pid),
+            "idle_writes": len(writes),
+        }
+    finally:
+        stop.set()
+        operator.stop()
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--memory-count", type=int, default=1000)
+    parser.add_argument("--quiet", type=float, default=30.0, help="idle window for the audit-log write count")
+    args = parser.parse_args()
+
+    cluster = start_cluster()
+    config.load_kube_config(config_file=cluster.kubeconfig)
+    install_crds(cluster)
+    workdir = Path(tempfile.mkdtemp(prefix="operator-bench-"))
+
+    floor = measure_floor(cluster, args.count)
+    result = run_operator_phase(cluster, args.count, 1, workdir, args.quiet)
+    lat = sorted(result["latencies"])
+    p50 = statistics.median(lat) if lat else float("nan")
+    p95 = lat[int(len(lat) * 0.95) - 1] if lat else float("nan")
+    print(f"ModelDeployments: {args.count} (1 replica each)")
+    print(f"floor (children applied directly, 16 concurrent): {floor:.1f} s to all Deployments Ready")
+    ratio = result["seconds"] / floor
+    print(f"operator: {result['seconds']:.1f} s to all ModelDeployments Ready  ratio {ratio:.2f}x the floor")
+    print(f"apply -> Deployment created: p50 {p50 * 1000:.0f} ms  p95 {p95 * 1000:.0f} ms  (n={len(lat)})")
+    print(f"operator RSS after {args.count}: {result['rss_mb']:.0f} MB")
+    print(f"operator writes while idle ({args.quiet:.0f} s, audit log): {result['idle_writes']}")
+    if args.memory_count:
+        big = run_operator_phase(cluster, args.memory_count, 0, workdir, min(args.quiet, 10))
+        print(f"operator RSS at {args.memory_count} ModelDeployments (0 replicas): {big['rss_mb']:.0f} MB; "
+              f"all Ready in {big['seconds']:.1f} s; idle writes {big['idle_writes']}")  # fmt: skip
+    print(json.dumps({"floor_s": floor, "operator_s": result["seconds"], "p50_ms": p50 * 1000}))
+
+
+if __name__ == "__main__":
+    main()
