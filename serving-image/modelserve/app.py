@@ -477,6 +477,7 @@ def create_app(settings: Settings, loaded: LoadedModel) -> FastAPI:
             version=settings.model_version,
             format=loaded.format,
             predict_in_thread=in_thread,
+            fast_path=loaded.extra.get("fast_path", False),
             auth=state.keys.enabled,
         )
         yield

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -219,7 +220,8 @@ class SklearnModel:
         final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
         self._argmax_ok = type(final).__name__ in ARGMAX_CONSISTENT and self._classes_array is not None
         names = getattr(estimator, "feature_names_in_", None)
-        self.frame_columns = [str(n) for n in names] if names is not None else None
+        self.frame_columns = [str(n) for n in names] if names is not None and _has_pandas() else None
+        self.fast: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
         n_features = getattr(estimator, "n_features_in_", None)
         outputs = ("predict", "predict_proba") if self.has_proba else ("predict",)
         if n_features is None and self.frame_columns is None:
@@ -229,7 +231,19 @@ class SklearnModel:
                 int(n_features or len(self.frame_columns or [])), self.frame_columns, output_names=outputs
             )
 
+    def enable_fast_path(self) -> bool:
+        """Swap sklearn's call for verified numpy arithmetic when the pipeline is scalers + a linear model."""
+        from .fastpath import compile_linear
+
+        n_features = getattr(self.estimator, "n_features_in_", None)
+        if n_features is None or self.frame_columns is not None:
+            return False
+        self.fast = compile_linear(self.estimator, int(n_features))
+        return self.fast is not None
+
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        if self.fast is not None and x.dtype != object:
+            return self.fast(x)
         x_in: Any = x
         if self.frame_columns is not None:
             import pandas as pd
@@ -243,6 +257,14 @@ class SklearnModel:
                 labels = np.asarray(self.estimator.predict(x_in))
             return {"predict": labels, "predict_proba": proba}
         return {"predict": np.asarray(self.estimator.predict(x_in))}
+
+
+def _has_pandas() -> bool:
+    try:
+        import pandas  # noqa: F401
+    except ImportError:  # without pandas, DataFrame-fitted models get arrays (fine for numeric columns)
+        return False
+    return True
 
 
 def _safe_hasattr(obj: Any, name: str) -> bool:

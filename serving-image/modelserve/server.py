@@ -51,6 +51,7 @@ def load_and_warm(settings: Settings) -> Any:
         settings.trusted_skops_types,
         settings.onnx_intra_op_threads,
     )
+    fast_path = settings.sklearn_fast_path and hasattr(model, "enable_fast_path") and model.enable_fast_path()
     load_seconds = time.perf_counter() - started
     sample = warmup_rows(schema)
     rows = sample if isinstance(sample, np.ndarray) else rows_to_array(sample, schema, "warm-up")
@@ -79,7 +80,7 @@ def load_and_warm(settings: Settings) -> Any:
         schema=schema,
         load_seconds=load_seconds,
         warmup_seconds=min(timings),
-        extra={"outputs": output_meta, "output_names": tuple(outputs)},
+        extra={"outputs": output_meta, "output_names": tuple(outputs), "fast_path": fast_path},
     )
     return loaded
 
