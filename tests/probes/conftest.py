@@ -9,6 +9,8 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
@@ -91,6 +93,8 @@ def holdout_dir(iris_split, tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_csv(root / "holdout.csv", [*IRIS_COLUMNS, "species"], rows)
     # The same data with the label first and feature columns reordered: matched by position only.
     write_csv(root / "label-first.csv", ["species", *IRIS_COLUMNS], [[r[-1], *r[:-1]] for r in rows])
+    columns = {name: [r[i] for r in rows] for i, name in enumerate([*IRIS_COLUMNS, "species"])}
+    pq.write_table(pa.table(columns), root / "holdout.parquet")
     return root
 
 

@@ -119,6 +119,20 @@ def test_columns_are_matched_by_position_when_names_differ(quality_servers, data
     assert by_position.score == by_name.score
 
 
+def test_parquet_data_set_scores_like_the_csv(quality_servers, dataset_url):
+    csv_gate = _gate(dataset_url)
+    parquet_gate = csv_gate.model_copy(update={"dataset_uri": f"{dataset_url}/holdout.parquet"})
+    results = [
+        run_probe(
+            _resolver(quality_servers, "green-good"),
+            lambda c, g=g: c.quality_gate(_target("green"), g, "iris"),
+        )
+        for g in (csv_gate, parquet_gate)
+    ]
+    assert results[0].score == results[1].score
+    assert results[1].passed is True and "on 60 rows" in results[1].message
+
+
 def test_max_rows_caps_the_rows_sent(quality_servers, dataset_url):
     gate = _gate(dataset_url, maxRows=25)
     result = run_probe(

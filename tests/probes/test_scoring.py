@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from modeldeploy.probes import ClusterResolver, Predictions, StaticResolver, Target, judge_scores, score
-from modeldeploy.probes.dataset import DatasetError, parse_csv
+from modeldeploy.probes.dataset import DatasetError, parse_csv, parse_parquet
 from modeldeploy.probes.scoring import canonical_label, output_shape, shape_matches
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -171,3 +171,34 @@ def test_resolvers_give_pod_and_service_urls(resolver, target, pods, service):
 def test_static_resolver_without_an_address_names_the_service():
     with pytest.raises(LookupError, match="iris-preview"):
         StaticResolver({}).service_url(Target("ml", "iris-preview", "green"))
+
+
+def _parquet(columns: dict) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = io.BytesIO()
+    pq.write_table(pa.table(columns), out)
+    return out.getvalue()
+
+
+def test_parquet_rows_labels_and_cap():
+    data = _parquet({"a": [1, 2, 3], "kind": ["x", "y", "z"], "y": [0, 1, 1]})
+    parsed = parse_parquet(data, "y", max_rows=2, where="mem.parquet")
+    assert parsed.columns == ["a", "kind"]
+    assert parsed.rows == [[1.0, "x"], [2.0, "y"]]
+    assert parsed.labels == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        (b"PAR1 not really", "not a readable Parquet file"),
+        (_parquet({"a": [1]}), "labelColumn: 'y' is not a column of mem.parquet"),
+    ],
+)
+def test_bad_parquet_names_the_problem(data, needle):
+    with pytest.raises(DatasetError, match=needle):
+        parse_parquet(data, "y", 10, "mem.parquet")
