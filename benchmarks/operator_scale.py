@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -50,14 +51,58 @@ from modeldeploy.reconcile.observe import Observed  # noqa: E402
 IMAGE = "registry.example.internal/modelserve:e2e"
 
 
-def start_cluster() -> Cluster:
-    subprocess.run(["bash", str(CLUSTER_SH), "up"], check=True, stdout=subprocess.DEVNULL)
+def start_private_cluster(name: str, workdir: Path) -> tuple[Cluster, Callable[[], None]]:
+    """A cluster of its own (same binaries and kwok Stages as tests/cluster/cluster.sh) with room for
+    thousands of Services, so the benchmark neither hits the shared cluster's /24 nor starves other tests."""
+    subprocess.run(
+        ["bash", str(REPO / "tests" / "cluster" / "build.sh")], check=True, stdout=subprocess.DEVNULL
+    )
     exports = subprocess.run(
         ["bash", str(CLUSTER_SH), "env"], check=True, capture_output=True, text=True
     ).stdout
-    env = _parse_exports(exports, dict(os.environ))
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("KUBECONFIG", "MODELDEPLOY_"))})
-    return Cluster(kubeconfig=env["KUBECONFIG"], env=env)
+    shared = _parse_exports(exports, dict(os.environ))
+    bins = Path(shared["MODELDEPLOY_BIN_DIR"])
+    kubeconfig = workdir / "kubeconfig.yaml"
+    env = {**os.environ, "KWOK_WORKDIR": str(workdir / "kwok"), "KWOK_KUBECTL_BINARY": str(bins / "kubectl"),
+           "PATH": f"{bins}:{os.environ['PATH']}", "KUBECONFIG": str(kubeconfig)}  # fmt: skip
+    wide = "service-cluster-ip-range=10.0.0.0/16"
+    subprocess.run(
+        [str(bins / "kwokctl"), "create", "cluster", "--name", name, "--runtime", "binary",
+         *(f"--{c}-binary={bins / c}" for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                                                 "etcd")),
+         f"--kwok-controller-binary={bins / 'kwok'}", "--kube-authorization",
+         f"--kube-audit-policy={REPO / 'tests' / 'cluster' / 'audit-policy.yaml'}", "--enable-crds=Stage",
+         "--disable-qps-limits", f"--extra-args=kube-apiserver={wide}",
+         f"--extra-args=kube-controller-manager={wide}", f"--kubeconfig={kubeconfig}", "--wait=120s"],
+        check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    env["MODELDEPLOY_AUDIT_LOG"] = str(workdir / "kwok" / "clusters" / name / "logs" / "audit.log")
+    cluster = Cluster(kubeconfig=str(kubeconfig), env=env)
+    cluster.kubectl("apply", "-f", shared["MODELDEPLOY_KWOK_STAGES"])
+    for i in range(2):
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(NODE).replace("NAME", f"kwok-node-{i}"))
+    cluster.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
+
+    def delete() -> None:
+        subprocess.run([str(bins / "kwokctl"), "delete", "cluster", "--name", name], env=env, check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    return cluster, delete
+
+
+NODE = {
+    "apiVersion": "v1",
+    "kind": "Node",
+    "metadata": {
+        "name": "NAME",
+        "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+        "labels": {"type": "kwok", "kubernetes.io/hostname": "NAME", "kubernetes.io/os": "linux"},
+    },
+    "status": {
+        "allocatable": {"cpu": "1000", "memory": "4Ti", "pods": "2000"},
+        "capacity": {"cpu": "1000", "memory": "4Ti", "pods": "2000"},
+    },
+}
 
 
 def new_namespace(cluster: Cluster, stem: str) -> str:
@@ -204,10 +249,17 @@ def main() -> None:
     parser.add_argument("--quiet", type=float, default=30.0, help="idle window for the audit-log write count")
     args = parser.parse_args()
 
-    cluster = start_cluster()
+    workdir = Path(tempfile.mkdtemp(prefix="operator-bench-"))
+    cluster, delete_cluster = start_private_cluster("modeldeploy-bench", workdir)
+    try:
+        run(cluster, workdir, args)
+    finally:
+        delete_cluster()
+
+
+def run(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
     config.load_kube_config(config_file=cluster.kubeconfig)
     install_crds(cluster)
-    workdir = Path(tempfile.mkdtemp(prefix="operator-bench-"))
 
     floor = measure_floor(cluster, args.count)
     result = run_operator_phase(cluster, args.count, 1, workdir, args.quiet)

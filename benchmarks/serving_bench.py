@@ -592,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     requirements = venv_requirements()
     bins = {name: ensure_venv(args.venv_root, name, requirements[name]) for name in {*servers, "floor"}}
 
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     try:
         subprocess.run(
@@ -619,12 +620,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     print(
-        f"command: python benchmarks/serving_bench.py {' '.join(argv if argv is not None else sys.argv[1:])}"
+        " ".join(["command: python benchmarks/serving_bench.py", *(sys.argv[1:] if argv is None else argv)])
     )
     print(
         f"wrk -t1 on core {LOAD_CORE}, each server on core {SERVER_CORE}, {args.duration:g} s per point, "
         "OIP v2 body of one iris row; CPU µs/req = the server's CPU time over requests served (stable on a\n"
         "busy machine, unlike req/s); RSS = resident memory of the server's process tree after its run\n"
+    )
+    # Other work on the machine moves req/s and p99 (the servers share core 0 with it); say how busy it was.
+    print(
+        f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
+        f"on {os.cpu_count()} cores\n"
     )
     if args.profile:
         print("modelserve ran under py-spy: its figures are lower than an unprofiled run's\n")
