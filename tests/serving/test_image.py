@@ -38,7 +38,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.image
+# A cold cache builds the base and the image first (about 5 minutes here); later runs reuse both.
+pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO / "serving-image"
