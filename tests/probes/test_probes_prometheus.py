@@ -73,7 +73,9 @@ def prometheus(tmp_path_factory, prom_pods: list[Server]) -> Iterator[str]:
     config.write_text(
         f"global: {{scrape_interval: {SCRAPE_SECONDS}s, evaluation_interval: {SCRAPE_SECONDS}s}}\n"
         "scrape_configs:\n"
-        f"  - job_name: modelserve\n    static_configs: [{{targets: [{targets}]}}]\n"
+        # The namespace label a Kubernetes scrape config adds; the probes match on it.
+        "  - job_name: modelserve\n"
+        f"    static_configs: [{{targets: [{targets}], labels: {{namespace: ml}}}}]\n"
     )
     port = free_port()
     log = (root / "prometheus.log").open("wb")
@@ -179,6 +181,19 @@ def test_prometheus_with_too_few_requests_is_inconclusive(prometheus, prom_pods)
     result = _prometheus_once_scraped(prometheus, prom_pods, since, requests=3)
     assert result.passed is None
     assert result.requests == 3 and "3 of 20 requests needed" in result.message
+
+
+def test_series_of_another_namespace_are_not_counted(prometheus, prom_pods):
+    since = _quiet_then_since()
+    send_rows(prom_pods[0].url, clean_rows(5))
+    assert _prometheus_once_scraped(prometheus, prom_pods, since, requests=5).requests == 5
+    elsewhere = Target(namespace="other", service="iris-preview", color="green")
+    result = run_probe(
+        _direct(prom_pods),
+        lambda c: c.analyse(elsewhere, SELECTOR, ANALYSIS, since=since),
+        prometheus_url=prometheus,
+    ).result
+    assert result.requests == 0 and result.passed is None
 
 
 def test_unreachable_prometheus_is_inconclusive_with_the_address(prom_pods):

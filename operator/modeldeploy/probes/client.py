@@ -52,9 +52,10 @@ def _now() -> datetime:
 class ProbeClient:
     """HTTP to serving pods. One instance per operator; `aclose()` on shutdown.
 
-    `prometheus_url` switches analysis to PromQL; `prometheus_labels` adds matchers (e.g. the ``namespace``
-    label a Kubernetes scrape config sets). `api_key` is sent as ``Authorization: Bearer`` when the
-    ModelDeployment has API keys.
+    `prometheus_url` switches analysis to PromQL. There, series are also matched on the target's namespace
+    through `prometheus_namespace_label` (``namespace``, as Prometheus Operator and the usual
+    ``kubernetes-pods`` relabelling set it; None to skip) plus any fixed `prometheus_labels`. `api_key`
+    arguments are sent as ``Authorization: Bearer`` when the ModelDeployment has API keys.
     """
 
     def __init__(
@@ -64,12 +65,14 @@ class ProbeClient:
         timeout_seconds: float = 10.0,
         prometheus_url: str | None = None,
         prometheus_labels: Mapping[str, str] | None = None,
+        prometheus_namespace_label: str | None = "namespace",
         batch_rows: int = BATCH_ROWS,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.resolver: AddressResolver = resolver or ClusterResolver()
         self.prometheus_url = prometheus_url
         self.prometheus_labels = dict(prometheus_labels or {})
+        self.prometheus_namespace_label = prometheus_namespace_label
         self.batch_rows = batch_rows
         self.http = http or httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=True)
 
@@ -107,7 +110,8 @@ class ProbeClient:
         baseline and answers inconclusive. With a Prometheus address, `baseline` is not needed.
         """
         if self.prometheus_url:
-            return AnalysisOutcome(await self._analyse_prometheus(selector, analysis, since), None)
+            result = await self._analyse_prometheus(target, selector, analysis, since)
+            return AnalysisOutcome(result, None)
         current = await self.snapshot(target, selector)
         if not current.pods:
             why = f"no pod answered /metrics ({len(current.unreachable)} unreachable)"
@@ -128,13 +132,16 @@ class ProbeClient:
         return AnalysisOutcome(judge_analysis(stats, analysis, current.taken_at, source), baseline)
 
     async def _analyse_prometheus(
-        self, selector: SeriesSelector, analysis: Analysis, since: datetime
+        self, target: Target, selector: SeriesSelector, analysis: Analysis, since: datetime
     ) -> CheckResult:
         now = _now()
         assert self.prometheus_url
+        labels = dict(self.prometheus_labels)
+        if self.prometheus_namespace_label:
+            labels[self.prometheus_namespace_label] = target.namespace
         try:
             stats = await prometheus_window_stats(
-                self.http, self.prometheus_url, selector, since, now, self.prometheus_labels
+                self.http, self.prometheus_url, selector, since, now, labels
             )
         except PrometheusError as err:
             return CheckResult(passed=None, message=f"inconclusive: Prometheus: {err}", at=now)
