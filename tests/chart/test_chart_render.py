@@ -219,3 +219,12 @@ def test_notes_tell_what_to_apply_next(cluster):
     assert "kubectl apply -f examples/" in notes
     assert "kubectl modeldeploy promote" in notes
     assert "ml" in notes
+
+
+def test_api_reference_is_generated_from_the_crd():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "docs" / "gen_api_reference.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
