@@ -8,7 +8,7 @@ peer, and a markdown table. Peers live in their own virtualenvs (their dependenc
     python benchmarks/serving_bench.py            # creates the virtualenvs on first use
     python benchmarks/serving_bench.py --servers modelserve,floor --duration 5
 
-Needs: wrk and taskset (util-linux) on PATH, uv (or pip) to build the virtualenvs, 2+ cores.
+Needs: wrk and taskset (util-linux) on PATH, uv to build the virtualenvs, 2+ cores.
 Stdlib only, so any Python 3.11 runs it; the models are trained inside the floor's virtualenv.
 """
 
@@ -52,10 +52,10 @@ def pinned(name: str) -> str:
     return name
 
 
-def venv_requirements() -> dict[str, list[str]]:
+def venv_requirements(modelserve: list[str]) -> dict[str, list[str]]:
     sklearn, joblib, numpy = pinned("scikit-learn"), pinned("joblib"), pinned("numpy")
     return {
-        "modelserve": ["-e", f"{REPO / 'serving-image'}[sklearn,onnx]", sklearn, numpy],
+        "modelserve": [*modelserve, sklearn, numpy],
         "mlserver": ["mlserver", "mlserver-sklearn", sklearn, joblib],
         "kserve": ["kserve", sklearn, joblib],
         # The floor's virtualenv also trains the models (skl2onnx), so peers never need modelserve installed.
@@ -72,6 +72,31 @@ def venv_requirements() -> dict[str, list[str]]:
     }
 
 
+def modelserve_source(ref: str | None, into: Path) -> tuple[list[str], str]:
+    """What to install as modelserve (the editable working tree or a commit's serving-image/), and a label."""
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    if ref is None:
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "serving-image"], capture_output=True, text=True
+        )
+        label = f"working tree at {head.stdout.strip()}" + (" + uncommitted changes" if dirty.stdout else "")
+        return ["-e", f"{REPO / 'serving-image'}[sklearn,onnx]"], label
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "serving-image"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", ref], capture_output=True, text=True
+    )
+    return [
+        f"{into / 'serving-image'}[sklearn,onnx]",
+        "--reinstall-package",
+        "modelserve",
+    ], f"{ref} ({commit.stdout.strip()})"
+
+
 def ensure_venv(root: Path, name: str, requirements: list[str]) -> Path:
     """Creates (once per requirement set) a virtualenv under root; returns its bin directory."""
     venv = root / name
@@ -83,17 +108,12 @@ def ensure_venv(root: Path, name: str, requirements: list[str]) -> Path:
     if stamp.exists() and stamp.read_text() == wanted:
         return venv / "bin"
     uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    if not Path(uv).exists():
+        raise SystemExit("serving_bench.py needs uv (pip install uv) to build the virtualenvs")
     print(f"# setting up virtualenv {venv}", file=sys.stderr)
-    if Path(uv).exists():
-        subprocess.run(
-            [uv, "venv", "-q", "--allow-existing", "--python", sys.executable, str(venv)], check=True
-        )
-        subprocess.run(
-            [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), *requirements], check=True
-        )
-    else:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *requirements], check=True)
+    subprocess.run([uv, "venv", "-q", "--allow-existing", "--python", sys.executable, str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run([uv, "pip", "install", "-q", "--python", python, *requirements], check=True)
     stamp.write_text(wanted)
     return venv / "bin"
 
@@ -572,6 +592,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venv-root", type=Path, default=DEFAULT_VENV_ROOT)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
     parser.add_argument(
+        "--modelserve-ref",
+        help="benchmark this commit's serving-image/ (e.g. HEAD) instead of the working tree",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="py-spy modelserve during its points (pip py-spy)"
     )
     parser.add_argument(
@@ -589,12 +613,18 @@ def main(argv: list[str] | None = None) -> int:
     if (os.cpu_count() or 1) < 2:
         parser.error("needs 2 cores: the server on core 0, wrk on core 1")
     servers = [s for s in args.servers.split(",") if s]
-    requirements = venv_requirements()
-    bins = {name: ensure_venv(args.venv_root, name, requirements[name]) for name in {*servers, "floor"}}
-
-    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     try:
+        modelserve, modelserve_label = modelserve_source(args.modelserve_ref, work)
+        requirements = venv_requirements(modelserve)
+        # A commit's build gets its own virtualenv, so the editable working-tree one stays as it is.
+        venv_names = {name: name for name in {*servers, "floor"}}
+        if args.modelserve_ref and "modelserve" in venv_names:
+            venv_names["modelserve"] = "modelserve-ref"
+        bins = {
+            name: ensure_venv(args.venv_root, venv, requirements[name]) for name, venv in venv_names.items()
+        }
+        load_before = os.getloadavg()[0]
         subprocess.run(
             [str(bins["floor"] / "python"), str(PEERS_DIR / "train_iris.py"), str(work)], check=True
         )
@@ -622,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         " ".join(["command: python benchmarks/serving_bench.py", *(sys.argv[1:] if argv is None else argv)])
     )
+    print(f"modelserve: {modelserve_label}")
     print(
         f"wrk -t1 on core {LOAD_CORE}, each server on core {SERVER_CORE}, {args.duration:g} s per point, "
         "OIP v2 body of one iris row; CPU µs/req = the server's CPU time over requests served (stable on a\n"
