@@ -128,6 +128,7 @@ class Point:
     p99_ms: float
     errors: int
     cpu_us_per_request: float  # the server's CPU time per request: robust to a busy machine
+    core_share: float  # the server's CPU time over wall time: below ~0.9 under load, others took its core
 
 
 @dataclass
@@ -475,17 +476,20 @@ def bench_server(
         run_wrk(spec, body_file, 8, min(3.0, duration))  # warm-up, not reported
         for concurrency in concurrencies:
             raw = work / f"profile-{server}-{model_kind}-c{concurrency}.txt"
-            cpu_before = cpu_seconds(proc.pid)
+            cpu_before, wall_before = cpu_seconds(proc.pid), time.monotonic()
             with profiled(proc.pid, raw, duration) if profile else contextlib.nullcontext():
                 wrk = run_wrk(spec, body_file, concurrency, duration)
-            cpu_us = (cpu_seconds(proc.pid) - cpu_before) * 1e6 / max(wrk.requests, 1)
+            cpu_used = cpu_seconds(proc.pid) - cpu_before
+            cpu_us = cpu_used * 1e6 / max(wrk.requests, 1)
+            share = cpu_used / (time.monotonic() - wall_before)
             point = Point(
-                server, model_kind, concurrency, wrk.rps, wrk.p50_ms, wrk.p99_ms, wrk.errors, cpu_us
+                server, model_kind, concurrency, wrk.rps, wrk.p50_ms, wrk.p99_ms, wrk.errors, cpu_us, share
             )
             run.points.append(point)
             print(
                 f"# {key:18} c={concurrency:<3} {wrk.rps:9.0f} req/s  p50 {wrk.p50_ms:7.2f} ms"
-                f"  p99 {wrk.p99_ms:7.2f} ms  cpu {cpu_us:6.0f} us/req  errors {wrk.errors}",
+                f"  p99 {wrk.p99_ms:7.2f} ms  cpu {cpu_us:6.0f} us/req  core {share:.2f}"
+                f"  errors {wrk.errors}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -565,14 +569,15 @@ def verdicts(runs: dict[str, ServerRun]) -> list[tuple[str, str, str, str]]:
 
 def markdown(runs: dict[str, ServerRun]) -> str:
     lines = [
-        "| server | model | c | req/s | p50 ms | p99 ms | CPU µs/req | failed | RSS MB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | model | c | req/s | p50 ms | p99 ms | CPU µs/req | core used | failed | RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs.values():
         for p in run.points:
             lines.append(
                 f"| {p.server} | {p.model} | {p.concurrency} | {p.rps:,.0f} | {p.p50_ms:.2f} | "
-                f"{p.p99_ms:.2f} | {p.cpu_us_per_request:.0f} | {p.errors} | {run.rss_mb:.0f} |"
+                f"{p.p99_ms:.2f} | {p.cpu_us_per_request:.0f} | {p.core_share:.2f} | {p.errors} | "
+                f"{run.rss_mb:.0f} |"
             )
     rows = verdicts(runs)
     if rows:
@@ -655,8 +660,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"modelserve: {modelserve_label}")
     print(
         f"wrk -t1 on core {LOAD_CORE}, each server on core {SERVER_CORE}, {args.duration:g} s per point, "
-        "OIP v2 body of one iris row; CPU µs/req = the server's CPU time over requests served (stable on a\n"
-        "busy machine, unlike req/s); RSS = resident memory of the server's process tree after its run\n"
+        "OIP v2 body of one iris row.\n"
+        "CPU µs/req = the server's CPU time over requests served (stable on a busy machine, unlike req/s);\n"
+        "core used = its CPU time over wall time (a saturated server well below 1.0 had its core taken by\n"
+        "other work, which inflates p99); RSS = resident memory of its process tree after its run\n"
     )
     # Other work on the machine moves req/s and p99 (the servers share core 0 with it); say how busy it was.
     print(
