@@ -72,8 +72,22 @@ class Batcher:
         self._waiting.append((rows, future))
         if not self._draining:
             self._draining = True
-            self._drain_task = loop.create_task(self._drain())
+            if self._in_thread:
+                self._drain_task = loop.create_task(self._drain())
+            else:  # a plain callback at the end of this tick: everything parsed in the tick joins the batch
+                loop.call_soon(self._drain_inline)
         return future
+
+    def _drain_inline(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._take_batch()
+                try:
+                    self._run_batch(batch)
+                except Exception as err:  # our own bug after the model call: fail the batch, keep serving
+                    self._fail(batch, err)
+        finally:
+            self._draining = False
 
     def _take_batch(self) -> list[tuple[np.ndarray, asyncio.Future[dict[str, np.ndarray]]]]:
         batch = [self._waiting.popleft()]
@@ -84,7 +98,43 @@ class Batcher:
             batch.append(item)
         return batch
 
+    def _run_batch(self, batch: list[tuple[np.ndarray, asyncio.Future[dict[str, np.ndarray]]]]) -> None:
+        batch = [item for item in batch if not item[1].done()]
+        if not batch:
+            return
+        arrays = [rows for rows, _ in batch]
+        started = time.perf_counter()
+        try:
+            stacked = stack_inputs(arrays)
+            outputs = self._predict(stacked)
+            pieces = split_outputs(outputs, [len(a) for a in arrays])
+        except Exception as err:
+            self._fail(batch, err)
+            return
+        self._finish(batch, stacked, outputs, pieces, time.perf_counter() - started)
+
+    def _fail(self, batch: list[tuple[np.ndarray, asyncio.Future[Any]]], err: Exception) -> None:
+        """The model raised: every caller in the batch gets a short 500."""
+        failure = ModelFailed(f"model raised {type(err).__name__}: {str(err)[:200]}".splitlines()[0])
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(failure)
+
+    def _finish(
+        self,
+        batch: list[tuple[np.ndarray, asyncio.Future[Any]]],
+        stacked: np.ndarray,
+        outputs: dict[str, np.ndarray],
+        pieces: list[dict[str, np.ndarray]],
+        elapsed: float,
+    ) -> None:
+        self._observe(len(stacked), elapsed, outputs)
+        for (_, future), piece in zip(batch, pieces, strict=True):
+            if not future.done():
+                future.set_result(piece)
+
     async def _drain(self) -> None:
+        """Thread mode: while the model runs in its thread, new requests queue up for the next batch."""
         loop = asyncio.get_running_loop()
         try:
             while self._waiting:
@@ -96,26 +146,12 @@ class Batcher:
                 started = time.perf_counter()
                 try:
                     stacked = stack_inputs(arrays)
-                    if self._in_thread:
-                        outputs = await loop.run_in_executor(self._executor, self._predict, stacked)
-                    else:
-                        outputs = self._predict(stacked)
-                    elapsed = time.perf_counter() - started
+                    outputs = await loop.run_in_executor(self._executor, self._predict, stacked)
                     pieces = split_outputs(outputs, [len(a) for a in arrays])
-                except Exception as err:  # the model raised: every caller gets a short 500
-                    failure = ModelFailed(
-                        f"model raised {type(err).__name__}: {str(err)[:200]}".splitlines()[0]
-                    )
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(failure)
+                except Exception as err:
+                    self._fail(batch, err)
                     continue
-                self._observe(len(stacked), elapsed, outputs)
-                for (_, future), piece in zip(batch, pieces, strict=True):
-                    if not future.done():
-                        future.set_result(piece)
-                if not self._in_thread:
-                    await asyncio.sleep(0)  # let the woken requests answer and new ones arrive
+                self._finish(batch, stacked, outputs, pieces, time.perf_counter() - started)
         finally:
             self._draining = False
 

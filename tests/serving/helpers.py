@@ -159,7 +159,12 @@ def start_server(tmp: Path, env: dict[str, str], args: list[str] | None = None, 
         )
     server = Server(process, port, stdout_path, stderr_path, termination)
     if wait:
-        server.wait_ready()
+        try:
+            server.wait_ready()
+        except BaseException:
+            server.process.kill()  # never leave a half-started server behind
+            server.process.wait()
+            raise
     return server
 
 

@@ -95,10 +95,15 @@ def format_servers(tmp_path_factory, format_models):
         return start_server(tmp_path_factory.mktemp(f"format-{name}"), env)
 
     with ThreadPoolExecutor(len(format_models)) as pool:
-        servers = dict(zip(format_models, pool.map(start, format_models), strict=True))
-    yield servers
-    for server in servers.values():
-        server.stop()
+        futures = {name: pool.submit(start, name) for name in format_models}
+    servers = {name: f.result() for name, f in futures.items() if f.exception() is None}
+    try:
+        failed = {name: f.exception() for name, f in futures.items() if f.exception() is not None}
+        assert not failed, f"format servers failed to start: {failed}"
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
 
 
 def v2_infer(server: Server, rows, datatype="FP32") -> dict[str, dict]:
