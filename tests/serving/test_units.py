@@ -1,0 +1,122 @@
+"""Pure pieces, no server: key file parsing, token bucket, batching split, format inference, request ids."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from modelserve.auth import TokenBucket, extract_key, parse_key_file
+from modelserve.batching import split_outputs, stack_inputs
+from modelserve.errors import ModelLoadError
+from modelserve.loaders import check_pickle_allowed, infer_format
+
+
+@pytest.mark.parametrize(
+    ("text", "keys"),
+    [
+        ("a\nb\n", ["a", "b"]),
+        ("# comment\n\n  spaced  \n\t\n", ["spaced"]),
+        ("", []),
+        ("k1\r\nk2\r\n", ["k1", "k2"]),
+    ],
+)
+def test_key_file_format(text, keys):
+    assert parse_key_file(text) == keys
+
+
+@pytest.mark.parametrize(
+    ("authorization", "x_api_key", "expected"),
+    [
+        ("Bearer abc", None, "abc"),
+        ("bearer  abc ", None, "abc"),
+        ("Basic abc", None, None),
+        (None, "xyz", "xyz"),
+        ("Bearer abc", "xyz", "xyz"),
+        (None, None, None),
+    ],
+)
+def test_key_extraction_from_headers(authorization, x_api_key, expected):
+    assert extract_key(authorization, x_api_key) == expected
+
+
+def test_token_bucket_allows_a_burst_then_refills_at_the_rate():
+    bucket = TokenBucket(rate=2.0, burst=3.0, tokens=3.0, updated=0.0)
+    assert [bucket.take(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.take(0.0) == pytest.approx(0.5)
+    assert bucket.take(0.5) == 0.0
+
+
+def test_batch_outputs_are_split_back_per_request():
+    outputs = {"predict": np.arange(6), "predict_proba": np.arange(12).reshape(6, 2)}
+    pieces = split_outputs(outputs, [1, 3, 2])
+    assert [p["predict"].tolist() for p in pieces] == [[0], [1, 2, 3], [4, 5]]
+    assert pieces[2]["predict_proba"].tolist() == [[8, 9], [10, 11]]
+    assert stack_inputs([np.ones((1, 2)), np.zeros((2, 2))]).shape == (3, 2)
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fmt"),
+    [
+        ("model.joblib", b"anything", "sklearn"),
+        ("model.pkl", b"anything", "sklearn"),
+        ("model.skops", b"anything", "skops"),
+        ("model.onnx", b"anything", "onnx"),
+        ("model.pt", b"anything", "torchscript"),
+        ("model.ubj", b"anything", "xgboost"),
+        ("model.bin", b"\x80\x04\x95pickled", "sklearn"),
+        ("model.txt", b"tree\nversion=v4\nnum_class=1\n", "lightgbm"),
+        ("model.json", b'{"learner": {"attributes": {}}, "version": [2, 0, 0]}', "xgboost"),
+    ],
+)
+def test_format_is_inferred_from_the_name_then_the_contents(tmp_path, name, content, fmt):
+    assert infer_format(_write(tmp_path / name, content)) == fmt
+
+
+def test_zip_archives_are_told_apart(tmp_path):
+    skops = tmp_path / "a.model"
+    with zipfile.ZipFile(skops, "w") as zf:
+        zf.writestr("schema.json", "{}")
+    torch = tmp_path / "b.model"
+    with zipfile.ZipFile(torch, "w") as zf:
+        zf.writestr("archive/constants.pkl", "")
+    assert (infer_format(skops), infer_format(torch)) == ("skops", "torchscript")
+
+
+def test_directory_formats(tmp_path):
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"")
+    assert infer_format(saved) == "tensorflow"
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "model.onnx").write_bytes(b"")
+    (single / "model.onnx.schema.json").write_text("{}")
+    assert infer_format(single) == "onnx"
+    (single / "other.onnx").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="holds 2 candidate files"):
+        infer_format(single)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "digest", "waived", "error"),
+    [
+        ("sklearn", "", False, "set MODELSERVE_MODEL_SHA256 to its SHA-256 digest"),
+        ("sklearn", "", True, None),
+        ("sklearn", "0" * 64, True, "but MODELSERVE_MODEL_SHA256 is 0000"),
+        ("onnx", "", False, "refusing to load pickle file"),  # the .pkl extension alone triggers the guard
+    ],
+)
+def test_pickle_guard_decisions(tmp_path, fmt, digest, waived, error):
+    path = _write(tmp_path / "m.pkl", b"\x80\x04.")
+    if error is None:
+        check_pickle_allowed(path, fmt, digest, waived)
+    else:
+        with pytest.raises(ModelLoadError, match=error):
+            check_pickle_allowed(path, fmt, digest, waived)
