@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tomllib
 import urllib.error
 import urllib.request
 import uuid
@@ -364,3 +366,21 @@ def test_base_image_names_the_missing_user_module_and_exits_1(
         code = served.process.wait(timeout=READY_TIMEOUT)
     assert code == 1
     assert "acme_models" in served.output()
+
+
+def test_lock_pins_every_dependency_the_image_installs() -> None:
+    """serving-image/constraints.txt must pin the package's dependencies and the image's default extras."""
+    project = tomllib.loads((IMAGE_DIR / "pyproject.toml").read_text())["project"]
+    dockerfile = (IMAGE_DIR / "Dockerfile").read_text()
+    extras = re.search(r"^ARG EXTRAS=(\S+)$", dockerfile, re.MULTILINE).group(1).split(",")
+    wanted = [
+        *project["dependencies"],
+        *(r for extra in extras for r in project["optional-dependencies"][extra]),
+    ]
+    pinned = {
+        line.split("==")[0].strip().lower().replace("_", "-")
+        for line in (IMAGE_DIR / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    names = {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower().replace("_", "-") for r in wanted}
+    assert names - pinned == set(), "regenerate serving-image/constraints.txt (command in its header)"
