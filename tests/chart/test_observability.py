@@ -101,10 +101,13 @@ def _train_iris(directory: Path) -> Path:
 
 
 def _send_traffic(blue, green, rounds: int) -> None:
-    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    """Predictions to both colours: blue must answer 200, green (its model raises) 500."""
+    rows = {"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
     for _ in range(rounds):
-        assert blue.client.post("/v1/models/iris:predict", json={"instances": rows}).status_code == 200
-        assert green.client.post("/v1/models/iris:predict", json={"instances": rows}).status_code == 500
+        for server, expected in ((blue, 200), (green, 500)):
+            got = server.client.post("/v1/models/iris:predict", json=rows).status_code
+            if got != expected:
+                pytest.fail(f"{server.url} answered {got}, not {expected}: {server.stderr()[-2000:]}")
 
 
 def _query(base: str, expr: str) -> list[dict]:
