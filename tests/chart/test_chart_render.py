@@ -4,6 +4,7 @@ crds/, copies of dashboards and alerts in sync."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -228,3 +229,31 @@ def test_api_reference_is_generated_from_the_crd():
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_every_value_is_documented_and_in_the_schema():
+    sys.path.insert(0, str(REPO / "charts"))
+    from sync_chart_files import documented_values
+
+    values_text = (CHART / "values.yaml").read_text()
+    documented = {key for key, _, _ in documented_values(values_text)}
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def leaves(node: dict, schema_node: dict, prefix: str = "") -> list[str]:
+        found = []
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            assert key in schema_node.get("properties", {}), f"{path} is not in values.schema.json"
+            child_schema = schema_node["properties"][key]
+            if isinstance(value, dict) and value and child_schema.get("additionalProperties") is False:
+                found += leaves(value, child_schema, f"{path}.")
+            else:
+                found.append(path)
+        return found
+
+    def is_documented(path: str) -> bool:  # a documented object (e.g. resources) covers its keys
+        parts = path.split(".")
+        return any(".".join(parts[:n]) in documented for n in range(1, len(parts) + 1))
+
+    undocumented = [p for p in leaves(yaml.safe_load(values_text), schema) if not is_documented(p)]
+    assert not undocumented, f"add a `# --` comment for: {undocumented}"
