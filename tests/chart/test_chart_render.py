@@ -141,6 +141,8 @@ def test_replicas_get_distinct_peering_priorities_from_their_ordinal(cluster):
                 "metrics.enabled=false",
                 "--set",
                 "peering.create=false",
+                "--set",
+                "replicas=1",
             ],
             {
                 "MODELDEPLOY_NAMESPACES": "ml,ml2",
@@ -257,3 +259,10 @@ def test_every_value_is_documented_and_in_the_schema():
 
     undocumented = [p for p in leaves(yaml.safe_load(values_text), schema) if not is_documented(p)]
     assert not undocumented, f"add a `# --` comment for: {undocumented}"
+
+
+def test_several_replicas_without_peering_are_refused(cluster):
+    args = ("--set", "replicas=2", "--set", "peering.create=false")
+    result = helm(cluster, "template", "md", str(CHART), "--kube-version", KUBE_VERSION, *args, check=False)
+    assert result.returncode != 0
+    assert "replicas > 1 needs peering.create=true" in result.stderr
