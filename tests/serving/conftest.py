@@ -18,7 +18,8 @@ from .helpers import CUSTOM_PACKAGE, Server, iris_env, start_server
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/serving" in str(item.fspath):
+        # Image tests (buildah) live here too but are selected by their own `image` marker.
+        if "tests/serving" in str(item.fspath) and item.get_closest_marker("image") is None:
             item.add_marker(pytest.mark.serving)
 
 
