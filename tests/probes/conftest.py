@@ -105,10 +105,22 @@ def dataset_url(holdout_dir: Path) -> Iterator[str]:
 
 
 def _serve(tmp_path_factory, name: str, model: Path, color: str, revision: str, **env: str) -> Server:
+    """Starts without waiting: fixtures start all their servers, then wait for all (start-up overlaps)."""
     return start_server(
         tmp_path_factory.mktemp(f"srv-{name}"),
         iris_env(model, MODELSERVE_MODEL_COLOR=color, MODELSERVE_MODEL_REVISION=revision, **env),
+        wait=False,
     )
+
+
+def _all_ready(servers: list[Server]) -> None:
+    try:
+        for server in servers:
+            server.wait_ready()
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
 
 
 @pytest.fixture(scope="session")
@@ -120,6 +132,7 @@ def quality_servers(tmp_path_factory, model_files: dict[str, Path]) -> Iterator[
         "green-bad": _serve(tmp_path_factory, "green-bad", model_files["bad"], "green", "rev-bad"),
         "green-weaker": _serve(tmp_path_factory, "green-weak", model_files["weaker"], "green", "rev-weak"),
     }
+    _all_ready(list(servers.values()))
     yield servers
     for server in servers.values():
         server.stop()
@@ -138,6 +151,7 @@ def candidate_pods(
         _serve(tmp_path_factory, f"cand-{i}", model_files["failing"], "green", ANALYSIS_REVISION, **env)
         for i in range(2)
     ]
+    _all_ready(pods)
     yield pods
     for pod in pods:
         pod.stop()

@@ -57,9 +57,13 @@ def prom_pods(tmp_path_factory, model_files: dict[str, Path], probe_package: Pat
         "MODELSERVE_MODEL_REVISION": REVISION,
     }
     pods = [
-        start_server(tmp_path_factory.mktemp(f"prom-pod-{i}"), iris_env(model_files["failing"], **env))
+        start_server(
+            tmp_path_factory.mktemp(f"prom-pod-{i}"), iris_env(model_files["failing"], **env), wait=False
+        )
         for i in range(2)
     ]
+    for pod in pods:  # started together, waited for together
+        pod.wait_ready()
     yield pods
     for pod in pods:
         pod.stop()
