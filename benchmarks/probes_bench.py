@@ -28,7 +28,16 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from modeldeploy.api import Analysis, QualityGate  # noqa: E402
-from modeldeploy.probes import ProbeClient, SeriesSelector, StaticResolver, Target  # noqa: E402
+from modeldeploy.probes import (  # noqa: E402
+    MetricsSnapshot,
+    ProbeClient,
+    SeriesSelector,
+    StaticResolver,
+    Target,
+    judge_analysis,
+    parse_pod_counts,
+    window_stats,
+)
 from serving.helpers import iris_env, start_server  # noqa: E402
 
 TARGET = Target(namespace="bench", service="iris-preview", color="green")
@@ -62,12 +71,21 @@ async def _bench(urls: list[str], passes: int, csv_path: Path, rows: int) -> Non
             outcome = await client.analyse(TARGET, SELECTOR, analysis, since=since, baseline=baseline)
             full.append(time.perf_counter() - t0)
         assert outcome.result.requests is not None
-        size = len((await raw.get(f"{urls[0]}/metrics")).content)
+        texts = [(await raw.get(f"{u}/metrics")).text for u in urls]
+        size = len(texts[0])
+        compute = []
+        for _ in range(passes):  # the pure part alone: parse both bodies, deltas, p99, verdict
+            t0 = time.perf_counter()
+            pods = {u: parse_pod_counts(t, SELECTOR) for u, t in zip(urls, texts, strict=True)}
+            judge_analysis(window_stats(baseline, MetricsSnapshot(since, pods)), analysis, since)
+            compute.append(time.perf_counter() - t0)
     f_med, f_p95 = _ms(floor)
     a_med, a_p95 = _ms(full)
     print(f"analysis pass, 2 pods ({size} B of /metrics each), {passes} passes:")
     print(f"  floor (GET both /metrics):     median {f_med:7.2f} ms  p95 {f_p95:7.2f} ms")
     print(f"  analyse (scrape+parse+judge):  median {a_med:7.2f} ms  p95 {a_p95:7.2f} ms")
+    c_med, c_p95 = _ms(compute)
+    print(f"  pure parse+deltas+verdict:     median {c_med:7.2f} ms  p95 {c_p95:7.2f} ms")
     print(f"  ratio analyse/floor (median):  {a_med / f_med:.2f}x")
 
     gate = QualityGate.model_validate(

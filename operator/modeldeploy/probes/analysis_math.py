@@ -25,6 +25,7 @@ from modeldeploy.api import Analysis, CheckResult
 
 REQUESTS_SAMPLE = "modelserve_requests_total"
 LATENCY_BUCKET_SAMPLE = "modelserve_request_duration_seconds_bucket"
+_WANTED_PREFIXES = (REQUESTS_SAMPLE + "{", LATENCY_BUCKET_SAMPLE + "{")
 # One definition of "an inference route", used by direct scraping and by the PromQL selectors.
 INFERENCE_ROUTE_REGEX = r".*(/infer|:predict|/predict)"
 _INFERENCE_ROUTE = re.compile(INFERENCE_ROUTE_REGEX)
@@ -115,7 +116,9 @@ def parse_pod_counts(text: str, selector: SeriesSelector) -> PodCounts:
     """One pod's /metrics exposition -> its cumulative counts for the selected series."""
     requests = errors = 0.0
     buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
+    # Only two of modelserve's series matter: the parser skips the rest (predict, batch, class series).
+    wanted = "\n".join(line for line in text.splitlines() if line.startswith(_WANTED_PREFIXES))
+    for family in text_string_to_metric_families(wanted):
         for sample in family.samples:
             if sample.name == REQUESTS_SAMPLE and selector.matches(sample.labels):
                 requests += sample.value
