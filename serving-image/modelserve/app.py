@@ -41,6 +41,7 @@ from .protocols import (
     parse_records,
     parse_v1,
     parse_v2,
+    split_binary_body,
 )
 from .reqlog import RequestLogger, log_event
 from .settings import Settings
@@ -172,14 +173,15 @@ class PredictEndpoint:
                 f"'{settings.model_version}'"
             )
 
-    def parse(self, doc: Any) -> tuple[np.ndarray, Any]:
+    def parse(self, body: bytes, headers: dict[bytes, bytes]) -> tuple[np.ndarray, Any]:
         if self.protocol == "v2":
-            rows, requested, v2_id = parse_v2(doc, self.schema)
+            json_part, reader = split_binary_body(body, headers.get(b"inference-header-content-length"))
+            rows, requested, v2_id = parse_v2(parse_json(json_part), self.schema, reader)
             check_requested_outputs(requested, self.available_outputs)
             return rows, (requested, v2_id)
         if self.protocol == "v1":
-            return parse_v1(doc, self.schema), None
-        return parse_records(doc, self.schema), None
+            return parse_v1(parse_json(body), self.schema), None
+        return parse_records(parse_json(body), self.schema), None
 
     def encode(self, outputs: dict[str, np.ndarray], context: Any) -> bytes:
         if self.protocol == "v2":
@@ -212,7 +214,7 @@ class PredictEndpoint:
                 state.limiter.check(key_id or (client[0] if client else "anonymous"))
             self.check_model(scope)
             body = await read_body(receive, headers, state.settings.max_body_bytes)
-            rows, context = self.parse(parse_json(body))
+            rows, context = self.parse(body, headers)
             batcher.arriving -= 1
             arriving = False
             future = batcher.submit(rows)

@@ -59,13 +59,46 @@ def json_ready(array: np.ndarray) -> Any:
 # ---------------------------------------------------------------- Open Inference Protocol v2
 
 
-def _v2_tensor(item: Any, index: int) -> tuple[str, np.ndarray]:
+class BinaryReader:
+    """Tensor bytes after the JSON header (the binary tensor data extension that tritonclient uses)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.offset = 0
+
+    def take(self, size: int, where: str) -> bytes:
+        if size < 0 or self.offset + size > len(self.data):
+            raise BadRequest(f"{where}.parameters.binary_data_size: {size} bytes are not in the request body")
+        chunk = bytes(self.data[self.offset : self.offset + size])
+        self.offset += size
+        return chunk
+
+
+def _binary_tensor(item: dict[str, Any], where: str, reader: BinaryReader | None) -> np.ndarray:
+    size = (item.get("parameters") or {}).get("binary_data_size")
+    if reader is None or not isinstance(size, int):
+        raise BadRequest(f"{where}.data: missing required field")
+    datatype = item["datatype"]
+    np_type = V2_TO_NUMPY.get(datatype) if isinstance(datatype, str) else None
+    if np_type is None or np_type is object:
+        raise BadRequest(
+            f"{where}.datatype: binary data is supported for numeric datatypes, got {datatype!r}"
+        )
+    raw = reader.take(size, where)
+    if len(raw) % np.dtype(np_type).itemsize:
+        raise BadRequest(f"{where}: {len(raw)} bytes is not a whole number of {datatype} values")
+    return np.frombuffer(raw, dtype=np.dtype(np_type).newbyteorder("<"))
+
+
+def _v2_tensor(item: Any, index: int, reader: BinaryReader | None = None) -> tuple[str, np.ndarray]:
     where = f"inputs[{index}]"
     if not isinstance(item, dict):
         raise BadRequest(f"{where}: expected an object with name, shape, datatype and data")
-    for key in ("name", "shape", "datatype", "data"):
+    for key in ("name", "shape", "datatype"):
         if key not in item:
             raise BadRequest(f"{where}.{key}: missing required field")
+    if "data" not in item:
+        item = {**item, "data": _binary_tensor(item, where, reader)}
     name, shape, datatype, data = item["name"], item["shape"], item["datatype"], item["data"]
     if not isinstance(name, str):
         raise BadRequest(f"{where}.name: expected a string")
@@ -76,7 +109,7 @@ def _v2_tensor(item: Any, index: int) -> tuple[str, np.ndarray]:
     np_type = V2_TO_NUMPY.get(datatype) if isinstance(datatype, str) else None
     if np_type is None:
         raise BadRequest(f"{where}.datatype: must be one of {', '.join(V2_TO_NUMPY)}, got {datatype!r}"[:200])
-    if not isinstance(data, list):
+    if not isinstance(data, list | np.ndarray):
         raise BadRequest(f"{where}.data: expected a list, got {type(data).__name__}")
     try:
         array = np.asarray(data, dtype=np_type)
@@ -90,14 +123,26 @@ def _v2_tensor(item: Any, index: int) -> tuple[str, np.ndarray]:
     return name, array.reshape(shape)
 
 
-def parse_v2(doc: Any, schema: InputSchema) -> tuple[np.ndarray, list[str] | None, str | None]:
+def split_binary_body(body: bytes, header_length: bytes | None) -> tuple[bytes, BinaryReader | None]:
+    """`Inference-Header-Content-Length: N`: the first N bytes are JSON, the rest tensor data."""
+    if header_length is None:
+        return body, None
+    if not header_length.isdigit() or int(header_length) > len(body):
+        raise BadRequest("Inference-Header-Content-Length: must be the length of the JSON part of the body")
+    n = int(header_length)
+    return body[:n], BinaryReader(body[n:])
+
+
+def parse_v2(
+    doc: Any, schema: InputSchema, reader: BinaryReader | None = None
+) -> tuple[np.ndarray, list[str] | None, str | None]:
     """-> (rows, requested output names or None, request id)."""
     if not isinstance(doc, dict):
         raise BadRequest("request: expected a JSON object with 'inputs'")
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest("inputs: missing required field (a non-empty list of tensors)")
-    tensors = [_v2_tensor(item, i) for i, item in enumerate(inputs)]
+    tensors = [_v2_tensor(item, i, reader) for i, item in enumerate(inputs)]
     if len(tensors) == 1:
         name, array = tensors[0]
         field = f"inputs[0] '{name}'"
