@@ -33,7 +33,12 @@ def operator_setup(cluster, namespace, tmp_path_factory):
     install_crds(cluster)
     create_peering(cluster, namespace)
     workdir = tmp_path_factory.mktemp("operator")
-    return create_operator_identity(cluster, namespace, workdir), workdir
+    yield create_operator_identity(cluster, namespace, workdir), workdir
+    # 50 ModelDeployments hold 200 Service IPs of the shared cluster: give them back before the next module.
+    cluster.kubectl("delete", "modeldeployments", "--all", "-n", namespace, "--wait=true", "--timeout=120s")
+    wait_for(
+        lambda: not cluster.get_json("services", "-n", namespace)["items"], 120, what="Services collected"
+    )
 
 
 def _all_ready(cluster, namespace: str) -> bool:
