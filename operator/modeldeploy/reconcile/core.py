@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,10 +60,15 @@ OPTIONAL_CRDS = {
 CRD_CHECK_SECONDS = 60.0
 
 
+# Runs the check a pass asks for (smoke, quality gate, analysis, evaluation) -> {check: CheckResult}.
+CheckRunner = Callable[[Mapping[str, Any], Any, Any, Observed], Awaitable[Mapping[Any, Any]]]
+
+
 @dataclass
 class Context:
     kube: Kube
     settings: OperatorSettings
+    check_runner: CheckRunner | None = None  # wired to modeldeploy.probes by the rollout work
     _crds: dict[str, tuple[bool, float]] = field(default_factory=dict)
 
     async def crd_available(self, name: str) -> bool:
@@ -202,6 +207,9 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
         raise
 
     planned = desired_port.run_pass(body, spec, observed, ctx.settings)
+    if planned.check is not None and ctx.check_runner is not None:
+        results = await ctx.check_runner(body, spec, planned.check, observed)
+        planned = desired_port.run_pass(body, spec, observed, ctx.settings, results=results)
     children = await observe_unindexed(ctx, namespace, planned.children, observed)
     steps = plan_children(children, observed.children)
     live = dict(observed.children)

@@ -56,9 +56,14 @@ class PassResult:
 
 
 def run_pass(
-    body: Mapping[str, Any], spec: api.ModelDeploymentSpec, observed: Observed, settings: OperatorSettings
+    body: Mapping[str, Any],
+    spec: api.ModelDeploymentSpec,
+    observed: Observed,
+    settings: OperatorSettings,
+    results: Mapping[Any, Any] | None = None,
 ) -> PassResult:
-    result = desired.rollout_pass(body, spec, observed, build_params(settings))
+    """`results`: outcomes of the check the previous call asked for (smoke, quality gate, analysis)."""
+    result = desired.rollout_pass(body, spec, observed, build_params(settings), results=results)
     return PassResult(
         children=result.children,
         status=result.status,
