@@ -40,6 +40,37 @@ DEPLOYMENTS_BY_PHASE = Gauge(
     ["phase"],
     registry=REGISTRY,
 )
+ROLLOUTS = Counter(
+    "modeldeploy_rollouts_total",
+    "Finished rollouts by outcome (Promoted, Aborted, RolledBack, Superseded).",
+    ["namespace", "name", "outcome"],
+    registry=REGISTRY,
+)
+CHECKS = Counter(
+    "modeldeploy_rollout_checks_total",
+    "Rollout checks run through the probes, by check and result (passed, failed, inconclusive, error).",
+    ["check", "result"],
+    registry=REGISTRY,
+)
+CHECK_SECONDS = Histogram(
+    "modeldeploy_rollout_check_duration_seconds",
+    "Wall time of one rollout check (smoke, quality_gate, analysis, evaluation).",
+    ["check"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+CHECK_SCORE = Gauge(
+    "modeldeploy_check_score",
+    "Latest value a rollout check measured (score, active_score, error_rate, latency_p99_ms, requests).",
+    ["namespace", "name", "revision", "check", "metric"],
+    registry=REGISTRY,
+)
+TRAFFIC_WEIGHT = Gauge(
+    "modeldeploy_traffic_weight_percent",
+    "Effective percent of traffic per colour (status.traffic).",
+    ["namespace", "name", "color", "revision"],
+    registry=REGISTRY,
+)
 KNOWN_PHASES = ("Pending", "Progressing", "Paused", "Healthy", "Degraded", "Failed", "Invalid")
 
 

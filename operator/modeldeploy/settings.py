@@ -44,6 +44,24 @@ class OperatorSettings(BaseSettings):
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     watch_server_timeout_seconds: int = Field(default=300, gt=0, description="Server-side watch timeout.")
     api_workers: int = Field(default=16, ge=1, description="Threads for blocking Kubernetes client calls.")
+    prometheus_url: str = Field(
+        default="",
+        description="Prometheus URL for rollout analysis (PromQL); empty reads the pods' /metrics directly.",
+    )
+    probe_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="HTTP timeout of one request to a model server."
+    )
+    check_budget_seconds: float = Field(
+        default=60.0, gt=0, description="Longest one rollout check may take inside a reconcile pass."
+    )
+    probe_addresses: Annotated[dict[str, dict[str, list[str]]], NoDecode] = Field(
+        default_factory=dict,
+        description=(
+            "Tests and demos only: fixed model-server URLs per ModelDeployment and colour, JSON "
+            '{"<namespace>/<name>": {"blue": ["http://127.0.0.1:P"], "green": [...]}}; '
+            "empty uses pod IPs and Service DNS."
+        ),
+    )
 
     @field_validator("namespaces", mode="before")
     @classmethod
@@ -54,6 +72,13 @@ class OperatorSettings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("probe_addresses", mode="before")
+    @classmethod
+    def _parse_probe_addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
         return value
 
     @property

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
@@ -177,6 +178,11 @@ class RolloutState(ApiModel):
         default=None, description="Quality gate result for this rollout."
     )
     analysis: CheckResult | None = Field(default=None, description="Latest analysis result.")
+    analysis_baselines: dict[str, Any] | None = Field(
+        default=None,
+        description="Metrics snapshot per colour at the start of the analysis window (direct mode).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
 
 
 class EvaluationStatus(ApiModel):

@@ -12,6 +12,7 @@ from modeldeploy.handlers.modeldeployments import resync_forever
 from modeldeploy.handlers.runtime import CHILD_INDEXES, POD_INDEX, Runtime
 from modeldeploy.k8s import Kube, load_api_client
 from modeldeploy.reconcile import OWNER_SELECTOR, Context, crd_preserves_status_field
+from modeldeploy.reconcile.checks import ProbeCheckRunner
 from modeldeploy.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
     settings.peering.mandatory = not ours.standalone
     settings.peering.clusterwide = ours.clusterwide
 
-    memo.runtime = Runtime(ctx=Context(kube=kube, settings=ours))
+    # One probe client per operator process: rollout checks (smoke, quality gate, analysis) share it.
+    memo.runtime = Runtime(ctx=Context(kube=kube, settings=ours, check_runner=ProbeCheckRunner(kube, ours)))
     # Indexes are passed to activities too; the resync loop keeps a reference to them.
     indexes = {name: kwargs[name] for name in (*CHILD_INDEXES, POD_INDEX)}
     memo.runtime.start_background(resync_forever(memo, indexes))
@@ -97,4 +99,6 @@ async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
     runtime = getattr(memo, "runtime", None)
     if runtime is not None:
         runtime.stop_background()
+        if isinstance(runtime.ctx.check_runner, ProbeCheckRunner):
+            await runtime.ctx.check_runner.aclose()
         runtime.ctx.kube.close()

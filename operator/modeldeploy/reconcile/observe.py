@@ -48,11 +48,20 @@ def slim_child(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A pod reduced to what status computation reads: labels, phase, conditions, container states."""
+    """A pod reduced to what status and the rollout probes read: labels, phase, conditions, container
+    states, and its IP (analysis scrapes each Ready pod's /metrics)."""
     status = body.get("status") or {}
     kept_status = {
         key: status[key]
-        for key in ("phase", "conditions", "containerStatuses", "initContainerStatuses", "reason", "message")
+        for key in (
+            "phase",
+            "conditions",
+            "containerStatuses",
+            "initContainerStatuses",
+            "reason",
+            "message",
+            "podIP",
+        )
         if key in status
     }
     return json_copy({"metadata": _slim_metadata(body.get("metadata", {})), "status": kept_status})
