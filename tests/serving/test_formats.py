@@ -73,6 +73,32 @@ def build_tensorflow(models: Path) -> Path:
     return path
 
 
+COLOURS = ["red", "green", "blue"]
+NUMERIC = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def build_dataframe_pipeline(models: Path, X, y) -> Path:
+    """A pipeline fitted on a DataFrame with a categorical column, plus its schema manifest."""
+    import json
+
+    import joblib
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    frame = pd.DataFrame(X, columns=NUMERIC)
+    frame["colour"] = [COLOURS[i % 3] for i in range(len(frame))]
+    prep = ColumnTransformer([("num", StandardScaler(), NUMERIC), ("cat", OneHotEncoder(), ["colour"])])
+    model = make_pipeline(prep, LogisticRegression(max_iter=500)).fit(frame, y)
+    path = models / "iris-frame.joblib"
+    joblib.dump(model, path)
+    manifest = {"features": [*NUMERIC, {"name": "colour", "dtype": "string", "categories": COLOURS}]}
+    Path(f"{path}.schema.json").write_text(json.dumps(manifest))
+    return path
+
+
 @pytest.fixture(scope="module")
 def format_models(models_dir, iris_data, iris_pipeline) -> dict[str, Path]:
     X, y = iris_data
@@ -82,6 +108,7 @@ def format_models(models_dir, iris_data, iris_pipeline) -> dict[str, Path]:
         "xgboost": build_xgboost(models_dir, X, y),
         "lightgbm": build_lightgbm(models_dir, X, y),
         "tensorflow": build_tensorflow(models_dir),
+        "dataframe": build_dataframe_pipeline(models_dir, X, y),
     }
 
 
@@ -91,7 +118,7 @@ def format_servers(tmp_path_factory, format_models):
     extra = {"skops": {"MODELSERVE_SKOPS_TRUSTED_TYPES": "_operator.neg"}}
 
     def start(name: str) -> Server:
-        env = iris_env(format_models[name], MODELSERVE_MODEL_SHA256="", **extra.get(name, {}))
+        env = iris_env(format_models[name], **extra.get(name, {}))
         return start_server(tmp_path_factory.mktemp(f"format-{name}"), env)
 
     with ThreadPoolExecutor(len(format_models)) as pool:
@@ -192,3 +219,43 @@ def test_torchscript_module_serves_with_a_manifest(tmp_path):
         assert np.allclose(outputs["output_0"]["data"], [sum(r) for r in ROWS], rtol=1e-5)
     finally:
         server.stop()
+
+
+def test_dataframe_pipeline_takes_named_records_with_categories(format_servers):
+    server = format_servers["dataframe"]
+    record = {
+        "sepal_length": 5.1,
+        "sepal_width": 3.5,
+        "petal_length": 1.4,
+        "petal_width": 0.2,
+        "colour": "red",
+    }
+    resp = server.client.post("/predict", json=[record, {**record, "petal_length": 5.2, "petal_width": 2.3}])
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["predictions"] == [0, 2]
+    v1 = server.client.post("/v1/models/iris:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2, "blue"]]})
+    assert v1.json() == {"predictions": [0]}
+
+
+@pytest.mark.parametrize(
+    ("colour", "message"),
+    [
+        (
+            "purple",
+            "records: row 0, feature 'colour': 'purple' is not one of the allowed values "
+            "['red', 'green', 'blue']",
+        ),
+        (3, "records: row 0, feature 'colour': expected a string, got int"),
+    ],
+)
+def test_dataframe_pipeline_rejects_bad_categories(format_servers, colour, message):
+    record = {
+        "sepal_length": 5.1,
+        "sepal_width": 3.5,
+        "petal_length": 1.4,
+        "petal_width": 0.2,
+        "colour": colour,
+    }
+    resp = format_servers["dataframe"].client.post("/predict", json=[record])
+    assert resp.status_code == 400
+    assert resp.json() == {"error": message}
