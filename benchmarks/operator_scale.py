@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
 import statistics
@@ -213,6 +214,21 @@ def wait_until(done: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.5)
 
 
+def wait_quiescent(
+    cluster: Cluster, username: str, namespace: str, calm: float = 10, limit: float = 180
+) -> float:
+    """Seconds after all-Ready until the operator's last trailing write (kopf bookkeeping, final status
+    patches of a backlog) is `calm` seconds old; the idle window starts after that."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        now = audit_timestamp()
+        recent = audit_writes(cluster.audit_log, username, namespace, now - dt.timedelta(seconds=calm), now)
+        if not recent:
+            return time.monotonic() - started
+        time.sleep(2)
+    return time.monotonic() - started
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -239,7 +255,7 @@ def run_operator_phase(cluster: Cluster, count: int, replicas: int, workdir: Pat
         wait_until(lambda: finished(cluster, namespace, count), 600 + count, f"{count} ModelDeployments done")
         elapsed = time.monotonic() - started
         latencies = [seen[f"{n}-blue"] - t for n, t in created.items() if f"{n}-blue" in seen]
-        time.sleep(5)
+        settle_seconds = wait_quiescent(cluster, identity.username, namespace)
         since = audit_timestamp()
         time.sleep(quiet)
         until = audit_timestamp()
@@ -255,6 +271,7 @@ def run_operator_phase(cluster: Cluster, count: int, replicas: int, workdir: Pat
             "latencies": latencies,
             "rss_mb": rss_mb(operator.process.pid),
             "idle_writes": len(writes),
+            "settle_seconds": settle_seconds,
         }
     finally:
         stop.set()
@@ -294,7 +311,10 @@ def run(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
     print(f"operator: {result['seconds']:.1f} s to all ModelDeployments Ready  ratio {ratio:.2f}x the floor")
     print(f"apply -> Deployment created: p50 {p50 * 1000:.0f} ms  p95 {p95 * 1000:.0f} ms  (n={len(lat)})")
     print(f"operator RSS after {args.count}: {result['rss_mb']:.0f} MB")
-    print(f"operator writes while idle ({args.quiet:.0f} s, audit log): {result['idle_writes']}")
+    print(
+        f"operator writes while idle ({args.quiet:.0f} s, audit log): {result['idle_writes']} "
+        f"(window opened {result['settle_seconds']:.0f} s after all-Ready, once writes had stopped)"
+    )
     if args.memory_count:
         big = run_operator_phase(cluster, args.memory_count, 0, workdir, min(args.quiet, 10))
         print(f"operator RSS at {args.memory_count} ModelDeployments (0 replicas): {big['rss_mb']:.0f} MB")

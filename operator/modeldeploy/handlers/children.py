@@ -13,8 +13,8 @@ from modeldeploy.reconcile import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     owner_name,
+    packed_child,
     pod_parent_name,
-    slim_child,
     slim_pod,
 )
 
@@ -30,7 +30,7 @@ def _child_entry(body: kopf.Body, api_version: str, kind: str) -> dict[Key, dict
     parent = owner_name(body)
     if parent is None:
         return None
-    slim = slim_child(body)
+    slim = packed_child(body)
     slim.update(apiVersion=api_version, kind=kind)  # list responses omit them
     return {(body["metadata"]["namespace"], parent): slim}
 
