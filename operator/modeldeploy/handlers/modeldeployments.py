@@ -16,7 +16,9 @@ from modeldeploy.reconcile import InvalidSpec, Outcome, WaitingFor, json_copy, r
 
 log = logging.getLogger(__name__)
 MD = (api.GROUP, api.VERSION, api.PLURAL)
-ROLLOUT_PHASES = frozenset({"Pending", "Progressing", "Paused"})  # phases that move with time
+# Phases where time alone moves things (steps, pauses, deadlines): a safety tick while in them. Pending is
+# not one: it waits for pods, whose events trigger reconciles (and 0 replicas would tick forever).
+ROLLOUT_PHASES = frozenset({"Progressing", "Paused"})
 
 
 def _key(body: Mapping[str, Any]) -> Key:
@@ -102,13 +104,26 @@ async def resync_forever(memo: Any, indexes: Mapping[str, Any]) -> None:
             await asyncio.sleep(min(1.0, interval / max(len(keys), 1)))
 
 
+def control_pending(status: Mapping[str, Any]) -> bool:
+    """A promote/abort/retry written to status.rolloutControl that the rollout has not handled yet."""
+    request = (status.get("rolloutControl") or {}).get("requestId")
+    return bool(request) and request != (status.get("rollout") or {}).get("handledRequestId")
+
+
 @kopf.on.event(*MD)
-async def modeldeployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Keeps the by-phase gauge current (without a finalizer only events tell us about deletes)."""
+async def modeldeployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Keeps the by-phase gauge current (without a finalizer only events tell us about deletes), and acts
+    on rollout control requests at once (they are status writes, which kopf's update handlers ignore)."""
     runtime = runtime_of(memo)
     key = _key(body)
+    status = body.get("status") or {}
     if type == "DELETED":
         runtime.forget(key)
-    else:
-        runtime.phases[key] = (body.get("status") or {}).get("phase") or "Pending"
-    metrics.set_phase_counts(runtime.phases.values())
+        metrics.set_phase_counts(runtime.phases.values())
+        return
+    phase = status.get("phase") or "Pending"
+    if runtime.phases.get(key) != phase:
+        runtime.phases[key] = phase
+        metrics.set_phase_counts(runtime.phases.values())
+    if type is not None and control_pending(status):
+        await reconcile_in_background(memo, key, kwargs, "control")
