@@ -17,7 +17,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -101,6 +101,19 @@ def first_api_key(text: str) -> str | None:
         if key and not key.startswith("#"):
             return key
     return None
+
+
+def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch turning `old` into `new` (so pods gone from a window do not linger)."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(before, Mapping) and isinstance(value, Mapping):
+            if before != value:
+                patch[key] = _merge_patch(before, value)
+        elif before != value:
+            patch[key] = value
+    return patch
 
 
 def _status_of(body: Mapping[str, Any]) -> ModelDeploymentStatus:
@@ -227,7 +240,7 @@ class ProbeCheckRunner:
         """Persist new analysis windows and the A/B view; the pass's own status patch leaves both alone."""
         patch: dict[str, Any] = {}
         if baselines != dict(saved) and (body.get("status") or {}).get("rollout") is not None:
-            patch["rollout"] = {"analysisBaselines": baselines}
+            patch["rollout"] = {"analysisBaselines": _merge_patch(saved, baselines)}
         if stats is not None and stats != (body.get("status") or {}).get("colors"):
             patch["colors"] = stats
         if not patch:
@@ -236,3 +249,12 @@ class ProbeCheckRunner:
             await self.kube.patch_status(namespace, name, patch)
         except Exception as exc:  # the in-memory copy still holds the window; next pass tries again
             log.warning("cannot save analysis windows of %s/%s: %s", namespace, name, exc)
+            return
+        # The pass that follows and its status diff start from this body (the reconcile's own copy): show
+        # them what was saved, or the diff would write the older windows back over the new ones.
+        if isinstance(body, MutableMapping) and isinstance(body.get("status"), MutableMapping):
+            status = body["status"]
+            if "rollout" in patch and isinstance(status.get("rollout"), MutableMapping):
+                status["rollout"]["analysisBaselines"] = baselines
+            if "colors" in patch:
+                status["colors"] = stats
