@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -79,6 +80,27 @@ def set_phase_counts(phases: Iterable[str]) -> None:
     tally = Tally(phases)
     for phase in set(KNOWN_PHASES) | set(tally):
         DEPLOYMENTS_BY_PHASE.labels(phase=phase).set(tally.get(phase, 0))
+
+
+_TRAFFIC_SERIES: dict[tuple[str, str], set[tuple[str, str, str, str]]] = {}
+
+
+def record_rollout(namespace: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """After a status write: count a rollout that just ended (a new history entry) and export the
+    effective traffic split, dropping series of revisions no longer serving."""
+    old_history, new_history = old.get("history") or [], new.get("history") or []
+    if new_history and (not old_history or new_history[0] != old_history[0]):
+        outcome = str(new_history[0].get("outcome", "Unknown"))
+        ROLLOUTS.labels(namespace=namespace, name=name, outcome=outcome).inc()
+    current = {
+        (namespace, name, str(t.get("color")), str(t.get("revision") or "")): float(t.get("weight", 0))
+        for t in new.get("traffic") or []
+    }
+    for labels in _TRAFFIC_SERIES.get((namespace, name), set()) - set(current):
+        TRAFFIC_WEIGHT.remove(*labels)
+    for labels, weight in current.items():
+        TRAFFIC_WEIGHT.labels(*labels).set(weight)
+    _TRAFFIC_SERIES[(namespace, name)] = set(current)
 
 
 def serve_metrics(port: int, host: str = "0.0.0.0") -> None:

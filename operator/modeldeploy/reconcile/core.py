@@ -225,6 +225,7 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
             live.pop((step.kind, step.name))
 
     patch = await write_status(ctx, body, planned.status, planned.events)
+    metrics.record_rollout(namespace, name, body.get("status") or {}, planned.status)
     changed = patch is not None or any(s.action != Action.UNCHANGED for s in steps)
     return Outcome(
         "changed" if changed else "unchanged",
