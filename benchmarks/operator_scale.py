@@ -300,6 +300,15 @@ def run(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
     config.load_kube_config(config_file=cluster.kubeconfig)
     install_crds(cluster)
 
+    if args.count:
+        run_timing(cluster, workdir, args)
+    if args.memory_count:
+        big = run_operator_phase(cluster, args.memory_count, 0, workdir, min(args.quiet, 10))
+        print(f"operator RSS at {args.memory_count} ModelDeployments (0 replicas): {big['rss_mb']:.0f} MB")
+        print(f"  all children and statuses in {big['seconds']:.1f} s; idle writes {big['idle_writes']}")
+
+
+def run_timing(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
     floor = measure_floor(cluster, args.count)
     result = run_operator_phase(cluster, args.count, 1, workdir, args.quiet)
     lat = sorted(result["latencies"])
@@ -315,10 +324,6 @@ def run(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
         f"operator writes while idle ({args.quiet:.0f} s, audit log): {result['idle_writes']} "
         f"(window opened {result['settle_seconds']:.0f} s after all-Ready, once writes had stopped)"
     )
-    if args.memory_count:
-        big = run_operator_phase(cluster, args.memory_count, 0, workdir, min(args.quiet, 10))
-        print(f"operator RSS at {args.memory_count} ModelDeployments (0 replicas): {big['rss_mb']:.0f} MB")
-        print(f"  all children and statuses in {big['seconds']:.1f} s; idle writes {big['idle_writes']}")
     print(json.dumps({"floor_s": floor, "operator_s": result["seconds"], "p50_ms": p50 * 1000}))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 
 import kopf
@@ -10,7 +11,19 @@ from modeldeploy.metrics import serve_metrics
 from modeldeploy.settings import get_settings
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives every thread its own malloc arena; with the API thread pool that fragments the heap
+    into hundreds of MB of RSS at 1,000 objects. Two arenas keep it compact (same as MALLOC_ARENA_MAX=2)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): nothing to tune
+        return
+    m_arena_max = -8
+    libc.mallopt(m_arena_max, arenas)
+
+
 def main() -> None:
+    limit_malloc_arenas()
     settings = get_settings()
     log_format = kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(debug=settings.log_level == "DEBUG", log_format=log_format, log_prefix=True)

@@ -198,3 +198,19 @@ def test_deleting_the_modeldeployment_removes_its_children(cluster, namespace, o
         return out
 
     wait_for(lambda: not children_left(), timeout=90, what="children garbage-collected")
+
+
+def test_operator_never_writes_the_spec(cluster, namespace, iris):
+    md = json.loads(
+        cluster.kubectl(
+            "get", "modeldeployment", "iris", "-n", namespace, "-o", "json", "--show-managed-fields"
+        ).stdout
+    )
+    spec_writers = {
+        m["manager"] for m in md["metadata"]["managedFields"] if "f:spec" in m.get("fieldsV1", {})
+    }
+    assert spec_writers and all(manager.startswith("kubectl") for manager in spec_writers), spec_writers
+    status_writers = {
+        m["manager"] for m in md["metadata"]["managedFields"] if m.get("subresource") == "status"
+    }
+    assert status_writers, md["metadata"]["managedFields"]

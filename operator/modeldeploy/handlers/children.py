@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from modeldeploy.handlers.modeldeployments import reconcile_in_background
-from modeldeploy.handlers.runtime import Key
+from modeldeploy.handlers.runtime import Key, runtime_of
 from modeldeploy.reconcile import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -67,6 +67,12 @@ async def _child_changed(
     # type None is the initial listing at startup: the resume handlers already cover it.
     if type is None or parent is None:
         return
+    meta = body["metadata"]
+    ctx = runtime_of(memo).ctx
+    if type != "DELETED" and ctx.is_own_write(
+        body["kind"], meta["namespace"], meta["name"], meta.get("resourceVersion")
+    ):
+        return  # the echo of our own apply: exactly what we wrote, nothing to reconcile
     await reconcile_in_background(
         memo, (body["metadata"]["namespace"], parent), kwargs, f"{body['kind'].lower()}"
     )

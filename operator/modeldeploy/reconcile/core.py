@@ -69,6 +69,14 @@ class Context:
     kube: Kube
     settings: OperatorSettings
     check_runner: CheckRunner | None = None  # wired to modeldeploy.probes by the rollout work
+    # (kind, namespace, name) -> resourceVersion of our last write: its watch event needs no reconcile.
+    own_writes: dict[tuple[str, str, str], str] = field(default_factory=dict)
+
+    def is_own_write(self, kind: str, namespace: str, name: str, resource_version: str | None) -> bool:
+        return (
+            resource_version is not None and self.own_writes.get((kind, namespace, name)) == resource_version
+        )
+
     _crds: dict[str, tuple[bool, float]] = field(default_factory=dict)
 
     async def crd_available(self, name: str) -> bool:
@@ -217,11 +225,14 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
         if step.action in (Action.CREATE, Action.UPDATE):
             assert step.manifest is not None
             log.info("%s %s %s/%s (%s)", step.action, step.kind, namespace, step.name, step.why)
-            live[(step.kind, step.name)] = slim_child(await ctx.kube.apply(step.manifest))
+            applied = await ctx.kube.apply(step.manifest)
+            ctx.own_writes[(step.kind, namespace, step.name)] = applied["metadata"].get("resourceVersion", "")
+            live[(step.kind, step.name)] = slim_child(applied)
         elif step.action == Action.DELETE:
             log.info("delete %s %s/%s (%s)", step.kind, namespace, step.name, step.why)
             kind = kind_of(live[(step.kind, step.name)])
             await ctx.kube.delete(kind, namespace, step.name)
+            ctx.own_writes.pop((step.kind, namespace, step.name), None)
             live.pop((step.kind, step.name))
 
     patch = await write_status(ctx, body, planned.status, planned.events)
