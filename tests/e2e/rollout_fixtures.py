@@ -1,0 +1,419 @@
+"""Harness for the rollout e2e tests: iris models trained here, real modelserve processes on loopback as each
+colour's pods (the operator reaches them through MODELDEPLOY_PROBE_ADDRESSES), client traffic, and a
+sampler of the stable Service's EndpointSlices.
+
+kwok makes the pods Ready; the model servers that answer the operator's smoke requests, quality gate and
+/metrics scrapes are the local processes, started with the revision the operator computes for each spec
+(the analysis selects series by revision and colour, exactly as in a cluster).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import joblib
+import numpy as np
+from operator_fixtures import REPO, get_md, wait_for
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from modeldeploy.api import parse_spec
+from modeldeploy.desired.revision import revision_of
+from probes.helpers import IRIS_COLUMNS, MARKER, PROBE_MODELS, clean_rows, marker_rows, write_csv
+from serving.helpers import Server, iris_env, start_server
+
+PLUGIN = REPO / "plugin" / "kubectl-modeldeploy"
+TRAFFIC_PHASES = ("Stepping", "Paused", "Promoting")
+__all__ = ["MARKER", "clean_rows", "marker_rows"]
+
+
+# -- models and data -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Models:
+    """good: ~0.95 accuracy on the holdout; bad: trained on shuffled labels (about chance); failing: the
+    good model, but HTTP 500 for rows whose first feature is MARKER (needs `package` on PYTHONPATH)."""
+
+    good: Path
+    bad: Path
+    failing: Path
+    package: Path
+    holdout_dir: Path
+
+
+def train_models(root: Path) -> Models:
+    X, y = load_iris(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.4, random_state=7, stratify=y)
+
+    def fit(labels: np.ndarray):
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X_train, labels)
+
+    package = root / "userpkg"
+    (package / "probe_models").mkdir(parents=True)
+    (package / "probe_models" / "__init__.py").write_text(PROBE_MODELS)
+    good = fit(y_train)
+    sys.path.insert(0, str(package))
+    try:
+        import probe_models
+
+        failing = probe_models.FailOnMarker(good)
+        paths = {}
+        for name, model in {
+            "good": good,
+            "bad": fit(np.random.default_rng(0).permutation(y_train)),
+            "failing": failing,
+        }.items():
+            paths[name] = root / f"{name}.joblib"
+            joblib.dump(model, paths[name])
+    finally:
+        sys.path.remove(str(package))
+        sys.modules.pop("probe_models", None)
+    holdout = root / "datasets"
+    holdout.mkdir()
+    rows = [[*map(float, x), int(label)] for x, label in zip(X_test, y_test, strict=True)]
+    write_csv(holdout / "holdout.csv", [*IRIS_COLUMNS, "species"], rows)
+    return Models(paths["good"], paths["bad"], paths["failing"], package, holdout)
+
+
+# -- ModelDeployments and the local model servers behind their colours ----------------------------------
+
+
+def v2_body(row: Sequence[float]) -> dict:
+    return {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": list(row)}]}
+
+
+def rollout_spec(version: str, rollout: dict[str, Any], replicas: int = 2) -> dict[str, Any]:
+    """A spec whose revision changes with `version` (the model URI is part of the pods)."""
+    return {
+        "model": {
+            "uri": f"https://models.example.internal/iris/v{version}/model.joblib",
+            "format": "sklearn",
+            "allowUnverifiedPickle": True,
+            "version": version,
+        },
+        "replicas": replicas,
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "rollout": rollout,
+    }
+
+
+def revision(spec: dict[str, Any]) -> str:
+    return revision_of(parse_spec(spec))
+
+
+@dataclass
+class Pair:
+    """One ModelDeployment: v1 on blue (the first colour), v2 the candidate on green."""
+
+    name: str
+    v1: dict[str, Any]
+    v2: dict[str, Any]
+    blue: Server
+    green: Server
+
+    @property
+    def addresses(self) -> dict[str, list[str]]:
+        return {"blue": [self.blue.url], "green": [self.green.url]}
+
+    def stop(self) -> None:
+        for server in (self.blue, self.green):
+            server.stop()
+
+
+def start_pair(
+    workdir: Path, name: str, v1: dict, v2: dict, blue_model: Path, green_model: Path, models: Models
+) -> Pair:
+    """Starts both servers without waiting (callers start every pair, then wait for all)."""
+
+    def serve(color: str, model: Path, spec: dict) -> Server:
+        env = iris_env(
+            model,
+            MODELSERVE_MODEL_NAME=name,
+            MODELSERVE_MODEL_VERSION=spec["model"]["version"],
+            MODELSERVE_MODEL_REVISION=revision(spec),
+            MODELSERVE_MODEL_COLOR=color,
+            MODELSERVE_MAX_BATCH_SIZE="1",  # one count per request: analysis sees exactly what was sent
+            MODELSERVE_MODEL_SHA256="",
+            MODELSERVE_ALLOW_UNVERIFIED_PICKLE="true",
+            PYTHONPATH=str(models.package),
+        )
+        return start_server(workdir / f"{name}-{color}", env, wait=False)
+
+    return Pair(name, v1, v2, serve("blue", blue_model, v1), serve("green", green_model, v2))
+
+
+def wait_all_ready(pairs: Sequence[Pair]) -> None:
+    try:
+        for pair in pairs:
+            pair.blue.wait_ready()
+            pair.green.wait_ready()
+    except BaseException:
+        for pair in pairs:
+            pair.stop()
+        raise
+
+
+def probe_addresses(namespace: str, pairs: Sequence[Pair]) -> str:
+    return json.dumps({f"{namespace}/{p.name}": p.addresses for p in pairs})
+
+
+def body(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+# -- client traffic ------------------------------------------------------------------------------------
+
+
+class Traffic:
+    """Clients of both colours: `rate` requests a second to each URL, rows from `rows_for(url)`."""
+
+    def __init__(self, name: str, urls: Sequence[str], rate: float = 20.0) -> None:
+        self.name, self.urls, self.rate = name, list(urls), rate
+        self.rows_for: Callable[[str], list[float]] = lambda url: clean_rows(1)[0]
+        self.codes: dict[str, list[int]] = {url: [] for url in self.urls}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=5.0) as client:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                for url in self.urls:
+                    try:
+                        response = client.post(
+                            f"{url}/v2/models/{self.name}/infer", json=v2_body(self.rows_for(url))
+                        )
+                        self.codes[url].append(response.status_code)
+                    except httpx.HTTPError:
+                        self.codes[url].append(0)
+                self._stop.wait(max(0.0, 1.0 / self.rate - (time.monotonic() - started)))
+
+
+# -- what the stable Service routes to -------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    at: float
+    phase: str | None
+    colors: frozenset[str]
+    problems: list[str] = field(default_factory=list)
+
+
+class EndpointWatcher:
+    """Samples the stable Service's EndpointSlices and the pods behind them, in a thread.
+
+    Each sample records the colours of the endpoints and any problem: no ready endpoint at all, an endpoint
+    not marked ready, or an endpoint whose pod is not Ready (or not found)."""
+
+    def __init__(self, cluster, namespace: str, name: str, interval: float = 0.3) -> None:
+        self.cluster, self.namespace, self.name, self.interval = cluster, namespace, name, interval
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> EndpointWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _get(self, *args: str) -> dict:
+        done = self.cluster.kubectl("get", *args, "-n", self.namespace, "-o", "json", check=False)
+        return json.loads(done.stdout) if done.returncode == 0 else {"items": []}
+
+    def sample(self) -> Sample:
+        slices = self._get("endpointslices", "-l", f"kubernetes.io/service-name={self.name}")["items"]
+        pods = {
+            p["metadata"]["name"]: p
+            for p in self._get("pods", "-l", f"modeldeploy.io/name={self.name}")["items"]
+        }
+        md = get_md(self.cluster, self.namespace, self.name) or {}
+        phase = ((md.get("status") or {}).get("rollout") or {}).get("phase")
+        colors: set[str] = set()
+        problems: list[str] = []
+        for endpoint in (e for s in slices for e in s.get("endpoints") or []):
+            pod_name = (endpoint.get("targetRef") or {}).get("name", "?")
+            pod = pods.get(pod_name)
+            if not (endpoint.get("conditions") or {}).get("ready"):
+                continue  # published but not routed to (ready=false): kube-proxy sends nothing there
+            if pod is None:
+                problems.append(f"ready endpoint for a pod that does not exist: {pod_name}")
+                continue
+            ready = any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in (pod.get("status") or {}).get("conditions") or []
+            )
+            color = pod["metadata"]["labels"].get("modeldeploy.io/color", "?")
+            if not ready:
+                problems.append(f"ready endpoint for unready {color} pod {pod_name}")
+            colors.add(color)
+        if not colors:
+            problems.append("no ready endpoint")
+        return Sample(time.monotonic(), phase, frozenset(colors), problems)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(self.sample())
+            self._stop.wait(self.interval)
+
+    def problems(self) -> list[tuple[str | None, list[str]]]:
+        return [(s.phase, s.problems) for s in self.samples if s.problems]
+
+    def color_sequence(self) -> list[frozenset[str]]:
+        """Distinct consecutive colour sets, in order (e.g. [{blue}, {blue, green}, {green}])."""
+        seq: list[frozenset[str]] = []
+        for sample in self.samples:
+            if sample.colors and (not seq or seq[-1] != sample.colors):
+                seq.append(sample.colors)
+        return seq
+
+    def colors_in(self, phase: str) -> set[frozenset[str]]:
+        return {s.colors for s in self.samples if s.phase == phase and s.colors}
+
+
+# -- reading and driving a rollout --------------------------------------------------------------------
+
+
+def rollout_of(md: dict | None) -> dict:
+    return ((md or {}).get("status") or {}).get("rollout") or {}
+
+
+def wait_rollout(
+    cluster, namespace: str, name: str, predicate: Callable[[dict], bool], timeout: float = 90, what: str = ""
+) -> dict:
+    """Waits until predicate(ModelDeployment) holds; returns the ModelDeployment."""
+
+    def check() -> dict | None:
+        md = get_md(cluster, namespace, name)
+        return md if md and predicate(md) else None
+
+    return wait_for(check, timeout=timeout, interval=0.3, what=what or f"{namespace}/{name}")
+
+
+def in_phase(*phases: str) -> Callable[[dict], bool]:
+    return lambda md: rollout_of(md).get("phase") in phases
+
+
+def serving(revision_: str) -> Callable[[dict], bool]:
+    """Steady on `revision_`: active, rollout Completed."""
+    return lambda md: (
+        (md.get("status") or {}).get("activeRevision") == revision_
+        and rollout_of(md).get("phase") in ("Completed", "PostPromotion")
+    )
+
+
+def plugin(cluster, verb: str, namespace: str, name: str, *extra: str) -> str:
+    """`kubectl modeldeploy VERB NAME -n NS` through the shipped plugin."""
+    done = subprocess.run(
+        ["bash", str(PLUGIN), verb, name, "-n", namespace, *extra],
+        capture_output=True,
+        text=True,
+        env={**cluster.env, "KUBECONFIG": cluster.kubeconfig},
+        timeout=60,
+    )
+    assert done.returncode == 0, f"kubectl modeldeploy {verb} failed: {done.stderr}"
+    return done.stdout
+
+
+def events(cluster, namespace: str, name: str) -> list[dict]:
+    found = cluster.kubectl(
+        "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}", "-o", "json"
+    )
+    return json.loads(found.stdout)["items"]
+
+
+def event_reasons(cluster, namespace: str, name: str) -> list[str]:
+    return [e.get("reason") for e in events(cluster, namespace, name)]
+
+
+def start_operator_env(namespace: str, pairs: Sequence[Pair]) -> dict[str, str]:
+    return {"MODELDEPLOY_PROBE_ADDRESSES": probe_addresses(namespace, pairs)}
+
+
+def iter_pairs(pairs: dict[str, Pair]) -> Iterator[Pair]:
+    return iter(pairs.values())
+
+
+@dataclass
+class RouteSample:
+    phase: str | None
+    weights: dict[str, int]  # colour -> weight of the default rule
+    header_to: str | None  # colour the header-match rule sends to, if any
+
+
+class RouteWatcher:
+    """Samples the ModelDeployment's HTTPRoute (Gateway API mode) in a thread."""
+
+    def __init__(self, cluster, namespace: str, name: str, interval: float = 0.3) -> None:
+        self.cluster, self.namespace, self.name, self.interval = cluster, namespace, name, interval
+        self.samples: list[RouteSample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RouteWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def sample(self) -> RouteSample | None:
+        got = self.cluster.kubectl(
+            "get", "httproute", self.name, "-n", self.namespace, "-o", "json", check=False
+        )
+        if got.returncode != 0:
+            return None
+        rules = json.loads(got.stdout)["spec"]["rules"]
+        phase = rollout_of(get_md(self.cluster, self.namespace, self.name)).get("phase")
+        color_of = {f"{self.name}-blue": "blue", f"{self.name}-green": "green"}
+        default = next(r for r in rules if not r.get("matches"))
+        weights = {color_of[b["name"]]: b.get("weight", 1) for b in default["backendRefs"]}
+        header = next((r for r in rules if r.get("matches")), None)
+        header_to = color_of[header["backendRefs"][0]["name"]] if header else None
+        return RouteSample(phase, weights, header_to)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            found = self.sample()
+            if found is not None:
+                self.samples.append(found)
+            self._stop.wait(self.interval)
+
+    def weight_sequence(self) -> list[tuple[int, int]]:
+        """Distinct consecutive (blue, green) weights, in order."""
+        seq: list[tuple[int, int]] = []
+        for s in self.samples:
+            pair = (s.weights.get("blue", 0), s.weights.get("green", 0))
+            if not seq or seq[-1] != pair:
+                seq.append(pair)
+        return seq
