@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
-    from .app import ServerState
+    from .endpoints import ServerState
 
 
 class Tensor(BaseModel):
