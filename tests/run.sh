@@ -19,7 +19,7 @@ end_stage
 
 stage "Tests: pytest (unit, serving, e2e on the local control plane, chart, image)"
 set +e
-.venv/bin/python -m pytest -m "not heavy" "$@"
+.venv/bin/python -m pytest -m "not heavy" --durations=20 "$@"
 rc=$?
 set -e
 end_stage
