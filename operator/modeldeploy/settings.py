@@ -44,6 +44,9 @@ class OperatorSettings(BaseSettings):
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     watch_server_timeout_seconds: int = Field(default=300, gt=0, description="Server-side watch timeout.")
     api_workers: int = Field(default=16, ge=1, description="Threads for blocking Kubernetes client calls.")
+    max_concurrent_reconciles: int = Field(
+        default=32, ge=1, description="Reconcile passes in flight at once; bounds memory in bursts."
+    )
     prometheus_url: str = Field(
         default="",
         description="Prometheus URL for rollout analysis (PromQL); empty reads the pods' /metrics directly.",

@@ -32,8 +32,9 @@ async def _reconcile_handler(
     key = _key(body)
 
     async def work() -> Outcome:
-        children, pods = indexed(kwargs, key)
-        return await reconcile(runtime.ctx, json_copy(body), children, pods, trigger=trigger)
+        async with runtime.slots:
+            children, pods = indexed(kwargs, key)
+            return await reconcile(runtime.ctx, json_copy(body), children, pods, trigger=trigger)
 
     try:
         _requeue_if_asked(memo, key, kwargs, await runtime.serializer.run(key, work, coalesce=False))
@@ -79,8 +80,9 @@ async def reconcile_in_background(memo: Any, key: Key, kwargs: Mapping[str, Any]
     runtime = runtime_of(memo)
 
     async def work() -> Outcome | None:
-        children, pods = indexed(kwargs, key)
-        return await reconcile_by_key(runtime.ctx, key[0], key[1], children, pods, trigger=trigger)
+        async with runtime.slots:
+            children, pods = indexed(kwargs, key)
+            return await reconcile_by_key(runtime.ctx, key[0], key[1], children, pods, trigger=trigger)
 
     try:
         _requeue_if_asked(memo, key, kwargs, await runtime.serializer.run(key, work))

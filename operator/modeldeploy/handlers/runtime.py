@@ -21,6 +21,7 @@ class Runtime:
     ctx: Context
     serializer: KeyedSerializer = field(default_factory=KeyedSerializer)
     phases: dict[Key, str] = field(default_factory=dict)
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
     _requeues: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task] = field(default_factory=set)
 

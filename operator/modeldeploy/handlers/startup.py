@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -82,7 +83,10 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
     settings.peering.clusterwide = ours.clusterwide
 
     # One probe client per operator process: rollout checks (smoke, quality gate, analysis) share it.
-    memo.runtime = Runtime(ctx=Context(kube=kube, settings=ours, check_runner=ProbeCheckRunner(kube, ours)))
+    memo.runtime = Runtime(
+        ctx=Context(kube=kube, settings=ours, check_runner=ProbeCheckRunner(kube, ours)),
+        slots=asyncio.Semaphore(ours.max_concurrent_reconciles),  # bounds memory in bursts
+    )
     # Indexes are passed to activities too; the resync loop keeps a reference to them.
     indexes = {name: kwargs[name] for name in (*CHILD_INDEXES, POD_INDEX)}
     memo.runtime.start_background(resync_forever(memo, indexes))
