@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import joblib
 
-STARTUP_TIMEOUT = 180.0  # generous: CI machines are small and may be busy
+STARTUP_TIMEOUT = 300.0  # generous: CI machines are small and may be busy
 
 # A user package with its own estimators: a custom transformer, a slow model and a failing model.
 CUSTOM_PACKAGE = textwrap.dedent(
