@@ -68,6 +68,8 @@ cmd_up() {
     --kube-audit-policy "$here/audit-policy.yaml" \
     --enable-crds Stage \
     --disable-qps-limits \
+    --extra-args kube-apiserver=service-cluster-ip-range=10.96.0.0/16 \
+    --extra-args kube-controller-manager=service-cluster-ip-range=10.96.0.0/16 \
     --kubeconfig "$kubeconfig" \
     --wait 120s >&2
   add_nodes_and_stages
