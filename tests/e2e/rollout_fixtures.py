@@ -282,7 +282,11 @@ class EndpointWatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append(self.sample())
+            sample = self.sample()
+            if sample.problems:  # two reads (slices, then pods) race with pod churn: confirm once
+                time.sleep(0.2)
+                sample = self.sample()
+            self.samples.append(sample)
             self._stop.wait(self.interval)
 
     def problems(self) -> list[tuple[str | None, list[str]]]:
@@ -396,9 +400,14 @@ class RouteWatcher:
         rules = json.loads(got.stdout)["spec"]["rules"]
         phase = rollout_of(get_md(self.cluster, self.namespace, self.name)).get("phase")
         color_of = {f"{self.name}-blue": "blue", f"{self.name}-green": "green"}
-        default = next(r for r in rules if not r.get("matches"))
+
+        # The API server defaults a rule without matches to a PathPrefix "/" match: tell them by headers.
+        def by_header(rule: dict) -> bool:
+            return any(m.get("headers") for m in rule.get("matches") or [])
+
+        default = next(r for r in rules if not by_header(r))
         weights = {color_of[b["name"]]: b.get("weight", 1) for b in default["backendRefs"]}
-        header = next((r for r in rules if r.get("matches")), None)
+        header = next((r for r in rules if by_header(r)), None)
         header_to = color_of[header["backendRefs"][0]["name"]] if header else None
         return RouteSample(phase, weights, header_to)
 

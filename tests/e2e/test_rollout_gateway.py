@@ -12,6 +12,7 @@ from operator_fixtures import (
     get_obj,
     install_crds,
     kubectl_apply,
+    wait_for,
 )
 from rollout_fixtures import (
     EndpointWatcher,
@@ -89,7 +90,7 @@ def test_httproute_carries_exact_step_weights_and_the_header_match(cluster, name
     kubectl_apply(cluster, body(NAME, namespace, pair.v1))
     wait_rollout(cluster, namespace, NAME, serving(revision(pair.v1)), what="v1 serving")
     route = get_obj(cluster, "httproute", namespace, NAME)
-    assert route["spec"]["parentRefs"] == [{"name": "public-gateway"}]
+    assert [ref["name"] for ref in route["spec"]["parentRefs"]] == ["public-gateway"]
     assert route["spec"]["hostnames"] == ["iris.example.internal"]
     assert route["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
     with (
@@ -99,6 +100,7 @@ def test_httproute_carries_exact_step_weights_and_the_header_match(cluster, name
     ):
         kubectl_apply(cluster, body(NAME, namespace, pair.v2))
         md = wait_rollout(cluster, namespace, NAME, serving(revision(pair.v2)), timeout=120, what="promoted")
+        wait_for(lambda: routes.weight_sequence()[-1] == (0, 100), timeout=20, what="route all on green")
     assert md["status"]["history"][0]["outcome"] == "Promoted"
     assert rollout_of(md)["smoke"]["passed"] is True
     sequence = routes.weight_sequence()

@@ -152,6 +152,10 @@ def env(cluster, namespace, tmp_path_factory):
                 pair.stop()
 
 
+def _time(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
 def _assert_traffic_was_safe(watcher: EndpointWatcher) -> None:
     assert watcher.samples, "the EndpointSlice sampler took no sample"
     assert watcher.problems() == [], watcher.problems()[:5]
@@ -166,6 +170,13 @@ def test_good_candidate_goes_through_every_step_and_is_promoted(env):
             env.cluster, env.namespace, name, serving(revision(pair.v2)), timeout=120, what="v2 promoted"
         )
         wait_for(lambda: watcher.samples[-1].colors == GREEN, timeout=20, what="all traffic on green")
+
+    def all_on_green(md: dict) -> bool:
+        return [(t["color"], t["weight"]) for t in md["status"].get("traffic") or []] == [("green", 100)]
+
+    md = wait_rollout(
+        env.cluster, env.namespace, name, all_on_green, timeout=30, what="status.traffic green=100"
+    )
     state = rollout_of(md)
     assert state["smoke"]["passed"] is True, state["smoke"]
     assert state["qualityGate"]["passed"] is True, state["qualityGate"]
@@ -242,7 +253,9 @@ def test_held_split_abort_retry_restart_and_manual_promotion(env):
 
         # The analysis window (the /metrics snapshot at its start) is saved in status.
         def window_saved(md: dict) -> bool:
-            return "green" in (rollout_of(md).get("analysisBaselines") or {})
+            state = rollout_of(md)
+            saved = (state.get("analysisBaselines") or {}).get("green") or {}
+            return bool(saved) and _time(saved["takenAt"]) >= _time(state["stepStartedAt"])
 
         md = wait_rollout(env.cluster, env.namespace, name, window_saved, timeout=30, what="window saved")
         window = rollout_of(md)["analysisBaselines"]["green"]["takenAt"]
@@ -254,7 +267,7 @@ def test_held_split_abort_retry_restart_and_manual_promotion(env):
 
         def judged_after_restart(md: dict) -> bool:
             at = (rollout_of(md).get("analysis") or {}).get("at")
-            return bool(at) and datetime.fromisoformat(at.replace("Z", "+00:00")) > restarted
+            return bool(at) and _time(at) > restarted
 
         md = wait_rollout(env.cluster, env.namespace, name, judged_after_restart, what="judged after restart")
         state = rollout_of(md)
