@@ -186,7 +186,8 @@ def failed_analysis_to_traffic_back(
 
 def summary(label: str, values: list[float]) -> str:
     ms = sorted(v * 1000 for v in values)
-    return f"{label:<58} median {statistics.median(ms):7.0f} ms   max {ms[-1]:7.0f} ms   (n={len(ms)})"
+    each = " ".join(f"{v * 1000:.0f}" for v in values)
+    return f"{label:<58} median {statistics.median(ms):6.0f} ms  max {ms[-1]:6.0f} ms  (each: {each})"
 
 
 def main() -> None:
