@@ -237,3 +237,9 @@ class ModelDeploymentStatus(ApiModel):
     evaluation: EvaluationStatus | None = Field(
         default=None, description="Regular evaluation of the live model."
     )
+    kopf: dict[str, Any] | None = Field(
+        default=None,
+        description="The operator framework's own bookkeeping (progress, last handled spec), kept in status "
+        "so metadata stays free of it and GitOps diffs never see it.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
