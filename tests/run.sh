@@ -9,12 +9,16 @@ t0=$(date +%s)
 
 bash scripts/setup.sh
 
-stage "Lint: ruff, import-linter layers, mypy on the pure layers, generated CRD"
+stage "Lint: ruff, import-linter layers, mypy on the pure layers, generated files"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/lint-imports --config pyproject.toml
 .venv/bin/mypy operator/modeldeploy/api operator/modeldeploy/desired operator/modeldeploy/crdgen.py
 .venv/bin/python -m modeldeploy.crdgen --check
+# Generated copies: chart CRD/dashboards/alerts and values table, argocd-cm snippet, API reference.
+.venv/bin/python charts/sync_chart_files.py --check
+.venv/bin/python argocd/render_argocd_cm.py --check
+.venv/bin/python docs/gen_api_reference.py --check
 end_stage
 
 stage "Tests: pytest (unit, serving, e2e on the local control plane, chart, image)"
