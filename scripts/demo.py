@@ -89,8 +89,8 @@ def spec_for(version: str, holdout_url: str) -> dict:
         "rollout": {
             "strategy": "BlueGreen",
             "autoPromote": True,
-            "steps": [{"weight": 50, "pauseSeconds": 5}],
-            "analysis": {"maxErrorRate": 0.05, "maxLatencyP99Ms": 500, "minRequests": 10,
+            "steps": [{"weight": 50, "pauseSeconds": 10}],
+            "analysis": {"maxErrorRate": 0.05, "maxLatencyP99Ms": 500, "minRequests": 5,
                          "intervalSeconds": 2},
             "qualityGate": {"datasetUri": holdout_url, "labelColumn": "species", "metric": "accuracy",
                             "threshold": 0.8},
@@ -174,7 +174,8 @@ def status() -> dict:
 def follow(until, timeout: float, clients: dict[str, str]) -> dict:
     """Prints every phase/traffic change while sending client predictions to the colours taking traffic."""
     deadline, last, sent = time.monotonic() + timeout, None, 0
-    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+    # Twelve predictions per colour and pass: analysis never starves for requests on a busy machine.
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]] * 4
     while time.monotonic() < deadline:
         st = status()
         traffic = {t["color"]: t.get("weight", 0) for t in st.get("traffic", [])}
