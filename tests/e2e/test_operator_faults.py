@@ -8,27 +8,13 @@ from operator_fixtures import (
     FAULT_LABEL,
     MODEL_LOAD_MESSAGE,
     condition,
-    create_operator_identity,
-    create_peering,
     get_md,
-    install_crds,
     kubectl_apply,
     model_deployment,
-    running_operator,
     wait_for,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def operator(cluster, namespace, tmp_path_factory):
-    install_crds(cluster)
-    create_peering(cluster, namespace)
-    workdir = tmp_path_factory.mktemp("operator")
-    identity = create_operator_identity(cluster, namespace, workdir)
-    with running_operator(identity, namespace, workdir / "operator.log") as process:
-        yield process
 
 
 @pytest.mark.parametrize(

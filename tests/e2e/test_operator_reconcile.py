@@ -8,29 +8,15 @@ import json
 import pytest
 from operator_fixtures import (
     condition,
-    create_operator_identity,
-    create_peering,
     get_md,
     get_obj,
-    install_crds,
     kubectl_apply,
     model_deployment,
-    running_operator,
     wait_for,
     wait_ready,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def operator(cluster, namespace, tmp_path_factory):
-    install_crds(cluster)
-    create_peering(cluster, namespace)
-    workdir = tmp_path_factory.mktemp("operator")
-    identity = create_operator_identity(cluster, namespace, workdir)
-    with running_operator(identity, namespace, workdir / "operator.log") as process:
-        yield process
 
 
 @pytest.fixture(scope="module")
