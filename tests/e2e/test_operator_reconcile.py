@@ -141,21 +141,71 @@ def test_deleted_children_are_recreated(cluster, namespace, iris):
     wait_ready(cluster, namespace, "iris", timeout=120)
 
 
-def test_missing_secret_is_reported_then_picked_up(cluster, namespace, operator):
-    body = model_deployment("keyed", namespace, security={"apiKeySecretRef": {"name": "keyed-keys"}})
-    kubectl_apply(cluster, body)
+def _api_key_secret(name: str) -> tuple[dict, dict]:
+    spec = {"security": {"apiKeySecretRef": {"name": f"{name}-keys"}}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": f"{name}-keys"},
+        "stringData": {"api-keys": "k1"},
+    }
+    return spec, secret
 
-    def waiting_for_secret():
-        ready = condition(get_md(cluster, namespace, "keyed"), "Ready")
-        return ready if ready.get("reason") == "SecretNotFound" else None
 
-    ready = wait_for(waiting_for_secret, timeout=30, what="Ready=False reason=SecretNotFound")
-    assert ready["status"] == "False" and "keyed-keys" in ready["message"]
-    assert get_obj(cluster, "deployment", namespace, "keyed-blue") is None
-    cluster.kubectl(
-        "create", "secret", "generic", "keyed-keys", "-n", namespace, "--from-literal=api-keys=k1"
-    )
-    wait_ready(cluster, namespace, "keyed", timeout=120)  # the TemporaryError backoff retries
+def _model_claim(name: str) -> tuple[dict, dict]:
+    spec = {"model": {"uri": f"pvc://{name}-models/iris/model.onnx", "format": "onnx", "version": "1"}}
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": f"{name}-models"},
+        "spec": {
+            "accessModes": ["ReadOnlyMany"],
+            "storageClassName": "",
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
+    return spec, claim
+
+
+def _volume_for(claim: dict, namespace: str) -> dict:
+    """A PersistentVolume pre-bound to the claim, so the scheduler can place the pods."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": f"{namespace}-{claim['metadata']['name']}"},
+        "spec": {
+            "accessModes": ["ReadOnlyMany"],
+            "capacity": {"storage": "1Gi"},
+            "storageClassName": "",
+            "hostPath": {"path": "/srv/models"},
+            "claimRef": {"namespace": namespace, "name": claim["metadata"]["name"]},
+        },
+    }
+
+
+# A spec the schema accepts but that cannot run until an object it names exists.
+@pytest.mark.parametrize(
+    ("name", "make", "reason"),
+    [("keyed", _api_key_secret, "SecretNotFound"), ("claimed", _model_claim, "PVCNotFound")],
+    ids=["missing-api-key-secret", "missing-model-pvc"],
+)
+def test_missing_referenced_object_is_reported_then_picked_up(
+    cluster, namespace, operator, name, make, reason
+):
+    spec, missing = make(name)
+    kubectl_apply(cluster, model_deployment(name, namespace, **spec))
+
+    def waiting_for_object():
+        ready = condition(get_md(cluster, namespace, name), "Ready")
+        return ready if ready.get("reason") == reason else None
+
+    ready = wait_for(waiting_for_object, timeout=30, what=f"Ready=False reason={reason}")
+    assert ready["status"] == "False" and missing["metadata"]["name"] in ready["message"]
+    assert get_obj(cluster, "deployment", namespace, f"{name}-blue") is None
+    if missing["kind"] == "PersistentVolumeClaim":
+        kubectl_apply(cluster, _volume_for(missing, namespace))
+    kubectl_apply(cluster, {**missing, "metadata": {**missing["metadata"], "namespace": namespace}})
+    wait_ready(cluster, namespace, name, timeout=120)  # the TemporaryError backoff retries
 
 
 def test_operator_exposes_its_metrics(operator, iris):
