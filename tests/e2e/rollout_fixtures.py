@@ -9,6 +9,7 @@ kwok makes the pods Ready; the model servers that answer the operator's smoke re
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 import joblib
 import numpy as np
-from operator_fixtures import REPO, get_md, wait_for
+from operator_fixtures import FAULT_STAGES, REPO, get_md, kubectl_apply, wait_for
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -224,6 +225,7 @@ class Sample:
     phase: str | None
     colors: frozenset[str]
     problems: list[str] = field(default_factory=list)
+    active_revision: str | None = None  # status.activeRevision when sampled
 
 
 class EndpointWatcher:
@@ -258,6 +260,7 @@ class EndpointWatcher:
         }
         md = get_md(self.cluster, self.namespace, self.name) or {}
         phase = ((md.get("status") or {}).get("rollout") or {}).get("phase")
+        active = (md.get("status") or {}).get("activeRevision")
         colors: set[str] = set()
         problems: list[str] = []
         for endpoint in (e for s in slices for e in s.get("endpoints") or []):
@@ -278,7 +281,7 @@ class EndpointWatcher:
             colors.add(color)
         if not colors:
             problems.append("no ready endpoint")
-        return Sample(time.monotonic(), phase, frozenset(colors), problems)
+        return Sample(time.monotonic(), phase, frozenset(colors), problems, active)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -302,6 +305,14 @@ class EndpointWatcher:
 
     def colors_in(self, phase: str) -> set[frozenset[str]]:
         return {s.colors for s in self.samples if s.phase == phase and s.colors}
+
+    def active_revisions(self) -> list[str | None]:
+        """Distinct consecutive status.activeRevision values, in order (None: status had none)."""
+        seq: list[str | None] = []
+        for sample in self.samples:
+            if not seq or seq[-1] != sample.active_revision:
+                seq.append(sample.active_revision)
+        return seq
 
 
 # -- reading and driving a rollout --------------------------------------------------------------------
@@ -426,3 +437,30 @@ class RouteWatcher:
             if not seq or seq[-1] != pair:
                 seq.append(pair)
         return seq
+
+
+# -- candidate-only pod faults ---------------------------------------------------------------------------
+
+# Pods of this image never become Ready: a fault that reaches only the candidate (the ModelDeployment's own
+# labels, which the faults in operator_fixtures select on, reach both colours' pods).
+BROKEN_IMAGE = "registry.example.internal/modelserve:e2e-broken"
+_IMAGE_KEY = '.spec.containers.[] | select( .name == "modelserve" ) | .image'
+
+
+def image_fault_stage(fault: str) -> dict:
+    """operator_fixtures' kwok Stage for `fault` (crashloop, imagepull), for pods of BROKEN_IMAGE, taken
+    from the pod's first status: such a pod is never Ready, not even for a moment."""
+    stage = copy.deepcopy(
+        next(s for s in FAULT_STAGES if s["metadata"]["name"] == f"modeldeploy-e2e-{fault}")
+    )
+    stage["metadata"]["name"] += "-by-image"
+    stage["spec"]["selector"]["matchExpressions"] = [
+        {"key": _IMAGE_KEY, "operator": "In", "values": [BROKEN_IMAGE]},
+        {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+        {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
+    ]
+    return stage
+
+
+def install_image_fault_stages(cluster) -> None:
+    kubectl_apply(cluster, [image_fault_stage(fault) for fault in ("crashloop", "imagepull")])
