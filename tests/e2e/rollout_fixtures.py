@@ -441,21 +441,23 @@ class RouteWatcher:
 
 # -- candidate-only pod faults ---------------------------------------------------------------------------
 
-# Pods of this image never become Ready: a fault that reaches only the candidate (the ModelDeployment's own
+# Pods of these images never become Ready: faults that reach only the candidate (the ModelDeployment's own
 # labels, which the faults in operator_fixtures select on, reach both colours' pods).
-BROKEN_IMAGE = "registry.example.internal/modelserve:e2e-broken"
+BROKEN_IMAGES = {
+    fault: f"registry.example.internal/modelserve:e2e-{fault}" for fault in ("crashloop", "imagepull")
+}
 _IMAGE_KEY = '.spec.containers.[] | select( .name == "modelserve" ) | .image'
 
 
 def image_fault_stage(fault: str) -> dict:
-    """operator_fixtures' kwok Stage for `fault` (crashloop, imagepull), for pods of BROKEN_IMAGE, taken
-    from the pod's first status: such a pod is never Ready, not even for a moment."""
+    """operator_fixtures' kwok Stage for `fault` (crashloop, imagepull), for pods of BROKEN_IMAGES[fault],
+    taken from the pod's first status: such a pod is never Ready, not even for a moment."""
     stage = copy.deepcopy(
         next(s for s in FAULT_STAGES if s["metadata"]["name"] == f"modeldeploy-e2e-{fault}")
     )
     stage["metadata"]["name"] += "-by-image"
     stage["spec"]["selector"]["matchExpressions"] = [
-        {"key": _IMAGE_KEY, "operator": "In", "values": [BROKEN_IMAGE]},
+        {"key": _IMAGE_KEY, "operator": "In", "values": [BROKEN_IMAGES[fault]]},
         {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
         {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
     ]
@@ -463,4 +465,4 @@ def image_fault_stage(fault: str) -> dict:
 
 
 def install_image_fault_stages(cluster) -> None:
-    kubectl_apply(cluster, [image_fault_stage(fault) for fault in ("crashloop", "imagepull")])
+    kubectl_apply(cluster, [image_fault_stage(fault) for fault in BROKEN_IMAGES])
