@@ -348,3 +348,43 @@ def test_per_colour_stats_show_side_by_side_and_persist_when_not_rescraped():
     assert [c["requests"] for c in scraped.status["colors"]] == [120, 118]
     quiet = rollout_pass(body(SPEC, scraped.status), parse_spec(SPEC), observed, PARAMS, T0 + timedelta(1))
     assert quiet.status == scraped.status
+
+
+EVALUATED = {
+    **SPEC,
+    "monitoring": {
+        "evaluation": {
+            "datasetUri": "https://d.example/fresh.csv",
+            "labelColumn": "y",
+            "metric": "accuracy",
+            "threshold": 0.9,
+        }
+    },
+}
+BELOW = {"passed": False, "message": "accuracy 0.61 < 0.9 (120 rows)", "score": 0.61}
+ABOVE = {"passed": True, "message": "accuracy 0.95 >= 0.9 (120 rows)", "score": 0.95}
+
+
+@pytest.mark.parametrize(
+    ("revision", "result", "degraded", "reason"),
+    [
+        (REV, BELOW, "True", "EvaluationFailed"),
+        (REV, ABOVE, "False", "AsExpected"),
+        (REV, {"passed": None, "message": "inconclusive: dataset 404"}, "False", "AsExpected"),
+        ("rolledback", BELOW, "False", "AsExpected"),  # a verdict on a revision that no longer serves
+    ],
+    ids=["below threshold", "above threshold", "inconclusive", "verdict on another revision"],
+)
+def test_live_model_below_its_evaluation_threshold_is_degraded(revision, result, degraded, reason):
+    first, observed = converge(EVALUATED, 3, {"blue": 2})
+    at = "2026-01-01T12:00:05Z"
+    status = {**first.status, "evaluation": {"revision": revision, "result": {**result, "at": at}}}
+    after = rollout_pass(
+        body(EVALUATED, status), parse_spec(EVALUATED), observed, PARAMS, T0 + timedelta(minutes=1)
+    )
+    cond = conditions(after.status)["Degraded"]
+    assert (cond["status"], cond["reason"]) == (degraded, reason)
+    assert conditions(after.status)["Ready"]["status"] == "True"
+    if degraded == "True":
+        assert REV in cond["message"] and "accuracy 0.61 < 0.9" in cond["message"]
+        assert after.status["phase"] == "Degraded"

@@ -178,7 +178,8 @@ def status_from(
     pods = list(pods)
     failures = _failures(name, st, observation, pods)
     aborted = state is not None and state.phase == RolloutPhase.Aborted
-    degraded = bool(failures) or aborted
+    below_threshold = _evaluation_failure(st)
+    degraded = bool(failures) or aborted or below_threshold is not None
     serving = active.ready_replicas > 0
     ready = st.active_color is not None and active.ready_replicas >= max(
         spec.replicas, 1 if spec.replicas else 0
@@ -212,6 +213,8 @@ def status_from(
         d_reason, d_message = failures[0]
     elif aborted:
         d_reason, d_message = "RolloutAborted", state.abort_reason or state.message  # type: ignore[union-attr]
+    elif below_threshold is not None:
+        d_reason, d_message = "EvaluationFailed", below_threshold
     else:
         d_reason, d_message = "AsExpected", "no failing pods"
     conditions = set_condition(conditions, cond(ConditionType.Degraded, degraded, d_reason, d_message), now)
@@ -243,6 +246,16 @@ def _failures(
         if found:
             out.append((found.reason, f"{role} {color.value}: {found.message}"))
     return out
+
+
+def _evaluation_failure(st: ModelDeploymentStatus) -> str | None:
+    """Why the live model is below its evaluation threshold (its latest verdict failed), else None."""
+    evaluation = st.evaluation
+    if evaluation is None or evaluation.result is None or evaluation.result.passed is not False:
+        return None
+    if not st.active_revision or evaluation.revision != st.active_revision:
+        return None  # a verdict on a revision that no longer serves (rolled back) says nothing now
+    return f"live model {evaluation.revision} below its evaluation threshold: {evaluation.result.message}"
 
 
 def _not_ready_reason(st: ModelDeploymentStatus, failures: list[tuple[str, str]]) -> str:
