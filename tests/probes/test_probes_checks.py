@@ -10,7 +10,7 @@ import pytest
 from modeldeploy.api import ModelDeploymentStatus, parse_spec
 from modeldeploy.desired.rollout import Check
 from modeldeploy.probes import StaticResolver
-from modeldeploy.probes.checks import CHECK_NAMES, CheckContext, color_stats, run_check
+from modeldeploy.probes.checks import CHECK_NAMES, CheckContext, analysis_with_stats, color_stats, run_check
 
 from .conftest import ANALYSIS_REVISION
 from .helpers import clean_rows, marker_rows, run_probe, send_rows
@@ -126,6 +126,29 @@ def test_color_stats_show_both_colours_side_by_side(quality_servers, candidate_p
     assert (by_color["green"].revision, by_color["green"].requests) == (ANALYSIS_REVISION, 4)
     assert by_color["green"].error_rate == pytest.approx(0.25)
     assert by_color["green"].latency_p99_ms is not None
+
+
+def test_analysis_with_stats_gives_the_verdict_and_both_colours_from_one_round(
+    quality_servers, candidate_pods, dataset_url
+):
+    resolver = _resolver(quality_servers, candidate_pods, "green-good")
+    ctx = CheckContext("ml", "iris", _spec(dataset_url), _status(datetime.now(UTC)))
+    first, _, baselines = run_probe(resolver, lambda c: analysis_with_stats(c, ctx))
+    assert first.result.passed is None and set(baselines) == {"blue", "green"}
+    send_rows(quality_servers["blue"].url, clean_rows(6))
+    send_rows(candidate_pods[0].url, clean_rows(9) + marker_rows(3))
+    later = CheckContext("ml", "iris", ctx.spec, ctx.status, baselines=baselines)
+    run, stats, kept = run_probe(resolver, lambda c: analysis_with_stats(c, later))
+    assert run.result.passed is False and run.result.requests == 12
+    assert kept == baselines  # the windows go on
+    by_color = {s.color.value: s for s in stats}
+    green = by_color["green"]  # the verdict's own figures: the candidate is scraped once
+    assert (green.revision, green.requests, green.error_rate) == (
+        ANALYSIS_REVISION,
+        12,
+        run.result.error_rate,
+    )
+    assert (by_color["blue"].revision, by_color["blue"].requests) == ("rev-good", 6)
 
 
 def test_unknown_check_names_the_choices():

@@ -15,6 +15,7 @@ cleanup)::
     observed = observed.with_results({plan.check: run.result})
     save run.baselines (direct-mode analysis windows) wherever status keeps them
     stats, baselines = await color_stats(client, ctx)    # A/B view: status.colors
+    run, stats, baselines = await analysis_with_stats(client, ctx)  # both at once, for analysis
 
 Lower-level calls: ``ProbeClient.smoke/quality_gate/evaluate/analyse/snapshot`` with a ``Target``.
 """
@@ -29,7 +30,14 @@ from modeldeploy.probes.analysis_math import (
     parse_pod_counts,
     window_stats,
 )
-from modeldeploy.probes.checks import CHECK_NAMES, CheckContext, CheckRun, color_stats, run_check
+from modeldeploy.probes.checks import (
+    CHECK_NAMES,
+    CheckContext,
+    CheckRun,
+    analysis_with_stats,
+    color_stats,
+    run_check,
+)
 from modeldeploy.probes.client import AnalysisOutcome, ProbeClient
 from modeldeploy.probes.dataset import DatasetError, LabelledData, load_dataset
 from modeldeploy.probes.resolver import AddressResolver, ClusterResolver, StaticResolver, Target
@@ -52,6 +60,7 @@ __all__ = [
     "StaticResolver",
     "Target",
     "WindowStats",
+    "analysis_with_stats",
     "color_stats",
     "histogram_quantile",
     "judge_analysis",

@@ -2,7 +2,7 @@
 rollout step function wrote, runs the probe, and returns the ``CheckResult`` to feed back.
 
 Public: ``CheckContext``, ``CheckRun``, ``run_check(client, check, ctx)``, ``color_stats(client, ctx)``,
-``CHECK_NAMES``.
+``analysis_with_stats(client, ctx)``, ``CHECK_NAMES``.
 
 Which model servers each check talks to:
 - ``smoke`` and ``quality_gate``: the candidate through ``<name>-preview``; champion/challenger also asks
@@ -14,8 +14,9 @@ Which model servers each check talks to:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,37 +119,74 @@ async def run_check(client: ProbeClient, check: str, ctx: CheckContext) -> Check
     raise ValueError(f"check: unknown check {check!r}; expected one of {', '.join(CHECK_NAMES)}")
 
 
-async def color_stats(
-    client: ProbeClient, ctx: CheckContext
-) -> tuple[list[ColorStats], dict[str, dict[str, Any]]]:
-    """Per-colour requests, error rate and p99 since the current step began (the A/B view in status)."""
+def _serving_revisions(ctx: CheckContext) -> dict[str, str | None]:
+    """Colour -> revision of every colour that serves now (the active one, and a candidate)."""
     state = ctx.status.rollout or RolloutState()
-    since = state.step_started_at or state.phase_started_at or _now()
     revisions: dict[str, str | None] = {}
     if ctx.status.active_color:
         revisions[ctx.status.active_color.value] = ctx.status.active_revision
     if state.color and state.revision and state.color != ctx.status.active_color:
         revisions[state.color.value] = state.revision
+    return revisions
+
+
+def _stats_of(color: str, revision: str | None, result: CheckResult) -> ColorStats:
+    return ColorStats(
+        color=color,
+        revision=revision,
+        requests=result.requests or 0,
+        error_rate=result.error_rate,
+        latency_p99_ms=result.latency_p99_ms,
+    )
+
+
+async def color_stats(
+    client: ProbeClient, ctx: CheckContext, skip: Sequence[str] = ()
+) -> tuple[list[ColorStats], dict[str, dict[str, Any]]]:
+    """Per-colour requests, error rate and p99 since the current step began (the A/B view in status),
+    every colour scraped at once; colours in `skip` are left out (the caller has their figures)."""
+    state = ctx.status.rollout or RolloutState()
+    since = state.step_started_at or state.phase_started_at or _now()
+    revisions = {c: r for c, r in sorted(_serving_revisions(ctx).items()) if c not in skip}
+    outcomes = await asyncio.gather(
+        *(
+            client.analyse(
+                ctx.target(color, f"{ctx.name}-{color}"),
+                SeriesSelector(ctx.name, revision, color),
+                _STATS_ONLY,
+                since,
+                ctx.baseline(color),
+            )
+            for color, revision in revisions.items()
+        )
+    )
     baselines = {color: dict(saved) for color, saved in ctx.baselines.items()}
     stats = []
-    for color, revision in sorted(revisions.items()):
-        outcome = await client.analyse(
-            ctx.target(color, f"{ctx.name}-{color}"),
-            SeriesSelector(ctx.name, revision, color),
-            _STATS_ONLY,
-            since,
-            ctx.baseline(color),
-        )
+    for (color, revision), outcome in zip(revisions.items(), outcomes, strict=True):
         if outcome.baseline is not None:
             baselines[color] = outcome.baseline.to_dict()
-        r = outcome.result
-        stats.append(
-            ColorStats(
-                color=color,
-                revision=revision,
-                requests=r.requests or 0,
-                error_rate=r.error_rate,
-                latency_p99_ms=r.latency_p99_ms,
-            )
-        )
+        stats.append(_stats_of(color, revision, outcome.result))
     return stats, baselines
+
+
+async def analysis_with_stats(
+    client: ProbeClient, ctx: CheckContext
+) -> tuple[CheckRun, list[ColorStats], dict[str, dict[str, Any]]]:
+    """The analysis verdict and the A/B view from one concurrent round of scrapes (a failing candidate
+    must not wait for extra scrapes before its traffic goes back): the analysed colour's stats are the
+    verdict's own figures -- same series, same window -- and the other colour is scraped alongside."""
+    state = ctx.status.rollout or RolloutState()
+    analysed = state.color.value if state.color else None
+    revisions = _serving_revisions(ctx)
+    if ctx.spec.rollout.analysis is None or analysed is None or revisions.get(analysed) != state.revision:
+        run = await run_check(client, "analysis", ctx)
+        stats, baselines = await color_stats(client, replace(ctx, baselines=run.baselines))
+        return run, stats, baselines
+    run, (others, other_baselines) = await asyncio.gather(
+        run_check(client, "analysis", ctx), color_stats(client, ctx, skip=(analysed,))
+    )
+    baselines = dict(other_baselines)
+    if analysed in run.baselines:
+        baselines[analysed] = run.baselines[analysed]
+    stats = sorted([*others, _stats_of(analysed, state.revision, run.result)], key=lambda s: s.color.value)
+    return run, stats, baselines

@@ -18,7 +18,7 @@ import base64
 import logging
 import time
 from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +34,7 @@ from modeldeploy.probes import (
     ProbeClient,
     StaticResolver,
     Target,
-    color_stats,
+    analysis_with_stats,
     run_check,
 )
 from modeldeploy.settings import OperatorSettings
@@ -172,7 +172,11 @@ class ProbeCheckRunner:
         metrics.CHECK_SECONDS.labels(check=str(check)).observe(time.perf_counter() - started)
         metrics.CHECKS.labels(check=str(check), result=_verdict(result)).inc()
         self._export_scores(namespace, name, status, str(check), result)
-        log.info("check %s of %s/%s: %s", check, namespace, name, result.message)
+        at = result.at.isoformat() if result.at else "-"
+        # The verdict and its snapshot time (benchmarks/rollout_bench.py times traffic-back from it).
+        log.info(
+            "check %s of %s/%s: %s: %s [at %s]", check, namespace, name, _verdict(result), result.message, at
+        )
         self._baselines[key] = new_baselines
         await self._save(namespace, name, body, saved or {}, new_baselines, stats)
         return {check: result}
@@ -183,11 +187,10 @@ class ProbeCheckRunner:
         """The check (and, with analysis, the A/B stats), bounded by the budget; never raises."""
 
         async def work() -> tuple[CheckResult, dict[str, dict[str, Any]], list[dict[str, Any]] | None]:
-            run = await run_check(self.client, check, ctx)
             if check != "analysis":
+                run = await run_check(self.client, check, ctx)
                 return run.result, run.baselines, None
-            with_window = replace(ctx, baselines=run.baselines)
-            stats, baselines = await color_stats(self.client, with_window)
+            run, stats, baselines = await analysis_with_stats(self.client, ctx)
             dumped = [s.model_dump(by_alias=True, exclude_none=True, mode="json") for s in stats]
             return run.result, baselines, dumped
 
