@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -19,10 +20,6 @@ import joblib
 import pytest
 import yaml
 from chart_tools import REPO
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 pytestmark = pytest.mark.chart
 RULES = REPO / "alerts" / "modeldeploy.rules.yaml"
@@ -91,21 +88,32 @@ class Scraped:
     prometheus: str
     modelserve_exposition: str
     operator_exposition: str
+    green_revision: str
 
 
-def _train_iris(directory: Path) -> Path:
-    X, y = load_iris(return_X_y=True)
-    path = directory / "iris.joblib"
-    joblib.dump(make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y), path)
-    return path
+def _gated_candidate(models, directory: Path) -> Path:
+    """The shuffled-label model (fails the quality gate) that also answers 500 for MARKER rows."""
+    sys.path.insert(0, str(models.package))
+    try:
+        import probe_models
+
+        path = directory / "gated.joblib"
+        joblib.dump(probe_models.FailOnMarker(joblib.load(models.bad)), path)
+        return path
+    finally:
+        sys.path.remove(str(models.package))
+        sys.modules.pop("probe_models", None)
 
 
 def _send_traffic(blue, green, rounds: int) -> None:
-    """Predictions to both colours: blue must answer 200, green (its model raises) 500."""
-    rows = {"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
+    """Predictions to both colours: blue must answer 200, green (MARKER rows make it raise) 500."""
+    from rollout_fixtures import v2_body
+
+    from probes.helpers import clean_rows, marker_rows
+
     for _ in range(rounds):
-        for server, expected in ((blue, 200), (green, 500)):
-            got = server.client.post("/v1/models/iris:predict", json=rows).status_code
+        for server, row, expected in ((blue, clean_rows(1)[0], 200), (green, marker_rows(1)[0], 500)):
+            got = server.client.post("/v2/models/iris/infer", json=v2_body(row)).status_code
             if got != expected:
                 pytest.fail(f"{server.url} answered {got}, not {expected}: {server.stderr()[-2000:]}")
 
@@ -120,84 +128,100 @@ def _query(base: str, expr: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def scraped(cluster, namespace, tmp_path_factory) -> Iterator[Scraped]:
+    """A real rollout first, so the operator exports every series the dashboard shows: v1 (good model)
+    serves on blue; v2 on green fails its quality gate (check scores, traffic weights, an Aborted rollout).
+    Then both colours take traffic (green answers 500 for MARKER rows) while Prometheus scrapes them."""
     from operator_fixtures import (
         create_operator_identity,
         create_peering,
         install_crds,
         kubectl_apply,
-        model_deployment,
         running_operator,
-        wait_ready,
+    )
+    from rollout_fixtures import (
+        body,
+        in_phase,
+        revision,
+        rollout_spec,
+        serving,
+        start_operator_env,
+        start_pair,
+        train_models,
+        wait_all_ready,
+        wait_rollout,
     )
 
-    from serving.helpers import CUSTOM_PACKAGE, custom_model, free_port, iris_env, start_server
+    from probes.helpers import file_server
+    from serving.helpers import free_port
 
     work = tmp_path_factory.mktemp("observability")
-    package = work / "userpkg"
-    (package / "acme_models").mkdir(parents=True)
-    (package / "acme_models" / "__init__.py").write_text(CUSTOM_PACKAGE)
-    X, _ = load_iris(return_X_y=True)
-    exploding = custom_model(package, work, "exploding", lambda m: m.ExplodingModel().fit(X))
-    # Blue: a good iris pipeline; green: a candidate whose model raises (real 5xx for the error panels).
-    blue = start_server(work / "blue", iris_env(_train_iris(work)))
-    green = start_server(
-        work / "green",
-        iris_env(exploding, MODELSERVE_MODEL_COLOR="green", MODELSERVE_MODEL_REVISION="a1b2c3d",
-                 MODELSERVE_MODEL_VERSION="4", PYTHONPATH=str(package)),
-    )  # fmt: skip
-    install_crds(cluster)
-    create_peering(cluster, namespace)
-    identity = create_operator_identity(cluster, namespace, work)
+    models = train_models(work / "models")
     prometheus = None
-    try:
-        with running_operator(identity, namespace, work / "operator.log") as operator:
-            kubectl_apply(cluster, model_deployment("iris", namespace))
-            wait_ready(cluster, namespace, "iris")
-            port = free_port()
-            config = {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(RULES)],
-                "scrape_configs": [
-                    {"job_name": "modelserve", "static_configs": [{
-                        "targets": [f"127.0.0.1:{blue.port}", f"127.0.0.1:{green.port}"],
-                        "labels": {"namespace": namespace}}]},
-                    {"job_name": "modeldeploy-operator",
-                     "static_configs": [{"targets": [f"127.0.0.1:{operator.metrics_port}"]}]},
-                ],
-            }  # fmt: skip
-            (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-            prometheus = subprocess.Popen(
-                ["prometheus", f"--config.file={work / 'prometheus.yml'}",
-                 f"--storage.tsdb.path={work / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-                stdout=subprocess.DEVNULL, stderr=(work / "prometheus.log").open("wb"), env=cluster.env,
-            )  # fmt: skip
-            base = f"http://127.0.0.1:{port}"
-            # Traffic across several scrapes, so every rate() has two samples that differ.
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                _send_traffic(blue, green, rounds=5)
-                time.sleep(0.5)
-                try:
-                    if len(_query(base, "up == 1")) == 3 and _query(
-                        base, "modeldeploy:inference_errors:rate5m > 0"
-                    ):
-                        break
-                except OSError:
-                    continue
-            # rate()[5m] divides by the whole window: enough requests to clear the alert's 0.1 rps floor.
-            _send_traffic(blue, green, rounds=60)
-            time.sleep(2.5)
-            yield Scraped(
-                prometheus=base,
-                modelserve_exposition=httpx.get(f"{blue.url}/metrics").text,
-                operator_exposition=operator.metrics(),
-            )
-    finally:
-        if prometheus is not None:
-            prometheus.terminate()
-            prometheus.wait(30)
-        blue.stop()
-        green.stop()
+    with file_server(models.holdout_dir) as dataset_url:
+        gate = {"datasetUri": f"{dataset_url}/holdout.csv", "labelColumn": "species", "metric": "accuracy",
+                "threshold": 0.8, "maxRegression": 0.05}  # fmt: skip
+        rollout = {"steps": [{"weight": 50}], "qualityGate": gate}
+        v1, v2 = rollout_spec("1", rollout), rollout_spec("2", rollout)
+        pair = start_pair(work, "iris", v1, v2, models.good, _gated_candidate(models, work), models)
+        wait_all_ready([pair])
+        install_crds(cluster)
+        create_peering(cluster, namespace)
+        identity = create_operator_identity(cluster, namespace, work)
+        operator_env = start_operator_env(namespace, [pair])
+        try:
+            log = work / "operator.log"
+            with running_operator(identity, namespace, log, extra_env=operator_env) as operator:
+                kubectl_apply(cluster, body("iris", namespace, v1))
+                wait_rollout(cluster, namespace, "iris", serving(revision(v1)), what="v1 serving on blue")
+                kubectl_apply(cluster, body("iris", namespace, v2))
+                wait_rollout(cluster, namespace, "iris", in_phase("Aborted"), timeout=120,
+                             what="v2 stopped by its quality gate")  # fmt: skip
+                port = free_port()
+                config = {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": [str(RULES)],
+                    "scrape_configs": [
+                        {"job_name": "modelserve", "static_configs": [{
+                            "targets": [f"127.0.0.1:{pair.blue.port}", f"127.0.0.1:{pair.green.port}"],
+                            "labels": {"namespace": namespace}}]},
+                        # As the chart's ServiceMonitor: the operator's own namespace label wins.
+                        {"job_name": "modeldeploy-operator", "honor_labels": True,
+                         "static_configs": [{"targets": [f"127.0.0.1:{operator.metrics_port}"]}]},
+                    ],
+                }  # fmt: skip
+                (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+                prometheus = subprocess.Popen(
+                    ["prometheus", f"--config.file={work / 'prometheus.yml'}",
+                     f"--storage.tsdb.path={work / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+                    stdout=subprocess.DEVNULL, stderr=(work / "prometheus.log").open("wb"), env=cluster.env,
+                )  # fmt: skip
+                base = f"http://127.0.0.1:{port}"
+                # Traffic across several scrapes, so every rate() has two samples that differ.
+                deadline = time.monotonic() + 90
+                while time.monotonic() < deadline:
+                    _send_traffic(pair.blue, pair.green, rounds=5)
+                    time.sleep(0.5)
+                    try:
+                        if len(_query(base, "up == 1")) == 3 and _query(
+                            base, "modeldeploy:inference_errors:rate5m > 0"
+                        ):
+                            break
+                    except OSError:
+                        continue
+                # rate()[5m] divides by the whole window: enough requests to clear the alert's 0.1 rps floor.
+                _send_traffic(pair.blue, pair.green, rounds=60)
+                time.sleep(2.5)
+                yield Scraped(
+                    prometheus=base,
+                    modelserve_exposition=httpx.get(f"{pair.blue.url}/metrics").text,
+                    operator_exposition=operator.metrics(),
+                    green_revision=revision(v2),
+                )
+        finally:
+            if prometheus is not None:
+                prometheus.terminate()
+                prometheus.wait(30)
+            pair.stop()
 
 
 def test_dashboard_and_rules_name_only_exported_metrics(scraped):
@@ -234,13 +258,32 @@ def test_dashboard_query_returns_data_from_a_real_prometheus(scraped, target):
     ("expr", "labels"),
     [
         ("modeldeploy:inference_requests:rate5m", {"color": "blue"}),
-        ("modeldeploy:inference_errors:rate5m", {"color": "green", "revision": "a1b2c3d"}),
+        ("modeldeploy:inference_errors:rate5m", {"color": "green", "revision": "<v2>"}),
         ("modeldeploy:inference_latency_seconds:p99_5m", {"color": "blue", "model": "iris"}),
     ],
 )
 def test_recording_rules_evaluate_on_real_series(scraped, expr, labels):
+    labels = {k: scraped.green_revision if v == "<v2>" else v for k, v in labels.items()}
     result = _query(scraped.prometheus, expr)
     assert any(labels.items() <= r["metric"].items() for r in result), result
+
+
+def _values(scraped: Scraped, expr: str) -> dict[tuple[str, ...], float]:
+    result = _query(scraped.prometheus, expr)
+    return {tuple(r["metric"].values()): float(r["value"][1]) for r in result}
+
+
+def test_rollout_series_say_what_the_quality_gate_decided(scraped):
+    """The series behind the rollout panels carry the rollout that just happened: the gate scored the
+    shuffled-label candidate below its 0.8 threshold and the serving model above it, the rollout ended
+    Aborted, and the operator's split is all blue."""
+    selector = f'check="quality_gate", name="iris", revision="{scraped.green_revision}"'
+    scores = _values(scraped, f"max by (metric) (modeldeploy_check_score{{{selector}}})")
+    assert scores[("score",)] < 0.8 <= scores[("active_score",)], scores
+    outcomes = _values(scraped, 'sum by (outcome) (modeldeploy_rollouts_total{name="iris"})')
+    assert outcomes.get(("Aborted",)) == 1, outcomes
+    weights = _values(scraped, 'sum by (color) (modeldeploy_traffic_weight_percent{name="iris"})')
+    assert weights == {("blue",): 100.0}, weights
 
 
 def test_error_rate_alert_is_pending_or_firing_for_the_failing_colour(scraped):
