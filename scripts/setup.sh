@@ -24,5 +24,11 @@ end_stage
 stage "Python virtualenv .venv (operator, modelserve, test tools)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 [ -x .venv/bin/uv ] || .venv/bin/pip install -q uv
-.venv/bin/uv pip install --python .venv/bin/python -q -e '.[dev]' -e "./serving-image[all,tensorflow,test]"
+# The pinned list installs in seconds from warm caches; without a matching lock, resolve (minutes: see venv-lock.sh).
+if bash scripts/venv-lock.sh --check 2>/dev/null; then
+  .venv/bin/uv pip install --python .venv/bin/python -q -r scripts/venv.lock
+else
+  echo "scripts/venv.lock does not match the pyproject files or this Python: resolving (slow)"
+  printf '%s\n' "$VENV_REQUIREMENTS" | .venv/bin/uv pip install --python .venv/bin/python -q -r -
+fi
 end_stage

@@ -15,10 +15,11 @@ stage "Lint: ruff, import-linter layers, mypy on the pure layers, generated file
 .venv/bin/lint-imports --config pyproject.toml
 .venv/bin/mypy operator/modeldeploy/api operator/modeldeploy/desired operator/modeldeploy/crdgen.py
 .venv/bin/python -m modeldeploy.crdgen --check
-# Generated copies: chart CRD/dashboards/alerts and values table, argocd-cm snippet, API reference.
+# Generated copies: chart CRD/dashboards/alerts and values table, argocd-cm snippet, API reference, venv lock.
 .venv/bin/python charts/sync_chart_files.py --check
 .venv/bin/python argocd/render_argocd_cm.py --check
 .venv/bin/python docs/gen_api_reference.py --check
+bash scripts/venv-lock.sh --check
 end_stage
 
 stage "Tests: pytest (unit, serving, e2e on the local control plane, chart, image)"
