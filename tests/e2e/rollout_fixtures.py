@@ -259,6 +259,10 @@ class EndpointWatcher:
             for p in self._get("pods", "-l", f"modeldeploy.io/name={self.name}")["items"]
         }
         md = get_md(self.cluster, self.namespace, self.name) or {}
+        return self.sample_from(slices, pods, md)
+
+    def sample_from(self, slices: list[dict], pods: dict[str, dict], md: dict) -> Sample:
+        """A sample from this Service's EndpointSlices, its pods by name and its ModelDeployment."""
         phase = ((md.get("status") or {}).get("rollout") or {}).get("phase")
         active = (md.get("status") or {}).get("activeRevision")
         colors: set[str] = set()
@@ -313,6 +317,54 @@ class EndpointWatcher:
             if not seq or seq[-1] != sample.active_revision:
                 seq.append(sample.active_revision)
         return seq
+
+
+def _label(obj: dict, key: str) -> str | None:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(key)
+
+
+class NamespaceWatcher:
+    """EndpointWatchers for many ModelDeployments of one namespace, fed by one read of the whole namespace
+    per tick (three kubectl calls in all instead of three per name): for a suite watching many rollouts."""
+
+    def __init__(self, cluster, namespace: str, names: Sequence[str], interval: float = 0.5) -> None:
+        self.cluster, self.namespace, self.interval = cluster, namespace, interval
+        self.watchers = {name: EndpointWatcher(cluster, namespace, name) for name in names}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> NamespaceWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _items(self, kind: str) -> list[dict]:
+        done = self.cluster.kubectl("get", kind, "-n", self.namespace, "-o", "json", check=False)
+        return json.loads(done.stdout)["items"] if done.returncode == 0 else []
+
+    def sample(self) -> dict[str, Sample]:
+        slices, pods, mds = (self._items(k) for k in ("endpointslices", "pods", "modeldeployments"))
+        out = {}
+        for name, watcher in self.watchers.items():
+            own_slices = [s for s in slices if _label(s, "kubernetes.io/service-name") == name]
+            own_pods = {p["metadata"]["name"]: p for p in pods if _label(p, "modeldeploy.io/name") == name}
+            md = next((m for m in mds if m["metadata"]["name"] == name), {})
+            out[name] = watcher.sample_from(own_slices, own_pods, md)
+        return out
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            samples = self.sample()
+            if any(s.problems for s in samples.values()):  # reads race with pod churn: confirm once
+                time.sleep(0.2)
+                again = self.sample()
+                samples = {n: again[n] if s.problems else s for n, s in samples.items()}
+            for name, sample in samples.items():
+                self.watchers[name].samples.append(sample)
+            self._stop.wait(self.interval)
 
 
 # -- reading and driving a rollout --------------------------------------------------------------------
