@@ -3,11 +3,14 @@ merge patch; and the rollout metrics recorded after a status write."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from modeldeploy import metrics
+from modeldeploy.api import CheckResult
 from modeldeploy.probes import Target
-from modeldeploy.reconcile.checks import AddressBook, _merge_patch, first_api_key, ready_pod_ips
+from modeldeploy.reconcile.checks import AddressBook, _log_text, _merge_patch, first_api_key, ready_pod_ips
 from modeldeploy.settings import OperatorSettings
 
 
@@ -112,3 +115,18 @@ def test_record_rollout_counts_each_finished_rollout_once_and_exports_the_split(
     weight = "modeldeploy_traffic_weight_percent"
     assert _sample(weight, {"namespace": ns, "name": name, "color": "green", "revision": "r2"}) == 50.0
     assert _sample(weight, {"namespace": ns, "name": name, "color": "blue", "revision": "r1"}) is None
+
+
+@pytest.mark.parametrize(
+    ("passed", "message", "logged"),
+    [
+        (False, "error rate 40.00% > maxErrorRate 10.00%", "failed: error rate 40.00% > maxErrorRate 10.00%"),
+        (True, "60 requests, error rate 0.00%", "passed: 60 requests, error rate 0.00%"),
+        (None, "inconclusive: 3 of 20 requests needed", "inconclusive: 3 of 20 requests needed"),
+    ],
+    ids=["failed", "passed", "inconclusive-not-doubled"],
+)
+def test_check_log_line_carries_the_verdict_and_the_snapshot_time(passed, message, logged):
+    at = datetime(2026, 11, 25, 18, 0, 1, 250000, tzinfo=UTC)
+    text = _log_text(CheckResult(passed=passed, message=message, at=at))
+    assert text == f"{logged} [at 2026-11-25T18:00:01.250000+00:00]"  # benchmarks/rollout_bench.py parses it

@@ -132,6 +132,13 @@ def _verdict(result: CheckResult) -> str:
     return {True: "passed", False: "failed", None: "inconclusive"}[result.passed]
 
 
+def _log_text(result: CheckResult) -> str:
+    """Verdict, message and snapshot time (benchmarks/rollout_bench.py times traffic-back from the last)."""
+    verdict = _verdict(result)
+    message = result.message if result.message.startswith(verdict) else f"{verdict}: {result.message}"
+    return f"{message} [at {result.at.isoformat() if result.at else '-'}]"
+
+
 class ProbeCheckRunner:
     """The glue between a reconcile pass and the probes; one per operator process."""
 
@@ -172,11 +179,7 @@ class ProbeCheckRunner:
         metrics.CHECK_SECONDS.labels(check=str(check)).observe(time.perf_counter() - started)
         metrics.CHECKS.labels(check=str(check), result=_verdict(result)).inc()
         self._export_scores(namespace, name, status, str(check), result)
-        at = result.at.isoformat() if result.at else "-"
-        # The verdict and its snapshot time (benchmarks/rollout_bench.py times traffic-back from it).
-        log.info(
-            "check %s of %s/%s: %s: %s [at %s]", check, namespace, name, _verdict(result), result.message, at
-        )
+        log.info("check %s of %s/%s: %s", check, namespace, name, _log_text(result))
         self._baselines[key] = new_baselines
         await self._save(namespace, name, body, saved or {}, new_baselines, stats)
         return {check: result}
