@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import datetime as dt
+import importlib.util
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -42,7 +45,6 @@ from operator_fixtures import (  # noqa: E402
     model_deployment,
 )
 
-from conftest import CLUSTER_SH, Cluster, _parse_exports  # noqa: E402
 from modeldeploy import desired  # noqa: E402
 from modeldeploy.desired.params import BuildParams  # noqa: E402
 from modeldeploy.k8s import Kube, load_api_client  # noqa: E402
@@ -50,6 +52,20 @@ from modeldeploy.reconcile.desired_port import parse_spec  # noqa: E402
 from modeldeploy.reconcile.observe import Observed  # noqa: E402
 
 IMAGE = "registry.example.internal/modelserve:e2e"
+
+
+def _session_conftest():
+    """tests/conftest.py by path: `import conftest` would find tests/e2e/conftest.py first."""
+    spec = importlib.util.spec_from_file_location("session_conftest", REPO / "tests" / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+_conftest = _session_conftest()
+CLUSTER_SH, Cluster, _parse_exports = _conftest.CLUSTER_SH, _conftest.Cluster, _conftest._parse_exports
 
 
 def start_private_cluster(name: str, workdir: Path) -> tuple[Cluster, Callable[[], None]]:
@@ -229,19 +245,75 @@ def wait_quiescent(
     return time.monotonic() - started
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory now (VmRSS) or its peak so far (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def run_operator_phase(cluster: Cluster, count: int, replicas: int, workdir: Path, quiet: float) -> dict:
+def dump_heap(pid: int, target: Path) -> None:
+    """The operator's heap report (see modeldeploy.__main__.dump_heap_on_signal), copied to target."""
+    report = Path(tempfile.gettempdir()) / f"modeldeploy-heap-{pid}.txt"
+    report.unlink(missing_ok=True)
+    os.kill(pid, signal.SIGUSR2)
+    wait_until(report.exists, 120, "the operator's heap report")
+    time.sleep(1)  # written in one call, but give it a moment
+    target.write_text(report.read_text())
+    print(f"heap report: {target}")
+
+
+def audit_requests(audit_log: Path | None, username: str, since: dt.datetime, until: dt.datetime) -> dict:
+    """Every request `username` made in [since, until], by "verb resource[/subresource]", and how many
+    the API server answered 429 (throttled). Counts, unlike timings, are not noisy."""
+    by_call: collections.Counter[str] = collections.Counter()
+    throttled = 0
+    if audit_log is None:
+        return {"by_call": by_call, "total": 0, "throttled": 0}
+    with audit_log.open() as lines:
+        for line in lines:
+            if username not in line or '"ResponseComplete"' not in line:
+                continue
+            event = json.loads(line)
+            if event.get("user", {}).get("username") != username or event.get("stage") != "ResponseComplete":
+                continue
+            at = dt.datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00"))
+            if not since <= at <= until:
+                continue
+            ref = event.get("objectRef") or {}
+            resource = ref.get("resource", event.get("requestURI", "?"))
+            if ref.get("subresource"):
+                resource += "/" + ref["subresource"]
+            by_call[f"{event.get('verb')} {resource}"] += 1
+            throttled += (event.get("responseStatus") or {}).get("code") == 429
+    return {"by_call": by_call, "total": sum(by_call.values()), "throttled": throttled}
+
+
+def print_requests(requests: dict, count: int, title: str) -> None:
+    print(
+        f"{title}: {requests['total']} operator API requests = {requests['total'] / count:.1f} per "
+        f"ModelDeployment; 429s: {requests['throttled']}"
+    )
+    for call, n in requests["by_call"].most_common(12):
+        print(f"    {n / count:6.2f}/MD  {n:6d}  {call}")
+
+
+def run_operator_phase(
+    cluster: Cluster,
+    count: int,
+    replicas: int,
+    workdir: Path,
+    quiet: float,
+    log_level: str = "WARNING",
+    trace_memory: bool = False,
+) -> dict:
     namespace = new_namespace(cluster, "bench-op")
     create_peering(cluster, namespace)
     identity = create_operator_identity(cluster, namespace, workdir)
     operator = OperatorProcess(identity, namespace, workdir / f"operator-{count}.log", extra_env={
-        "MODELDEPLOY_SERVING_IMAGE": IMAGE, "MODELDEPLOY_LOG_LEVEL": "WARNING"}).start()  # fmt: skip
+        "MODELDEPLOY_SERVING_IMAGE": IMAGE, "MODELDEPLOY_LOG_LEVEL": log_level,
+        **({"MODELDEPLOY_TRACEMALLOC_FRAMES": "6"} if trace_memory else {})}).start()  # fmt: skip
     seen: dict[str, float] = {}
     stop = threading.Event()
     threading.Thread(
@@ -249,17 +321,22 @@ def run_operator_phase(cluster: Cluster, count: int, replicas: int, workdir: Pat
     ).start()
     time.sleep(1)
     try:
+        burst_started = audit_timestamp()
         started = time.monotonic()
         created = create_model_deployments(cluster, namespace, count, replicas)
         finished = all_ready if replicas else all_observed
         wait_until(lambda: finished(cluster, namespace, count), 600 + count, f"{count} ModelDeployments done")
         elapsed = time.monotonic() - started
+        burst_done = audit_timestamp()
         latencies = [seen[f"{n}-blue"] - t for n, t in created.items() if f"{n}-blue" in seen]
         settle_seconds = wait_quiescent(cluster, identity.username, namespace)
+        settled = audit_timestamp()
         since = audit_timestamp()
         time.sleep(quiet)
         until = audit_timestamp()
         time.sleep(2)
+        if trace_memory:
+            dump_heap(operator.process.pid, workdir / f"heap-{count}.txt")
         writes = (
             audit_writes(cluster.audit_log, identity.username, namespace, since, until)
             if cluster.audit_log
@@ -270,6 +347,9 @@ def run_operator_phase(cluster: Cluster, count: int, replicas: int, workdir: Pat
             "seconds": elapsed,
             "latencies": latencies,
             "rss_mb": rss_mb(operator.process.pid),
+            "peak_rss_mb": rss_mb(operator.process.pid, "VmHWM"),
+            "burst_requests": audit_requests(cluster.audit_log, identity.username, burst_started, burst_done),
+            "settle_requests": audit_requests(cluster.audit_log, identity.username, burst_done, settled),
             "idle_writes": len(writes),
             "settle_seconds": settle_seconds,
         }
@@ -286,13 +366,25 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--memory-count", type=int, default=1000)
     parser.add_argument("--quiet", type=float, default=30.0, help="idle window for the audit-log write count")
+    parser.add_argument(
+        "--trace-memory", action="store_true", help="tracemalloc in the operator; heap report per phase"
+    )
+    parser.add_argument("--log-level", default="WARNING", help="the operator's log level (DEBUG shows kopf)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work directory (operator logs, audit log) for a look"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="operator-bench-"))
-    cluster, delete_cluster = start_private_cluster("modeldeploy-bench", workdir)
+    cluster, delete_cluster = start_private_cluster(f"modeldeploy-bench-{uuid.uuid4().hex[:4]}", workdir)
     try:
         run(cluster, workdir, args)
     finally:
+        if args.keep:
+            audit = workdir / "audit.log"
+            if cluster.audit_log and cluster.audit_log.exists():
+                audit.write_bytes(cluster.audit_log.read_bytes())
+            print(f"kept {workdir} (operator logs, audit.log)")
         delete_cluster()
 
 
@@ -303,14 +395,22 @@ def run(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
     if args.count:
         run_timing(cluster, workdir, args)
     if args.memory_count:
-        big = run_operator_phase(cluster, args.memory_count, 0, workdir, min(args.quiet, 10))
-        print(f"operator RSS at {args.memory_count} ModelDeployments (0 replicas): {big['rss_mb']:.0f} MB")
+        big = run_operator_phase(
+            cluster, args.memory_count, 0, workdir, min(args.quiet, 10), args.log_level, args.trace_memory
+        )
+        print(
+            f"operator RSS at {args.memory_count} ModelDeployments (0 replicas): {big['rss_mb']:.0f} MB "
+            f"(peak {big['peak_rss_mb']:.0f} MB)"
+        )
         print(f"  all children and statuses in {big['seconds']:.1f} s; idle writes {big['idle_writes']}")
+        print_requests(big["burst_requests"], args.memory_count, "  burst")
 
 
 def run_timing(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
     floor = measure_floor(cluster, args.count)
-    result = run_operator_phase(cluster, args.count, 1, workdir, args.quiet)
+    result = run_operator_phase(
+        cluster, args.count, 1, workdir, args.quiet, args.log_level, args.trace_memory
+    )
     lat = sorted(result["latencies"])
     p50 = statistics.median(lat) if lat else float("nan")
     p95 = lat[int(len(lat) * 0.95) - 1] if lat else float("nan")
@@ -319,7 +419,9 @@ def run_timing(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> Non
     ratio = result["seconds"] / floor
     print(f"operator: {result['seconds']:.1f} s to all ModelDeployments Ready  ratio {ratio:.2f}x the floor")
     print(f"apply -> Deployment created: p50 {p50 * 1000:.0f} ms  p95 {p95 * 1000:.0f} ms  (n={len(lat)})")
-    print(f"operator RSS after {args.count}: {result['rss_mb']:.0f} MB")
+    print(f"operator RSS after {args.count}: {result['rss_mb']:.0f} MB (peak {result['peak_rss_mb']:.0f} MB)")
+    print_requests(result["burst_requests"], args.count, "burst (create -> all Ready)")
+    print_requests(result["settle_requests"], args.count, "after all-Ready until writes stop")
     print(
         f"operator writes while idle ({args.quiet:.0f} s, audit log): {result['idle_writes']} "
         f"(window opened {result['settle_seconds']:.0f} s after all-Ready, once writes had stopped)"

@@ -39,6 +39,12 @@ class OperatorSettings(BaseSettings):
         gt=0,
         description="Periodic full reconcile of every ModelDeployment (drift safety net).",
     )
+    child_event_coalesce_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="A child or pod change reconciles its ModelDeployment this long after the first change "
+        "of a burst, so one pass sees them all.",
+    )
     rollout_tick_seconds: float = Field(default=2.0, gt=0, description="Rollout timer interval.")
     field_manager: str = Field(default="modeldeploy", description="Server-side apply field manager.")
     request_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -46,6 +52,12 @@ class OperatorSettings(BaseSettings):
     api_workers: int = Field(default=16, ge=1, description="Threads for blocking Kubernetes client calls.")
     max_concurrent_reconciles: int = Field(
         default=32, ge=1, description="Reconcile passes in flight at once; bounds memory in bursts."
+    )
+    tracemalloc_frames: int = Field(
+        default=0,
+        ge=0,
+        description="Debugging only: trace Python allocations with this many frames; SIGUSR2 then writes "
+        "a heap report to $TMPDIR/modeldeploy-heap-<pid>.txt. Slows the operator down.",
     )
     prometheus_url: str = Field(
         default="",

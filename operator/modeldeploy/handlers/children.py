@@ -68,13 +68,17 @@ async def _child_changed(
     if type is None or parent is None:
         return
     meta = body["metadata"]
-    ctx = runtime_of(memo).ctx
-    if type != "DELETED" and ctx.is_own_write(
+    runtime = runtime_of(memo)
+    if type != "DELETED" and runtime.ctx.is_own_write(
         body["kind"], meta["namespace"], meta["name"], meta.get("resourceVersion")
     ):
         return  # the echo of our own apply: exactly what we wrote, nothing to reconcile
-    await reconcile_in_background(
-        memo, (body["metadata"]["namespace"], parent), kwargs, f"{body['kind'].lower()}"
+    key = (meta["namespace"], parent)
+    trigger = body["kind"].lower()
+    runtime.coalesce(
+        key,
+        runtime.ctx.settings.child_event_coalesce_seconds,
+        lambda: reconcile_in_background(memo, key, kwargs, trigger),
     )
 
 

@@ -114,8 +114,9 @@ def control_pending(status: Mapping[str, Any]) -> bool:
 
 @kopf.on.event(*MD)
 async def modeldeployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    """Keeps the by-phase gauge current (without a finalizer only events tell us about deletes), and acts
-    on rollout control requests at once (they are status writes, which kopf's update handlers ignore)."""
+    """Keeps the by-phase gauge current (without a finalizer only events tell us about deletes) and the
+    body cache fresh (passes triggered by children read it, not the API), and acts on rollout control
+    requests at once (they are status writes, which kopf's update handlers ignore)."""
     runtime = runtime_of(memo)
     key = _key(body)
     status = body.get("status") or {}
@@ -123,6 +124,7 @@ async def modeldeployment_event(type: str | None, body: kopf.Body, memo: kopf.Me
         runtime.forget(key)
         metrics.set_phase_counts(runtime.phases.values())
         return
+    runtime.ctx.bodies.remember(body)
     phase = status.get("phase") or "Pending"
     if runtime.phases.get(key) != phase:
         runtime.phases[key] = phase

@@ -23,6 +23,7 @@ class Runtime:
     phases: dict[Key, str] = field(default_factory=dict)
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
     _requeues: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
+    _coalescing: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task] = field(default_factory=set)
 
     def requeue(self, key: Key, delay: float, work: Callable[[], Coroutine[Any, Any, Any]]) -> None:
@@ -38,21 +39,36 @@ class Runtime:
 
         self._requeues[key] = asyncio.get_running_loop().call_later(max(delay, 0.05), fire)
 
+    def coalesce(self, key: Key, delay: float, work: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Run `work` once, `delay` seconds after the first of a burst of triggers for `key` (a new pod
+        changes state several times in a second: one pass sees them all). Later triggers in the window
+        join it; they never push it back."""
+        if key in self._coalescing:
+            return
+
+        def fire() -> None:
+            self._coalescing.pop(key, None)
+            self.start_background(work())
+
+        self._coalescing[key] = asyncio.get_running_loop().call_later(delay, fire)
+
     def start_background(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def stop_background(self) -> None:
-        for handle in self._requeues.values():
+        for handle in [*self._requeues.values(), *self._coalescing.values()]:
             handle.cancel()
         for task in list(self._tasks):
             task.cancel()
 
     def forget(self, key: Key) -> None:
-        if (previous := self._requeues.pop(key, None)) is not None:
-            previous.cancel()
+        for timers in (self._requeues, self._coalescing):
+            if (previous := timers.pop(key, None)) is not None:
+                previous.cancel()
         self.phases.pop(key, None)
+        self.ctx.bodies.forget(*key)
         self.serializer.forget(key)
 
 

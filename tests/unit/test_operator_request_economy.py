@@ -1,0 +1,127 @@
+"""What keeps the operator's API requests per ModelDeployment low in a burst: the body cache (no GET per
+pass), one Event per status change, children written in two concurrent groups, coalesced child triggers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from modeldeploy.handlers.runtime import Runtime
+from modeldeploy.reconcile import Context
+from modeldeploy.reconcile.bodies import BodyCache
+from modeldeploy.reconcile.core import apply_groups, one_event
+from modeldeploy.reconcile.plan import Action, Step
+from modeldeploy.settings import OperatorSettings
+
+
+def md(version: str, phase: str = "Pending") -> dict:
+    return {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "iris", "namespace": "ml", "resourceVersion": version,
+                     "managedFields": [{"manager": "kubectl"}]},
+        "status": {"phase": phase},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("arrivals", "kept_phase"),
+    [
+        ([md("5", "Pending"), md("7", "Ready")], "Ready"),
+        ([md("7", "Ready"), md("5", "Pending")], "Ready"),  # a late watch event never rolls back
+        ([md("7", "Ready"), md("7", "Ready")], "Ready"),
+        ([md("7", "Pending"), md("x", "Ready")], "Ready"),  # not an etcd version: the latest arrival wins
+    ],
+    ids=["newer replaces", "older ignored", "same kept", "opaque version -> latest"],
+)
+def test_body_cache_keeps_the_newest_version(arrivals, kept_phase):
+    cache = BodyCache()
+    for body in arrivals:
+        cache.remember(body)
+    cached = cache.get("ml", "iris")
+    assert cached is not None and cached["status"]["phase"] == kept_phase
+    assert "managedFields" not in cached["metadata"]
+
+
+def test_body_cache_forgets_and_misses():
+    cache = BodyCache()
+    cache.remember(md("5"))
+    cache.forget("ml", "iris")
+    assert cache.get("ml", "iris") is None and len(cache) == 0
+
+
+def test_body_cache_returns_a_copy_a_pass_may_change():
+    cache = BodyCache()
+    cache.remember(md("5"))
+    first = cache.get("ml", "iris")
+    assert first is not None
+    first["status"]["phase"] = "Changed"
+    assert cache.get("ml", "iris")["status"]["phase"] == "Pending"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("transitions", "expected_type", "expected_reason", "parts"),
+    [
+        ([], None, None, 0),
+        ([("Normal", "AllReplicasReady", "Ready=True: all ready")], "Normal", "AllReplicasReady", 1),
+        (
+            [("Normal", "PodsStarting", "Ready=False: 0/1"), ("Normal", "NewRevision", "Progressing=True: x"),
+             ("Normal", "AsExpected", "Degraded=False: ok")],
+            "Normal", "PodsStarting", 3,
+        ),
+        (
+            [("Normal", "PodsNotReady", "Ready=False: 0/1"),
+             ("Warning", "CrashLoopBackOff", "Degraded=True: back-off")],
+            "Warning", "CrashLoopBackOff", 2,
+        ),
+    ],
+    ids=["nothing", "one flip", "first status -> one Event", "a warning leads"],
+)  # fmt: skip
+def test_condition_flips_of_one_change_become_one_event(transitions, expected_type, expected_reason, parts):
+    folded = one_event(transitions)
+    if not transitions:
+        assert folded == []
+        return
+    assert len(folded) == 1
+    type_, reason, message = folded[0]
+    assert (type_, reason) == (expected_type, expected_reason)
+    assert len(message.split("; ")) == parts
+    for _, _, text in transitions:
+        assert text in message
+
+
+def step(kind: str, name: str) -> Step:
+    return Step(Action.CREATE, kind, name, {"kind": kind}, "missing")
+
+
+def test_deployments_are_written_before_the_other_children():
+    writes = [step("Service", "iris"), step("Deployment", "iris-blue"), step("PodDisruptionBudget", "iris"),
+              step("Deployment", "iris-green")]  # fmt: skip
+    groups = apply_groups(writes)
+    assert [[s.name for s in g] for g in groups] == [["iris-blue", "iris-green"], ["iris", "iris"]]
+    assert apply_groups([step("Service", "iris")]) == [[step("Service", "iris")]]
+    assert apply_groups([]) == []
+
+
+def test_a_burst_of_child_triggers_runs_one_pass_after_the_window():
+    runs: list[float] = []
+
+    async def scenario() -> None:
+        runtime = Runtime(ctx=Context(kube=None, settings=OperatorSettings()))  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        async def work() -> None:
+            runs.append(loop.time() - started)
+
+        for _ in range(5):
+            runtime.coalesce(("ml", "iris"), 0.2, work)
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.4)
+        runtime.coalesce(("ml", "iris"), 0.05, work)  # after the window: a new pass
+        await asyncio.sleep(0.2)
+
+    asyncio.run(scenario())
+    assert len(runs) == 2
+    assert 0.15 < runs[0] < 0.35  # from the first trigger, not pushed back by the later ones
