@@ -1,6 +1,6 @@
 -- Argo CD resource actions for ModelDeployment: which buttons are enabled for the current status.
--- promote: a rollout is in flight or paused; abort: a rollout is in flight or just promoted;
--- retry: the last rollout was aborted.
+-- promote: a rollout is in flight or paused; promote-full: in flight and not already promoting;
+-- abort: a rollout is in flight or just promoted; retry: the last rollout was aborted.
 local in_flight = {
   WaitingForCandidate = true, SmokeTesting = true, QualityGate = true, Stepping = true,
   Paused = true, Promoting = true,
@@ -12,6 +12,7 @@ end
 
 local actions = {}
 actions["promote"] = {["disabled"] = not in_flight[rollout_phase]}
+actions["promote-full"] = {["disabled"] = not in_flight[rollout_phase] or rollout_phase == "Promoting"}
 actions["abort"] = {["disabled"] = not (in_flight[rollout_phase] or rollout_phase == "PostPromotion")}
 actions["retry"] = {["disabled"] = rollout_phase ~= "Aborted"}
 return actions

@@ -1,144 +1,151 @@
 """The Argo CD health check and resource actions, run as the actual Lua files under Lua 5.1 (lupa.lua51;
-Argo CD runs gopher-lua, a Lua 5.1) against statuses built with the operator's own status models, so a
-renamed status field breaks these tests."""
+Argo CD runs gopher-lua, a Lua 5.1) against the cases in argocd/health_test.yaml and
+argocd/actions/action_test.yaml — the format of Argo CD's own resource_customizations tests, so the folder
+can be upstreamed as resource_customizations/modeldeploy.io/ModelDeployment. Every fixture's status must
+survive the operator's own status models unchanged, so a renamed status field breaks these tests."""
 
 from __future__ import annotations
 
+import copy
+import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from lupa import lua51
 
 from modeldeploy.api import ModelDeploymentStatus, RolloutControl
+from modeldeploy.api.status import ControlAction
 
 REPO = Path(__file__).resolve().parents[2]
 ARGOCD = REPO / "argocd"
-NOW = "2026-01-01T00:00:00Z"
+ACTIONS = ARGOCD / "actions"
+HEALTH_TESTS = yaml.safe_load((ARGOCD / "health_test.yaml").read_text())["tests"]
+ACTION_TESTS = yaml.safe_load((ACTIONS / "action_test.yaml").read_text())
+# Argo CD action name -> the rolloutControl.action the operator understands.
+CONTROL = {
+    "promote": ControlAction.promote,
+    "promote-full": ControlAction.promote_full,
+    "abort": ControlAction.abort,
+    "retry": ControlAction.retry,
+}
 
 
-def ready(status: str, reason: str, message: str = "") -> dict:
-    return {
-        "type": "Ready",
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": NOW,
-    }
-
-
-def degraded(status: str, reason: str, message: str = "") -> dict:
-    return {
-        "type": "Degraded",
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": NOW,
-    }
-
-
-def model_deployment(generation: int = 2, **status) -> dict:
-    meta = {"name": "iris", "namespace": "ml", "generation": generation}
-    body = {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment", "metadata": meta, "spec": {}}
-    if status:
-        # Through the operator's model: exactly the field names and shapes the operator writes.
-        body["status"] = ModelDeploymentStatus.model_validate(status).model_dump(
-            mode="json", by_alias=True, exclude_none=True
-        )
-    return body
+def load(directory: Path, relative: str) -> dict:
+    return yaml.safe_load((directory / relative).read_text())
 
 
 def run_lua(path: Path, obj: dict):
     lua = lua51.LuaRuntime(unpack_returned_tuples=True)
     lua.globals()["obj"] = lua.table_from(obj, recursive=True)
-    return lua, lua.execute(path.read_text())
+    return lua.execute(path.read_text())
 
 
-def lua_to_python(value):
-    if lua51.lua_type(value) == "table":
-        items = dict(value.items())
-        if items and all(isinstance(k, int) for k in items):
-            return [lua_to_python(items[k]) for k in sorted(items)]
-        return {k: lua_to_python(v) for k, v in items.items()}
-    return value
+def lua_to_python(value: Any, like: Any = None) -> Any:
+    """A Lua table as JSON-like Python; an empty table becomes [] where the input had a list (as Argo CD's
+    cleanReturnedObj does: Lua cannot tell an empty array from an empty object)."""
+    if lua51.lua_type(value) != "table":
+        return value
+    items = dict(value.items())
+    if not items:
+        return [] if isinstance(like, list) else {}
+    if all(isinstance(k, int) for k in items):
+        keys = sorted(items)
+        return [lua_to_python(items[k], like[i] if isinstance(like, list) and i < len(like) else None)
+                for i, k in enumerate(keys)]  # fmt: skip
+    like = like if isinstance(like, dict) else {}
+    return {k: lua_to_python(v, like.get(k)) for k, v in items.items()}
 
 
-SERVING = {"activeColor": "blue", "activeRevision": "7c9f1e2", "modelVersion": "3"}
+def status_fixtures() -> list[tuple[Path, str]]:
+    inputs = [(ARGOCD, t["inputPath"]) for t in HEALTH_TESTS]
+    inputs += [(ACTIONS, t["inputPath"]) for t in ACTION_TESTS["discoveryTests"]]
+    inputs += [(ACTIONS, t["expectedOutputPath"]) for t in ACTION_TESTS["actionTests"]]
+    return sorted(set(inputs))
 
 
-@pytest.mark.parametrize(
-    ("obj", "health", "message_part"),
-    [
-        (model_deployment(), "Progressing", "pick up"),
-        (model_deployment(generation=3, observedGeneration=2, phase="Healthy",
-                          conditions=[ready("True", "Serving", "revision 7c9f1e2 serves 100%")], **SERVING),
-         "Progressing", "generation 3"),
-        (model_deployment(observedGeneration=2, phase="Healthy",
-                          conditions=[ready("True", "Serving", "revision 7c9f1e2 serves 100%")], **SERVING),
-         "Healthy", "revision 7c9f1e2 serves 100%"),
-        (model_deployment(observedGeneration=2, phase="Pending", conditions=[ready("False", "Deploying")]),
-         "Progressing", "Phase Pending"),
-        (model_deployment(observedGeneration=2, phase="Progressing", conditions=[ready("True", "Serving")],
-                          rollout={"phase": "Stepping", "revision": "a1b2c3d", "color": "green",
-                                   "stepIndex": 1, "message": "step 2/2: green gets 50%"}, **SERVING),
-         "Progressing", "step 2/2: green gets 50%"),
-        (model_deployment(observedGeneration=2, phase="Paused", conditions=[ready("True", "Serving")],
-                          rollout={"phase": "Paused", "revision": "a1b2c3d", "color": "green"}, **SERVING),
-         "Suspended", "revision a1b2c3d waits for promotion (promote: kubectl modeldeploy promote iris)"),
-        (model_deployment(observedGeneration=2, phase="Degraded",
-                          conditions=[ready("True", "Serving"),
-                                      degraded("True", "RolloutAborted", "analysis: error rate 0.2 > 0.01")],
-                          rollout={"phase": "Aborted", "abortReason": "analysis"}, **SERVING),
-         "Degraded", "analysis: error rate 0.2 > 0.01"),
-        (model_deployment(observedGeneration=2, phase="Failed",
-                          conditions=[ready("False", "ModelLoadFailed", "sha256 mismatch for model.joblib")]),
-         "Degraded", "sha256 mismatch for model.joblib"),
-        (model_deployment(generation=5, observedGeneration=4, phase="Failed",
-                          conditions=[ready("False", "InvalidSpec", "old message")]),
-         "Progressing", "generation 5"),
-    ],
-    ids=["no status yet", "observedGeneration lags", "healthy", "pending", "rollout stepping",
-         "waiting for promotion", "degraded with message", "failed with message", "failed but stale"],
-)  # fmt: skip
-def test_health_check(obj, health, message_part):
-    _, result = run_lua(ARGOCD / "health.lua", obj)
-    assert result["status"] == health
-    assert message_part in result["message"]
+# -- the fixtures are statuses the operator writes --------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("rollout_phase", "enabled"),
-    [
-        (None, set()),
-        ("Completed", set()),
-        ("Stepping", {"promote", "abort"}),
-        ("Paused", {"promote", "abort"}),
-        ("PostPromotion", {"abort"}),
-        ("Aborted", {"retry"}),
-    ],
-)
-def test_action_discovery_enables_what_applies_to_the_rollout_phase(rollout_phase, enabled):
-    rollout = {"rollout": {"phase": rollout_phase}} if rollout_phase else {}
-    obj = model_deployment(observedGeneration=2, phase="Healthy", **rollout)
-    _, actions = run_lua(ARGOCD / "actions" / "discovery.lua", obj)
-    actions = lua_to_python(actions)
-    assert set(actions) == {"promote", "abort", "retry"}
-    assert {name for name, spec in actions.items() if not spec["disabled"]} == enabled
+@pytest.mark.parametrize(("directory", "relative"), status_fixtures(), ids=lambda v: str(v).split("/")[-1])
+def test_fixture_status_survives_the_operators_status_model_unchanged(directory, relative):
+    obj = load(directory, relative)
+    if "status" not in obj:
+        assert relative.endswith("noStatus.yaml")
+        return
+    parsed = ModelDeploymentStatus.model_validate(obj["status"])
+    assert parsed.model_dump(mode="json", by_alias=True, exclude_unset=True) == obj["status"]
 
 
-@pytest.mark.parametrize("action", ["promote", "abort", "retry"])
-@pytest.mark.parametrize("with_status", [True, False], ids=["existing status", "no status"])
-def test_action_writes_a_rollout_control_request_the_operator_accepts(action, with_status):
-    obj = model_deployment(observedGeneration=2, phase="Paused") if with_status else model_deployment()
-    _, result = run_lua(ARGOCD / "actions" / action / "action.lua", obj)
-    result = lua_to_python(result)
+def test_health_cases_cover_every_health_status():
+    assert {t["healthStatus"]["status"] for t in HEALTH_TESTS} == {
+        "Healthy", "Progressing", "Degraded", "Suspended"
+    }  # fmt: skip
+
+
+# -- health ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", HEALTH_TESTS, ids=lambda t: t["inputPath"])
+def test_health_check_gives_the_expected_status_and_message(case):
+    result = run_lua(ARGOCD / "health.lua", load(ARGOCD, case["inputPath"]))
+    assert {"status": result["status"], "message": result["message"]} == case["healthStatus"]
+
+
+# -- actions ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ACTION_TESTS["discoveryTests"], ids=lambda t: t["inputPath"])
+def test_action_discovery_enables_what_applies_to_the_rollout_phase(case):
+    actions = lua_to_python(run_lua(ACTIONS / "discovery.lua", load(ACTIONS, case["inputPath"])))
+    found = [{"name": name, "disabled": spec["disabled"]} for name, spec in actions.items()]
+    # Argo CD checks each discovered action is listed; listing exactly the discovered ones is stricter.
+    assert sorted(found, key=str) == sorted(case["result"], key=str)
+
+
+@pytest.mark.parametrize("case", ACTION_TESTS["actionTests"], ids=lambda t: f"{t['action']}/{t['inputPath']}")
+def test_action_writes_the_expected_rollout_control_request(case):
+    source = load(ACTIONS, case["inputPath"])
+    result = lua_to_python(run_lua(ACTIONS / case["action"] / "action.lua", copy.deepcopy(source)), source)
+    assert result == load(ACTIONS, case["expectedOutputPath"])
     control = RolloutControl.model_validate(result["status"]["rolloutControl"])
-    assert control.action == action
-    assert control.request_id.startswith("argocd-")
-    if with_status:
-        assert result["status"]["phase"] == "Paused"  # the rest of status is left alone
+    assert control.action == CONTROL[case["action"]]
+    assert control.request_id == f"argocd-rv{source['metadata']['resourceVersion']}"
+
+
+def test_every_action_is_discovered_rendered_and_tested():
+    spec = importlib.util.spec_from_file_location("render_argocd_cm", ARGOCD / "render_argocd_cm.py")
+    renderer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(renderer)
+    rendered = renderer.ACTIONS
+    on_disk = {p.parent.name for p in ACTIONS.glob("*/action.lua")}
+    discovered = {a["name"] for case in ACTION_TESTS["discoveryTests"] for a in case["result"]}
+    tested = {case["action"] for case in ACTION_TESTS["actionTests"]}
+    assert on_disk == discovered == tested == set(rendered) == set(CONTROL)
+
+
+@pytest.mark.parametrize("action", sorted(CONTROL))
+def test_action_on_an_object_without_status_or_version_uses_a_timestamp_request_id(action):
+    obj = {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment",
+           "metadata": {"name": "iris", "namespace": "ml"}, "spec": {}}  # fmt: skip
+    result = lua_to_python(run_lua(ACTIONS / action / "action.lua", obj))
+    control = RolloutControl.model_validate(result["status"]["rolloutControl"])
+    assert re.fullmatch(r"argocd-\d{8}T\d{6}Z", control.request_id)
     assert result["metadata"] == obj["metadata"]
+
+
+def test_a_new_object_version_makes_a_new_request():
+    paused = load(ACTIONS, "testdata/paused.yaml")
+    later = copy.deepcopy(paused)
+    later["metadata"]["resourceVersion"] = "4712"
+    promote = ACTIONS / "promote" / "action.lua"
+    results = [lua_to_python(run_lua(promote, o)) for o in (paused, copy.deepcopy(paused), later)]
+    ids = {r["status"]["rolloutControl"]["requestId"] for r in results}
+    assert ids == {"argocd-rv4711", "argocd-rv4712"}
 
 
 def test_argocd_cm_snippet_is_rendered_from_the_lua_files():

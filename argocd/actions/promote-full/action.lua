@@ -1,0 +1,13 @@
+-- Argo CD resource action promote-full (skip the remaining checks and steps): the same request as
+-- `kubectl modeldeploy promote --full`, written to status.rolloutControl. Argo CD sends the status part of an
+-- action's change to the status subresource (see docs/gitops.md). The requestId names the object version the
+-- button was pressed on: the operator acts once per id, so pressing twice on one version is one request.
+local request_id = "argocd-" .. os.date("!%Y%m%dT%H%M%SZ")
+if obj.metadata.resourceVersion ~= nil and obj.metadata.resourceVersion ~= "" then
+  request_id = "argocd-rv" .. obj.metadata.resourceVersion
+end
+if obj.status == nil then
+  obj.status = {}
+end
+obj.status.rolloutControl = {action = "promoteFull", requestId = request_id}
+return obj
