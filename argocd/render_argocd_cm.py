@@ -9,11 +9,14 @@ argocd-cm of your Argo CD installation (e.g. `kubectl -n argocd patch cm argocd-
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import yaml
+
+# The shared write-or-check main lives in scripts/ (these files run as plain scripts, not a package).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from generated_files import write_or_check
 
 HERE = Path(__file__).resolve().parent
 TARGET = HERE / "argocd-cm.yaml"
@@ -58,17 +61,8 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if argocd-cm.yaml is stale")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print("stale: argocd/argocd-cm.yaml (run python argocd/render_argocd_cm.py)", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text)
-    return 0
+    command = "python argocd/render_argocd_cm.py"
+    return write_or_check(lambda: {TARGET: render()}, __doc__.splitlines()[0], command, argv)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,15 @@ comes from the `# --` comments in charts/modeldeploy/values.yaml (helm-docs conv
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import yaml
+
+# The shared write-or-check main lives in scripts/ (these files run as plain scripts, not a package).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from generated_files import write_or_check
 
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "charts" / "modeldeploy"
@@ -73,18 +76,8 @@ def expected_files() -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="report stale files instead of writing them")
-    args = parser.parse_args(argv)
-    stale = [path for path, text in expected_files().items() if not path.exists() or path.read_text() != text]
-    if args.check:
-        for path in stale:
-            print(f"stale: {path.relative_to(REPO)} (run python charts/sync_chart_files.py)", file=sys.stderr)
-        return 1 if stale else 0
-    for path, text in expected_files().items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return 0
+    command = "python charts/sync_chart_files.py"
+    return write_or_check(expected_files, __doc__.splitlines()[0], command, argv)
 
 
 if __name__ == "__main__":

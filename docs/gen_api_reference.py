@@ -6,11 +6,14 @@ python docs/gen_api_reference.py --check   # exit 1 if it is stale (CI)
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import yaml
+
+# The shared write-or-check main lives in scripts/ (these files run as plain scripts, not a package).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from generated_files import write_or_check
 
 REPO = Path(__file__).resolve().parent.parent
 CRD = REPO / "crds" / "modeldeployments.yaml"
@@ -79,17 +82,8 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if docs/api-reference.md is stale")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print("stale: docs/api-reference.md (run python docs/gen_api_reference.py)", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text)
-    return 0
+    command = "python docs/gen_api_reference.py"
+    return write_or_check(lambda: {TARGET: render()}, __doc__.splitlines()[0], command, argv)
 
 
 if __name__ == "__main__":
