@@ -7,8 +7,17 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # The virtualenv's top-level requirements; scripts/venv.lock pins them and everything below them.
 VENV_REQUIREMENTS=$'-e .[dev]\n-e ./serving-image[all,tensorflow,test]'
-# What the lock was resolved from: the requirements, both pyproject files and the venv's Python minor version.
+# What the lock was resolved from: the requirements, the dependency tables of both pyproject files (not their
+# tool settings) and the venv's Python minor version. $1: the venv's python.
 venv_lock_inputs() {
-  { printf '%s\n' "$VENV_REQUIREMENTS"; cat pyproject.toml serving-image/pyproject.toml
-    "$1" -c 'import sys; print("python%d.%d" % sys.version_info[:2])'; } | sha256sum | cut -d' ' -f1
+  "$1" - "$VENV_REQUIREMENTS" <<'PY' | sha256sum | cut -d' ' -f1
+import json, sys, tomllib
+def deps(path):
+    with open(path, "rb") as f:
+        data = tomllib.load(f)
+    keys = ("name", "requires-python", "dependencies", "optional-dependencies")
+    return {"build-system": data.get("build-system"), **{k: data["project"].get(k) for k in keys}}
+python = "python%d.%d" % sys.version_info[:2]
+print(json.dumps([sys.argv[1], deps("pyproject.toml"), deps("serving-image/pyproject.toml"), python]))
+PY
 }
