@@ -3,6 +3,8 @@
 One ModelDeployment per phase; each is held in its phase by real means, all are killed by one SIGKILL
 and picked up by one restarted operator (so the whole table costs one restart):
 - Deploying / WaitingForCandidate: the pods' nodeSelector matches no node until a kwok node is labelled;
+- Promoting: the candidate's pods may not share a node, and during its 25% step (one pod) every other
+  node loses the label they need, so the second pod promotion asks for waits until it is back;
 - SmokeTesting / QualityGate: the local model server the check talks to is stopped (SIGSTOP), so the
   check hangs in flight (the candidate's server for the smoke test, the active one for the gate's
   champion score);
@@ -58,6 +60,7 @@ from serving.helpers import Server
 pytestmark = pytest.mark.e2e
 
 HOLD_LABEL = "e2e.modeldeploy.io/restart-hold"
+ONE_NODE_LABEL = "e2e.modeldeploy.io/restart-hold-one"  # nodes the Promoting scenario's candidate may use
 # Phases that end by time alone are set up last and killed in at once; long enough for a busy machine,
 # and to tell "resumed" from "started over" after the restart.
 HELD_SECONDS = 30
@@ -71,6 +74,7 @@ class Scenario:
     servers: str | None = None  # whose local model servers sit behind the colours (scenarios with checks)
     held_v1: bool = False  # v1 itself waits for the node label (the Deploying scenario has no v2)
     held_v2: bool = False  # v2's pods wait for the node label
+    one_pod_v2: bool = False  # v2 pods one per labelled node (the fixture unlabels all nodes but one)
     timed: bool = False  # the phase ends by time: set up last
     ends: str = "promoted"  # promoted | aborted | deployed
 
@@ -93,6 +97,12 @@ def _scenarios(dataset_url: str) -> dict[str, Scenario]:
         "smoke": Scenario("SmokeTesting", {**short, "smoke": smoke}, servers="gate"),
         "gate": Scenario("QualityGate", {**short, "qualityGate": gate}, servers="gate"),
         "paused": Scenario("Paused", {**held, "scaleDownDelaySeconds": 1}),
+        # 25% of 2 replicas is one candidate pod; promoting wants the second one back.
+        "promoting": Scenario(
+            "Promoting",
+            {"steps": [{"weight": 25, "pauseSeconds": 10}], "scaleDownDelaySeconds": 1},
+            one_pod_v2=True,
+        ),
         "stepping": Scenario(
             "Stepping",
             {
@@ -129,10 +139,19 @@ class World:
     stepping_judged: dict[str, Any] = field(default_factory=dict)  # stepping's first pass by the new operator
 
 
-def _spec(version: str, rollout: dict, hold: str | None) -> dict:
-    spec = rollout_spec(version, rollout)
-    if hold:
+def _spec(name: str, version: str, scenario: Scenario, hold: str) -> dict:
+    spec = rollout_spec(version, scenario.rollout)
+    if (scenario.held_v1 and version == "1") or (scenario.held_v2 and version == "2"):
         spec["server"] = {"nodeSelector": {HOLD_LABEL: hold}}
+    if scenario.one_pod_v2 and version == "2":
+        own_pods = {"matchLabels": {"modeldeploy.io/name": name, "modeldeploy.io/color": "green"}}
+        one_per_node = {"labelSelector": own_pods, "topologyKey": "kubernetes.io/hostname"}
+        spec["server"] = {
+            "nodeSelector": {ONE_NODE_LABEL: hold},
+            "affinity": {
+                "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [one_per_node]}
+            },
+        }
     return spec
 
 
@@ -145,10 +164,33 @@ def _thaw(server: Server) -> None:
     os.kill(server.process.pid, signal.SIGCONT)
 
 
-def _kwok_node(cluster) -> str:
-    return cluster.kubectl(
-        "get", "nodes", "-l", "type=kwok", "-o", "jsonpath={.items[0].metadata.name}"
-    ).stdout
+def _kwok_nodes(cluster) -> list[str]:
+    found = cluster.kubectl("get", "nodes", "-l", "type=kwok", "-o", "jsonpath={.items[*].metadata.name}")
+    nodes = sorted(found.stdout.split())
+    assert len(nodes) >= 2, f"the Promoting scenario needs two kwok nodes, found {nodes}"
+    return nodes
+
+
+def _label_node(cluster, node: str, key: str, value: str | None) -> None:
+    change = f"{key}={value}" if value is not None else f"{key}-"
+    cluster.kubectl("label", "node", node, change, "--overwrite", check=value is not None)
+
+
+def _keep_one_node(cluster, namespace: str, name: str, nodes: list[str]) -> None:
+    """During the step (one candidate pod), take the label off every node but that pod's: the second pod
+    Promoting asks for then has nowhere to go."""
+
+    def single_pod_node() -> str | None:
+        pods = cluster.get_json(
+            "pods", "-n", namespace, "-l", f"modeldeploy.io/name={name},modeldeploy.io/color=green"
+        )
+        alive = [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
+        return alive[0]["spec"].get("nodeName") if len(alive) == 1 else None
+
+    keep = wait_for(single_pod_node, timeout=30, what=f"{name}: one candidate pod during the step")
+    for node in nodes:
+        if node != keep:
+            _label_node(cluster, node, ONE_NODE_LABEL, None)
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +199,7 @@ def world(cluster, namespace, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("restart")
     models = train_models(workdir / "models")
     hold = namespace  # the label value only this module's pods wait for
-    node = _kwok_node(cluster)
+    nodes = _kwok_nodes(cluster)
     with file_server(models.holdout_dir) as dataset_url, contextlib.ExitStack() as stack:
         scenarios = _scenarios(dataset_url)
         watchers = NamespaceWatcher(cluster, namespace, list(scenarios))
@@ -165,8 +207,8 @@ def world(cluster, namespace, tmp_path_factory):
             name: Rollout(
                 name,
                 scenario,
-                _spec("1", scenario.rollout, hold if scenario.held_v1 else None),
-                _spec("2", scenario.rollout, hold if scenario.held_v2 else None),
+                _spec(name, "1", scenario, hold),
+                _spec(name, "2", scenario, hold),
                 watchers.watchers[name],
             )
             for name, scenario in scenarios.items()
@@ -176,7 +218,6 @@ def world(cluster, namespace, tmp_path_factory):
             for name, r in rollouts.items()
             if r.scenario.servers == name
         }
-        wait_all_ready(list(pairs.values()))
         for pair in pairs.values():
             stack.callback(pair.stop)
         addresses = {
@@ -198,13 +239,19 @@ def world(cluster, namespace, tmp_path_factory):
             return started
 
         operator = start_operator()
-        stack.callback(cluster.kubectl, "label", "node", node, f"{HOLD_LABEL}-", check=False)
+        for node in nodes:
+            for key in (HOLD_LABEL, ONE_NODE_LABEL):
+                stack.callback(_label_node, cluster, node, key, None)
+        for node in nodes:
+            _label_node(cluster, node, ONE_NODE_LABEL, hold)
         for r in rollouts.values():
             kubectl_apply(cluster, body(r.name, namespace, r.v1))
         stack.enter_context(watchers)
         for r in rollouts.values():
             if not r.scenario.held_v1:
                 wait_rollout(cluster, namespace, r.name, serving(revision(r.v1)), what=f"{r.name} v1")
+
+        wait_all_ready(list(pairs.values()))  # they started while the v1s were deployed
 
         # Phases held until released (and the aborted one, held in a split until its abort) go first.
         frozen = [pairs["gate"].green, pairs["gate"].blue]  # the smoke test's target, the gate's champion
@@ -214,6 +261,8 @@ def world(cluster, namespace, tmp_path_factory):
         untimed = [r for r in rollouts.values() if not r.scenario.held_v1 and not r.scenario.timed]
         for r in [*untimed, rollouts["aborted"]]:
             kubectl_apply(cluster, body(r.name, namespace, r.v2))
+        wait_rollout(cluster, namespace, "promoting", in_phase("Stepping"), what="promoting: its step")
+        _keep_one_node(cluster, namespace, "promoting", nodes)
         for r in untimed:
             wait_rollout(cluster, namespace, r.name, in_phase(r.scenario.phase), what=f"{r.name} held")
         wait_rollout(cluster, namespace, "aborted", in_phase("Paused"), what="aborted: split held")
@@ -234,7 +283,9 @@ def world(cluster, namespace, tmp_path_factory):
         start_operator()
         shared = World(cluster, namespace, rollouts, killed, datetime.now(UTC), time.monotonic())
 
-        cluster.kubectl("label", "node", node, f"{HOLD_LABEL}={hold}", "--overwrite")
+        _label_node(cluster, nodes[0], HOLD_LABEL, hold)
+        for node in nodes:
+            _label_node(cluster, node, ONE_NODE_LABEL, hold)
         for server in frozen:
             _thaw(server)
         plugin(cluster, "promote", namespace, "paused")
@@ -339,5 +390,8 @@ def test_operator_killed_in_each_phase_continues_from_status(world, name):
             assert judged["stepStartedAt"] == before["stepStartedAt"], (before, judged)
         promoted_at = _time(status["history"][0]["finishedAt"])
         assert promoted_at >= _time(before["stepStartedAt"]) + timedelta(seconds=HELD_SECONDS)
+    if name == "promoting":  # held at the split while the second candidate pod could not start
+        held = {s.colors for s in watcher.samples if s.phase == "Promoting" and s.at < world.restarted_at}
+        assert held == {BOTH}, _timeline(watcher)
     if name == "warm":  # the previous colour stayed warm for the whole window
         assert _time(state["phaseStartedAt"]) >= _time(before["scaleDownAt"]), state
