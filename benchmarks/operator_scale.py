@@ -264,6 +264,9 @@ def dump_heap(pid: int, target: Path) -> None:
     print(f"heap report: {target}")
 
 
+CHILDREN = frozenset({"deployments", "services", "horizontalpodautoscalers", "poddisruptionbudgets"})
+
+
 def audit_requests(audit_log: Path | None, username: str, since: dt.datetime, until: dt.datetime) -> dict:
     """Every request `username` made in [since, until], by "verb resource[/subresource]", and how many
     the API server answered 429 (throttled). Counts, unlike timings, are not noisy."""
@@ -285,8 +288,11 @@ def audit_requests(audit_log: Path | None, username: str, since: dt.datetime, un
             resource = ref.get("resource", event.get("requestURI", "?"))
             if ref.get("subresource"):
                 resource += "/" + ref["subresource"]
-            by_call[f"{event.get('verb')} {resource}"] += 1
-            throttled += (event.get("responseStatus") or {}).get("code") == 429
+            code = (event.get("responseStatus") or {}).get("code")
+            # An apply answered 201 created the child; 200 rewrote an existing one (or changed nothing).
+            outcome = {201: " (created)", 200: " (existing)"}.get(code, "") if resource in CHILDREN else ""
+            by_call[f"{event.get('verb')} {resource}{outcome}"] += 1
+            throttled += code == 429
     return {"by_call": by_call, "total": sum(by_call.values()), "throttled": throttled}
 
 
@@ -307,20 +313,23 @@ def run_operator_phase(
     quiet: float,
     log_level: str = "WARNING",
     trace_memory: bool = False,
+    operator_env: dict[str, str] | None = None,
 ) -> dict:
     namespace = new_namespace(cluster, "bench-op")
     create_peering(cluster, namespace)
     identity = create_operator_identity(cluster, namespace, workdir)
-    operator = OperatorProcess(identity, namespace, workdir / f"operator-{count}.log", extra_env={
-        "MODELDEPLOY_SERVING_IMAGE": IMAGE, "MODELDEPLOY_LOG_LEVEL": log_level,
-        **({"MODELDEPLOY_TRACEMALLOC_FRAMES": "6"} if trace_memory else {})}).start()  # fmt: skip
+    env = {"MODELDEPLOY_SERVING_IMAGE": IMAGE, "MODELDEPLOY_LOG_LEVEL": log_level, **(operator_env or {})}
+    if trace_memory:
+        env["MODELDEPLOY_TRACEMALLOC_FRAMES"] = "6"
+    operator = OperatorProcess(identity, namespace, workdir / f"operator-{count}.log", extra_env=env)
     seen: dict[str, float] = {}
     stop = threading.Event()
-    threading.Thread(
-        target=watch_deployment_creations, args=(cluster, namespace, seen, stop), daemon=True
-    ).start()
-    time.sleep(1)
     try:
+        operator.start()  # inside the try: an operator that never got healthy is stopped too
+        threading.Thread(
+            target=watch_deployment_creations, args=(cluster, namespace, seen, stop), daemon=True
+        ).start()
+        time.sleep(1)
         burst_started = audit_timestamp()
         started = time.monotonic()
         created = create_model_deployments(cluster, namespace, count, replicas)
@@ -369,6 +378,9 @@ def main() -> None:
     parser.add_argument(
         "--trace-memory", action="store_true", help="tracemalloc in the operator; heap report per phase"
     )
+    parser.add_argument(
+        "--operator-env", action="append", default=[], metavar="KEY=VALUE", help="extra operator setting"
+    )
     parser.add_argument("--log-level", default="WARNING", help="the operator's log level (DEBUG shows kopf)")
     parser.add_argument(
         "--keep", action="store_true", help="keep the work directory (operator logs, audit log) for a look"
@@ -396,7 +408,14 @@ def run(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
         run_timing(cluster, workdir, args)
     if args.memory_count:
         big = run_operator_phase(
-            cluster, args.memory_count, 0, workdir, min(args.quiet, 10), args.log_level, args.trace_memory
+            cluster,
+            args.memory_count,
+            0,
+            workdir,
+            min(args.quiet, 10),
+            args.log_level,
+            args.trace_memory,
+            dict(e.split("=", 1) for e in args.operator_env),
         )
         print(
             f"operator RSS at {args.memory_count} ModelDeployments (0 replicas): {big['rss_mb']:.0f} MB "
@@ -409,7 +428,14 @@ def run(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
 def run_timing(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
     floor = measure_floor(cluster, args.count)
     result = run_operator_phase(
-        cluster, args.count, 1, workdir, args.quiet, args.log_level, args.trace_memory
+        cluster,
+        args.count,
+        1,
+        workdir,
+        args.quiet,
+        args.log_level,
+        args.trace_memory,
+        dict(e.split("=", 1) for e in args.operator_env),
     )
     lat = sorted(result["latencies"])
     p50 = statistics.median(lat) if lat else float("nan")

@@ -69,9 +69,12 @@ async def _child_changed(
         return
     meta = body["metadata"]
     runtime = runtime_of(memo)
-    if type != "DELETED" and runtime.ctx.is_own_write(
+    own_write = type != "DELETED" and runtime.ctx.is_own_write(
         body["kind"], meta["namespace"], meta["name"], meta.get("resourceVersion")
-    ):
+    )
+    if own_write or type == "DELETED":
+        runtime.ctx.echoed(body["kind"], meta["namespace"], meta["name"], parent)
+    if own_write:
         return  # the echo of our own apply: exactly what we wrote, nothing to reconcile
     key = (meta["namespace"], parent)
     trigger = body["kind"].lower()

@@ -69,6 +69,7 @@ class Runtime:
                 previous.cancel()
         self.phases.pop(key, None)
         self.ctx.bodies.forget(*key)
+        self.ctx.forget_parent(*key)
         self.serializer.forget(key)
 
 

@@ -18,7 +18,14 @@ from modeldeploy import metrics
 from modeldeploy.k8s import MODEL_DEPLOYMENT, PVC, SECRET, Kube, kind_of
 from modeldeploy.reconcile import desired_port
 from modeldeploy.reconcile.bodies import BodyCache
-from modeldeploy.reconcile.observe import Observed, observed_for, slim_child
+from modeldeploy.reconcile.observe import (
+    Observed,
+    observed_for,
+    owner_uid,
+    packed_child,
+    slim_child,
+    unpacked,
+)
 from modeldeploy.reconcile.plan import Action, Step, plan_children
 from modeldeploy.reconcile.status import keep_transition_times, status_merge_patch, transition_events
 from modeldeploy.settings import OperatorSettings
@@ -76,10 +83,32 @@ class Context:
     # The newest ModelDeployment bodies seen (watch events, our status patches): passes need no GET.
     bodies: BodyCache = field(default_factory=BodyCache)
 
+    # Children we wrote whose watch echo has not reached the indexes yet, packed, by parent key. A pass
+    # lays them over the indexes: when the watch lags in a burst, a pass must not take a child it has
+    # just written for missing or old and write it again (each rewrite is one more lagging event).
+    unechoed: dict[tuple[str, str], dict[tuple[str, str], dict]] = field(default_factory=dict)
+
     def is_own_write(self, kind: str, namespace: str, name: str, resource_version: str | None) -> bool:
         return (
             resource_version is not None and self.own_writes.get((kind, namespace, name)) == resource_version
         )
+
+    def wrote(self, namespace: str, parent: str, applied: Mapping[str, Any]) -> None:
+        kind, name = applied["kind"], applied["metadata"]["name"]
+        self.own_writes[(kind, namespace, name)] = applied["metadata"].get("resourceVersion", "")
+        if kind in INDEXED_KINDS:  # the others are read afresh by every pass that wants them
+            self.unechoed.setdefault((namespace, parent), {})[(kind, name)] = packed_child(applied)
+
+    def echoed(self, kind: str, namespace: str, name: str, parent: str) -> None:
+        """The watch (and so the index) has caught up with a child we wrote, or it is gone."""
+        pending = self.unechoed.get((namespace, parent))
+        if pending is not None:
+            pending.pop((kind, name), None)
+            if not pending:
+                del self.unechoed[(namespace, parent)]
+
+    def forget_parent(self, namespace: str, parent: str) -> None:
+        self.unechoed.pop((namespace, parent), None)
 
     _crds: dict[str, tuple[bool, float]] = field(default_factory=dict)
 
@@ -192,8 +221,13 @@ async def reconcile(
     trigger: str,
 ) -> Outcome:
     started = time.perf_counter()
+    meta = body["metadata"]
+    observed = observed_for(meta.get("uid"), children, pods)
+    unechoed = ctx.unechoed.get((meta["namespace"], meta["name"]), {})
+    for kind, child in with_unechoed(observed, unechoed, meta.get("uid")):
+        ctx.echoed(kind, meta["namespace"], child, meta["name"])
     try:
-        outcome = await _reconcile(ctx, body, observed_for(body["metadata"].get("uid"), children, pods))
+        outcome = await _reconcile(ctx, body, observed)
     except InvalidSpec:
         metrics.RECONCILES.labels(trigger=trigger, result="invalid").inc()
         raise
@@ -240,7 +274,8 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
         assert step.manifest is not None
         log.info("%s %s %s/%s (%s)", step.action, step.kind, namespace, step.name, step.why)
         applied = await ctx.kube.apply(step.manifest)
-        ctx.own_writes[(step.kind, namespace, step.name)] = applied["metadata"].get("resourceVersion", "")
+        applied.setdefault("kind", step.kind)
+        ctx.wrote(namespace, name, applied)
         live[(step.kind, step.name)] = slim_child(applied)
 
     # Concurrently, Deployments first: a pass is then two round trips, not one per child.
@@ -253,6 +288,7 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
             kind = kind_of(live[(step.kind, step.name)])
             await ctx.kube.delete(kind, namespace, step.name)
             ctx.own_writes.pop((step.kind, namespace, step.name), None)
+            ctx.echoed(step.kind, namespace, step.name, name)
             live.pop((step.kind, step.name))
 
     patch = await write_status(ctx, body, planned.status, planned.events)
@@ -265,6 +301,29 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
         planned.status.get("phase"),
         planned.requeue_after,
     )
+
+
+def _version(obj: Mapping[str, Any]) -> int:
+    text = str(obj.get("metadata", {}).get("resourceVersion") or "")
+    return int(text) if text.isdigit() else -1
+
+
+def with_unechoed(
+    observed: Observed, unechoed: Mapping[tuple[str, str], dict], parent_uid: str | None
+) -> list[tuple[str, str]]:
+    """Lay the children we wrote over the indexed ones where the index is missing them or older; returns
+    the keys the index has caught up with (an apply that changed nothing has no watch echo)."""
+    caught_up = []
+    for key, packed in unechoed.items():
+        if parent_uid and owner_uid(packed) not in (None, parent_uid):
+            caught_up.append(key)  # written for an earlier namesake of this ModelDeployment
+            continue
+        indexed = observed.children.get(key)
+        if indexed is None or _version(indexed) < _version(packed):
+            observed.children[key] = unpacked(packed)
+        else:
+            caught_up.append(key)
+    return caught_up
 
 
 def apply_groups(writes: list[Step]) -> list[list[Step]]:
