@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 import signal
@@ -38,7 +39,7 @@ from .errors import NotFound
 from .loaders import LoadedModel
 from .metrics import CONTENT_TYPE, Metrics
 from .openapi import build_openapi
-from .reqlog import RequestLogger, log_event
+from .reqlog import LINES, RequestLogger, flush_periodically, log_event
 from .settings import Settings
 
 
@@ -169,7 +170,10 @@ def install_drain_handler(state: ServerState) -> None:
         if not state.draining:
             state.draining = True
             state.metrics.ready.set(0)
-            log_event("draining", pid=os.getpid(), drain_seconds=delay)
+            # The log buffer is not re-entrant: the event (which flushes it) runs on the loop, not in here.
+            loop.call_soon_threadsafe(
+                functools.partial(log_event, "draining", pid=os.getpid(), drain_seconds=delay)
+            )
         if callable(previous):
             if delay > 0:
                 loop.call_soon_threadsafe(loop.call_later, delay, previous, signum, frame)
@@ -208,7 +212,7 @@ def create_app(settings: Settings, loaded: LoadedModel) -> FastAPI:
         deadlines=Deadlines(settings.timeout_seconds),
     )
     state.extra["in_thread"] = in_thread
-    watchdog: list[asyncio.Task[None]] = []
+    background: list[asyncio.Task[None]] = []
     metrics.load_seconds.set(loaded.load_seconds + loaded.warmup_seconds)
 
     @contextlib.asynccontextmanager
@@ -218,7 +222,9 @@ def create_app(settings: Settings, loaded: LoadedModel) -> FastAPI:
         # or a gen-2 collection walks them all mid-request (tens of ms of p99).
         gc.collect()
         gc.freeze()
-        watchdog.append(asyncio.get_running_loop().create_task(state.deadlines.watch()))
+        loop = asyncio.get_running_loop()
+        background.append(loop.create_task(state.deadlines.watch()))
+        background.append(loop.create_task(flush_periodically()))
         state.ready = True
         metrics.ready.set(1)
         log_event(
@@ -233,8 +239,10 @@ def create_app(settings: Settings, loaded: LoadedModel) -> FastAPI:
         )
         yield
         state.ready = False
-        watchdog[0].cancel()
+        for task in background:
+            task.cancel()
         state.batcher.close()
+        LINES.flush()  # every buffered request line is out before the process exits
 
     app = ModelServeApp(
         title="modelserve",

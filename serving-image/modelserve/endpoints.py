@@ -58,7 +58,9 @@ class ServerState:
 async def send_json(
     send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS + (headers or [])})
+    # A content-length spares chunked framing (one write and less parsing for the client).
+    sized = [*JSON_HEADERS, (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": sized + (headers or [])})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -186,7 +188,7 @@ class PredictEndpoint:
         headers = dict(scope["headers"])
         request_id = request_id_from(headers)
         batcher = state.batcher
-        state.metrics.inflight.inc()
+        state.metrics.inflight_add(1)
         batcher.arriving += 1
         arriving = True
         status = 200
@@ -227,7 +229,7 @@ class PredictEndpoint:
         finally:
             if arriving:
                 batcher.arriving -= 1
-            state.metrics.inflight.dec()
+            state.metrics.inflight_add(-1)
         await send_json(send, status, payload, extra_headers)
         latency = time.perf_counter() - started
         state.metrics.observe_request(self.route, status, latency)
@@ -274,7 +276,7 @@ class JsonEndpoint:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", self.content_type)],
+                "headers": [(b"content-type", self.content_type), (b"content-length", b"%d" % len(body))],
             }
         )
         await send({"type": "http.response.body", "body": body})

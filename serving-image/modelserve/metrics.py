@@ -6,8 +6,10 @@ set (by the server, under /tmp) before prometheus_client is imported.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,38 @@ BASE_LABELS = ("model", "version", "revision", "color")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+Add = Callable[[float], None]
+
+
+def fast_add(child: Any) -> Add:
+    """A counter or gauge child's own value increment, without prometheus_client's per-call checks.
+
+    Same value object (and lock, or mmap file with several workers) as `inc`; falls back to the public
+    `inc` if the library's internals ever differ.
+    """
+    value: Any = getattr(child, "_value", None)
+    return value.inc if callable(getattr(value, "inc", None)) else child.inc
+
+
+def fast_observe(child: Any) -> Add:
+    """A histogram child's observe as one bisect and two increments (the public one scans every bucket)."""
+    bounds: Any = getattr(child, "_upper_bounds", None)
+    buckets: Any = getattr(child, "_buckets", None)
+    total: Any = getattr(child, "_sum", None)
+    usable = bool(bounds) and bool(buckets) and total is not None
+    if not usable or len(bounds) != len(buckets) or bounds[-1] != float("inf"):
+        return child.observe
+    add_sum = total.inc
+    bucket_adds = [bucket.inc for bucket in buckets]
+    search = bisect.bisect_left
+
+    def observe(amount: float) -> None:
+        add_sum(amount)
+        bucket_adds[search(bounds, amount)](1)  # the first bound >= amount, as prometheus_client picks
+
+    return observe
 
 
 def multiprocess_enabled() -> bool:
@@ -103,36 +137,49 @@ class Metrics:
             registry=reg,
         ).labels(*values)
         self._values = values
-        self._request_children: dict[tuple[str, int], Any] = {}
-        self._latency_children: dict[str, Any] = {}
-        self._class_children: dict[Any, Any] = {}
+        # Hot-path observers, bound once per label set (see fast_add and fast_observe).
+        self._request_children: dict[tuple[str, int], Add] = {}
+        self._latency_children: dict[str, Add] = {}
+        self._class_children: dict[Any, Add] = {}
+        self._inflight_add = fast_add(self.inflight)
+        self._observe_batch_size = fast_observe(self.batch_size)
+        self._observe_predict_latency = fast_observe(self.predict_latency)
+
+    def inflight_add(self, amount: float) -> None:
+        self._inflight_add(amount)
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         key = (route, status)
-        child = self._request_children.get(key)
-        if child is None:
-            child = self._request_children[key] = self._requests.labels(*self._values, route, str(status))
-        child.inc()
+        count = self._request_children.get(key)
+        if count is None:
+            count = self._request_children[key] = fast_add(
+                self._requests.labels(*self._values, route, str(status))
+            )
+        count(1)
         latency = self._latency_children.get(route)
         if latency is None:
-            latency = self._latency_children[route] = self._request_latency.labels(*self._values, route)
-        latency.observe(seconds)
+            latency = self._latency_children[route] = fast_observe(
+                self._request_latency.labels(*self._values, route)
+            )
+        latency(seconds)
 
     def observe_batch(
         self, rows: int, seconds: float, outputs: dict[str, np.ndarray], classifier: bool
     ) -> None:
-        self.batch_size.observe(rows)
-        self.predict_latency.observe(seconds)
+        self._observe_batch_size(rows)
+        self._observe_predict_latency(seconds)
         predicted = outputs.get("predict")
         if predicted is None:
             return
         if classifier:
             # Counter beats np.unique by ~20x for the small batches an online server sees.
             for value, count in collections.Counter(predicted.tolist()).items():
-                child = self._class_children.get(value)
-                if child is None:
-                    child = self._class_children[value] = self._predictions.labels(*self._values, str(value))
-                child.inc(count)
+                add = self._class_children.get(value)
+                if add is None:
+                    add = self._class_children[value] = fast_add(
+                        self._predictions.labels(*self._values, str(value))
+                    )
+                add(count)
         elif predicted.dtype.kind in "fiu":
             for value in predicted.reshape(-1)[:1024].tolist():
                 self.prediction_values.observe(value)

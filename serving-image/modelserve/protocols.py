@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -44,9 +46,14 @@ def parse_json(body: bytes) -> Any:
 
 
 def v2_datatype(array: np.ndarray) -> str:
-    if array.dtype.kind in "OUS":
+    return _v2_datatype_of(array.dtype)
+
+
+@functools.cache
+def _v2_datatype_of(dtype: np.dtype) -> str:
+    if dtype.kind in "OUS":
         return "BYTES"
-    return NUMPY_KIND_TO_V2.get(f"{array.dtype.kind}{array.dtype.itemsize}", "FP64")
+    return NUMPY_KIND_TO_V2.get(f"{dtype.kind}{dtype.itemsize}", "FP64")
 
 
 def json_ready(array: np.ndarray) -> Any:
@@ -115,7 +122,7 @@ def _v2_tensor(item: Any, index: int, reader: BinaryReader | None = None) -> tup
         array = np.asarray(data, dtype=np_type)
     except (ValueError, TypeError, OverflowError):
         raise BadRequest(f"{where}.data: values must all be of datatype {datatype}") from None
-    expected = int(np.prod(shape)) if shape else 1
+    expected = math.prod(shape)  # an int product: np.prod costs ~3 us per request here
     if array.size != expected:
         raise BadRequest(f"{where}: shape {shape} needs {expected} values, data has {array.size}")
     if np_type is object:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,10 @@ class Feature:
 
 @dataclass(frozen=True)
 class InputSchema:
-    """Tabular models have `features` (one per column); tensor models only a `shape` (-1 = any)."""
+    """Tabular models have `features` (one per column); tensor models only a `shape` (-1 = any).
+
+    Derived facts are cached properties: the hot path reads them on every request.
+    """
 
     input_name: str = "input"
     features: tuple[Feature, ...] = ()
@@ -53,27 +57,27 @@ class InputSchema:
     source: str = "model"
     _names: tuple[str, ...] = field(default=(), repr=False)
 
-    @property
+    @cached_property
     def tabular(self) -> bool:
         return bool(self.features)
 
-    @property
+    @cached_property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
 
-    @property
+    @cached_property
     def numeric(self) -> bool:
         return all(f.dtype in NUMERIC_DTYPES or f.dtype == "bool" for f in self.features)
 
-    @property
+    @cached_property
     def accepts_bool(self) -> bool:
         return any(f.dtype == "bool" for f in self.features)
 
-    @property
+    @cached_property
     def has_bounds(self) -> bool:
         return any(f.minimum is not None or f.maximum is not None for f in self.features)
 
-    @property
+    @cached_property
     def v2_datatype(self) -> str:
         return "BYTES" if not self.numeric else V2_DATATYPES.get(self.dtype, "FP64")
 

@@ -126,6 +126,16 @@ class Server:
                 lines.append(json.loads(line))
         return lines
 
+    def predictions_logged(self, at_least: int, timeout: float = 10.0) -> list[dict]:
+        """Prediction lines on stdout, waiting up to `timeout` for at least `at_least` (lines are buffered
+        for a fraction of a second before they are written)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [rec for rec in self.log_lines() if rec.get("event") == "prediction"]
+            if len(lines) >= at_least or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
     def stop(self, timeout: float = 30.0) -> int:
         self.client.close()
         if self.process.poll() is None:

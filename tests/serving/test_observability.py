@@ -72,7 +72,7 @@ def test_prediction_batch_and_load_metrics(observed_server):
 
 
 def test_one_json_log_line_per_prediction_with_redaction(observed_server):
-    lines = [rec for rec in observed_server.log_lines() if rec.get("event") == "prediction"]
+    lines = observed_server.predictions_logged(at_least=7)
     by_id = {rec["request_id"]: rec for rec in lines}
     assert {f"obs-{i}" for i in range(5)} <= set(by_id)
     rec = by_id["obs-0"]
@@ -129,7 +129,7 @@ def test_metrics_add_up_across_worker_processes(tmp_path, iris_joblib):
         route = "/v1/models/{name}:predict"
         assert value(found, "modelserve_requests_total", route=route, status_code="200", **LABELS) == 80
         assert value(found, "modelserve_predictions_total", **{"class": "0"}) == 80
-        serving_pids = {r["pid"] for r in server.log_lines() if r.get("event") == "prediction"}
+        serving_pids = {r["pid"] for r in server.predictions_logged(at_least=80)}
         assert len(serving_pids) == 2, "both workers should have served (so the sum spans processes)"
     finally:
         server.stop()

@@ -120,3 +120,26 @@ def test_pickle_guard_decisions(tmp_path, fmt, digest, waived, error):
     else:
         with pytest.raises(ModelLoadError, match=error):
             check_pickle_allowed(path, fmt, digest, waived)
+
+
+@pytest.mark.parametrize("amounts", [[0.0002, 0.003, 0.003, 7.0, 99.0], [0.0005, 0.001, 10.0], [1e-9]])
+def test_fast_metric_observers_count_what_the_public_api_counts(amounts):
+    """fast_add/fast_observe skip prometheus_client's per-call checks: same buckets, sums and counts."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from modelserve.metrics import LATENCY_BUCKETS, fast_add, fast_observe
+
+    def exposition(use_fast: bool) -> bytes:
+        registry = CollectorRegistry()
+        counter = Counter("c", "c", ["l"], registry=registry).labels("x")
+        histogram = Histogram("h", "h", ["l"], buckets=LATENCY_BUCKETS, registry=registry).labels("x")
+        add = fast_add(counter) if use_fast else counter.inc
+        observe = fast_observe(histogram) if use_fast else histogram.observe
+        if use_fast:  # the fast paths are in use with the pinned prometheus_client, not the fallbacks
+            assert observe.__qualname__.startswith("fast_observe") and add.__self__ is not counter
+        for amount in amounts:
+            add(1)
+            observe(amount)
+        return generate_latest(registry)
+
+    assert exposition(use_fast=True) == exposition(use_fast=False)
