@@ -5,7 +5,6 @@ an Event and the history, while the stable Service's EndpointSlices stay on the 
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import pytest
@@ -13,6 +12,7 @@ from operator_fixtures import MODEL_LOAD_MESSAGE, condition, get_obj, kubectl_ap
 from rollout_fixtures import (
     BROKEN_IMAGES,
     EndpointWatcher,
+    NamespaceWatcher,
     body,
     events,
     in_phase,
@@ -54,19 +54,21 @@ class Rollout:
 def rollouts(cluster, namespace, operator):
     """One ModelDeployment per fault, v1 serving, then every v2 at once (the deadlines run together)."""
     install_image_fault_stages(cluster)
+    names = {fault: f"deadline-{fault}" for fault in FAULTS}
+    watchers = NamespaceWatcher(cluster, namespace, list(names.values()))
     started: dict[str, Rollout] = {}
-    for fault in FAULTS:
+    for fault, name in names.items():
         v1, v2 = rollout_spec("1", ROLLOUT), rollout_spec("2", ROLLOUT)
         v2["server"] = {"image": BROKEN_IMAGES[fault]}
-        started[fault] = Rollout(
-            f"deadline-{fault}", v1, v2, EndpointWatcher(cluster, namespace, f"deadline-{fault}")
-        )
-        kubectl_apply(cluster, body(started[fault].name, namespace, v1))
-    with contextlib.ExitStack() as stack:
-        for r in started.values():
-            wait_rollout(cluster, namespace, r.name, serving(revision(r.v1)), what=f"{r.name} v1 serving")
-            stack.enter_context(r.watcher)
-        for r in started.values():
+        started[fault] = Rollout(name, v1, v2, watchers.watchers[name])
+        kubectl_apply(cluster, body(name, namespace, v1))
+    for r in started.values():
+        wait_rollout(cluster, namespace, r.name, serving(revision(r.v1)), what=f"{r.name} v1 serving")
+    with watchers:
+        for r in started.values():  # the EndpointSlices caught up with v1 before the rollout begins
+            wait_for(
+                lambda r=r: r.watcher.samples and r.watcher.samples[-1].colors == BLUE, what="v1 endpoints"
+            )
             kubectl_apply(cluster, body(r.name, namespace, r.v2))
         yield started
 

@@ -100,7 +100,7 @@ def _scenarios(dataset_url: str) -> dict[str, Scenario]:
         # 25% of 2 replicas is one candidate pod; promoting wants the second one back.
         "promoting": Scenario(
             "Promoting",
-            {"steps": [{"weight": 25, "pauseSeconds": 10}], "scaleDownDelaySeconds": 1},
+            {"steps": [{"weight": 25, "pauseSeconds": 6}], "scaleDownDelaySeconds": 1},
             one_pod_v2=True,
         ),
         "stepping": Scenario(
