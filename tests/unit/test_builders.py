@@ -225,6 +225,18 @@ def test_children_are_owned_labelled_and_never_carry_gitops_tracking(example):
         assert len(meta["name"]) <= 63
 
 
+def test_relabelling_the_parent_leaves_the_pod_template_alone():
+    """A label edit on the ModelDeployment must not restart serving pods (it is not part of the revision)."""
+    spec = parse_spec(EXAMPLES["minimal"])
+    revision = revision_of(spec)
+    before, after = (
+        build_deployment(md("iris", EXAMPLES["minimal"], extra), spec, Color.blue, revision, 2, PARAMS)
+        for extra in ({"team": "fraud"}, {"team": "risk", "cost-centre": "42"})
+    )
+    assert before["spec"]["template"] == after["spec"]["template"]
+    assert after["metadata"]["labels"]["team"] == "risk"
+
+
 def test_deployment_selector_is_per_colour_and_excludes_revision():
     deployment = _deployment("minimal", Color.green)
     assert deployment["spec"]["selector"] == {"matchLabels": {"modeldeploy.io/name": "iris",

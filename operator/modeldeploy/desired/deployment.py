@@ -288,7 +288,7 @@ def build_deployment(
     }
     if spec.model.schema_ is not None:
         pod_annotations[SCHEMA_ANNOTATION] = json.dumps(spec.model.schema_.to_manifest(), sort_keys=True)
-    pod_labels = labels(md, COMPONENT, color=color, revision=revision, version=version)
+    pod_labels = labels(md, COMPONENT, color=color, revision=revision, version=version, inherit=False)
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,

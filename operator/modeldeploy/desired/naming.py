@@ -69,10 +69,12 @@ def labels(
     color: str | None = None,
     revision: str | None = None,
     version: str | None = None,
+    inherit: bool = True,
 ) -> dict[str, str]:
+    """`inherit=False` for pod templates: relabelling the parent must never restart serving pods."""
     name = md["metadata"]["name"]
     out = {
-        **inherited_labels(md),
+        **(inherited_labels(md) if inherit else {}),
         "app.kubernetes.io/name": "modelserve",
         "app.kubernetes.io/component": component,
         "app.kubernetes.io/part-of": _label_value(name),
