@@ -31,7 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 # MODELDEPLOY_E2E_CRD: try a CRD build other than the checked-in one.
 CRD_FILE = Path(os.environ.get("MODELDEPLOY_E2E_CRD") or REPO / "crds" / "modeldeployments.yaml")
 PEERING_NAME = "modeldeploy"
-FAULT_LABEL = "e2e.modeldeploy.io/fault"
+# kwok fault Stages pick pods by their modelserve image (pods carry no label the test could set).
+FAULT_IMAGE = "registry.example.internal/modelserve:e2e-fault-{fault}"
+_MODELSERVE_IMAGE_KEY = '.spec.containers.[] | select( .name == "modelserve" ) | .image'
 # The operator's writes that must not happen at steady state (peering objects aside).
 OWNED_RESOURCES = frozenset(
     {"modeldeployments", "deployments", "services", "horizontalpodautoscalers", "poddisruptionbudgets"}
@@ -124,7 +126,11 @@ def _stage(name: str, fault: str, phase: str, ready_selector: dict, template: st
             "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
             "selector": {
                 "matchExpressions": [
-                    {"key": f'.metadata.labels["{FAULT_LABEL}"]', "operator": "In", "values": [fault]},
+                    {
+                        "key": _MODELSERVE_IMAGE_KEY,
+                        "operator": "In",
+                        "values": [FAULT_IMAGE.format(fault=fault)],
+                    },
                     {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
                     {"key": ".status.phase", "operator": "In", "values": [phase]},
                     ready_selector,

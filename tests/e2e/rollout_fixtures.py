@@ -493,8 +493,7 @@ class RouteWatcher:
 
 # -- candidate-only pod faults ---------------------------------------------------------------------------
 
-# Pods of these images never become Ready: faults that reach only the candidate (the ModelDeployment's own
-# labels, which the faults in operator_fixtures select on, reach both colours' pods).
+# Pods of these images never become Ready, not even for a moment: faults that reach only the candidate.
 BROKEN_IMAGES = {
     fault: f"registry.example.internal/modelserve:e2e-{fault}" for fault in ("crashloop", "imagepull")
 }

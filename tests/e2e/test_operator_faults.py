@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from operator_fixtures import (
-    FAULT_LABEL,
+    FAULT_IMAGE,
     MODEL_LOAD_MESSAGE,
     condition,
     get_md,
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
     [
         ("crashloop", "ModelLoadFailed", [MODEL_LOAD_MESSAGE, "exited with code 1", "CrashLoopBackOff"]),
         ("oom", "OOMKilled", ["OOM-killed", "resources.limits.memory"]),
-        ("imagepull", "ImagePullBackOff", ["registry.example.internal/modelserve:e2e"]),
+        ("imagepull", "ImagePullBackOff", [FAULT_IMAGE.format(fault="imagepull")]),
     ],
     ids=["crash-loop-quotes-termination-message", "oom-killed", "image-pull-names-the-image"],
 )
@@ -30,7 +30,10 @@ def test_failing_pods_make_the_modeldeployment_degraded_with_the_cause(
     cluster, namespace, operator, fault, reason, words
 ):
     name = f"fault-{fault}"
-    kubectl_apply(cluster, model_deployment(name, namespace, replicas=1, labels={FAULT_LABEL: fault}))
+    kubectl_apply(
+        cluster,
+        model_deployment(name, namespace, replicas=1, server={"image": FAULT_IMAGE.format(fault=fault)}),
+    )
 
     def degraded():
         body = get_md(cluster, namespace, name)
