@@ -53,6 +53,11 @@ class OperatorSettings(BaseSettings):
     max_concurrent_reconciles: int = Field(
         default=32, ge=1, description="Reconcile passes in flight at once; bounds memory in bursts."
     )
+    heap_trim_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often freed heap memory goes back to the OS (glibc malloc_trim); 0 disables.",
+    )
     tracemalloc_frames: int = Field(
         default=0,
         ge=0,

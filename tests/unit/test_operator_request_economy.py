@@ -1,6 +1,7 @@
 """What keeps the operator's API requests per ModelDeployment low in a burst: the body cache (no GET per
 pass), one Event per status change, children written in two concurrent groups, coalesced child triggers,
-and children we wrote laid over a lagging index (no rewrite of what was just written)."""
+children we wrote laid over a lagging index (no rewrite of what was just written), and requests let in
+by priority (a new Deployment before older Services, Events last)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 import pytest
 
 from modeldeploy.handlers.runtime import Runtime
+from modeldeploy.k8s.client import BEST_EFFORT, NORMAL, URGENT, PriorityGate
 from modeldeploy.reconcile import Context
 from modeldeploy.reconcile.bodies import BodyCache
 from modeldeploy.reconcile.core import apply_groups, one_event, with_unechoed
@@ -159,3 +161,46 @@ def test_children_we_wrote_cover_a_lagging_index(indexed, written, seen_version,
     assert (seen or {}).get("metadata", {}).get("resourceVersion") == seen_version
     if seen is not None:
         assert seen["spec"] == {"selector": {"app": "iris"}}  # unpacked, as a pass compares it
+
+
+def test_priority_gate_lets_the_urgent_in_first_then_in_arrival_order():
+    order: list[str] = []
+
+    async def scenario() -> None:
+        gate = PriorityGate(1)
+        await gate.acquire(NORMAL)  # the one connection is busy
+
+        async def request(name: str, priority: int) -> None:
+            await gate.acquire(priority)
+            order.append(name)
+            gate.release()
+
+        waiting = [
+            asyncio.create_task(request(name, priority))
+            for name, priority in [("event", BEST_EFFORT), ("service-1", NORMAL), ("deployment", URGENT),
+                                   ("service-2", NORMAL)]
+        ]  # fmt: skip
+        await asyncio.sleep(0)
+        gate.release()
+        await asyncio.gather(*waiting)
+
+    asyncio.run(scenario())
+    assert order == ["deployment", "service-1", "service-2", "event"]
+
+
+def test_priority_gate_survives_a_cancelled_waiter():
+    async def scenario() -> bool:
+        gate = PriorityGate(1)
+        await gate.acquire(NORMAL)
+        cancelled = asyncio.create_task(gate.acquire(URGENT))
+        later = asyncio.create_task(gate.acquire(NORMAL))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        gate.release()
+        await asyncio.wait_for(later, 1)  # the turn passed on to the next waiter
+        gate.release()
+        await asyncio.wait_for(gate.acquire(NORMAL), 1)  # and the slot came back
+        return True
+
+    assert asyncio.run(scenario())

@@ -9,6 +9,7 @@ from typing import Any
 import kopf
 
 from modeldeploy import api
+from modeldeploy.handlers.heap import trim_heap_forever
 from modeldeploy.handlers.modeldeployments import resync_forever
 from modeldeploy.handlers.runtime import CHILD_INDEXES, POD_INDEX, Runtime
 from modeldeploy.k8s import Kube, load_api_client
@@ -90,6 +91,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
     # Indexes are passed to activities too; the resync loop keeps a reference to them.
     indexes = {name: kwargs[name] for name in (*CHILD_INDEXES, POD_INDEX)}
     memo.runtime.start_background(resync_forever(memo, indexes))
+    memo.runtime.start_background(trim_heap_forever(ours.heap_trim_seconds))
     log.info(
         "modeldeploy operator starting: namespaces=%s priority=%s peering=%s",
         ours.namespaces or "all",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import heapq
+import itertools
 import json
 import logging
 import os
@@ -48,6 +50,41 @@ class ApiError(Exception):
         return self.status in RETRIED_STATUSES or self.status == 0
 
 
+# Request priorities (lower first) when every connection is busy: in a burst, a new ModelDeployment's
+# Deployment goes ahead of the Services, status patches and Events of earlier ones, so pods start early.
+URGENT, NORMAL, BEST_EFFORT = 0, 1, 2
+
+
+class PriorityGate:
+    """At most `limit` holders at once; waiters are let in by priority, then in arrival order."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._order), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # let in just as we were cancelled: pass the turn on
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
+                return
+        self._free += 1
+
+
 def load_api_client(max_connections: int = 32, config_file: str | None = None) -> kubernetes.client.ApiClient:
     """In-cluster credentials when running in a pod, else the kubeconfig (`config_file` or $KUBECONFIG)."""
     configuration = kubernetes.client.Configuration()
@@ -76,6 +113,7 @@ class Kube:
         self._api = api_client
         self.field_manager = field_manager
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
+        self._gate = PriorityGate(workers)  # never more requests than threads: none waits unordered
         self._timeout = request_timeout
         self._attempts = attempts
 
@@ -117,14 +155,18 @@ class Kube:
                 raise ApiError(response.status, data.decode(errors="replace")[:500]) from None
         return json.loads(data) if data else None
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> dict | None:
+    async def _request(self, method: str, path: str, priority: int = NORMAL, **kwargs: Any) -> dict | None:
         """Retry what a retry can fix (conflict, throttling, 5xx, timeout) with jittered backoff."""
         loop = asyncio.get_running_loop()
         for attempt in range(self._attempts):
             try:
-                return await loop.run_in_executor(
-                    self._executor, lambda: self._request_sync(method, path, **kwargs)
-                )
+                await self._gate.acquire(priority)
+                try:
+                    return await loop.run_in_executor(
+                        self._executor, lambda: self._request_sync(method, path, **kwargs)
+                    )
+                finally:
+                    self._gate.release()
             except ApiError as exc:
                 if not exc.retriable or attempt == self._attempts - 1:
                     raise
@@ -170,6 +212,7 @@ class Kube:
         result = await self._request(
             "PATCH",
             kind.path(meta.get("namespace"), meta["name"]),
+            priority=URGENT if kind.kind == "Deployment" else NORMAL,
             query=query,
             body=manifest,
             content_type=APPLY_CONTENT_TYPE,  # JSON is YAML, so the JSON body is a valid apply patch
@@ -242,6 +285,6 @@ class Kube:
         }
         metrics.API_WRITES.labels(verb="create", resource="events").inc()
         try:
-            await self._request("POST", EVENT.path(meta["namespace"]), body=event)
+            await self._request("POST", EVENT.path(meta["namespace"]), priority=BEST_EFFORT, body=event)
         except ApiError as exc:
             log.warning("could not post Event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
