@@ -58,6 +58,7 @@ class Batcher:
         self._draining = False
         self._drain_task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="predict", initializer=_thread_setup)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.arriving = 0  # requests accepted but not yet submitted (their bodies are being read/parsed)
 
     @property
@@ -67,7 +68,9 @@ class Batcher:
     def submit(self, rows: np.ndarray) -> asyncio.Future[dict[str, np.ndarray]]:
         if len(self._waiting) >= self._max_queue:
             raise Overloaded(f"server overloaded: {len(self._waiting)} requests already queued (max_queue)")
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:  # bound once: on Python 3.11 get_running_loop() costs a getpid() system call
+            loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, np.ndarray]] = loop.create_future()
         self._waiting.append((rows, future))
         if not self._draining:

@@ -105,11 +105,13 @@ def export_settings(settings: Settings) -> None:
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    from .transport import CoalescingHttpToolsProtocol
+
     return {
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": CoalescingHttpToolsProtocol,  # httptools, one socket write per response
         "lifespan": "on",
         "access_log": False,
         "log_level": "warning",
