@@ -7,6 +7,7 @@ peer, and a markdown table. Peers live in their own virtualenvs (their dependenc
 
     python benchmarks/serving_bench.py            # creates the virtualenvs on first use
     python benchmarks/serving_bench.py --servers modelserve,floor --duration 5
+    python benchmarks/serving_bench.py --servers modelserve --baseline-ref HEAD~3   # before/after, one run
 
 Needs: wrk and taskset (util-linux) on PATH, uv to build the virtualenvs, 2+ cores.
 Stdlib only, so any Python 3.11 runs it; the models are trained inside the floor's virtualenv.
@@ -272,6 +273,8 @@ def kserve_spec(bin_dir: Path, model_path: Path, work: Path) -> ServerSpec:
 SPEC_BUILDERS = {
     ("modelserve", "sklearn"): modelserve_spec,
     ("modelserve", "onnx"): modelserve_spec,
+    ("baseline", "sklearn"): modelserve_spec,  # modelserve built from --baseline-ref
+    ("baseline", "onnx"): modelserve_spec,
     ("mlserver", "sklearn"): mlserver_spec,
     ("kserve", "sklearn"): kserve_spec,
     ("floor", "sklearn"): floor_spec,
@@ -554,6 +557,11 @@ def verdicts(runs: dict[str, ServerRun]) -> list[tuple[str, str, str, str]]:
         row("c=64 p99 (ms)", mine.p99_ms, "< 50", mine.p99_ms < 50, "{:.1f}")
     if mine := point_of(runs, "modelserve/onnx", 16):
         row("ONNX c=16 req/s", mine.rps, ">= 8000", mine.rps >= 8000, "{:.0f}")
+    for key in ("sklearn", "onnx"):
+        for mine in runs[f"modelserve/{key}"].points if f"modelserve/{key}" in runs else []:
+            if base := point_of(runs, f"baseline/{key}", mine.concurrency):
+                ratio = mine.cpu_us_per_request / base.cpu_us_per_request
+                rows.append((f"{key} c={mine.concurrency} CPU/req vs baseline", f"{ratio:.2f}x", "-", "info"))
     peer_rss = [runs[f"{n}/sklearn"].rss_mb for n in PEERS if f"{n}/sklearn" in runs]
     if ours in runs and runs[ours].rss_mb and peer_rss:
         best = min(peer_rss)
@@ -601,6 +609,11 @@ def main(argv: list[str] | None = None) -> int:
         help="benchmark this commit's serving-image/ (e.g. HEAD) instead of the working tree",
     )
     parser.add_argument(
+        "--baseline-ref",
+        help="also run modelserve built from this commit (as 'baseline', just before modelserve): "
+        "a before/after comparison in the same run",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="py-spy modelserve during its points (pip py-spy)"
     )
     parser.add_argument(
@@ -622,10 +635,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         modelserve, modelserve_label = modelserve_source(args.modelserve_ref, work)
         requirements = venv_requirements(modelserve)
+        if args.baseline_ref and "modelserve" in servers:
+            (work / "baseline").mkdir()
+            baseline, baseline_label = modelserve_source(args.baseline_ref, work / "baseline")
+            requirements["baseline"] = venv_requirements(baseline)["modelserve"]
+            servers.insert(servers.index("modelserve"), "baseline")
         # A commit's build gets its own virtualenv, so the editable working-tree one stays as it is.
         venv_names = {name: name for name in {*servers, "floor"}}
         if args.modelserve_ref and "modelserve" in venv_names:
             venv_names["modelserve"] = "modelserve-ref"
+        if "baseline" in venv_names:
+            venv_names["baseline"] = "modelserve-baseline"
         bins = {
             name: ensure_venv(args.venv_root, venv, requirements[name]) for name, venv in venv_names.items()
         }
@@ -644,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
                 builder = SPEC_BUILDERS.get((server, model_kind))
                 if builder and points[model_kind]:
                     spec = builder(bins[server], models[model_kind], work)
-                    if server == "modelserve":
+                    if server in ("modelserve", "baseline"):
                         spec.env.update(item.split("=", 1) for item in args.modelserve_env)
                     key = f"{server}/{model_kind}"
                     profile = args.profile and server == "modelserve"
@@ -658,6 +678,8 @@ def main(argv: list[str] | None = None) -> int:
         " ".join(["command: python benchmarks/serving_bench.py", *(sys.argv[1:] if argv is None else argv)])
     )
     print(f"modelserve: {modelserve_label}")
+    if "baseline" in servers:
+        print(f"baseline: modelserve at {baseline_label}")
     print(
         f"wrk -t1 on core {LOAD_CORE}, each server on core {SERVER_CORE}, {args.duration:g} s per point, "
         "OIP v2 body of one iris row.\n"
