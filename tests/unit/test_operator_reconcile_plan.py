@@ -185,6 +185,15 @@ def test_status_patch_sets_changed_keys_and_nulls_dropped_ones():
     assert patch == {"phase": "Progressing", "conditions": new["conditions"], "candidateRevision": None}
 
 
+def test_status_patch_nulls_nested_keys_that_vanished():
+    """A retried rollout drops the old verdict: the API server would keep it under a shallow patch."""
+    old = status(
+        "True", "AllReplicasReady", rollout={"phase": "Stepping", "analysis": {"passed": False, "at": "t1"}}
+    )
+    new = status("True", "AllReplicasReady", rollout={"phase": "Stepping", "analysis": {"at": "t2"}})
+    assert status_merge_patch(old, new) == {"rollout": {"analysis": {"passed": None, "at": "t2"}}}
+
+
 def test_unflipped_conditions_keep_their_transition_time():
     old = status("True", "AllReplicasReady")
     new = status("True", "AllReplicasReady")

@@ -10,7 +10,8 @@ import pytest
 from modeldeploy import metrics
 from modeldeploy.api import CheckResult
 from modeldeploy.probes import Target
-from modeldeploy.reconcile.checks import AddressBook, _log_text, _merge_patch, first_api_key, ready_pod_ips
+from modeldeploy.reconcile.checks import AddressBook, _log_text, first_api_key, ready_pod_ips
+from modeldeploy.reconcile.status import merge_patch
 from modeldeploy.settings import OperatorSettings
 
 
@@ -94,7 +95,7 @@ def test_probe_addresses_setting_is_json_from_the_environment(monkeypatch):
     ids=["first-window", "pod-gone-is-removed", "colour-gone-is-removed", "unchanged"],
 )
 def test_saved_windows_patch_turns_the_old_into_the_new(old, new, patch):
-    assert _merge_patch(old, new) == patch
+    assert merge_patch(old, new) == patch
 
 
 def _sample(name: str, labels: dict[str, str]) -> float | None:

@@ -37,6 +37,7 @@ from modeldeploy.probes import (
     analysis_with_stats,
     run_check,
 )
+from modeldeploy.reconcile.status import merge_patch
 from modeldeploy.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -101,19 +102,6 @@ def first_api_key(text: str) -> str | None:
         if key and not key.startswith("#"):
             return key
     return None
-
-
-def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON merge patch turning `old` into `new` (so pods gone from a window do not linger)."""
-    patch: dict[str, Any] = {key: None for key in old if key not in new}
-    for key, value in new.items():
-        before = old.get(key)
-        if isinstance(before, Mapping) and isinstance(value, Mapping):
-            if before != value:
-                patch[key] = _merge_patch(before, value)
-        elif before != value:
-            patch[key] = value
-    return patch
 
 
 def _status_of(body: Mapping[str, Any]) -> ModelDeploymentStatus:
@@ -246,7 +234,7 @@ class ProbeCheckRunner:
         """Persist new analysis windows and the A/B view; the pass's own status patch leaves both alone."""
         patch: dict[str, Any] = {}
         if baselines != dict(saved) and (body.get("status") or {}).get("rollout") is not None:
-            patch["rollout"] = {"analysisBaselines": _merge_patch(saved, baselines)}
+            patch["rollout"] = {"analysisBaselines": merge_patch(saved, baselines)}
         if stats is not None and stats != (body.get("status") or {}).get("colors"):
             patch["colors"] = stats
         if not patch:

@@ -38,13 +38,25 @@ def keep_transition_times(old: Mapping[str, Any] | None, new: dict[str, Any]) ->
     return new
 
 
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) turning `old` into `new`: nested keys that vanished are set to null,
+    since the API server merges nested objects and would otherwise keep them."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(before, Mapping) and isinstance(value, Mapping):
+            if before != value:
+                patch[key] = merge_patch(before, value)
+        elif before != value:
+            patch[key] = value
+    return patch
+
+
 def status_merge_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The merge patch that turns old into new (None when equal); keys we dropped are set to null."""
+    """The merge patch that turns old into new (None when equal); kopf's bookkeeping is left alone."""
     old = {k: v for k, v in (old or {}).items() if k not in FOREIGN_STATUS_KEYS}
     new = {k: v for k, v in new.items() if k not in FOREIGN_STATUS_KEYS}
-    patch: dict[str, Any] = {key: value for key, value in new.items() if old.get(key) != value}
-    patch.update({key: None for key in old if key not in new})
-    return patch or None
+    return merge_patch(old, new) or None
 
 
 def transition_events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[tuple[str, str, str]]:
