@@ -448,6 +448,22 @@ def test_failing_evaluation_after_scale_down_only_reports():
     assert plan.events[-1].reason == "EvaluationFailed"
 
 
+def test_restored_model_is_evaluated_after_an_evaluation_rollback_and_never_rolled_back_again():
+    seen = observe((OLD, 2), (NEW, 2), evaluation=FAIL)
+    rolled_back = plan_rollout_step(
+        spec(monitoring=EVAL), NEW, promoted(Ph.Completed), seen, T0 + timedelta(seconds=5)
+    ).status
+    assert rolled_back.rollout.phase == Ph.Aborted and rolled_back.active_revision == OLD
+    due = plan_rollout_step(spec(monitoring=EVAL), NEW, rolled_back, observe((OLD, 2), (NEW, 2)), T0)
+    assert due.check == Check.evaluation
+    failed_again = plan_rollout_step(
+        spec(monitoring=EVAL), NEW, rolled_back, seen, T0 + timedelta(seconds=10)
+    )
+    assert failed_again.status.active_revision == OLD
+    assert failed_again.status.evaluation.revision == OLD
+    assert failed_again.events[-1].reason == "EvaluationFailed"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the world
 

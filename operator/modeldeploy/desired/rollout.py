@@ -530,8 +530,12 @@ def plan_rollout_step(
             _rollback(p, "EvaluationRollback", "live evaluation failed")
         elif _warm_previous(p) and s.scale_down_at:
             p.requeue(_elapsed(now, s.scale_down_at))
-    elif phase == RolloutPhase.Aborted and _warm_previous(p) and s.scale_down_at:
-        p.requeue(_elapsed(now, s.scale_down_at))
+    elif phase == RolloutPhase.Aborted:
+        # The model serving after an abort or a rollback is still evaluated; an abort never rolls "back"
+        # to the colour it just left.
+        _evaluation(p, observed)
+        if _warm_previous(p) and s.scale_down_at:
+            p.requeue(_elapsed(now, s.scale_down_at))
     return p.plan
 
 
