@@ -290,7 +290,11 @@ def audit_requests(audit_log: Path | None, username: str, since: dt.datetime, un
                 resource += "/" + ref["subresource"]
             code = (event.get("responseStatus") or {}).get("code")
             # An apply answered 201 created the child; 200 rewrote an existing one (or changed nothing).
-            outcome = {201: " (created)", 200: " (existing)"}.get(code, "") if resource in CHILDREN else ""
+            outcome = (
+                {201: " (created)", 200: " (existing)"}.get(code, "")
+                if resource in CHILDREN and event.get("verb") == "patch"
+                else ""
+            )
             by_call[f"{event.get('verb')} {resource}{outcome}"] += 1
             throttled += code == 429
     return {"by_call": by_call, "total": sum(by_call.values()), "throttled": throttled}
@@ -344,8 +348,7 @@ def run_operator_phase(
         time.sleep(quiet)
         until = audit_timestamp()
         time.sleep(2)
-        if trace_memory:
-            dump_heap(operator.process.pid, workdir / f"heap-{count}.txt")
+        dump_heap(operator.process.pid, workdir / f"heap-{count}.txt")
         writes = (
             audit_writes(cluster.audit_log, identity.username, namespace, since, until)
             if cluster.audit_log
@@ -376,7 +379,7 @@ def main() -> None:
     parser.add_argument("--memory-count", type=int, default=1000)
     parser.add_argument("--quiet", type=float, default=30.0, help="idle window for the audit-log write count")
     parser.add_argument(
-        "--trace-memory", action="store_true", help="tracemalloc in the operator; heap report per phase"
+        "--trace-memory", action="store_true", help="tracemalloc in the operator (slow): allocations by line"
     )
     parser.add_argument(
         "--operator-env", action="append", default=[], metavar="KEY=VALUE", help="extra operator setting"

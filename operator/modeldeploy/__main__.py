@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import ctypes
+import gc
 import logging
 import os
 import signal
+import sys
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -27,25 +30,35 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     libc.mallopt(m_arena_max, arenas)
 
 
-def dump_heap_on_signal(frames: int) -> None:
-    """With tracing on (MODELDEPLOY_TRACEMALLOC_FRAMES > 0), SIGUSR2 writes the live Python allocations
-    made since start-up, largest first, to $TMPDIR/modeldeploy-heap-<pid>.txt: where the memory of a
-    running operator goes."""
-    if frames <= 0:
-        return
-    tracemalloc.start(frames)  # after the imports: their memory is fixed, the growth is what we look for
-    path = Path(tempfile.gettempdir()) / f"modeldeploy-heap-{os.getpid()}.txt"
-
-    def dump(*_: object) -> None:
+def heap_report(top: int = 40) -> str:
+    """Live container objects by type (count, shallow size), and with tracing on the allocations by
+    line, largest first."""
+    census: collections.Counter[str] = collections.Counter()
+    sizes: collections.Counter[str] = collections.Counter()
+    for obj in gc.get_objects():
+        name = type(obj).__qualname__
+        census[name] += 1
+        sizes[name] += sys.getsizeof(obj)
+    lines = [f"{len(census)} container types; by shallow size:"]
+    lines += [
+        f"{sizes[name] / 2**20:8.2f} MiB {census[name]:9d} {name}" for name, _ in sizes.most_common(top)
+    ]
+    if tracemalloc.is_tracing():
         stats = tracemalloc.take_snapshot().statistics("traceback")
-        total = sum(stat.size for stat in stats)
-        lines = [f"total {total / 2**20:.1f} MiB in {len(stats)} places"]
-        for stat in stats[:40]:
+        lines.append(f"traced: {sum(stat.size for stat in stats) / 2**20:.1f} MiB in {len(stats)} places")
+        for stat in stats[:top]:
             lines.append(f"{stat.size / 2**20:8.2f} MiB {stat.count:9d} blocks")
             lines.extend(f"    {line}" for line in stat.traceback.format(limit=8))
-        path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
-    signal.signal(signal.SIGUSR2, dump)
+
+def dump_heap_on_signal(frames: int) -> None:
+    """SIGUSR2 writes heap_report() to $TMPDIR/modeldeploy-heap-<pid>.txt: where the memory of a running
+    operator goes. MODELDEPLOY_TRACEMALLOC_FRAMES > 0 adds allocations by line (and slows it down)."""
+    if frames > 0:
+        tracemalloc.start(frames)  # after the imports: their memory is fixed, the growth is what we seek
+    path = Path(tempfile.gettempdir()) / f"modeldeploy-heap-{os.getpid()}.txt"
+    signal.signal(signal.SIGUSR2, lambda *_: path.write_text(heap_report()))
 
 
 def main() -> None:

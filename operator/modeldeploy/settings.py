@@ -51,7 +51,10 @@ class OperatorSettings(BaseSettings):
     watch_server_timeout_seconds: int = Field(default=300, gt=0, description="Server-side watch timeout.")
     api_workers: int = Field(default=16, ge=1, description="Threads for blocking Kubernetes client calls.")
     max_concurrent_reconciles: int = Field(
-        default=32, ge=1, description="Reconcile passes in flight at once; bounds memory in bursts."
+        default=128,
+        ge=1,
+        description="Reconcile passes in flight at once; bounds memory in bursts. Their API requests share "
+        "api_workers connections by priority, so a burst's Deployments are written before its Services.",
     )
     heap_trim_seconds: float = Field(
         default=30.0,

@@ -349,13 +349,13 @@ def test_referenced_objects_that_must_exist_before_pods(spec, refs):
 
 
 def test_indexed_children_are_packed_and_unpacked_unchanged():
-    from modeldeploy.reconcile.observe import PACKED_SPEC, packed_child
+    from modeldeploy.reconcile.observe import packed_child
 
     live = live_of(DESIRED)
     live["metadata"]["ownerReferences"] = owned("Deployment", "iris-blue")["metadata"]["ownerReferences"]
     live["metadata"]["managedFields"] = [{"manager": "kubectl"}]
     packed = packed_child(live)
-    assert isinstance(packed[PACKED_SPEC], str) and "spec" not in packed
+    assert isinstance(packed, str) and "managedFields" not in packed  # one compact string per child
     observed = observed_for("u1", [packed], [])
     child = observed.children[("Deployment", "iris-blue")]
     assert child["spec"] == live["spec"] and "managedFields" not in child["metadata"]

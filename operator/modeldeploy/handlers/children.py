@@ -14,8 +14,8 @@ from modeldeploy.reconcile import (
     MANAGED_BY_LABEL,
     owner_name,
     packed_child,
+    packed_pod,
     pod_parent_name,
-    slim_pod,
 )
 
 OURS = {MANAGED_BY_LABEL: MANAGED_BY}
@@ -26,39 +26,38 @@ PDBS = ("policy", "v1", "poddisruptionbudgets")
 PODS = ("", "v1", "pods")
 
 
-def _child_entry(body: kopf.Body, api_version: str, kind: str) -> dict[Key, dict] | None:
+def _child_entry(body: kopf.Body, api_version: str, kind: str) -> dict[Key, str] | None:
     parent = owner_name(body)
     if parent is None:
         return None
-    slim = packed_child(body)
-    slim.update(apiVersion=api_version, kind=kind)  # list responses omit them
-    return {(body["metadata"]["namespace"], parent): slim}
+    # apiVersion and kind set here: list responses omit them.
+    return {(body["metadata"]["namespace"], parent): packed_child(body, apiVersion=api_version, kind=kind)}
 
 
 @kopf.index(*DEPLOYMENTS, labels=OURS)
-def deployment_index(body: kopf.Body, **_: Any) -> dict[Key, dict] | None:
+def deployment_index(body: kopf.Body, **_: Any) -> dict[Key, str] | None:
     return _child_entry(body, "apps/v1", "Deployment")
 
 
 @kopf.index(*SERVICES, labels=OURS)
-def service_index(body: kopf.Body, **_: Any) -> dict[Key, dict] | None:
+def service_index(body: kopf.Body, **_: Any) -> dict[Key, str] | None:
     return _child_entry(body, "v1", "Service")
 
 
 @kopf.index(*HPAS, labels=OURS)
-def hpa_index(body: kopf.Body, **_: Any) -> dict[Key, dict] | None:
+def hpa_index(body: kopf.Body, **_: Any) -> dict[Key, str] | None:
     return _child_entry(body, "autoscaling/v2", "HorizontalPodAutoscaler")
 
 
 @kopf.index(*PDBS, labels=OURS)
-def pdb_index(body: kopf.Body, **_: Any) -> dict[Key, dict] | None:
+def pdb_index(body: kopf.Body, **_: Any) -> dict[Key, str] | None:
     return _child_entry(body, "policy/v1", "PodDisruptionBudget")
 
 
 @kopf.index(*PODS, labels=OURS)
-def pod_index(body: kopf.Body, **_: Any) -> dict[Key, dict] | None:
+def pod_index(body: kopf.Body, **_: Any) -> dict[Key, str] | None:
     parent = pod_parent_name(body)
-    return {(body["metadata"]["namespace"], parent): slim_pod(body)} if parent else None
+    return {(body["metadata"]["namespace"], parent): packed_pod(body)} if parent else None
 
 
 async def _child_changed(

@@ -80,9 +80,9 @@ def runtime_of(memo: Any) -> Runtime:
     return runtime
 
 
-def indexed(kwargs: Mapping[str, Any], key: Key) -> tuple[list[dict], list[dict]]:
-    """Children and pods of one ModelDeployment, from the kopf indexes in a handler's kwargs."""
-    children: list[dict] = []
+def indexed(kwargs: Mapping[str, Any], key: Key) -> tuple[list[str], list[str]]:
+    """Children and pods of one ModelDeployment (packed), from the kopf indexes in a handler's kwargs."""
+    children: list[str] = []
     for index_name in CHILD_INDEXES:
         children.extend(kwargs[index_name].get(key, ()))
     pods = list(kwargs[POD_INDEX].get(key, ()))

@@ -86,7 +86,7 @@ class Context:
     # Children we wrote whose watch echo has not reached the indexes yet, packed, by parent key. A pass
     # lays them over the indexes: when the watch lags in a burst, a pass must not take a child it has
     # just written for missing or old and write it again (each rewrite is one more lagging event).
-    unechoed: dict[tuple[str, str], dict[tuple[str, str], dict]] = field(default_factory=dict)
+    unechoed: dict[tuple[str, str], dict[tuple[str, str], str]] = field(default_factory=dict)
 
     def is_own_write(self, kind: str, namespace: str, name: str, resource_version: str | None) -> bool:
         return (
@@ -215,8 +215,8 @@ async def check_prerequisites(ctx: Context, namespace: str, spec: Any) -> None:
 async def reconcile(
     ctx: Context,
     body: Mapping[str, Any],
-    children: Iterable[Mapping[str, Any]],
-    pods: Iterable[Mapping[str, Any]],
+    children: Iterable[str | Mapping[str, Any]],
+    pods: Iterable[str | Mapping[str, Any]],
     *,
     trigger: str,
 ) -> Outcome:
@@ -309,18 +309,19 @@ def _version(obj: Mapping[str, Any]) -> int:
 
 
 def with_unechoed(
-    observed: Observed, unechoed: Mapping[tuple[str, str], dict], parent_uid: str | None
+    observed: Observed, unechoed: Mapping[tuple[str, str], str], parent_uid: str | None
 ) -> list[tuple[str, str]]:
     """Lay the children we wrote over the indexed ones where the index is missing them or older; returns
     the keys the index has caught up with (an apply that changed nothing has no watch echo)."""
     caught_up = []
     for key, packed in unechoed.items():
-        if parent_uid and owner_uid(packed) not in (None, parent_uid):
+        written = unpacked(packed)
+        if parent_uid and owner_uid(written) not in (None, parent_uid):
             caught_up.append(key)  # written for an earlier namesake of this ModelDeployment
             continue
         indexed = observed.children.get(key)
-        if indexed is None or _version(indexed) < _version(packed):
-            observed.children[key] = unpacked(packed)
+        if indexed is None or _version(indexed) < _version(written):
+            observed.children[key] = written
         else:
             caught_up.append(key)
     return caught_up
@@ -338,8 +339,8 @@ async def reconcile_by_key(
     ctx: Context,
     namespace: str,
     name: str,
-    children: Iterable[Mapping[str, Any]],
-    pods: Iterable[Mapping[str, Any]],
+    children: Iterable[str | Mapping[str, Any]],
+    pods: Iterable[str | Mapping[str, Any]],
     *,
     trigger: str,
 ) -> Outcome | None:
