@@ -67,6 +67,9 @@ class Batcher:
 
     def submit(self, rows: np.ndarray) -> asyncio.Future[dict[str, np.ndarray]]:
         if len(self._waiting) >= self._max_queue:
+            # Requests that already timed out (answered 504) hold no place in the queue.
+            self._waiting = deque(item for item in self._waiting if not item[1].done())
+        if len(self._waiting) >= self._max_queue:
             raise Overloaded(f"server overloaded: {len(self._waiting)} requests already queued (max_queue)")
         loop = self._loop
         if loop is None:  # bound once: on Python 3.11 get_running_loop() costs a getpid() system call

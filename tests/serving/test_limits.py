@@ -75,7 +75,10 @@ def test_prediction_slower_than_the_timeout_is_504(slow_server):
 
     # 0.6 s per call, one call at a time: the second waits ~0.5 s then runs 0.6 s > the 1 s timeout.
     responses = asyncio.run(staggered())
-    assert [r.status_code for r in responses] == [200, 504, 504]
+    statuses = [r.status_code for r in responses]
+    # On a starved machine the client's 0.1 s spacing can collapse, so the third request may find the
+    # queue (MAX_QUEUE=2) still holding the first two: 503 then, which is also the contract.
+    assert statuses[:2] == [200, 504] and statuses[2] in (503, 504), statuses
     assert responses[1].json() == {
         "error": "prediction did not finish within 1s (MODELSERVE_TIMEOUT_SECONDS)"
     }

@@ -143,3 +143,23 @@ def test_fast_metric_observers_count_what_the_public_api_counts(amounts):
         return generate_latest(registry)
 
     assert exposition(use_fast=True) == exposition(use_fast=False)
+
+
+def test_requests_that_already_timed_out_hold_no_place_in_the_queue():
+    import asyncio
+
+    from modelserve.batching import Batcher
+    from modelserve.errors import Overloaded
+
+    async def scenario() -> list[float]:
+        batcher = Batcher(lambda x: {"predict": x[:, 0]}, 8, 0.0, 1, False, lambda *_: None)
+        timed_out = batcher.submit(np.ones((1, 2)))
+        timed_out.cancel()  # finished before its turn, as the deadline watchdog finishes a late request
+        waiting = batcher.submit(np.full((1, 2), 3.0))  # the only live request: within MAX_QUEUE=1
+        with pytest.raises(Overloaded):
+            batcher.submit(np.ones((1, 2)))
+        result = (await waiting)["predict"].tolist()
+        batcher.close()
+        return result
+
+    assert asyncio.run(scenario()) == [3.0]
