@@ -95,15 +95,19 @@ def start_private_cluster(name: str, workdir: Path) -> tuple[Cluster, Callable[[
     )  # fmt: skip
     env["MODELDEPLOY_AUDIT_LOG"] = str(workdir / "kwok" / "clusters" / name / "logs" / "audit.log")
     cluster = Cluster(kubeconfig=str(kubeconfig), env=env)
-    cluster.kubectl("apply", "-f", shared["MODELDEPLOY_KWOK_STAGES"])
-    for i in range(2):
-        cluster.kubectl("apply", "-f", "-", input=json.dumps(NODE).replace("NAME", f"kwok-node-{i}"))
-    cluster.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
 
     def delete() -> None:
         subprocess.run([str(bins / "kwokctl"), "delete", "cluster", "--name", name], env=env, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
+    try:
+        cluster.kubectl("apply", "-f", shared["MODELDEPLOY_KWOK_STAGES"])
+        for i in range(2):
+            cluster.kubectl("apply", "-f", "-", input=json.dumps(NODE).replace("NAME", f"kwok-node-{i}"))
+        cluster.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
+    except BaseException:
+        delete()  # a half-started cluster must not outlive the run
+        raise
     return cluster, delete
 
 
