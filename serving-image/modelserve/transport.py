@@ -1,8 +1,9 @@
 """uvicorn's httptools protocol with one socket write per response instead of two.
 
 uvicorn writes a response's status line and headers as soon as the app sends `http.response.start`, and
-the body in a second write: two send() system calls and two TCP segments per response. Here the writes a
-connection makes within one event-loop tick are joined and sent once at the end of that tick.
+the body in a second write: two send() system calls and two TCP segments per response. Here a response
+head is held and goes out together with the body write that always follows it (or on close). Any other
+write (a body, `100 Continue`) is sent at once, so no extra event-loop round is added.
 """
 
 from __future__ import annotations
@@ -12,27 +13,29 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+_HEAD = b"HTTP/1.1 "
+_CONTINUE = b"HTTP/1.1 100 "
+
 
 class CoalescingTransport:
-    """Wraps a transport: writes are queued and sent together by a callback at the end of the tick."""
+    """Wraps a transport: a response head waits for the next write (its body) and leaves with it."""
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
+        self._head = b""
 
     def write(self, data: bytes) -> None:
-        if not self._pending:
-            self._loop.call_soon(self.flush)
-        self._pending.append(data)
+        if not self._head and data.startswith(_HEAD) and not data.startswith(_CONTINUE):
+            self._head = data
+            return
+        if self._head:
+            data, self._head = self._head + data, b""
+        self._transport.write(data)
 
     def flush(self) -> None:
-        pending = self._pending
-        if not pending:
-            return
-        self._pending = []
-        if not self._transport.is_closing():
-            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        if self._head:
+            head, self._head = self._head, b""
+            self._transport.write(head)
 
     def close(self) -> None:
         self.flush()
@@ -43,11 +46,11 @@ class CoalescingTransport:
         self._transport.write_eof()
 
     def abort(self) -> None:
-        self._pending = []
+        self._head = b""
         self._transport.abort()
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(len(p) for p in self._pending)
+        return self._transport.get_write_buffer_size() + len(self._head)
 
     def __getattr__(self, name: str) -> Any:  # everything else is the real transport's
         return getattr(self._transport, name)
@@ -56,4 +59,4 @@ class CoalescingTransport:
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
+        self.transport = CoalescingTransport(transport)  # type: ignore[assignment]
