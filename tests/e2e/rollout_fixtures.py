@@ -35,6 +35,9 @@ from modeldeploy.desired.revision import revision_of
 from probes.helpers import IRIS_COLUMNS, MARKER, PROBE_MODELS, clean_rows, marker_rows, write_csv
 from serving.helpers import Server, iris_env, start_server
 
+# Colour sets the EndpointSlice samplers' expectations are written in.
+BLUE, GREEN, BOTH = frozenset({"blue"}), frozenset({"green"}), frozenset({"blue", "green"})
+
 PLUGIN = REPO / "plugin" / "kubectl-modeldeploy"
 TRAFFIC_PHASES = ("Stepping", "Paused", "Promoting")
 __all__ = ["MARKER", "clean_rows", "marker_rows"]

@@ -27,6 +27,9 @@ from operator_fixtures import (
     wait_for,
 )
 from rollout_fixtures import (
+    BLUE,
+    BOTH,
+    GREEN,
     EndpointWatcher,
     Pair,
     Traffic,
@@ -50,7 +53,6 @@ from serving.helpers import free_port
 
 pytestmark = pytest.mark.e2e
 
-BLUE, GREEN, BOTH = frozenset({"blue"}), frozenset({"green"}), frozenset({"blue", "green"})
 ROLLOUT = {
     "steps": [{"weight": 50, "pauseSeconds": 6}],
     "analysis": {"maxErrorRate": 0.1, "minRequests": 5, "intervalSeconds": 2},

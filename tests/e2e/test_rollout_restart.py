@@ -37,6 +37,9 @@ from operator_fixtures import (
     wait_for,
 )
 from rollout_fixtures import (
+    BLUE,
+    BOTH,
+    GREEN,
     EndpointWatcher,
     NamespaceWatcher,
     Traffic,
@@ -64,7 +67,6 @@ ONE_NODE_LABEL = "e2e.modeldeploy.io/restart-hold-one"  # nodes the Promoting sc
 # Phases that end by time alone are set up last and killed in at once; long enough for a busy machine,
 # and to tell "resumed" from "started over" after the restart.
 HELD_SECONDS = 30
-BLUE, GREEN, BOTH = frozenset({"blue"}), frozenset({"green"}), frozenset({"blue", "green"})
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ from operator_fixtures import (
     wait_for,
 )
 from rollout_fixtures import (
+    BLUE,
+    BOTH,
+    GREEN,
     EndpointWatcher,
     Pair,
     Traffic,
@@ -44,8 +47,6 @@ from rollout_fixtures import (
 from probes.helpers import file_server
 
 pytestmark = pytest.mark.e2e
-
-BLUE, GREEN, BOTH = frozenset({"blue"}), frozenset({"green"}), frozenset({"blue", "green"})
 
 
 def _rollout(name: str, dataset_url: str, **overrides) -> dict:
