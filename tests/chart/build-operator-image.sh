@@ -6,7 +6,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-buildah=(buildah --storage-driver vfs)
+buildah=("$repo/tests/image/buildah.sh")
 log() { printf '[operator-image %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 base=${BASE_IMAGE:-$("$repo/tests/image/build-base.sh")}

@@ -21,7 +21,7 @@ import yaml
 from chart_tools import REPO
 
 DOCKERFILE = REPO / "operator" / "Dockerfile"
-BUILDAH = ["buildah", "--storage-driver", "vfs"]
+BUILDAH = [str(REPO / "tests" / "image" / "buildah.sh")]  # overlay storage where the kernel has it, else vfs
 
 
 def hadolint_binary() -> str:

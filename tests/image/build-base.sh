@@ -13,7 +13,7 @@ cache_root=${MODELDEPLOY_CACHE:-$HOME/.cache/modeldeploy}
 key=$(printf '%s\n' "$suite" "$mirror" "$packages" | cat - "$here/build-base.sh" | sha256sum | cut -c1-12)
 image=localhost/modeldeploy-stand-in-base:$key
 base_dir="$cache_root/base-$key"
-buildah=(buildah --storage-driver vfs)
+buildah=("$here/buildah.sh")
 
 log() { printf '[base %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 

@@ -7,7 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 context="$repo/serving-image"
-buildah=(buildah --storage-driver vfs)
+buildah=("$here/buildah.sh")
 log() { printf '[image %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 base=${BASE_IMAGE:-$("$here/build-base.sh")}

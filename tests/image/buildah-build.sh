@@ -4,7 +4,8 @@
 #   buildah-build.sh NAME KEY BASE DOCKERFILE CONTEXT
 set -euo pipefail
 name=$1 key=$2 base=$3 dockerfile=$4 context=$5
-buildah=(buildah --storage-driver vfs)
+here=$(cd "$(dirname "$0")" && pwd)
+buildah=("$here/buildah.sh")
 log() { printf '[%s %s] %s\n' "${name##*/}" "$(date +%H:%M:%S)" "$*" >&2; }
 image=$name:$key
 
@@ -27,7 +28,7 @@ log "building $image from $base"
   --tag "$image" --tag "$name:dev" \
   --file "$dockerfile" "$context" >&2
 log "built $image in $(( $(date +%s) - started ))s"
-# vfs stores every image as a full copy: drop earlier builds (the layer cache stays for fast rebuilds).
+# Drop earlier builds (on vfs each is a full copy); the layer cache stays for fast rebuilds.
 "${buildah[@]}" images --format '{{.Name}}:{{.Tag}}' | grep -E "^$name:[0-9a-f]{12}\$" |
   grep -vx "$image" | xargs -r "${buildah[@]}" rmi >/dev/null 2>&1 || true
 echo "$image"

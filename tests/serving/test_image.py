@@ -1,9 +1,9 @@
 """The modelserve container image: lint, build with buildah, run it as production would.
 
 No Docker engine here: tests/image/build-serving-image.sh builds serving-image/Dockerfile with
-`buildah bud --isolation chroot --storage-driver vfs` against a local Debian bookworm stand-in base
-(tests/image/build-base.sh), cached by a hash of the inputs. Needs root, buildah, debootstrap and
-network access to the Debian mirror and PyPI on a cold cache.
+`buildah bud --isolation chroot` (tests/image/buildah.sh: overlay storage where the kernel has it, else vfs)
+against a local Debian bookworm stand-in base (tests/image/build-base.sh), cached by a hash of the inputs.
+Needs root, buildah, debootstrap and network access to the Debian mirror and PyPI on a cold cache.
 
 How the root filesystem is made read-only with buildah 1.28 (it has no --read-only):
   1. `buildah from IMAGE` + `buildah mount CTR` give the container's root directory on the host;
@@ -45,7 +45,7 @@ pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO / "serving-image"
-BUILDAH = ["buildah", "--storage-driver", "vfs"]
+BUILDAH = [str(REPO / "tests" / "image" / "buildah.sh")]  # overlay storage where the kernel has it, else vfs
 NON_ROOT_UID = "10001"
 READY_TIMEOUT = 120.0
 
