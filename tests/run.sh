@@ -9,6 +9,11 @@ t0=$(date +%s)
 
 bash scripts/setup.sh
 
+# Bytecode caches outside the repository. Where PYTHONDONTWRITEBYTECODE is set (as in the sessions here) every
+# server and operator subprocess would compile scikit-learn, kopf & co. from source again: ~3 s of CPU each.
+export PYTHONPYCACHEPREFIX=${XDG_CACHE_HOME:-$HOME/.cache}/modeldeploy/pycache
+unset PYTHONDONTWRITEBYTECODE
+
 stage "Lint: ruff, import-linter layers, mypy on the pure layers, generated files"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
