@@ -16,8 +16,8 @@ base_id=$("${buildah[@]}" inspect --type image --format '{{.FromImageID}}' "$bas
 key=$(
   {
     echo "$base_id"
-    sha256sum "$repo/tests/image/buildah-build.sh"
-    sha256sum "$here/build-operator-image.sh"
+    # Paths relative to the repository: the same content gives the same key in every clone.
+    cd "$repo" && sha256sum tests/image/buildah-build.sh tests/chart/build-operator-image.sh
     cd "$repo" && find operator/Dockerfile pyproject.toml README.md operator/modeldeploy \
       -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum
   } | sha256sum | cut -c1-12

@@ -17,8 +17,8 @@ base_id=$("${buildah[@]}" inspect --type image --format '{{.FromImageID}}' "$bas
 key=$(
   {
     echo "$base_id"
-    sha256sum "$repo/tests/image/buildah-build.sh"
-    sha256sum "$here/build-serving-image.sh"
+    # Paths relative to the repository: the same content gives the same key in every clone.
+    cd "$repo" && sha256sum tests/image/buildah-build.sh tests/image/build-serving-image.sh
     cd "$context" && find Dockerfile .dockerignore constraints.txt pyproject.toml README.md modelserve \
       -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum
   } | sha256sum | cut -c1-12
