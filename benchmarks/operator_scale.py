@@ -257,6 +257,12 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def dump_heap(pid: int, target: Path) -> None:
     """The operator's heap report (see modeldeploy.__main__.dump_heap_on_signal), copied to target."""
     report = Path(tempfile.gettempdir()) / f"modeldeploy-heap-{pid}.txt"
@@ -339,11 +345,13 @@ def run_operator_phase(
         ).start()
         time.sleep(1)
         burst_started = audit_timestamp()
+        cpu_before = cpu_seconds(operator.process.pid)
         started = time.monotonic()
         created = create_model_deployments(cluster, namespace, count, replicas)
         finished = all_ready if replicas else all_observed
         wait_until(lambda: finished(cluster, namespace, count), 600 + count, f"{count} ModelDeployments done")
         elapsed = time.monotonic() - started
+        burst_cpu = cpu_seconds(operator.process.pid) - cpu_before
         burst_done = audit_timestamp()
         latencies = [seen[f"{n}-blue"] - t for n, t in created.items() if f"{n}-blue" in seen]
         settle_seconds = wait_quiescent(cluster, identity.username, namespace)
@@ -361,6 +369,7 @@ def run_operator_phase(
         return {
             "namespace": namespace,
             "seconds": elapsed,
+            "cpu_seconds": burst_cpu,
             "latencies": latencies,
             "rss_mb": rss_mb(operator.process.pid),
             "peak_rss_mb": rss_mb(operator.process.pid, "VmHWM"),
@@ -441,6 +450,7 @@ def run(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
             f"(peak {big['peak_rss_mb']:.0f} MB)"
         )
         print(f"  all children and statuses in {big['seconds']:.1f} s; idle writes {big['idle_writes']}")
+        print(f"  operator CPU during the burst: {big['cpu_seconds']:.1f} s")
         print_requests(big["burst_requests"], args.memory_count, "  burst")
 
 
@@ -464,6 +474,8 @@ def run_timing(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> Non
     ratio = result["seconds"] / floor
     print(f"operator: {result['seconds']:.1f} s to all ModelDeployments Ready  ratio {ratio:.2f}x the floor")
     print(f"apply -> Deployment created: p50 {p50 * 1000:.0f} ms  p95 {p95 * 1000:.0f} ms  (n={len(lat)})")
+    cpu = result["cpu_seconds"]
+    print(f"operator CPU during the burst: {cpu:.1f} s ({cpu / args.count * 1000:.0f} ms/ModelDeployment)")
     print(f"operator RSS after {args.count}: {result['rss_mb']:.0f} MB (peak {result['peak_rss_mb']:.0f} MB)")
     print_requests(result["burst_requests"], args.count, "burst (create -> all Ready)")
     print_requests(result["settle_requests"], args.count, "after all-Ready until writes stop")

@@ -13,7 +13,7 @@ from modeldeploy.handlers.runtime import Runtime
 from modeldeploy.k8s.client import BEST_EFFORT, NORMAL, URGENT, PriorityGate
 from modeldeploy.reconcile import Context
 from modeldeploy.reconcile.bodies import BodyCache
-from modeldeploy.reconcile.core import apply_groups, one_event, with_unechoed
+from modeldeploy.reconcile.core import apply_groups, one_event, reconcile, with_unechoed
 from modeldeploy.reconcile.observe import observed_for, packed_child
 from modeldeploy.reconcile.plan import Action, Step
 from modeldeploy.settings import OperatorSettings
@@ -204,3 +204,65 @@ def test_priority_gate_survives_a_cancelled_waiter():
         return True
 
     assert asyncio.run(scenario())
+
+
+class AnsweringKube:
+    """The API server's answers a pass needs, recorded: an apply returns the object with a new
+    resourceVersion, a status patch the merged body, an Event nothing."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self._version = 100
+
+    async def apply(self, manifest: dict, *, force: bool = True) -> dict:
+        self._version += 1
+        self.calls.append((manifest["kind"], manifest["metadata"]["name"]))
+        return {**manifest, "metadata": {**manifest["metadata"], "resourceVersion": str(self._version)}}
+
+    async def patch_status(self, namespace: str, name: str, patch: dict, **_: object) -> dict:
+        self.calls.append(("status", name))
+        return {**BURST_BODY, "status": patch}
+
+    async def emit_event(self, involved: dict, **_: object) -> None:
+        self.calls.append(("Event", involved["metadata"]["name"]))
+
+
+BURST_BODY = {
+    "apiVersion": "modeldeploy.io/v1alpha1",
+    "kind": "ModelDeployment",
+    "metadata": {"name": "iris", "namespace": "ml", "uid": "u-1", "generation": 1, "resourceVersion": "7"},
+    "spec": {"model": {"uri": "https://models.example/iris/model.onnx", "version": "3"}, "replicas": 1},
+}
+
+
+@pytest.mark.parametrize(
+    ("passes_waiting", "first_result", "first_writes"),
+    [
+        (True, "partial", {"Deployment"}),  # a burst: Deployments now, the rest after the waiting passes
+        (False, "changed", {"Deployment", "Service", "status", "Event"}),  # no one waits: all in one pass
+    ],
+    ids=["others waiting", "alone"],
+)
+def test_in_a_burst_a_pass_writes_its_deployments_then_hands_its_slot_over(
+    passes_waiting, first_result, first_writes
+):
+    kube = AnsweringKube()
+    waiting = [passes_waiting]
+    ctx = Context(kube=kube, settings=OperatorSettings(), passes_waiting=lambda: waiting[0])  # type: ignore[arg-type]
+
+    first = asyncio.run(reconcile(ctx, BURST_BODY, [], [], trigger="create"))
+    assert first.result == first_result
+    assert {kind for kind, _ in kube.calls} == first_writes
+    assert (first.requeue_after == 0.0) is passes_waiting  # the handler queues the rest at once
+
+    written = len(kube.calls)
+    waiting[0] = False
+    second = asyncio.run(
+        reconcile(ctx, ctx.bodies.get("ml", "iris") or BURST_BODY, [], [], trigger="requeue")
+    )
+    later = {kind for kind, _ in kube.calls[written:]}
+    # The later pass writes what the first left, never a Deployment again (it sees what was written).
+    assert "Deployment" not in later
+    assert ("Service" in later) is passes_waiting
+    assert "status" in later  # the first status (written later) / the one that sees the children
+    assert second.result == "changed"

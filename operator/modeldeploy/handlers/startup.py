@@ -84,9 +84,12 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
     settings.peering.clusterwide = ours.clusterwide
 
     # One probe client per operator process: rollout checks (smoke, quality gate, analysis) share it.
+    slots = asyncio.Semaphore(ours.max_concurrent_reconciles)  # bounds memory in bursts
     memo.runtime = Runtime(
-        ctx=Context(kube=kube, settings=ours, check_runner=ProbeCheckRunner(kube, ours)),
-        slots=asyncio.Semaphore(ours.max_concurrent_reconciles),  # bounds memory in bursts
+        ctx=Context(
+            kube=kube, settings=ours, check_runner=ProbeCheckRunner(kube, ours), passes_waiting=slots.locked
+        ),
+        slots=slots,
     )
     # Indexes are passed to activities too; the resync loop keeps a reference to them.
     indexes = {name: kwargs[name] for name in (*CHILD_INDEXES, POD_INDEX)}

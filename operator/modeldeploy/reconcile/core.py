@@ -49,7 +49,7 @@ class WaitingFor(Exception):
 
 @dataclass
 class Outcome:
-    result: str  # changed | unchanged | invalid | waiting
+    result: str  # changed | unchanged | partial (finished in a later pass) | invalid | waiting
     steps: list[Step] = field(default_factory=list)
     status_patch: dict[str, Any] | None = None
     phase: str | None = None
@@ -78,6 +78,9 @@ class Context:
     kube: Kube
     settings: OperatorSettings
     check_runner: CheckRunner | None = None  # wired to modeldeploy.probes by the rollout work
+    # Whether other passes wait for a slot: then a pass that has written its Deployments hands its slot
+    # over and finishes in a later pass (see finish_later). The handlers wire it to their semaphore.
+    passes_waiting: Callable[[], bool] = lambda: False
     # (kind, namespace, name) -> resourceVersion of our last write: its watch event needs no reconcile.
     own_writes: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # The newest ModelDeployment bodies seen (watch events, our status patches): passes need no GET.
@@ -280,7 +283,11 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
 
     # Concurrently, Deployments first: a pass is then two round trips, not one per child.
     writes = [s for s in steps if s.action in (Action.CREATE, Action.UPDATE)]
-    for group in apply_groups(writes):
+    groups = apply_groups(writes)
+    for index, group in enumerate(groups):
+        if index > 0 and finish_later(groups[0], ctx.passes_waiting()):
+            applied = [step for step in steps if step in groups[0]]
+            return Outcome("partial", applied, None, planned.status.get("phase"), requeue_after=0.0)
         await asyncio.gather(*(apply(step) for step in group))
     for step in steps:
         if step.action == Action.DELETE:
@@ -325,6 +332,14 @@ def with_unechoed(
         else:
             caught_up.append(key)
     return caught_up
+
+
+def finish_later(written: list[Step], passes_waiting: bool) -> bool:
+    """In a burst (other passes wait for a slot), a pass that has just written Deployments stops there:
+    the rest (Services are slow to create: the API server allocates each a cluster IP in turn) comes in
+    a later pass, queued behind the waiting ones. So every new ModelDeployment gets its pods started
+    first, instead of the last ones waiting for the Services of all the others."""
+    return passes_waiting and any(step.kind == "Deployment" for step in written)
 
 
 def apply_groups(writes: list[Step]) -> list[list[Step]]:
