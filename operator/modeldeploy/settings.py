@@ -53,8 +53,9 @@ class OperatorSettings(BaseSettings):
     max_concurrent_reconciles: int = Field(
         default=128,
         ge=1,
-        description="Reconcile passes in flight at once; bounds memory in bursts. Their API requests share "
-        "api_workers connections by priority, so a burst's Deployments are written before its Services.",
+        description="Reconcile passes in flight at once, a quarter kept for new ModelDeployments' first "
+        "passes; bounds memory in bursts. Their API requests share api_workers connections by priority, so "
+        "a burst's Deployments are written before its Services.",
     )
     heap_trim_seconds: float = Field(
         default=30.0,

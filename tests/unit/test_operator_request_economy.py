@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 
-from modeldeploy.handlers.runtime import Runtime
-from modeldeploy.k8s.client import BEST_EFFORT, NORMAL, URGENT, PriorityGate
+from modeldeploy.gate import BEST_EFFORT, NORMAL, URGENT, PriorityGate
+from modeldeploy.handlers.runtime import Runtime, pass_slots
 from modeldeploy.reconcile import Context
 from modeldeploy.reconcile.bodies import BodyCache
 from modeldeploy.reconcile.core import apply_groups, one_event, reconcile, with_unechoed
@@ -95,17 +95,36 @@ def test_condition_flips_of_one_change_become_one_event(transitions, expected_ty
         assert text in message
 
 
-def step(kind: str, name: str) -> Step:
-    return Step(Action.CREATE, kind, name, {"kind": kind}, "missing")
+def step(kind: str, name: str, replicas: int | None = None) -> Step:
+    spec = {} if replicas is None else {"replicas": replicas}
+    return Step(Action.CREATE, kind, name, {"kind": kind, "spec": spec}, "missing")
 
 
-def test_deployments_are_written_before_the_other_children():
-    writes = [step("Service", "iris"), step("Deployment", "iris-blue"), step("PodDisruptionBudget", "iris"),
-              step("Deployment", "iris-green")]  # fmt: skip
-    groups = apply_groups(writes)
-    assert [[s.name for s in g] for g in groups] == [["iris-blue", "iris-green"], ["iris", "iris"]]
-    assert apply_groups([step("Service", "iris")]) == [[step("Service", "iris")]]
-    assert apply_groups([]) == []
+@pytest.mark.parametrize(
+    ("writes", "groups"),
+    [
+        (
+            [step("Service", "iris"), step("Deployment", "iris-blue", 1), step("PodDisruptionBudget", "iris"),
+             step("Deployment", "iris-green", 0)],
+            [["Deployment/iris-blue"], ["Service/iris", "PodDisruptionBudget/iris"],
+             ["Deployment/iris-green"]],
+        ),
+        (  # no replicas field: an HPA sets them, so the Deployment serves
+            [step("Service", "iris"), step("Deployment", "iris-blue")],
+            [["Deployment/iris-blue"], ["Service/iris"]],
+        ),
+        (  # promotion: the candidate scaled up first, the old colour scaled down after the Service moved
+            [step("Deployment", "iris-blue", 0), step("Service", "iris"),
+             step("Deployment", "iris-green", 2)],
+            [["Deployment/iris-green"], ["Service/iris"], ["Deployment/iris-blue"]],
+        ),
+        ([step("Service", "iris")], [["Service/iris"]]),
+        ([], []),
+    ],
+    ids=["new", "autoscaled", "promotion", "only a Service", "nothing"],
+)  # fmt: skip
+def test_serving_deployments_first_then_other_children_then_scale_downs(writes, groups):
+    assert [[f"{s.kind}/{s.name}" for s in g] for g in apply_groups(writes)] == groups
 
 
 def test_a_burst_of_child_triggers_runs_one_pass_after_the_window():
@@ -188,6 +207,31 @@ def test_priority_gate_lets_the_urgent_in_first_then_in_arrival_order():
     assert order == ["deployment", "service-1", "service-2", "event"]
 
 
+def test_priority_gate_keeps_reserved_slots_for_urgent_requests():
+    async def scenario() -> list[str]:
+        gate = PriorityGate(3, reserved=1)
+        entered: list[str] = []
+
+        async def request(name: str, priority: int) -> None:
+            await gate.acquire(priority)
+            entered.append(name)
+
+        tasks = [asyncio.create_task(request(f"service-{i}", NORMAL)) for i in range(3)]
+        await asyncio.sleep(0)
+        assert entered == ["service-0", "service-1"]  # the third slot is kept for URGENT
+        tasks.append(asyncio.create_task(request("deployment", URGENT)))
+        await asyncio.sleep(0)
+        assert entered[-1] == "deployment"  # in at once, past the waiting Service
+        gate.release()  # the Deployment done: its slot is a reserved one again
+        await asyncio.sleep(0)
+        assert "service-2" not in entered
+        gate.release()  # a Service done: the waiting one takes its slot
+        await asyncio.wait_for(asyncio.gather(*tasks), 1)
+        return entered
+
+    assert asyncio.run(scenario()) == ["service-0", "service-1", "deployment", "service-2"]
+
+
 def test_priority_gate_survives_a_cancelled_waiter():
     async def scenario() -> bool:
         gate = PriorityGate(1)
@@ -238,7 +282,7 @@ BURST_BODY = {
 @pytest.mark.parametrize(
     ("passes_waiting", "first_result", "first_writes"),
     [
-        (True, "partial", {"Deployment"}),  # a burst: Deployments now, the rest after the waiting passes
+        (True, "partial", {"Deployment"}),  # a burst: the serving Deployment now, the rest after the others
         (False, "changed", {"Deployment", "Service", "status", "Event"}),  # no one waits: all in one pass
     ],
     ids=["others waiting", "alone"],
@@ -254,6 +298,8 @@ def test_in_a_burst_a_pass_writes_its_deployments_then_hands_its_slot_over(
     assert first.result == first_result
     assert {kind for kind, _ in kube.calls} == first_writes
     assert (first.requeue_after == 0.0) is passes_waiting  # the handler queues the rest at once
+    if passes_waiting:
+        assert kube.calls == [("Deployment", "iris-blue")]  # the idle green slot waits with the Services
 
     written = len(kube.calls)
     waiting[0] = False
@@ -261,8 +307,32 @@ def test_in_a_burst_a_pass_writes_its_deployments_then_hands_its_slot_over(
         reconcile(ctx, ctx.bodies.get("ml", "iris") or BURST_BODY, [], [], trigger="requeue")
     )
     later = {kind for kind, _ in kube.calls[written:]}
-    # The later pass writes what the first left, never a Deployment again (it sees what was written).
-    assert "Deployment" not in later
+    # The later pass writes what the first left, never the same Deployment again (it sees what was written).
+    assert ("Deployment", "iris-blue") not in kube.calls[written:]
     assert ("Service" in later) is passes_waiting
     assert "status" in later  # the first status (written later) / the one that sees the children
     assert second.result == "changed"
+
+
+def test_a_new_model_deployments_first_pass_finds_a_place_while_older_passes_queue():
+    async def scenario() -> tuple[bool, bool]:
+        runtime = Runtime(ctx=Context(kube=None, settings=OperatorSettings()), slots=pass_slots(4))  # type: ignore[arg-type]
+        release = asyncio.Event()
+        entered: list[str] = []
+
+        async def pass_(name: str, trigger: str) -> None:
+            async with runtime.pass_slot(trigger):
+                entered.append(name)
+                await release.wait()
+
+        tasks = [asyncio.create_task(pass_(f"resync-{i}", "resync")) for i in range(4)]
+        await asyncio.sleep(0)
+        queued = runtime.ctx.passes_waiting()  # three in, one waits: passes in flight hand over early
+        tasks.append(asyncio.create_task(pass_("new", "create")))
+        await asyncio.sleep(0)
+        first_pass_in = "new" in entered
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 1)
+        return queued, first_pass_in
+
+    assert asyncio.run(scenario()) == (True, True)

@@ -32,7 +32,7 @@ async def _reconcile_handler(
     key = _key(body)
 
     async def work() -> Outcome:
-        async with runtime.slots:
+        async with runtime.pass_slot(trigger):
             children, pods = indexed(kwargs, key)
             return await reconcile(runtime.ctx, json_copy(body), children, pods, trigger=trigger)
 
@@ -80,7 +80,7 @@ async def reconcile_in_background(memo: Any, key: Key, kwargs: Mapping[str, Any]
     runtime = runtime_of(memo)
 
     async def work() -> Outcome | None:
-        async with runtime.slots:
+        async with runtime.pass_slot(trigger):
             children, pods = indexed(kwargs, key)
             return await reconcile_by_key(runtime.ctx, key[0], key[1], children, pods, trigger=trigger)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modeldeploy.gate import NORMAL, URGENT, PriorityGate
 from modeldeploy.reconcile import Context, KeyedSerializer
 
 Key = tuple[str, str]  # (namespace, name) of a ModelDeployment
@@ -21,10 +23,17 @@ class Runtime:
     ctx: Context
     serializer: KeyedSerializer = field(default_factory=KeyedSerializer)
     phases: dict[Key, str] = field(default_factory=dict)
-    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
+    slots: PriorityGate = field(default_factory=lambda: pass_slots(32))
     _requeues: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
     _coalescing: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.ctx.passes_waiting = self.slots.waiting  # one gate: what passes see is what they queue on
+
+    def pass_slot(self, trigger: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """A place among the passes in flight; a new ModelDeployment's first pass goes ahead of the rest."""
+        return self.slots.held(URGENT if trigger == "create" else NORMAL)
 
     def requeue(self, key: Key, delay: float, work: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         """Run `work` once after `delay` seconds; a newer request for the same key replaces it."""
@@ -71,6 +80,12 @@ class Runtime:
         self.ctx.bodies.forget(*key)
         self.ctx.forget_parent(*key)
         self.serializer.forget(key)
+
+
+def pass_slots(limit: int) -> PriorityGate:
+    """At most `limit` passes in flight (bounds memory in a burst), a quarter of them kept for first passes:
+    passes busy creating Services (slow) never hold every place while new ModelDeployments wait."""
+    return PriorityGate(limit, reserved=limit // 4)
 
 
 def runtime_of(memo: Any) -> Runtime:

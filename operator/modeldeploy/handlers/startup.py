@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -11,7 +10,7 @@ import kopf
 from modeldeploy import api
 from modeldeploy.handlers.heap import trim_heap_forever
 from modeldeploy.handlers.modeldeployments import resync_forever
-from modeldeploy.handlers.runtime import CHILD_INDEXES, POD_INDEX, Runtime
+from modeldeploy.handlers.runtime import CHILD_INDEXES, POD_INDEX, Runtime, pass_slots
 from modeldeploy.k8s import Kube, load_api_client
 from modeldeploy.reconcile import OWNER_SELECTOR, Context, crd_preserves_status_field
 from modeldeploy.reconcile.checks import ProbeCheckRunner
@@ -84,12 +83,9 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
     settings.peering.clusterwide = ours.clusterwide
 
     # One probe client per operator process: rollout checks (smoke, quality gate, analysis) share it.
-    slots = asyncio.Semaphore(ours.max_concurrent_reconciles)  # bounds memory in bursts
     memo.runtime = Runtime(
-        ctx=Context(
-            kube=kube, settings=ours, check_runner=ProbeCheckRunner(kube, ours), passes_waiting=slots.locked
-        ),
-        slots=slots,
+        ctx=Context(kube=kube, settings=ours, check_runner=ProbeCheckRunner(kube, ours)),
+        slots=pass_slots(ours.max_concurrent_reconciles),
     )
     # Indexes are passed to activities too; the resync loop keeps a reference to them.
     indexes = {name: kwargs[name] for name in (*CHILD_INDEXES, POD_INDEX)}

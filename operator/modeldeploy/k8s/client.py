@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import heapq
-import itertools
 import json
 import logging
 import os
@@ -23,6 +21,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from modeldeploy import metrics
+from modeldeploy.gate import BEST_EFFORT, NORMAL, URGENT, PriorityGate
 from modeldeploy.k8s.resources import CRD, EVENT, MODEL_DEPLOYMENT, Kind, kind_of
 
 log = logging.getLogger(__name__)
@@ -52,37 +51,9 @@ class ApiError(Exception):
 
 # Request priorities (lower first) when every connection is busy: in a burst, a new ModelDeployment's
 # Deployment goes ahead of the Services, status patches and Events of earlier ones, so pods start early.
-URGENT, NORMAL, BEST_EFFORT = 0, 1, 2
-
-
-class PriorityGate:
-    """At most `limit` holders at once; waiters are let in by priority, then in arrival order."""
-
-    def __init__(self, limit: int) -> None:
-        self._free = limit
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-
-    async def acquire(self, priority: int) -> None:
-        if self._free > 0 and not self._waiters:
-            self._free -= 1
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (priority, next(self._order), future))
-        try:
-            await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self.release()  # let in just as we were cancelled: pass the turn on
-            raise
-
-    def release(self) -> None:
-        while self._waiters:
-            _, _, future = heapq.heappop(self._waiters)
-            if not future.done():
-                future.set_result(None)
-                return
-        self._free += 1
+def _starts_pods(manifest: dict) -> bool:
+    """A Deployment with replicas (or none given: an HPA's): its apply goes ahead of other writes."""
+    return manifest.get("kind") == "Deployment" and (manifest.get("spec") or {}).get("replicas", 1) != 0
 
 
 def load_api_client(max_connections: int = 32, config_file: str | None = None) -> kubernetes.client.ApiClient:
@@ -113,7 +84,8 @@ class Kube:
         self._api = api_client
         self.field_manager = field_manager
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
-        self._gate = PriorityGate(workers)  # never more requests than threads: none waits unordered
+        # Never more requests than threads (none waits unordered); a quarter kept for new Deployments.
+        self._gate = PriorityGate(workers, reserved=workers // 4)
         self._timeout = request_timeout
         self._attempts = attempts
 
@@ -212,7 +184,7 @@ class Kube:
         result = await self._request(
             "PATCH",
             kind.path(meta.get("namespace"), meta["name"]),
-            priority=URGENT if kind.kind == "Deployment" else NORMAL,
+            priority=URGENT if _starts_pods(manifest) else NORMAL,
             query=query,
             body=manifest,
             content_type=APPLY_CONTENT_TYPE,  # JSON is YAML, so the JSON body is a valid apply patch

@@ -342,12 +342,20 @@ def finish_later(written: list[Step], passes_waiting: bool) -> bool:
     return passes_waiting and any(step.kind == "Deployment" for step in written)
 
 
+def serving_deployment(step: Step) -> bool:
+    """A Deployment that will run pods (no replicas field: the HPA sets them, so it does)."""
+    spec = (step.manifest or {}).get("spec") or {}
+    return step.kind == "Deployment" and spec.get("replicas", 1) != 0
+
+
 def apply_groups(writes: list[Step]) -> list[list[Step]]:
-    """Deployments, then every other child: the old order (pods before the Services that route to
-    them), with the children inside a group written concurrently."""
-    first = [step for step in writes if step.kind == "Deployment"]
+    """Serving Deployments first (pods start before anything routes to them), then the other children,
+    then Deployments at zero replicas: a new idle colour slot is not urgent, and an old colour is scaled
+    down only once the Services have moved off it. Children inside a group are written concurrently."""
+    first = [step for step in writes if serving_deployment(step)]
+    idle = [step for step in writes if step.kind == "Deployment" and not serving_deployment(step)]
     rest = [step for step in writes if step.kind != "Deployment"]
-    return [group for group in (first, rest) if group]
+    return [group for group in (first, rest, idle) if group]
 
 
 async def reconcile_by_key(
