@@ -162,7 +162,8 @@ def measure_floor(cluster: Cluster, count: int) -> float:
     apps = client.AppsV1Api(config.new_client_from_config(config_file=cluster.kubeconfig))
 
     async def apply_all() -> None:
-        kube = Kube(load_api_client(config_file=cluster.kubeconfig), field_manager="bench-floor", workers=16)
+        api = load_api_client(config_file=cluster.kubeconfig)
+        kube = Kube(api, field_manager="bench-floor", workers=16, reserved=0)  # all 16 for any kind
         gate = asyncio.Semaphore(16)
 
         async def one(manifest: dict) -> None:

@@ -80,12 +80,14 @@ class Kube:
         workers: int = 16,
         request_timeout: float = 30.0,
         attempts: int = 5,
+        reserved: int | None = None,
     ) -> None:
         self._api = api_client
         self.field_manager = field_manager
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
-        # Never more requests than threads (none waits unordered); a quarter kept for new Deployments.
-        self._gate = PriorityGate(workers, reserved=workers // 4)
+        # Never more requests than threads (none waits unordered); `reserved` (default a quarter) kept for
+        # new Deployments.
+        self._gate = PriorityGate(workers, reserved=workers // 4 if reserved is None else reserved)
         self._timeout = request_timeout
         self._attempts = attempts
 
