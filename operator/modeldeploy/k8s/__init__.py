@@ -1,6 +1,6 @@
 """Kubernetes API I/O: the only package that talks to the API server (besides kopf's own watches)."""
 
-from modeldeploy.k8s.client import ApiError, Kube, load_api_client
+from modeldeploy.k8s.client import ApiError, Kube, load_api_client, starts_pods
 from modeldeploy.k8s.resources import (
     CHILD_KINDS,
     DEPLOYMENT,
@@ -34,4 +34,5 @@ __all__ = [
     "Kube",
     "kind_of",
     "load_api_client",
+    "starts_pods",
 ]

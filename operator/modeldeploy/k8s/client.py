@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import secrets
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -51,8 +52,9 @@ class ApiError(Exception):
 
 # Request priorities (lower first) when every connection is busy: in a burst, a new ModelDeployment's
 # Deployment goes ahead of the Services, status patches and Events of earlier ones, so pods start early.
-def _starts_pods(manifest: dict) -> bool:
-    """A Deployment with replicas (or none given: an HPA's): its apply goes ahead of other writes."""
+def starts_pods(manifest: Mapping[str, Any]) -> bool:
+    """A Deployment with replicas (or none given: an HPA sets them): its apply goes ahead of other writes,
+    and a pass writes it before the other children."""
     return manifest.get("kind") == "Deployment" and (manifest.get("spec") or {}).get("replicas", 1) != 0
 
 
@@ -186,7 +188,7 @@ class Kube:
         result = await self._request(
             "PATCH",
             kind.path(meta.get("namespace"), meta["name"]),
-            priority=URGENT if _starts_pods(manifest) else NORMAL,
+            priority=URGENT if starts_pods(manifest) else NORMAL,
             query=query,
             body=manifest,
             content_type=APPLY_CONTENT_TYPE,  # JSON is YAML, so the JSON body is a valid apply patch

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modeldeploy import metrics
-from modeldeploy.k8s import MODEL_DEPLOYMENT, PVC, SECRET, Kube, kind_of
+from modeldeploy.k8s import MODEL_DEPLOYMENT, PVC, SECRET, Kube, kind_of, starts_pods
 from modeldeploy.reconcile import desired_port
 from modeldeploy.reconcile.bodies import BodyCache
 from modeldeploy.reconcile.observe import (
@@ -343,9 +343,7 @@ def finish_later(written: list[Step], passes_waiting: bool) -> bool:
 
 
 def serving_deployment(step: Step) -> bool:
-    """A Deployment that will run pods (no replicas field: the HPA sets them, so it does)."""
-    spec = (step.manifest or {}).get("spec") or {}
-    return step.kind == "Deployment" and spec.get("replicas", 1) != 0
+    return starts_pods(step.manifest or {"kind": step.kind})
 
 
 def apply_groups(writes: list[Step]) -> list[list[Step]]:
