@@ -50,8 +50,6 @@ class ApiError(Exception):
         return self.status in RETRIED_STATUSES or self.status == 0
 
 
-# Request priorities (lower first) when every connection is busy: in a burst, a new ModelDeployment's
-# Deployment goes ahead of the Services, status patches and Events of earlier ones, so pods start early.
 def starts_pods(manifest: Mapping[str, Any]) -> bool:
     """A Deployment with replicas (or none given: an HPA sets them): its apply goes ahead of other writes,
     and a pass writes it before the other children."""
@@ -87,8 +85,9 @@ class Kube:
         self._api = api_client
         self.field_manager = field_manager
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
-        # Never more requests than threads (none waits unordered); `reserved` (default a quarter) kept for
-        # new Deployments.
+        # Never more requests than threads (none waits unordered). When every connection is busy, a new
+        # ModelDeployment's Deployment goes ahead of Services, status patches and Events (Events last), and
+        # `reserved` connections (default a quarter) are kept for it, so pods start early in a burst.
         self._gate = PriorityGate(workers, reserved=workers // 4 if reserved is None else reserved)
         self._timeout = request_timeout
         self._attempts = attempts
@@ -136,13 +135,10 @@ class Kube:
         loop = asyncio.get_running_loop()
         for attempt in range(self._attempts):
             try:
-                await self._gate.acquire(priority)
-                try:
+                async with self._gate.held(priority):
                     return await loop.run_in_executor(
                         self._executor, lambda: self._request_sync(method, path, **kwargs)
                     )
-                finally:
-                    self._gate.release()
             except ApiError as exc:
                 if not exc.retriable or attempt == self._attempts - 1:
                     raise
