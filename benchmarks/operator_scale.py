@@ -4,7 +4,8 @@ memory, and writes while idle.
     .venv/bin/python benchmarks/operator_scale.py [--count 200] [--memory-count 1000] [--quiet 30]
 
 Floor: the same children (Deployments, Services...) created directly with the client, concurrently, in
-the same run; then the operator creates them from ModelDeployments, twice: from one `kubectl apply -f` of
+the same run, just before each operator phase (every phase starts on a cluster with nothing left to delete);
+then the operator creates them from ModelDeployments, twice: from one `kubectl apply -f` of
 all the manifests (kubectl sends them one at a time) and from a burst of 8 client threads (harsher than
 any kubectl). Prints figures and ratios (targets: time <= 2x floor, p50 apply->Deployment < 1 s, RSS
 < 250 MB at 1,000, zero writes when idle).
@@ -179,8 +180,18 @@ def measure_floor(cluster: Cluster, count: int) -> float:
         lambda: count_ready_deployments(apps, namespace) >= count, 600 + count, "floor Deployments Ready"
     )
     elapsed = time.monotonic() - started
-    cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+    delete_namespace(cluster, namespace)
     return elapsed
+
+
+def delete_namespace(cluster: Cluster, namespace: str) -> None:
+    """Delete a phase's namespace and wait until it is gone: the next phase must not be timed while the
+    garbage collector is still deleting hundreds of this one's objects on the same two cores."""
+    started = time.monotonic()
+    cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+    gone = lambda: cluster.kubectl("get", "namespace", namespace, check=False).returncode != 0  # noqa: E731
+    wait_until(gone, 900, f"namespace {namespace} deleted")
+    print(f"namespace {namespace} deleted in {time.monotonic() - started:.0f} s (before the next phase)")
 
 
 def watch_deployment_creations(
@@ -414,7 +425,7 @@ def run_operator_phase(
     finally:
         stop.set()
         stop_operator(operator)
-        cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+        delete_namespace(cluster, namespace)
 
 
 def stop_operator(operator: OperatorProcess) -> None:
@@ -496,9 +507,11 @@ def run(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
 
 
 def run_timing(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
-    floor = measure_floor(cluster, args.count)
-    print(f"floor (children applied directly, 16 concurrent): {floor:.1f} s to all Deployments Ready")
     for creator in args.creator or ["kubectl", "burst"]:
+        # A floor next to each phase: the machine's speed drifts over minutes, and a ratio needs both
+        # sides measured under the same weather.
+        floor = measure_floor(cluster, args.count)
+        print(f"floor (children applied directly, 16 concurrent): {floor:.1f} s to all Deployments Ready")
         result = run_operator_phase(
             cluster,
             args.count,

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 
+import kopf
 import pytest
 
 from modeldeploy.gate import BEST_EFFORT, NORMAL, URGENT, PriorityGate
+from modeldeploy.handlers.handled import HandledSpecs
+from modeldeploy.handlers.modeldeployments import first_sight_trigger
 from modeldeploy.handlers.runtime import Runtime, pass_slots
 from modeldeploy.reconcile import Context
 from modeldeploy.reconcile.bodies import BodyCache
@@ -336,3 +339,46 @@ def test_a_new_model_deployments_first_pass_finds_a_place_while_older_passes_que
         return queued, first_pass_in
 
     assert asyncio.run(scenario()) == (True, True)
+
+
+def kopf_body(uid: str, *, labels: dict | None = None, status: dict | None = None) -> kopf.Body:
+    raw = {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "iris", "namespace": "ml", "uid": uid, "labels": labels or {"team": "a"}},
+        "spec": {"replicas": 2},
+        "status": status or {"phase": "Healthy", "observedGeneration": 1},
+    }
+    return kopf.Body(raw)
+
+
+def test_kopf_last_handled_spec_is_kept_in_memory_and_written_nowhere():
+    handled = HandledSpecs()
+    body = kopf_body("u1")
+    essence = handled.build(body=body)
+    assert "status" not in essence and essence["spec"] == {"replicas": 2}
+    assert essence["metadata"]["labels"] == {"team": "a"}
+    assert handled.fetch(body=body) is None  # never handled: kopf calls the create handler
+    patch = kopf.Patch()
+    handled.store(body=body, patch=patch, essence=essence)
+    assert not patch  # no status or annotation patch: no API request
+    assert handled.fetch(body=kopf_body("u1", status={"phase": "Pending"})) == essence
+    assert handled.fetch(body=kopf_body("u2")) is None  # a recreated namesake is new again
+    handled.forget(("ml", "iris"))
+    assert handled.fetch(body=body) is None and len(handled) == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "trigger"),
+    [
+        (None, "create"),
+        ({}, "create"),
+        ({"kopf": {"progress": {}}}, "create"),  # kopf's retry state alone: never reconciled yet
+        ({"observedGeneration": 3, "phase": "Healthy"}, "resume"),  # seen by an earlier operator
+    ],
+)
+def test_a_model_deployment_new_to_kopf_is_resumed_when_it_already_has_a_status(status, trigger):
+    body: dict = {"metadata": {"name": "iris", "namespace": "ml"}}
+    if status is not None:
+        body["status"] = status
+    assert first_sight_trigger(body) == trigger

@@ -239,7 +239,7 @@ class ModelDeploymentStatus(ApiModel):
     )
     kopf: dict[str, Any] | None = Field(
         default=None,
-        description="The operator framework's own bookkeeping (progress, last handled spec), kept in status "
-        "so metadata stays free of it and GitOps diffs never see it.",
+        description="The operator framework's own bookkeeping (the retry state of a pass that must wait), "
+        "kept in status so metadata stays free of it and GitOps diffs never see it.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )

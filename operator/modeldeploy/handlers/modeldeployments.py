@@ -59,19 +59,20 @@ def _requeue_if_asked(memo: Any, key: Key, kwargs: Mapping[str, Any], outcome: O
         runtime_of(memo).requeue(key, delay, lambda: reconcile_in_background(memo, key, kwargs, "requeue"))
 
 
+def first_sight_trigger(body: Mapping[str, Any]) -> str:
+    """kopf remembers what it handled in memory only (handled.py): after a restart or a failover every
+    ModelDeployment is new to it. One we already gave a status is resumed, not created."""
+    return "resume" if (body.get("status") or {}).get("observedGeneration") is not None else "create"
+
+
 @kopf.on.create(*MD)
 async def modeldeployment_create(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    await _reconcile_handler(body, memo, kwargs, "create")
+    await _reconcile_handler(body, memo, kwargs, first_sight_trigger(body))
 
 
 @kopf.on.update(*MD)
 async def modeldeployment_update(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     await _reconcile_handler(body, memo, kwargs, "update")
-
-
-@kopf.on.resume(*MD)
-async def modeldeployment_resume(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    await _reconcile_handler(body, memo, kwargs, "resume")
 
 
 async def reconcile_in_background(memo: Any, key: Key, kwargs: Mapping[str, Any], trigger: str) -> None:

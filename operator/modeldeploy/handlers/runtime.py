@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modeldeploy.gate import NORMAL, URGENT, PriorityGate
+from modeldeploy.handlers.handled import HandledSpecs
 from modeldeploy.reconcile import Context, KeyedSerializer
 
 Key = tuple[str, str]  # (namespace, name) of a ModelDeployment
@@ -24,6 +25,7 @@ class Runtime:
     serializer: KeyedSerializer = field(default_factory=KeyedSerializer)
     phases: dict[Key, str] = field(default_factory=dict)
     slots: PriorityGate = field(default_factory=lambda: pass_slots(32))
+    handled: HandledSpecs = field(default_factory=HandledSpecs)  # kopf's diff-base (see handled.py)
     _requeues: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
     _coalescing: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task] = field(default_factory=set)
@@ -80,6 +82,7 @@ class Runtime:
         self.ctx.bodies.forget(*key)
         self.ctx.forget_parent(*key)
         self.serializer.forget(key)
+        self.handled.forget(key)
 
 
 def pass_slots(limit: int) -> PriorityGate:

@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 
 from modeldeploy import api
+from modeldeploy.handlers.handled import HandledSpecs
 from modeldeploy.handlers.heap import trim_heap_forever
 from modeldeploy.handlers.modeldeployments import resync_forever
 from modeldeploy.handlers.runtime import CHILD_INDEXES, POD_INDEX, Runtime, pass_slots
@@ -17,7 +18,7 @@ from modeldeploy.reconcile.checks import ProbeCheckRunner
 from modeldeploy.settings import get_settings
 
 log = logging.getLogger(__name__)
-BOOKKEEPING_FIELD = "kopf"  # status.kopf: kopf's progress and last-handled spec
+BOOKKEEPING_FIELD = "kopf"  # status.kopf: kopf's progress of handlers that retry
 
 
 @kopf.on.startup()
@@ -28,8 +29,6 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
     # garbage-collected through owner references, so deleting a ModelDeployment never waits for us.
     settings.persistence.finalizer = "modeldeploy.io/finalizer"
 
-    # Bookkeeping lives in status (which GitOps tools never diff and users never write), not in
-    # metadata.annotations that Argo CD / Flux compare with Git.
     api_client = load_api_client(max_connections=ours.api_workers * 2)
     kube = Kube(
         api_client,
@@ -37,26 +36,25 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
         workers=ours.api_workers,
         request_timeout=ours.request_timeout_seconds,
     )
+    # kopf's progress of a handler that must retry lives in status (which GitOps tools never diff and
+    # users never write), not in metadata.annotations that Argo CD / Flux compare with Git; its
+    # last-handled spec lives in memory (handled.py), so a new ModelDeployment costs no extra write.
+    handled = HandledSpecs()
+    settings.persistence.diffbase_storage = handled
     crd = await kube.get_crd(api.CRD_NAME)
     if crd is not None and crd_preserves_status_field(crd, BOOKKEEPING_FIELD):
         settings.persistence.progress_storage = kopf.StatusProgressStorage(
             field=f"status.{BOOKKEEPING_FIELD}.progress", touch_field=f"status.{BOOKKEEPING_FIELD}.dummy"
         )
-        settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
-            field=f"status.{BOOKKEEPING_FIELD}.lastHandledConfiguration"
-        )
     else:
-        # Without status.kopf in the schema the API server would prune it and kopf would forget what
-        # it handled; annotations under our own prefix are the (documented) fallback.
+        # Without status.kopf in the schema the API server would prune it and kopf would forget its
+        # retries; annotations under our own prefix are the (documented) fallback.
         log.warning(
-            "CRD %s has no status.%s field; kopf keeps its state in annotations",
+            "CRD %s has no status.%s field; kopf keeps its retry state in annotations",
             api.CRD_NAME,
             BOOKKEEPING_FIELD,
         )
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="modeldeploy.io")
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix="modeldeploy.io", key="last-handled-configuration"
-        )
 
     # Handler logs stay in the operator's log; users get our own Events, so kopf posts only problems.
     settings.posting.level = logging.WARNING
@@ -86,6 +84,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
     memo.runtime = Runtime(
         ctx=Context(kube=kube, settings=ours, check_runner=ProbeCheckRunner(kube, ours)),
         slots=pass_slots(ours.max_concurrent_reconciles),
+        handled=handled,
     )
     # Indexes are passed to activities too; the resync loop keeps a reference to them.
     indexes = {name: kwargs[name] for name in (*CHILD_INDEXES, POD_INDEX)}
