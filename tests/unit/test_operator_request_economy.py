@@ -16,7 +16,7 @@ from modeldeploy.handlers.modeldeployments import first_sight_trigger
 from modeldeploy.handlers.runtime import Runtime, pass_slots
 from modeldeploy.reconcile import Context
 from modeldeploy.reconcile.bodies import BodyCache
-from modeldeploy.reconcile.core import apply_groups, one_event, reconcile, with_unechoed
+from modeldeploy.reconcile.core import apply_groups, events_of_change, one_event, reconcile, with_unechoed
 from modeldeploy.reconcile.observe import observed_for, packed_child
 from modeldeploy.reconcile.plan import Action, Step
 from modeldeploy.settings import OperatorSettings
@@ -339,6 +339,31 @@ def test_a_new_model_deployments_first_pass_finds_a_place_while_older_passes_que
         return queued, first_pass_in
 
     assert asyncio.run(scenario()) == (True, True)
+
+
+DEPLOYED = ("Normal", "Deployed", "revision r1 is Ready on blue")
+READY = ("Normal", "AllReplicasReady", "Ready=True: 1/1 replicas Ready")
+SERVING = ("Normal", "RolloutComplete", "Progressing=False: r1 is serving")
+CRASHING = ("Warning", "CrashLoopBackOff", "Degraded=True: back-off")
+ABORTED = ("Warning", "AnalysisFailed", "error rate 0.4 > 0.1")
+
+
+@pytest.mark.parametrize(
+    ("planned", "flips", "expected"),
+    [
+        ([], [], []),
+        ([DEPLOYED], [], [DEPLOYED]),
+        ([], [READY, SERVING], one_event([READY, SERVING])),
+        ([DEPLOYED], [READY, SERVING], [("Normal", "Deployed", f"{DEPLOYED[2]}; {READY[2]}; {SERVING[2]}")]),
+        ([DEPLOYED], [READY, CRASHING], [("Normal", "Deployed", f"{DEPLOYED[2]}; {READY[2]}"), CRASHING]),
+        ([ABORTED], [READY], [ABORTED, READY]),
+        ([ABORTED, DEPLOYED], [READY], [ABORTED, ("Normal", "Deployed", f"{DEPLOYED[2]}; {READY[2]}")]),
+    ],
+    ids=["nothing", "planned only", "flips only", "ready: one Event", "a warning flip keeps its own",
+         "a planned warning does not carry normal flips", "the first normal planned one carries them"],
+)  # fmt: skip
+def test_a_status_change_tells_its_condition_flips_inside_the_rollouts_own_event(planned, flips, expected):
+    assert events_of_change(planned, flips) == expected
 
 
 def kopf_body(uid: str, *, labels: dict | None = None, status: dict | None = None) -> kopf.Body:

@@ -61,6 +61,7 @@ class Outcome:
 
 
 # Kinds watched through kopf indexes; others (optional CRDs) are read when a pass wants them.
+Event = tuple[str, str, str]  # (type, reason, message) of a Kubernetes Event
 INDEXED_KINDS = frozenset({"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"})
 OPTIONAL_CRDS = {
     "ServiceMonitor": "servicemonitors.monitoring.coreos.com",
@@ -171,7 +172,7 @@ async def write_status(
     ctx: Context,
     body: Mapping[str, Any],
     new_status: dict[str, Any],
-    events: list[tuple[str, str, str]] | None = None,
+    events: list[Event] | None = None,
 ) -> dict | None:
     """Patch status through the subresource only when it changed; emit an Event per transition."""
     meta = body["metadata"]
@@ -183,13 +184,14 @@ async def write_status(
     announced = list(events or [])
     if patch is not None:
         reasons = {reason for _, reason, _ in announced}
-        announced += one_event([e for e in transition_events(old, new_status) if e[1] not in reasons])
+        flips = [e for e in transition_events(old, new_status) if e[1] not in reasons]
+        announced = events_of_change(announced, flips)
     for type_, reason, message in announced:
         await ctx.kube.emit_event(_involved(body), reason=reason, message=message, type_=type_)
     return patch
 
 
-def one_event(transitions: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+def one_event(transitions: list[Event]) -> list[Event]:
     """The condition flips of one status change as a single Event (a first status flips three at once:
     three Events per change were a third of the operator's requests in a burst). A Warning leads."""
     if len(transitions) <= 1:
@@ -197,6 +199,23 @@ def one_event(transitions: list[tuple[str, str, str]]) -> list[tuple[str, str, s
     ordered = sorted(transitions, key=lambda event: event[0] != "Warning")
     type_, reason, _ = ordered[0]
     return [(type_, reason, "; ".join(message for _, _, message in ordered))]
+
+
+def events_of_change(planned: list[Event], flips: list[Event]) -> list[Event]:
+    """The Events of one status change: the rollout's own (their reasons are what users and alerts look
+    for), with the Normal condition flips told in the first Normal one's message instead of an Event of
+    their own (a Ready ModelDeployment cost two Events, a tenth of its requests). Warnings keep theirs."""
+    lead = next((i for i, (type_, _, _) in enumerate(planned) if type_ == "Normal"), None)
+    normal = [flip for flip in flips if flip[0] == "Normal"]
+    if lead is None or not normal:
+        return planned + one_event(flips)
+    type_, reason, message = planned[lead]
+    folded = [
+        *planned[:lead],
+        (type_, reason, "; ".join([message, *(m for _, _, m in normal)])),
+        *planned[lead + 1 :],
+    ]
+    return folded + one_event([flip for flip in flips if flip[0] != "Normal"])
 
 
 def _involved(body: Mapping[str, Any]) -> dict[str, Any]:
