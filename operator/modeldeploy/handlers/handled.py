@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import kopf
 
-Key = tuple[str, str]  # (namespace, name)
+Key = tuple[str, str]  # (namespace, name) of a ModelDeployment
 
 
 class HandledSpecs(kopf.DiffBaseStorage):

@@ -9,10 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modeldeploy.gate import NORMAL, URGENT, PriorityGate
-from modeldeploy.handlers.handled import HandledSpecs
+from modeldeploy.handlers.handled import HandledSpecs, Key
 from modeldeploy.reconcile import Context, KeyedSerializer
-
-Key = tuple[str, str]  # (namespace, name) of a ModelDeployment
 
 # kopf index ids (= handler kwarg names) of the owned kinds, and of the serving pods.
 CHILD_INDEXES = ("deployment_index", "service_index", "hpa_index", "pdb_index")

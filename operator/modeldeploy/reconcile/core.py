@@ -60,8 +60,8 @@ class Outcome:
         return sum(s.action != Action.UNCHANGED for s in self.steps) + (self.status_patch is not None)
 
 
-# Kinds watched through kopf indexes; others (optional CRDs) are read when a pass wants them.
 Event = tuple[str, str, str]  # (type, reason, message) of a Kubernetes Event
+# Kinds watched through kopf indexes; others (optional CRDs) are read when a pass wants them.
 INDEXED_KINDS = frozenset({"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"})
 OPTIONAL_CRDS = {
     "ServiceMonitor": "servicemonitors.monitoring.coreos.com",
@@ -174,7 +174,7 @@ async def write_status(
     new_status: dict[str, Any],
     events: list[Event] | None = None,
 ) -> dict | None:
-    """Patch status through the subresource only when it changed; emit an Event per transition."""
+    """Patch status through the subresource only when it changed; emit the change's Events."""
     meta = body["metadata"]
     old = body.get("status") or {}
     new_status = keep_transition_times(old, new_status)
