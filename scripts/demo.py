@@ -201,8 +201,15 @@ def main() -> None:
     children: list[subprocess.Popen] = []
     try:
         say("Helm: installing charts/modeldeploy (RBAC, settings; the operator runs locally below)")
-        # The CRD may exist already (the test suite applies it): apply it directly, Helm does the rest.
-        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+        # The CRDs may exist already, outside any release: apply the chart's copies (ModelDeployment, kopf's
+        # peering kinds that the chart's post-install hook needs) directly; Helm does the rest.
+        kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            str(REPO / "charts" / "modeldeploy" / "files" / "crds"),
+        )
         subprocess.run(["helm", "upgrade", "--install", RELEASE, str(REPO / "charts" / "modeldeploy"),
                         "-n", RELEASE_NAMESPACE, "--create-namespace", "--set", "replicas=0",
                         "--set", "crds.install=false", "--wait"], check=True)  # fmt: skip
