@@ -1,4 +1,4 @@
-"""Rollout reaction times on the local control plane (issue 5 targets: under 1 s each).
+"""Rollout reaction times on the local control plane (target: under 1 s each).
 
     .venv/bin/python benchmarks/rollout_bench.py [--rounds 5] [--only ready|smoke|back ...]
 

@@ -516,7 +516,7 @@ def point_of(runs: dict[str, ServerRun], key: str, concurrency: int) -> Point | 
 
 
 def verdicts(runs: dict[str, ServerRun]) -> list[tuple[str, str, str, str]]:
-    """(target, measured, required, pass/miss) rows for the issue's speed targets."""
+    """(target, measured, required, pass/miss) rows for the speed targets (docs/benchmarks.md)."""
     rows: list[tuple[str, str, str, str]] = []
 
     def row(target: str, value: float, required: str, ok: bool, fmt: str = "{:.2f}") -> None:

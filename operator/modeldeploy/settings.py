@@ -51,7 +51,7 @@ class OperatorSettings(BaseSettings):
     watch_server_timeout_seconds: int = Field(default=300, gt=0, description="Server-side watch timeout.")
     api_workers: int = Field(default=16, ge=1, description="Threads for blocking Kubernetes client calls.")
     max_concurrent_reconciles: int = Field(
-        default=48,  # 1,000-object burst: 237 MB RSS (254 MB at 128), with no slower first passes
+        default=48,  # sized by the 1,000-object burst (docs/benchmarks.md)
         ge=1,
         description="Reconcile passes in flight at once, a quarter kept for new ModelDeployments' first "
         "passes; bounds memory in bursts. Their API requests share api_workers connections by priority, so "
