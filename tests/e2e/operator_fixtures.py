@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
+from modeldeploy.k8s import CHILD_KINDS, MODEL_DEPLOYMENT
+
 REPO = Path(__file__).resolve().parents[2]
 # MODELDEPLOY_E2E_CRD: try a CRD build other than the checked-in one.
 CRD_FILE = Path(os.environ.get("MODELDEPLOY_E2E_CRD") or REPO / "crds" / "modeldeployments.yaml")
@@ -35,9 +37,7 @@ PEERING_NAME = "modeldeploy"
 FAULT_IMAGE = "registry.example.internal/modelserve:e2e-fault-{fault}"
 _MODELSERVE_IMAGE_KEY = '.spec.containers.[] | select( .name == "modelserve" ) | .image'
 # The operator's writes that must not happen at steady state (peering objects aside).
-OWNED_RESOURCES = frozenset(
-    {"modeldeployments", "deployments", "services", "horizontalpodautoscalers", "poddisruptionbudgets"}
-)
+OWNED_RESOURCES = frozenset({MODEL_DEPLOYMENT.plural, *(kind.plural for kind in CHILD_KINDS)})
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 

@@ -1,14 +1,18 @@
 """Owned kinds and serving pods: indexed by parent (observing costs no API call) and watched, so an
-edited or deleted child, or a pod changing state, reconciles its ModelDeployment within seconds."""
+edited or deleted child, or a pod changing state, reconciles its ModelDeployment within seconds.
+
+One index and one event handler per watched kind, registered from the kind table (k8s.WATCHED_KINDS)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
 
 from modeldeploy.handlers.modeldeployments import reconcile_in_background
-from modeldeploy.handlers.runtime import Key, runtime_of
+from modeldeploy.handlers.runtime import Key, index_id, runtime_of
+from modeldeploy.k8s import POD, WATCHED_KINDS, Kind
 from modeldeploy.reconcile import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -19,45 +23,6 @@ from modeldeploy.reconcile import (
 )
 
 OURS = {MANAGED_BY_LABEL: MANAGED_BY}
-DEPLOYMENTS = ("apps", "v1", "deployments")
-SERVICES = ("", "v1", "services")
-HPAS = ("autoscaling", "v2", "horizontalpodautoscalers")
-PDBS = ("policy", "v1", "poddisruptionbudgets")
-PODS = ("", "v1", "pods")
-
-
-def _child_entry(body: kopf.Body, api_version: str, kind: str) -> dict[Key, str] | None:
-    parent = owner_name(body)
-    if parent is None:
-        return None
-    # apiVersion and kind set here: list responses omit them.
-    return {(body["metadata"]["namespace"], parent): packed_child(body, apiVersion=api_version, kind=kind)}
-
-
-@kopf.index(*DEPLOYMENTS, labels=OURS)
-def deployment_index(body: kopf.Body, **_: Any) -> dict[Key, str] | None:
-    return _child_entry(body, "apps/v1", "Deployment")
-
-
-@kopf.index(*SERVICES, labels=OURS)
-def service_index(body: kopf.Body, **_: Any) -> dict[Key, str] | None:
-    return _child_entry(body, "v1", "Service")
-
-
-@kopf.index(*HPAS, labels=OURS)
-def hpa_index(body: kopf.Body, **_: Any) -> dict[Key, str] | None:
-    return _child_entry(body, "autoscaling/v2", "HorizontalPodAutoscaler")
-
-
-@kopf.index(*PDBS, labels=OURS)
-def pdb_index(body: kopf.Body, **_: Any) -> dict[Key, str] | None:
-    return _child_entry(body, "policy/v1", "PodDisruptionBudget")
-
-
-@kopf.index(*PODS, labels=OURS)
-def pod_index(body: kopf.Body, **_: Any) -> dict[Key, str] | None:
-    parent = pod_parent_name(body)
-    return {(body["metadata"]["namespace"], parent): packed_pod(body)} if parent else None
 
 
 async def _child_changed(
@@ -84,26 +49,29 @@ async def _child_changed(
     )
 
 
-@kopf.on.event(*DEPLOYMENTS, labels=OURS)
-async def deployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    await _child_changed(type, body, memo, kwargs, owner_name(body))
+def _parent_and_entry(kind: Kind) -> tuple[Callable[[Mapping[str, Any]], str | None], Callable[[Any], str]]:
+    """Which ModelDeployment an object belongs to, and what its index keeps of it (packed)."""
+    if kind == POD:  # pods are owned by ReplicaSets: their labels name the ModelDeployment
+        return pod_parent_name, packed_pod
+    # apiVersion and kind set here: list responses omit them.
+    return owner_name, lambda body: packed_child(body, apiVersion=kind.api_version, kind=kind.kind)
 
 
-@kopf.on.event(*SERVICES, labels=OURS)
-async def service_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    await _child_changed(type, body, memo, kwargs, owner_name(body))
+def _watch(kind: Kind) -> None:
+    """Register the index (kwarg `index_id(kind)` of every handler) and the event handler of one kind."""
+    parent_of, entry = _parent_and_entry(kind)
+    resource = (kind.group, kind.version, kind.plural)
+
+    def index(body: kopf.Body, **_: Any) -> dict[Key, str] | None:
+        parent = parent_of(body)
+        return {(body["metadata"]["namespace"], parent): entry(body)} if parent else None
+
+    async def changed(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+        await _child_changed(type, body, memo, kwargs, parent_of(body))
+
+    kopf.index(*resource, labels=OURS, id=index_id(kind))(index)
+    kopf.on.event(*resource, labels=OURS, id=f"{kind.kind.lower()}_event")(changed)
 
 
-@kopf.on.event(*HPAS, labels=OURS)
-async def hpa_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    await _child_changed(type, body, memo, kwargs, owner_name(body))
-
-
-@kopf.on.event(*PDBS, labels=OURS)
-async def pdb_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    await _child_changed(type, body, memo, kwargs, owner_name(body))
-
-
-@kopf.on.event(*PODS, labels=OURS)
-async def pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    await _child_changed(type, body, memo, kwargs, pod_parent_name(body))
+for _kind in WATCHED_KINDS:
+    _watch(_kind)

@@ -10,11 +10,17 @@ from typing import Any
 
 from modeldeploy.gate import NORMAL, URGENT, PriorityGate
 from modeldeploy.handlers.handled import HandledSpecs, Key
+from modeldeploy.k8s import POD, WATCHED_CHILD_KINDS, Kind
 from modeldeploy.reconcile import Context, KeyedSerializer
 
-# kopf index ids (= handler kwarg names) of the owned kinds, and of the serving pods.
-CHILD_INDEXES = ("deployment_index", "service_index", "hpa_index", "pdb_index")
-POD_INDEX = "pod_index"
+
+def index_id(kind: Kind) -> str:
+    """The kopf index of a watched kind, by its id: the name of the kwarg every handler receives it as."""
+    return f"{kind.kind.lower()}_index"
+
+
+CHILD_INDEXES = tuple(index_id(kind) for kind in WATCHED_CHILD_KINDS)
+POD_INDEX = index_id(POD)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from modeldeploy.handlers.handled import HandledSpecs
 from modeldeploy.handlers.heap import trim_heap_forever
 from modeldeploy.handlers.modeldeployments import resync_forever
 from modeldeploy.handlers.runtime import CHILD_INDEXES, POD_INDEX, Runtime, pass_slots
-from modeldeploy.k8s import Kube, load_api_client
+from modeldeploy.k8s import WATCHED_KINDS, Kube, load_api_client
 from modeldeploy.reconcile import OWNER_SELECTOR, Context, crd_preserves_status_field
 from modeldeploy.reconcile.checks import ProbeCheckRunner
 from modeldeploy.settings import get_settings
@@ -67,9 +67,8 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
     settings.execution.max_workers = ours.api_workers
 
     # Watch only what we own: the API server filters children and pods by our managed-by label.
-    for selector in (("apps", "deployments"), "services", ("autoscaling", "horizontalpodautoscalers"),
-                     ("policy", "poddisruptionbudgets"), "pods"):  # fmt: skip
-        settings.watching.label_selectors[selector] = OWNER_SELECTOR
+    for kind in WATCHED_KINDS:
+        settings.watching.label_selectors[kind.group, kind.version, kind.plural] = OWNER_SELECTOR
 
     # HA: replicas share one peering object; the highest priority is active, the others stand by
     # and take over once its record is older than `lifetime` seconds.

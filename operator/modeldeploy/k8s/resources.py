@@ -11,6 +11,22 @@ class Kind:
     kind: str
     plural: str
     namespaced: bool = True
+    # Watched (filtered by our managed-by label) into a kopf index, so observing it costs no request.
+    watched: bool = False
+    # Served by a CRD that may not be installed: a pass checks for the CRD before reading or writing it.
+    optional: bool = False
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]  # "" for the core group
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{self.group}"
 
     @property
     def prefix(self) -> str:
@@ -32,23 +48,26 @@ class Kind:
 
 
 MODEL_DEPLOYMENT = Kind("modeldeploy.io/v1alpha1", "ModelDeployment", "modeldeployments")
-DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
-SERVICE = Kind("v1", "Service", "services")
-HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
-PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
-SERVICE_MONITOR = Kind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
-HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
-POD = Kind("v1", "Pod", "pods")
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", watched=True)
+SERVICE = Kind("v1", "Service", "services", watched=True)
+HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", watched=True)
+PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", watched=True)
+SERVICE_MONITOR = Kind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors", optional=True)
+HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", optional=True)
+POD = Kind("v1", "Pod", "pods", watched=True)  # serving pods: owned by ReplicaSets, labelled by us
 SECRET = Kind("v1", "Secret", "secrets")
 PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
 EVENT = Kind("v1", "Event", "events")
-ENDPOINT_SLICE = Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices")
 CRD = Kind(
     "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False
 )
 
-# The kinds the operator creates as children of a ModelDeployment, in apply order.
+# The one table of the kinds the operator creates as children of a ModelDeployment, in apply order; the
+# watches, indexes, label selectors and CRD checks are all derived from it.
 CHILD_KINDS: tuple[Kind, ...] = (DEPLOYMENT, SERVICE, HPA, PDB, SERVICE_MONITOR, HTTP_ROUTE)
+WATCHED_CHILD_KINDS = tuple(kind for kind in CHILD_KINDS if kind.watched)
+OPTIONAL_CHILD_KINDS = tuple(kind for kind in CHILD_KINDS if kind.optional)
+WATCHED_KINDS = (*WATCHED_CHILD_KINDS, POD)
 _BY_TYPE = {
     (k.api_version, k.kind): k for k in (*CHILD_KINDS, MODEL_DEPLOYMENT, POD, SECRET, PVC, EVENT, CRD)
 }

@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modeldeploy import metrics
-from modeldeploy.k8s import MODEL_DEPLOYMENT, PVC, SECRET, Kube, kind_of, starts_pods
+from modeldeploy.k8s import (
+    MODEL_DEPLOYMENT,
+    OPTIONAL_CHILD_KINDS,
+    PVC,
+    SECRET,
+    WATCHED_CHILD_KINDS,
+    Kube,
+    kind_of,
+    starts_pods,
+)
 from modeldeploy.reconcile import desired_port
 from modeldeploy.reconcile.bodies import BodyCache
 from modeldeploy.reconcile.observe import (
@@ -62,11 +71,8 @@ class Outcome:
 
 Event = tuple[str, str, str]  # (type, reason, message) of a Kubernetes Event
 # Kinds watched through kopf indexes; others (optional CRDs) are read when a pass wants them.
-INDEXED_KINDS = frozenset({"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"})
-OPTIONAL_CRDS = {
-    "ServiceMonitor": "servicemonitors.monitoring.coreos.com",
-    "HTTPRoute": "httproutes.gateway.networking.k8s.io",
-}
+INDEXED_KINDS = frozenset(kind.kind for kind in WATCHED_CHILD_KINDS)
+OPTIONAL_CRDS = {kind.kind: kind.crd_name for kind in OPTIONAL_CHILD_KINDS}
 CRD_CHECK_SECONDS = 60.0
 
 
