@@ -9,16 +9,15 @@ Modules and their public functions:
 - ``deployment``: ``build_deployment(md, spec, color, revision, replicas, params)``, ``model_location``,
   ``probes``
 - ``children``: ``build_services``, ``build_hpa``, ``build_pdb``, ``build_service_monitor``,
-  ``build_httproute``, ``service_url``
+  ``build_httproute``
 - ``pods``: ``pod_failure(pod)``, ``first_failure(pods)``, ``pod_ready``, ``pods_of``
 - ``status``: ``observe_rollout``, ``effective_traffic``, ``status_from``, ``set_condition``,
   ``overall_phase``
-- ``plan`` (re-exported here): ``rollout_pass(body, spec, observed, params, now, results) -> Pass``,
-  ``build_children(body, spec, observed, params)``, ``compute_status(body, spec, observed, params=...)``
+- ``plan`` (re-exported here): ``rollout_pass(body, spec, observed, params, now, results) -> Pass``
 - ``rollout``: ``plan_rollout_step(spec, revision, status, observed, now)``, ``plan_world(...)``,
   ``replica_split``, ``RolloutObservation``, ``ColorObservation`` (promote/abort/retry: status.rolloutControl)
 """
 
-from modeldeploy.desired.plan import Pass, build_children, compute_status, rollout_pass
+from modeldeploy.desired.plan import Pass, rollout_pass
 
-__all__ = ["Pass", "build_children", "compute_status", "rollout_pass"]
+__all__ = ["Pass", "rollout_pass"]

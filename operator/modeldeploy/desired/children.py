@@ -2,7 +2,7 @@
 
 Public: ``build_services(md, stable_colors, preview_color)``, ``build_hpa(md, spec)``,
 ``build_pdb(md, spec, replicas)``, ``build_service_monitor(md, spec)``,
-``build_httproute(md, spec, weights, candidate_color)``, ``service_url(md, params)``, ``SERVICE_PORT``,
+``build_httproute(md, spec, weights, candidate_color)``, ``SERVICE_PORT``,
 ``LABEL_SERVICE_ROLE``.
 
 Services: ``<name>`` (stable: the active colour, or both colours while Service-based steps run),
@@ -17,7 +17,6 @@ from typing import Any
 
 from modeldeploy.api import API_VERSION, KIND, Color, ModelDeploymentSpec
 from modeldeploy.desired.naming import LABEL_NAME, object_meta, selector, service_names
-from modeldeploy.desired.params import BuildParams
 
 SERVICE_PORT = 80
 LABEL_SERVICE_ROLE = "modeldeploy.io/service-role"
@@ -51,11 +50,6 @@ def build_services(
         _service(md, names["preview"], "preview", selector(name, str(preview_color))),
         *(_service(md, names[c.value], "color", selector(name, c.value)) for c in Color),
     ]
-
-
-def service_url(md: Mapping[str, Any], params: BuildParams) -> str:
-    meta = md["metadata"]
-    return f"http://{meta['name']}.{meta['namespace']}.svc.{params.cluster_domain}"
 
 
 def build_hpa(md: Mapping[str, Any], spec: ModelDeploymentSpec) -> dict[str, Any] | None:

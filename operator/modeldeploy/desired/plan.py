@@ -1,8 +1,6 @@
 """One pure pass for a ModelDeployment: rollout step, the children to apply, and the status to write.
 
 Public: ``rollout_pass(body, spec, observed, params, now=None, results=None, color_stats=None) -> Pass``,
-``build_children(body, spec, observed, params, now=None) -> list[dict]``,
-``compute_status(body, spec, observed, *, params=None, now=None, results=None) -> dict``,
 ``children_for(body, spec, revision, status, world, observed_children, params)``, ``TEMPLATE_ANNOTATION``.
 
 ``observed`` is anything with ``.children`` (mapping (kind, name) -> object) and ``.pods`` (list of pods).
@@ -40,7 +38,7 @@ from modeldeploy.desired.revision import POD_FIELDS, revision_of
 from modeldeploy.desired.rollout import Check, Event, World, plan_rollout_step, plan_world
 from modeldeploy.desired.status import observe_rollout, status_from
 
-__all__ = ["TEMPLATE_ANNOTATION", "Pass", "build_children", "children_for", "compute_status", "rollout_pass"]
+__all__ = ["TEMPLATE_ANNOTATION", "Pass", "children_for", "rollout_pass"]
 
 _SERVER_OWNED_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
 
@@ -169,25 +167,3 @@ def rollout_pass(
         transition=plan.transition,
         world=world,
     )
-
-
-def build_children(
-    body: Mapping[str, Any],
-    spec: ModelDeploymentSpec,
-    observed: Any,
-    params: BuildParams,
-    now: datetime | None = None,
-) -> list[dict[str, Any]]:
-    return rollout_pass(body, spec, observed, params, now).children
-
-
-def compute_status(
-    body: Mapping[str, Any],
-    spec: ModelDeploymentSpec,
-    observed: Any,
-    *,
-    params: BuildParams | None = None,
-    now: datetime | None = None,
-    results: Mapping[Check, CheckResult] | None = None,
-) -> dict[str, Any]:
-    return rollout_pass(body, spec, observed, params or BuildParams(), now, results).status

@@ -77,7 +77,7 @@ class ColorObservation:
     revision: str | None = None  # modeldeploy.io/revision of the Deployment's pod template
     replicas: int = 0
     ready_replicas: int = 0  # Ready pods of that revision
-    failure: str | None = None  # why pods fail (CrashLoopBackOff..., from compute_status.pod_failure)
+    failure: str | None = None  # why pods fail (CrashLoopBackOff..., from pods.pod_failure)
 
 
 @dataclass(frozen=True)

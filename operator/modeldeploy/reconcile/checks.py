@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from modeldeploy import metrics
 from modeldeploy.api import CheckResult, ModelDeploymentSpec, ModelDeploymentStatus
 from modeldeploy.desired.naming import LABEL_COLOR
+from modeldeploy.desired.pods import pod_ready
 from modeldeploy.k8s import SECRET, Kube
 from modeldeploy.probes import (
     CheckContext,
@@ -79,18 +80,13 @@ class AddressBook:
         return static.service_url(target) if static else self.cluster.service_url(target)
 
 
-def _is_ready(pod: Mapping[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
 def ready_pod_ips(pods: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
     """Colour -> IPs of its Ready pods (the only ones that get traffic, so the only ones analysed)."""
     found: dict[str, list[str]] = {}
     for pod in pods:
         color = ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_COLOR)
         ip = (pod.get("status") or {}).get("podIP")
-        if color and ip and _is_ready(pod):
+        if color and ip and pod_ready(pod):
             found.setdefault(color, []).append(ip)
     return {color: sorted(ips) for color, ips in found.items()}
 
