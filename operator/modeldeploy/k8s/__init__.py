@@ -1,6 +1,7 @@
 """Kubernetes API I/O: the only package that talks to the API server (besides kopf's own watches)."""
 
 from modeldeploy.k8s.client import ApiError, Kube, load_api_client, starts_pods
+from modeldeploy.k8s.quantity import parse_quantity
 from modeldeploy.k8s.resources import (
     CHILD_KINDS,
     DEPLOYMENT,
@@ -40,5 +41,6 @@ __all__ = [
     "Kube",
     "kind_of",
     "load_api_client",
+    "parse_quantity",
     "starts_pods",
 ]
