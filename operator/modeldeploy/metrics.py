@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter as Tally
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
+
+MetricT = TypeVar("MetricT", bound=MetricWrapperBase)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -72,7 +76,7 @@ TRAFFIC_WEIGHT = Gauge(
     ["namespace", "name", "color", "revision"],
     registry=REGISTRY,
 )
-KNOWN_PHASES = ("Pending", "Progressing", "Paused", "Healthy", "Degraded", "Failed", "Invalid")
+KNOWN_PHASES = ("Pending", "Progressing", "Paused", "Healthy", "Degraded", "Failed")
 
 
 def set_phase_counts(phases: Iterable[str]) -> None:
@@ -82,7 +86,26 @@ def set_phase_counts(phases: Iterable[str]) -> None:
         DEPLOYMENTS_BY_PHASE.labels(phase=phase).set(tally.get(phase, 0))
 
 
-_TRAFFIC_SERIES: dict[tuple[str, str], set[tuple[str, str, str, str]]] = {}
+Series = tuple[MetricWrapperBase, tuple[str, ...]]  # a metric and the values of its labels
+# The series labelled with one ModelDeployment, by (namespace, name): removed when it is deleted.
+_SERIES: dict[tuple[str, str], set[Series]] = {}
+
+
+def _series(metric: MetricT, namespace: str, name: str, *labels: str) -> MetricT:
+    """`metric`'s child for one ModelDeployment (labels after namespace and name), remembered for forget."""
+    values = (namespace, name, *labels)
+    _SERIES.setdefault((namespace, name), set()).add((metric, values))
+    return metric.labels(*values)
+
+
+def _remove(namespace: str, name: str, series: Iterable[Series]) -> None:
+    known = _SERIES.get((namespace, name), set())
+    for metric, values in series:
+        with contextlib.suppress(KeyError):  # already gone
+            metric.remove(*values)
+        known.discard((metric, values))
+    if not known:
+        _SERIES.pop((namespace, name), None)
 
 
 def record_rollout(namespace: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
@@ -91,16 +114,29 @@ def record_rollout(namespace: str, name: str, old: Mapping[str, Any], new: Mappi
     old_history, new_history = old.get("history") or [], new.get("history") or []
     if new_history and (not old_history or new_history[0] != old_history[0]):
         outcome = str(new_history[0].get("outcome", "Unknown"))
-        ROLLOUTS.labels(namespace=namespace, name=name, outcome=outcome).inc()
+        _series(ROLLOUTS, namespace, name, outcome).inc()
     current = {
-        (namespace, name, str(t.get("color")), str(t.get("revision") or "")): float(t.get("weight", 0))
+        (str(t.get("color")), str(t.get("revision") or "")): float(t.get("weight", 0))
         for t in new.get("traffic") or []
     }
-    for labels in _TRAFFIC_SERIES.get((namespace, name), set()) - set(current):
-        TRAFFIC_WEIGHT.remove(*labels)
-    for labels, weight in current.items():
-        TRAFFIC_WEIGHT.labels(*labels).set(weight)
-    _TRAFFIC_SERIES[(namespace, name)] = set(current)
+    stale = [
+        (metric, values)
+        for metric, values in _SERIES.get((namespace, name), set())
+        if metric is TRAFFIC_WEIGHT and values[2:] not in current
+    ]
+    _remove(namespace, name, stale)
+    for (color, revision), weight in current.items():
+        _series(TRAFFIC_WEIGHT, namespace, name, color, revision).set(weight)
+
+
+def set_check_score(namespace: str, name: str, revision: str, check: str, metric: str, value: float) -> None:
+    """The latest value a rollout check measured for one ModelDeployment's revision."""
+    _series(CHECK_SCORE, namespace, name, revision, check, metric).set(value)
+
+
+def forget(namespace: str, name: str) -> None:
+    """Remove every series of a deleted ModelDeployment (traffic, check scores, rollout counts)."""
+    _remove(namespace, name, list(_SERIES.get((namespace, name), ())))
 
 
 def serve_metrics(port: int, host: str = "0.0.0.0") -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modeldeploy import metrics
 from modeldeploy.gate import NORMAL, URGENT, PriorityGate
 from modeldeploy.handlers.handled import HandledSpecs, Key
 from modeldeploy.k8s import POD, WATCHED_CHILD_KINDS, Kind
@@ -87,6 +88,7 @@ class Runtime:
         self.ctx.forget_parent(*key)
         self.serializer.forget(key)
         self.handled.forget(key)
+        metrics.forget(*key)
 
 
 def pass_slots(limit: int) -> PriorityGate:

@@ -215,8 +215,7 @@ class ProbeCheckRunner:
         for attribute, metric in _SCORED.items():
             value = getattr(result, attribute)
             if value is not None:
-                labels = {"namespace": namespace, "name": name, "revision": revision, "check": check}
-                metrics.CHECK_SCORE.labels(**labels, metric=metric).set(float(value))
+                metrics.set_check_score(namespace, name, revision, check, metric, float(value))
 
     async def _save(
         self,
