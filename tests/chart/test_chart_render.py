@@ -96,6 +96,11 @@ def test_ci_case_is_accepted_by_the_api_server(api_server_ready, namespace, valu
         (["--set", "replicas=two"], "replicas"),
         (["--set", "watchNamespaces[0]=Not_A_Namespace"], "watchNamespaces"),
         (["--set", "podSecurityContext.runAsUsr=0"], "runAsUsr"),
+        (["--set-json", 'operator.extraEnv=[{"name": "A", "valeu": "1"}]'], "valeu"),
+        (
+            ["--set-json", 'operator.extraEnv=[{"name": "A", "valueFrom": {"secretKeyRf": {}}}]'],
+            "secretKeyRf",
+        ),
     ],
     ids=[
         "top-level typo",
@@ -104,6 +109,8 @@ def test_ci_case_is_accepted_by_the_api_server(api_server_ready, namespace, valu
         "wrong type",
         "bad namespace name",
         "typo in pod security",
+        "typo in an extra env var",
+        "typo in an extra env var's source",
     ],
 )
 def test_values_typo_is_rejected_naming_the_key(cluster, args, complaint):
@@ -111,6 +118,32 @@ def test_values_typo_is_rejected_naming_the_key(cluster, args, complaint):
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema" in result.stderr
     assert complaint in result.stderr
+
+
+def test_extra_env_vars_with_a_value_or_a_source_reach_the_operator(cluster):
+    extra = [
+        {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"},
+        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": "s3", "key": "secret"}}},
+    ]
+    docs = render(cluster, "--set-json", f"operator.extraEnv={json.dumps(extra)}")
+    env = find(docs, "StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env[-len(extra) :] == extra
+
+
+@pytest.mark.parametrize("args", [[], ["--set", "watchNamespaces={ml}"]], ids=["cluster-wide", "namespaced"])
+def test_rbac_grants_what_the_kind_table_says_the_operator_writes_and_watches(cluster, args):
+    from modeldeploy.k8s import CHILD_KINDS, MODEL_DEPLOYMENT, WATCHED_KINDS
+
+    docs = render(cluster, *args)
+    rules = [rule for role in find(docs, "Role") + find(docs, "ClusterRole") for rule in role["rules"]]
+
+    def verbs(group: str, plural: str) -> set[str]:
+        return {v for r in rules if group in r["apiGroups"] and plural in r["resources"] for v in r["verbs"]}
+
+    for kind in CHILD_KINDS:  # server-side apply, and deletes of children a spec change removes
+        assert {"get", "create", "patch", "delete"} <= verbs(kind.group, kind.plural), kind.kind
+    for kind in (*WATCHED_KINDS, MODEL_DEPLOYMENT):
+        assert {"get", "list", "watch"} <= verbs(kind.group, kind.plural), kind.kind
 
 
 def test_replicas_get_distinct_peering_priorities_from_their_ordinal(cluster):
