@@ -22,9 +22,9 @@ from modeldeploy.reconcile.plan import (
     plan_children,
     with_applied_hash,
 )
-from modeldeploy.reconcile.serial import KeyedSerializer
 from modeldeploy.reconcile.status import keep_transition_times, status_merge_patch, transition_events
 from modeldeploy.settings import OperatorSettings
+from modeldeploy.workqueue import KeyedSerializer
 
 DESIRED = {
     "apiVersion": "apps/v1",

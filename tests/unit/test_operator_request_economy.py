@@ -10,16 +10,16 @@ import asyncio
 import kopf
 import pytest
 
-from modeldeploy.gate import BEST_EFFORT, NORMAL, URGENT, PriorityGate
 from modeldeploy.handlers.handled import HandledSpecs
 from modeldeploy.handlers.modeldeployments import first_sight_trigger
-from modeldeploy.handlers.runtime import Runtime, pass_slots
+from modeldeploy.handlers.runtime import Runtime
 from modeldeploy.reconcile import Context
 from modeldeploy.reconcile.bodies import BodyCache
 from modeldeploy.reconcile.core import apply_groups, events_of_change, one_event, reconcile, with_unechoed
 from modeldeploy.reconcile.observe import observed_for, packed_child
 from modeldeploy.reconcile.plan import Action, Step
 from modeldeploy.settings import OperatorSettings
+from modeldeploy.workqueue import BEST_EFFORT, NORMAL, URGENT, PriorityGate, WorkQueue
 
 
 def md(version: str, phase: str = "Pending") -> dict:
@@ -142,10 +142,10 @@ def test_a_burst_of_child_triggers_runs_one_pass_after_the_window():
             runs.append(loop.time() - started)
 
         for _ in range(5):
-            runtime.coalesce(("ml", "iris"), 0.2, work)
+            runtime.queue.add_debounced(("ml", "iris"), 0.2, work)
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.4)
-        runtime.coalesce(("ml", "iris"), 0.05, work)  # after the window: a new pass
+        runtime.queue.add_debounced(("ml", "iris"), 0.05, work)  # after the window: a new pass
         await asyncio.sleep(0.2)
 
     asyncio.run(scenario())
@@ -319,14 +319,16 @@ def test_in_a_burst_a_pass_writes_its_deployments_then_hands_its_slot_over(
 
 def test_a_new_model_deployments_first_pass_finds_a_place_while_older_passes_queue():
     async def scenario() -> tuple[bool, bool]:
-        runtime = Runtime(ctx=Context(kube=None, settings=OperatorSettings()), slots=pass_slots(4))  # type: ignore[arg-type]
+        runtime = Runtime(ctx=Context(kube=None, settings=OperatorSettings()), queue=WorkQueue(4))  # type: ignore[arg-type]
         release = asyncio.Event()
         entered: list[str] = []
 
         async def pass_(name: str, trigger: str) -> None:
-            async with runtime.pass_slot(trigger):
+            async def work() -> None:
                 entered.append(name)
                 await release.wait()
+
+            await runtime.queue.run(("ml", name), work, urgent=trigger == "create")
 
         tasks = [asyncio.create_task(pass_(f"resync-{i}", "resync")) for i in range(4)]
         await asyncio.sleep(0)

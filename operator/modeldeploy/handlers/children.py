@@ -42,7 +42,7 @@ async def _child_changed(
         return  # the echo of our own apply: exactly what we wrote, nothing to reconcile
     key = (meta["namespace"], parent)
     trigger = body["kind"].lower()
-    runtime.coalesce(
+    runtime.queue.add_debounced(
         key,
         runtime.ctx.settings.child_event_coalesce_seconds,
         lambda: reconcile_in_background(memo, key, kwargs, trigger),

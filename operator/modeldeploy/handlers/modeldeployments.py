@@ -32,12 +32,13 @@ async def _reconcile_handler(
     key = _key(body)
 
     async def work() -> Outcome:
-        async with runtime.pass_slot(trigger):
-            children, pods = indexed(kwargs, key)
-            return await reconcile(runtime.ctx, json_copy(body), children, pods, trigger=trigger)
+        children, pods = indexed(kwargs, key)
+        return await reconcile(runtime.ctx, json_copy(body), children, pods, trigger=trigger)
 
     try:
-        _requeue_if_asked(memo, key, kwargs, await runtime.serializer.run(key, work, coalesce=False))
+        # A new ModelDeployment's first pass goes ahead of the rest.
+        outcome = await runtime.queue.run(key, work, urgent=trigger == "create", coalesce=False)
+        _requeue_if_asked(memo, key, kwargs, outcome)
     except InvalidSpec as exc:
         raise kopf.PermanentError(f"InvalidSpec: {exc}") from exc
     except WaitingFor as exc:
@@ -56,7 +57,9 @@ def _requeue_if_asked(memo: Any, key: Key, kwargs: Mapping[str, Any], outcome: O
         tick = runtime_of(memo).ctx.settings.rollout_tick_seconds
         delay = tick if delay is None else min(delay, tick)
     if delay is not None:
-        runtime_of(memo).requeue(key, delay, lambda: reconcile_in_background(memo, key, kwargs, "requeue"))
+        runtime_of(memo).queue.add_after(
+            key, delay, lambda: reconcile_in_background(memo, key, kwargs, "requeue")
+        )
 
 
 def first_sight_trigger(body: Mapping[str, Any]) -> str:
@@ -81,12 +84,11 @@ async def reconcile_in_background(memo: Any, key: Key, kwargs: Mapping[str, Any]
     runtime = runtime_of(memo)
 
     async def work() -> Outcome | None:
-        async with runtime.pass_slot(trigger):
-            children, pods = indexed(kwargs, key)
-            return await reconcile_by_key(runtime.ctx, key[0], key[1], children, pods, trigger=trigger)
+        children, pods = indexed(kwargs, key)
+        return await reconcile_by_key(runtime.ctx, key[0], key[1], children, pods, trigger=trigger)
 
     try:
-        _requeue_if_asked(memo, key, kwargs, await runtime.serializer.run(key, work))
+        _requeue_if_asked(memo, key, kwargs, await runtime.queue.run(key, work))
     except (InvalidSpec, WaitingFor) as exc:
         log.debug("%s/%s not reconciled on %s: %s", *key, trigger, exc)
     except ApiError as exc:

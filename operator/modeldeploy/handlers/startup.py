@@ -11,11 +11,12 @@ from modeldeploy import api
 from modeldeploy.handlers.handled import HandledSpecs
 from modeldeploy.handlers.heap import trim_heap_forever
 from modeldeploy.handlers.modeldeployments import resync_forever
-from modeldeploy.handlers.runtime import CHILD_INDEXES, POD_INDEX, Runtime, pass_slots
+from modeldeploy.handlers.runtime import CHILD_INDEXES, POD_INDEX, Runtime
 from modeldeploy.k8s import WATCHED_KINDS, Kube, load_api_client
 from modeldeploy.reconcile import OWNER_SELECTOR, Context, crd_preserves_status_field
 from modeldeploy.reconcile.checks import ProbeCheckRunner
 from modeldeploy.settings import get_settings
+from modeldeploy.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 BOOKKEEPING_FIELD = "kopf"  # status.kopf: kopf's progress of handlers that retry
@@ -82,13 +83,13 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
     # One probe client per operator process: rollout checks (smoke, quality gate, analysis) share it.
     memo.runtime = Runtime(
         ctx=Context(kube=kube, settings=ours, check_runner=ProbeCheckRunner(kube, ours)),
-        slots=pass_slots(ours.max_concurrent_reconciles),
+        queue=WorkQueue(ours.max_concurrent_reconciles),
         handled=handled,
     )
     # Indexes are passed to activities too; the resync loop keeps a reference to them.
     indexes = {name: kwargs[name] for name in (*CHILD_INDEXES, POD_INDEX)}
-    memo.runtime.start_background(resync_forever(memo, indexes))
-    memo.runtime.start_background(trim_heap_forever(ours.heap_trim_seconds))
+    memo.runtime.queue.spawn(resync_forever(memo, indexes))
+    memo.runtime.queue.spawn(trim_heap_forever(ours.heap_trim_seconds))
     log.info(
         "modeldeploy operator starting: namespaces=%s priority=%s peering=%s",
         ours.namespaces or "all",
@@ -101,7 +102,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
 async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
     runtime = getattr(memo, "runtime", None)
     if runtime is not None:
-        runtime.stop_background()
+        runtime.queue.shut_down()
         if isinstance(runtime.ctx.check_runner, ProbeCheckRunner):
             await runtime.ctx.check_runner.aclose()
         runtime.ctx.kube.close()

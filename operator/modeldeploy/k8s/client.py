@@ -22,8 +22,8 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from modeldeploy import metrics
-from modeldeploy.gate import BEST_EFFORT, NORMAL, URGENT, PriorityGate
 from modeldeploy.k8s.resources import CRD, EVENT, MODEL_DEPLOYMENT, Kind, kind_of
+from modeldeploy.workqueue import BEST_EFFORT, NORMAL, URGENT, PriorityGate
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from modeldeploy.reconcile.observe import (
     slim_child,
     slim_pod,
 )
-from modeldeploy.reconcile.serial import KeyedSerializer
 
 __all__ = [
     "MANAGED_BY",
@@ -22,7 +21,6 @@ __all__ = [
     "OWNER_SELECTOR",
     "Context",
     "InvalidSpec",
-    "KeyedSerializer",
     "Outcome",
     "WaitingFor",
     "crd_preserves_status_field",

@@ -1,0 +1,85 @@
+"""The work queue of reconcile passes, in the shape of client-go's workqueue: keyed work, run one at a time
+per key with a burst of triggers coalesced into one rerun, admitted by priority, re-added after a delay
+(requeue) or once after a quiet window (debounce). Pure asyncio; it knows nothing of what the work does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from typing import Any, TypeVar
+
+from modeldeploy.workqueue.keyed_serializer import KeyedSerializer
+from modeldeploy.workqueue.priority_gate import NORMAL, URGENT, PriorityGate
+
+T = TypeVar("T")
+Work = Callable[[], Coroutine[Any, Any, Any]]
+
+
+class WorkQueue:
+    def __init__(self, limit: int = 32) -> None:
+        # At most `limit` passes in flight (bounds memory in a burst), a quarter of them kept for urgent ones:
+        # passes busy creating Services (slow) never hold every place while new objects wait.
+        self._slots = PriorityGate(limit, reserved=limit // 4)
+        self._serial = KeyedSerializer()
+        self._later: dict[Hashable, asyncio.TimerHandle] = {}
+        self._debounced: dict[Hashable, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(
+        self, key: Hashable, work: Callable[[], Awaitable[T]], *, urgent: bool = False, coalesce: bool = True
+    ) -> T | None:
+        """Run `work` for `key` after any pass already running for it, inside a place among the passes in
+        flight (urgent ones go first). With `coalesce`, triggers arriving while one waits join it (None)."""
+
+        async def admitted() -> T:
+            async with self._slots.held(URGENT if urgent else NORMAL):
+                return await work()
+
+        return await self._serial.run(key, admitted, coalesce=coalesce)
+
+    def waiting(self) -> bool:
+        """Whether passes wait for a place (then a pass in flight may hand its place over early)."""
+        return self._slots.waiting()
+
+    def add_after(self, key: Hashable, delay: float, work: Work) -> None:
+        """Run `work` once after `delay` seconds; a newer request for the same key replaces it."""
+        if (previous := self._later.pop(key, None)) is not None:
+            previous.cancel()
+
+        def fire() -> None:
+            self._later.pop(key, None)
+            self.spawn(work())
+
+        self._later[key] = asyncio.get_running_loop().call_later(max(delay, 0.05), fire)
+
+    def add_debounced(self, key: Hashable, delay: float, work: Work) -> None:
+        """Run `work` once, `delay` seconds after the first of a burst of triggers for `key` (a new pod
+        changes state several times in a second: one pass sees them all). Later triggers in the window
+        join it; they never push it back."""
+        if key in self._debounced:
+            return
+
+        def fire() -> None:
+            self._debounced.pop(key, None)
+            self.spawn(work())
+
+        self._debounced[key] = asyncio.get_running_loop().call_later(delay, fire)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run `coro` in the background, keeping a reference until it finishes."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def forget(self, key: Hashable) -> None:
+        """Drop what is scheduled or remembered for `key` (its object is gone)."""
+        for timers in (self._later, self._debounced):
+            if (previous := timers.pop(key, None)) is not None:
+                previous.cancel()
+        self._serial.forget(key)
+
+    def shut_down(self) -> None:
+        for handle in [*self._later.values(), *self._debounced.values()]:
+            handle.cancel()
+        for task in list(self._tasks):
+            task.cancel()
