@@ -305,7 +305,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def dump_heap(pid: int, target: Path) -> None:
-    """The operator's heap report (see modeldeploy.__main__.dump_heap_on_signal), copied to target."""
+    """The operator's heap report (see modeldeploy.memory.dump_heap_on_signal), copied to target."""
     report = Path(tempfile.gettempdir()) / f"modeldeploy-heap-{pid}.txt"
     report.unlink(missing_ok=True)
     os.kill(pid, signal.SIGUSR2)

@@ -9,10 +9,10 @@ import kopf
 
 from modeldeploy import api
 from modeldeploy.handlers.handled import HandledSpecs
-from modeldeploy.handlers.heap import trim_heap_forever
 from modeldeploy.handlers.modeldeployments import resync_forever
 from modeldeploy.handlers.runtime import CHILD_INDEXES, POD_INDEX, Runtime
 from modeldeploy.k8s import WATCHED_KINDS, Kube, load_api_client
+from modeldeploy.memory import trim_heap_forever
 from modeldeploy.reconcile import OWNER_SELECTOR, Context, crd_preserves_status_field
 from modeldeploy.reconcile.checks import ProbeCheckRunner
 from modeldeploy.settings import get_settings
