@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 from typing import Annotated, Literal
 
@@ -78,6 +79,11 @@ class OperatorSettings(BaseSettings):
     check_budget_seconds: float = Field(
         default=60.0, gt=0, description="Longest one rollout check may take inside a reconcile pass."
     )
+    dataset_blocked_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Address ranges (CIDR, comma list or JSON list) the operator never fetches a data set "
+        "from, besides loopback, link-local and unspecified addresses, which are always refused.",
+    )
     probe_addresses: Annotated[dict[str, dict[str, list[str]]], NoDecode] = Field(
         default_factory=dict,
         description=(
@@ -87,7 +93,7 @@ class OperatorSettings(BaseSettings):
         ),
     )
 
-    @field_validator("namespaces", mode="before")
+    @field_validator("namespaces", "dataset_blocked_networks", mode="before")
     @classmethod
     def _split_comma_list(cls, value: object) -> object:
         # A comma list is what people write in a Helm value or an env var; JSON lists also work.
@@ -96,6 +102,13 @@ class OperatorSettings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("dataset_blocked_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for text in value:
+            ipaddress.ip_network(text, strict=False)  # ValueError names the bad range
         return value
 
     @field_validator("probe_addresses", mode="before")

@@ -129,7 +129,7 @@ def test_csv_rows_labels_and_cap():
     ("data", "label", "needle"),
     [
         (b"", "y", "empty file"),
-        (b"a,b\n1,2\n", "y", "labelColumn: 'y' is not a column of mem.csv; columns: ['a', 'b']"),
+        (b"a,b\n1,2\n", "y", "labelColumn: 'y' is not among the 2 columns of the data set"),
         (b"a,y\n1,2\n3\n", "y", "line 3 has 1 fields, the header has 2"),
         (b"a,y\n", "y", "no data rows"),
         (b"\xff\xfe", "y", "not UTF-8"),
@@ -196,7 +196,7 @@ def test_parquet_rows_labels_and_cap():
     ("data", "needle"),
     [
         (b"PAR1 not really", "not a readable Parquet file"),
-        (_parquet({"a": [1]}), "labelColumn: 'y' is not a column of mem.parquet"),
+        (_parquet({"a": [1]}), "labelColumn: 'y' is not among the 1 columns of the data set"),
     ],
 )
 def test_bad_parquet_names_the_problem(data, needle):

@@ -24,7 +24,20 @@ from modeldeploy.probes.analysis_math import (
     parse_pod_counts,
     window_stats,
 )
-from modeldeploy.probes.dataset import DatasetError, LabelledData, load_dataset
+from modeldeploy.probes.bounded import (
+    METRICS_MAX_BYTES,
+    SMOKE_MAX_BYTES,
+    BoundedHttp,
+    BoundedResponse,
+)
+from modeldeploy.probes.dataset import (
+    DATASET_DEADLINE_SECONDS,
+    MAX_DATASET_BYTES,
+    DatasetError,
+    LabelledData,
+    load_dataset,
+)
+from modeldeploy.probes.guard import DestinationGuard, hosts_of, parse_networks
 from modeldeploy.probes.inference import (
     BATCH_ROWS,
     InferenceError,
@@ -33,7 +46,7 @@ from modeldeploy.probes.inference import (
     predict_rows,
 )
 from modeldeploy.probes.prometheus import PrometheusError, prometheus_window_stats
-from modeldeploy.probes.resolver import AddressResolver, ClusterResolver, Target
+from modeldeploy.probes.resolver import AddressResolver, ClusterResolver, StaticResolver, Target
 from modeldeploy.probes.scoring import judge_scores, output_shape, score, shape_matches
 
 
@@ -56,6 +69,10 @@ class ProbeClient:
     through `prometheus_namespace_label` (``namespace``, as Prometheus Operator and the usual
     ``kubernetes-pods`` relabelling set it; None to skip) plus any fixed `prometheus_labels`. `api_key`
     arguments are sent as ``Authorization: Bearer`` when the ModelDeployment has API keys.
+
+    No redirect is followed, and every answer is read within a cap and a deadline (``bounded``).
+    `dataset_guard` decides which data set hosts may be fetched (``guard``); without one, the platform's
+    settings give it: ``dataset_blocked_networks`` refused, the Prometheus and static-map hosts exempt.
     """
 
     def __init__(
@@ -68,13 +85,20 @@ class ProbeClient:
         prometheus_namespace_label: str | None = "namespace",
         batch_rows: int = BATCH_ROWS,
         http: httpx.AsyncClient | None = None,
+        dataset_guard: DestinationGuard | None = None,
+        dataset_max_bytes: int = MAX_DATASET_BYTES,
+        dataset_deadline_seconds: float = DATASET_DEADLINE_SECONDS,
     ) -> None:
         self.resolver: AddressResolver = resolver or ClusterResolver()
         self.prometheus_url = prometheus_url
         self.prometheus_labels = dict(prometheus_labels or {})
         self.prometheus_namespace_label = prometheus_namespace_label
         self.batch_rows = batch_rows
-        self.http = http or httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=True)
+        self.http = http or httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
+        self.reader = BoundedHttp(self.http, timeout_seconds)
+        self.dataset_guard = dataset_guard or _platform_guard(self.resolver, prometheus_url)
+        self.dataset_max_bytes = dataset_max_bytes
+        self.dataset_deadline_seconds = dataset_deadline_seconds
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -141,7 +165,7 @@ class ProbeClient:
             labels[self.prometheus_namespace_label] = target.namespace
         try:
             stats = await prometheus_window_stats(
-                self.http, self.prometheus_url, selector, since, now, labels
+                self.reader, self.prometheus_url, selector, since, now, labels
             )
         except PrometheusError as err:
             return CheckResult(passed=None, message=f"inconclusive: Prometheus: {err}", at=now)
@@ -157,7 +181,9 @@ class ProbeClient:
         for i, request in enumerate(smoke.requests):
             where = f"requests[{i}] POST {request.path}"
             try:
-                response = await self.http.post(f"{base}{request.path}", json=request.body, headers=headers)
+                response = await self.reader.post(
+                    f"{base}{request.path}", json=request.body, headers=headers, max_bytes=SMOKE_MAX_BYTES
+                )
             except httpx.HTTPError as err:
                 return CheckResult(
                     passed=None, message=f"inconclusive: {where}: {type(err).__name__}: {err}", at=_now()
@@ -165,7 +191,7 @@ class ProbeClient:
             if response.status_code != request.expected_status:
                 problems.append(
                     f"{where}: HTTP {response.status_code}, expected {request.expected_status}"
-                    f" ({response.text[:200]})"
+                    + _excerpt(response)
                 )
                 continue
             if request.expected_output_shape is not None:
@@ -217,7 +243,16 @@ class ProbeClient:
     ) -> CheckResult:
         fmt = spec.dataset_format.value if spec.dataset_format else None
         try:
-            data = await load_dataset(self.http, spec.dataset_uri, spec.label_column, spec.max_rows, fmt)
+            data = await load_dataset(
+                self.http,
+                spec.dataset_uri,
+                spec.label_column,
+                spec.max_rows,
+                fmt,
+                self.dataset_guard,
+                max_bytes=self.dataset_max_bytes,
+                deadline_seconds=self.dataset_deadline_seconds,
+            )
         except DatasetError as err:
             return CheckResult(passed=None, message=f"inconclusive: {err}", at=_now())
         headers = _auth(api_key)
@@ -248,11 +283,11 @@ class ProbeClient:
         self, target: Target, spec: Evaluation, model_name: str, data: LabelledData, headers: dict[str, str]
     ) -> float:
         base = self.resolver.service_url(target)
-        info = await model_info(self.http, base, model_name, headers)
+        info = await model_info(self.reader, base, model_name, headers)
         order = feature_order(info, data.columns)
         rows = [[row[i] for i in order] for row in data.rows]
         predictions = await predict_rows(
-            self.http, base, model_name, rows, headers, info.classes, batch_rows=self.batch_rows
+            self.reader, base, model_name, rows, headers, info.classes, batch_rows=self.batch_rows
         )
         return score(spec.metric, data.labels, predictions)
 
@@ -260,10 +295,28 @@ class ProbeClient:
 
     async def _get_text(self, url: str) -> str | None:
         try:
-            response = await self.http.get(url)
+            response = await self.reader.get(url, max_bytes=METRICS_MAX_BYTES)
         except httpx.HTTPError:
             return None
         return response.text if response.status_code == 200 else None
+
+
+def _platform_guard(resolver: AddressResolver, prometheus_url: str | None) -> DestinationGuard:
+    """The guard from the operator's settings: blocked ranges, and the hosts the platform itself named."""
+    from modeldeploy.settings import get_settings  # the platform's rules, when the caller passes none
+
+    settings = get_settings()
+    urls = [prometheus_url or ""]
+    urls += [u for colours in settings.probe_addresses.values() for us in colours.values() for u in us]
+    if isinstance(resolver, StaticResolver):
+        urls += [u for us in resolver.pods.values() for u in us] + list((resolver.services or {}).values())
+    return DestinationGuard(parse_networks(settings.dataset_blocked_networks), hosts_of(urls))
+
+
+def _excerpt(response: BoundedResponse) -> str:
+    """A short, printable excerpt of a model server's answer (its own pod's words, never a third party's)."""
+    text = "".join(c if c.isprintable() else " " for c in response.text[:200]).strip()
+    return f" ({text})" if text else ""
 
 
 def _auth(api_key: str | None) -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from modeldeploy.probes.bounded import INFER_MAX_BYTES, METADATA_MAX_BYTES, BoundedHttp, BoundedResponse
 from modeldeploy.probes.scoring import Predictions
 
 BATCH_ROWS = 256
@@ -31,17 +32,19 @@ class ModelInfo:
     classes: list[Any] | None
 
 
-async def model_info(
-    http: httpx.AsyncClient, base_url: str, model_name: str, headers: dict[str, str]
-) -> ModelInfo:
+async def model_info(http: BoundedHttp, base_url: str, model_name: str, headers: dict[str, str]) -> ModelInfo:
     url = f"{base_url}/v2/models/{model_name}"
     try:
-        response = await http.get(url, headers=headers)
+        response = await http.get(url, headers=headers, max_bytes=METADATA_MAX_BYTES)
     except httpx.HTTPError as err:
         raise InferenceError(f"GET {url}: {type(err).__name__}: {err}") from None
     if response.status_code != 200:
         raise InferenceError(f"GET {url} answered HTTP {response.status_code}: {_error_text(response)}")
-    params = response.json().get("parameters") or {}
+    try:
+        doc = response.json()
+    except ValueError:
+        raise InferenceError(f"GET {url} answered HTTP 200 with a body that is not JSON") from None
+    params = (doc.get("parameters") if isinstance(doc, dict) else None) or {}
     features = [f["name"] for f in (params.get("schema") or {}).get("features", []) if "name" in f]
     return ModelInfo(feature_names=features, classes=params.get("classes"))
 
@@ -53,8 +56,8 @@ def feature_order(info: ModelInfo, columns: Sequence[str]) -> list[int]:
         return [list(columns).index(name) for name in names]
     if not names or len(names) == len(columns):
         return list(range(len(columns)))
-    raise InferenceError(
-        f"the data set's feature columns {list(columns)} do not match the model's features {names}"
+    raise InferenceError(  # counts only: the column names are the data set's content
+        f"the data set's {len(columns)} feature columns do not match the model's {len(names)} features"
     )
 
 
@@ -83,19 +86,25 @@ def _parse_outputs(doc: Any, count: int) -> tuple[list[Any], list[list[float]] |
 
 
 async def _infer(
-    http: httpx.AsyncClient, url: str, rows: list[list[Any]], headers: dict[str, str]
+    http: BoundedHttp, url: str, rows: list[list[Any]], headers: dict[str, str]
 ) -> tuple[list[Any], list[list[float]] | None]:
     try:
-        response = await http.post(url, json=_infer_body(rows), headers=headers)
+        response = await http.post(url, json=_infer_body(rows), headers=headers, max_bytes=INFER_MAX_BYTES)
     except httpx.HTTPError as err:
         raise InferenceError(f"POST {url}: {type(err).__name__}: {err}") from None
     if response.status_code != 200:
         raise InferenceError(f"POST {url} answered HTTP {response.status_code}: {_error_text(response)}")
-    return _parse_outputs(response.json(), len(rows))
+    try:
+        doc = response.json()
+    except ValueError:
+        raise InferenceError(f"POST {url} answered HTTP 200 with a body that is not JSON") from None
+    if not isinstance(doc, dict):
+        raise InferenceError(f"POST {url} answered HTTP 200 with JSON that is not an object")
+    return _parse_outputs(doc, len(rows))
 
 
 async def predict_rows(
-    http: httpx.AsyncClient,
+    http: BoundedHttp,
     base_url: str,
     model_name: str,
     rows: list[list[Any]],
@@ -125,9 +134,12 @@ async def predict_rows(
     return Predictions(predicted=predicted, probabilities=probabilities, classes=classes)
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(response: BoundedResponse) -> str:
+    """A short, printable excerpt of the model server's own error (its pod's words, never a third party's)."""
     try:
         doc = response.json()
     except ValueError:
-        return response.text[:200]
-    return str(doc.get("error", doc))[:300] if isinstance(doc, dict) else str(doc)[:300]
+        text = response.text[:200]
+    else:
+        text = str(doc.get("error", doc))[:300] if isinstance(doc, dict) else str(doc)[:300]
+    return "".join(c if c.isprintable() else " " for c in text)

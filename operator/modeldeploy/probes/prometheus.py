@@ -28,6 +28,7 @@ from modeldeploy.probes.analysis_math import (
     SeriesSelector,
     WindowStats,
 )
+from modeldeploy.probes.bounded import PROMETHEUS_MAX_BYTES, BoundedHttp
 
 
 class PrometheusError(Exception):
@@ -67,10 +68,12 @@ def window_queries(
     }
 
 
-async def _instant(http: httpx.AsyncClient, address: str, query: str, at: float) -> float | None:
+async def _instant(http: BoundedHttp, address: str, query: str, at: float) -> float | None:
     url = f"{address.rstrip('/')}/api/v1/query"
     try:
-        response = await http.get(url, params={"query": query, "time": f"{at:.3f}"})
+        response = await http.get(
+            url, params={"query": query, "time": f"{at:.3f}"}, max_bytes=PROMETHEUS_MAX_BYTES
+        )
     except httpx.HTTPError as err:
         raise PrometheusError(f"{url}: {type(err).__name__}: {err}") from None
     try:
@@ -87,7 +90,7 @@ async def _instant(http: httpx.AsyncClient, address: str, query: str, at: float)
 
 
 async def prometheus_window_stats(
-    http: httpx.AsyncClient,
+    http: BoundedHttp,
     address: str,
     selector: SeriesSelector,
     since: datetime,
