@@ -37,6 +37,17 @@ def with_model(**model: Any) -> dict[str, Any]:
     return manifest(model={"uri": ONNX, **model})
 
 
+TOKEN = "file:///var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def dataset(uri: str) -> dict[str, Any]:
+    return {"datasetUri": uri, "labelColumn": "y", "metric": "accuracy", "threshold": 0.5}
+
+
+def server_env(name: str) -> dict[str, Any]:
+    return manifest(server={"env": [{"name": name, "value": "/x"}]})
+
+
 def create(cluster, namespace: str, body: dict[str, Any]):
     return cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(body), check=False)
 
@@ -87,6 +98,38 @@ INVALID = [
      "should have at least 1 items"),
     ("zero rate limit", manifest(security={"rateLimit": {"requestsPerSecond": 0}}),
      "should be greater than 0"),
+    # Tenant safety: what the operator cannot read, reserved names, and specs the API server would refuse
+    # on the Deployment (each would otherwise be a 422 on every apply).
+    ("dataset from the operator's disk", manifest(rollout={"qualityGate": dataset(TOKEN)}),
+     "datasetUri must be an https:// or http:// URL"),
+    ("dataset on s3", manifest(monitoring={"evaluation": dataset("s3://d/fresh.csv")}),
+     "datasetUri must be an https:// or http:// URL"),
+    ("dataset on a volume", manifest(rollout={"qualityGate": dataset("pvc://claim/h.csv")}),
+     "datasetUri must be an https:// or http:// URL"),
+    ("lower-case reserved env var", server_env("modelserve_api_keys_file"),
+     "server.env must not set MODELSERVE_* variables (in any letter case)"),
+    ("mixed-case reserved env var", server_env("ModelServe_Allow_Unverified_Pickle"),
+     "server.env must not set MODELSERVE_* variables (in any letter case)"),
+    ("loader env var", server_env("LD_PRELOAD"), "server.env must not set PYTHONPATH"),
+    ("python path env var", server_env("PYTHONPATH"), "server.env must not set PYTHONPATH"),
+    ("env values over the annotation budget",
+     manifest(server={"env": [{"name": f"V{i}", "value": "x" * 32768} for i in range(3)]}),
+     "server.env: names and values together must be at most 65536 bytes"),
+    ("negative memory string", manifest(resources={"requests": {"memory": "-1"}}),
+     "resource quantities must not be negative"),
+    ("negative cpu integer", manifest(resources={"limits": {"cpu": -2}}),
+     "resource quantities must not be negative"),
+    ("bad nodeSelector key", manifest(server={"nodeSelector": {"bad key!": "x"}}),
+     "server.nodeSelector keys must be label keys"),
+    ("bad nodeSelector value", manifest(server={"nodeSelector": {"pool": "not a value!"}}), "should match"),
+    ("toleration Exists with a value",
+     manifest(server={"tolerations": [{"operator": "Exists", "value": "x"}]}),
+     "server.tolerations: value must be empty when operator is Exists"),
+    ("tolerationSeconds without NoExecute",
+     manifest(server={"tolerations": [{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5}]}),
+     "server.tolerations: tolerationSeconds needs effect NoExecute"),
+    ("analysis that judges no traffic", manifest(rollout={"analysis": {"minRequests": 0}}),
+     "should be greater than or equal to 1"),
 ]  # fmt: skip
 
 
@@ -106,7 +149,8 @@ VALID_FULL = manifest(
     resources={"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": 1, "memory": "1Gi"}},
     autoscaling={"minReplicas": 2, "maxReplicas": 10, "targetCPUUtilizationPercentage": 70},
     server={"workers": 2, "batching": {"maxBatchSize": 32, "maxLatencyMs": 2},
-            "env": [{"name": "AWS_REGION", "value": "eu-west-1"}], "nodeSelector": {"pool": "ml"},
+            "env": [{"name": "AWS_REGION", "value": "eu-west-1"}],
+            "nodeSelector": {"pool": "ml", "node-role.example.com/gpu": ""},
             "tolerations": [{"key": "ml", "operator": "Exists", "effect": "NoSchedule"}],
             "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}},
     security={"apiKeySecretRef": {"name": "iris-keys"},
@@ -120,8 +164,8 @@ VALID_FULL = manifest(
                              "threshold": 0.8, "maxRegression": 0.02},
              "trafficRouting": {"gatewayAPI": {"parentRefs": [{"name": "gw"}], "hostnames": ["iris.example"],
                                                "headerMatch": {"name": "x-canary", "value": "1"}}}},
-    monitoring={"evaluation": {"datasetUri": "s3://d/fresh.csv", "labelColumn": "y", "metric": "rmse",
-                               "threshold": 1.5, "rollbackOnFailure": True},
+    monitoring={"evaluation": {"datasetUri": "https://d.example/fresh.csv", "labelColumn": "y",
+                               "metric": "rmse", "threshold": 1.5, "rollbackOnFailure": True},
                 "serviceMonitor": {"enabled": True}},
 )  # fmt: skip
 

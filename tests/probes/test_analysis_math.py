@@ -146,9 +146,12 @@ def test_verdict_table(stats, passed, needle):
     assert result.requests == stats.requests and result.at == T0
 
 
-def test_zero_requests_without_a_minimum_passes_with_no_rate():
-    result = judge_analysis(WindowStats(0, 0, None), Analysis(min_requests=0, max_error_rate=0.0), T0)
-    assert result.passed is True and result.error_rate is None
+def test_zero_requests_never_pass_even_with_min_requests_zero():
+    # minRequests 0 (stored before the CRD minimum of 1) counts as 1: no traffic, no verdict, no promotion.
+    analysis = Analysis(min_requests=0, max_error_rate=0.0)
+    assert analysis.min_requests == 1
+    result = judge_analysis(WindowStats(0, 0, None), analysis, T0)
+    assert result.passed is None and "inconclusive" in result.message
 
 
 def test_snapshot_round_trips_through_json_shaped_status():

@@ -19,7 +19,15 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from modeldeploy.api.cel import rule, validations
@@ -43,13 +51,27 @@ def _object_default() -> dict[str, Any]:
 
 _NUMBER = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
 _QUANTITY_PATTERN = rf"^(\+|-)?{_NUMBER}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_NUMBER}))?$"
+_NEGATIVE_QUANTITY = "resource quantities must not be negative"
+
+
+def _non_negative_quantity(value: str | int) -> str | int:
+    if (isinstance(value, int) and value < 0) or (isinstance(value, str) and value.startswith("-")):
+        raise ValueError(_NEGATIVE_QUANTITY)
+    if isinstance(value, str) and not re.match(_QUANTITY_PATTERN, value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 250m, 1, 256Mi)")
+    return value
+
+
 Quantity = Annotated[
     str | int,
+    AfterValidator(_non_negative_quantity),
     WithJsonSchema(
         {
             "x-kubernetes-int-or-string": True,
             "anyOf": [{"type": "integer"}, {"type": "string"}],
             "pattern": _QUANTITY_PATTERN,
+            # The Deployment would be refused with 422 on every apply; refuse the spec instead.
+            **validations(rule("!string(self).startsWith('-')", _NEGATIVE_QUANTITY)),
         }
     ),
 ]
@@ -290,24 +312,66 @@ class Batching(ApiModel):
     )
 
 
+# Variables that would change what the server runs or how it is configured, not just its environment.
+RESERVED_ENV_NAMES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "LD_PRELOAD", "LD_LIBRARY_PATH")
+RESERVED_ENV_PREFIX = "MODELSERVE_"
+_RESERVED_ENV_CEL = ", ".join(f"'{n}'" for n in RESERVED_ENV_NAMES)
+RESERVED_ENV_MESSAGE = (
+    "server.env must not set MODELSERVE_* variables (in any letter case): the operator sets them from the "
+    "spec (use the matching spec field instead)"
+)
+LOADER_ENV_MESSAGE = (
+    "server.env must not set " + ", ".join(RESERVED_ENV_NAMES) + ": they change which code the server "
+    "loads, around the model digest check"
+)
+MAX_ENV_BYTES = 65536  # names + values; the pod template travels in a 256 KiB annotation
+
+
 class EnvVar(ApiModel):
     name: str = Field(
-        description="Variable name; MODELSERVE_* is reserved for the operator.",
+        description="Variable name; MODELSERVE_* (any case), PYTHONPATH, PYTHONHOME, PYTHONSTARTUP, "
+        "LD_PRELOAD and LD_LIBRARY_PATH are reserved.",
         min_length=1,
         max_length=128,
         pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$",
         json_schema_extra=validations(
-            rule(
-                "!self.startsWith('MODELSERVE_')",
-                "server.env must not set MODELSERVE_* variables: the operator sets them from the spec "
-                "(use the matching spec field instead)",
-            )
+            rule(f"!self.upperAscii().startsWith('{RESERVED_ENV_PREFIX}')", RESERVED_ENV_MESSAGE),
+            rule(f"!(self in [{_RESERVED_ENV_CEL}])", LOADER_ENV_MESSAGE),
         ),
     )
     value: str = Field(default="", description="Value.", max_length=32768)
 
+    # The same rules as the CEL above, for objects stored before a CRD upgrade (parsed at the edge).
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name.upper().startswith(RESERVED_ENV_PREFIX):
+            raise ValueError(RESERVED_ENV_MESSAGE)
+        if name in RESERVED_ENV_NAMES:
+            raise ValueError(LOADER_ENV_MESSAGE)
+        return name
+
+
+_TOLERATION_VALUE_MESSAGE = "server.tolerations: value must be empty when operator is Exists"
+_TOLERATION_SECONDS_MESSAGE = "server.tolerations: tolerationSeconds needs effect NoExecute"
+
 
 class Toleration(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                _TOLERATION_VALUE_MESSAGE,
+                field_path=".value",
+            ),
+            rule(
+                "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+                _TOLERATION_SECONDS_MESSAGE,
+                field_path=".tolerationSeconds",
+            ),
+        )
+    )
+
     key: str | None = Field(
         default=None, description="Taint key; empty with operator Exists matches all.", max_length=316
     )
@@ -324,9 +388,32 @@ class Toleration(ApiModel):
         default=None, ge=0, description="How long a NoExecute taint is tolerated."
     )
 
+    @model_validator(mode="after")
+    def _mirror_cel(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError(_TOLERATION_VALUE_MESSAGE)
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError(_TOLERATION_SECONDS_MESSAGE)
+        return self
+
 
 class LocalObjectReference(ApiModel):
     name: DNSSubdomain = Field(description="Name of an object in the ModelDeployment's namespace.")
+
+
+_ENV_SIZE_MESSAGE = (
+    f"server.env: names and values together must be at most {MAX_ENV_BYTES} bytes (the pod template is "
+    "stored in a 256 KiB annotation); mount large values from a ConfigMap-backed image or file instead"
+)
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?" + _LABEL_NAME + "$"
+)
+LABEL_VALUE_PATTERN = r"^(" + _LABEL_NAME + ")?$"
+_NODE_SELECTOR_MESSAGE = (
+    "server.nodeSelector keys must be label keys: an optional DNS-subdomain prefix and '/', then a name of "
+    "at most 63 characters (letters, digits, '-', '_', '.'), starting and ending with a letter or digit"
+)
 
 
 class Server(ApiModel):
@@ -351,11 +438,24 @@ class Server(ApiModel):
     max_body_bytes: int | None = Field(default=None, ge=1024, description="Largest request body accepted.")
     max_queue: int | None = Field(default=None, ge=1, description="Requests queued before answering 503.")
     batching: Batching | None = Field(default=None, description="Adaptive request batching.")
-    env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables.", max_length=64)
-    node_selector: dict[str, str] = Field(
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        description=f"Extra environment variables (names and values together at most {MAX_ENV_BYTES} bytes).",
+        max_length=64,
+        json_schema_extra=validations(
+            rule(
+                f"self.map(e, size(e.name) + (has(e.value) ? size(e.value) : 0)).sum() <= {MAX_ENV_BYTES}",
+                _ENV_SIZE_MESSAGE,
+            )
+        ),
+    )
+    node_selector: dict[str, Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)]] = Field(
         default_factory=dict,
         description="Node labels the pods must match.",
-        json_schema_extra={"maxProperties": 32},
+        json_schema_extra={
+            "maxProperties": 32,
+            **validations(rule(f"self.all(k, k.matches('{LABEL_KEY_PATTERN}'))", _NODE_SELECTOR_MESSAGE)),
+        },
     )
     tolerations: list[Toleration] = Field(
         default_factory=list, description="Taints the pods tolerate.", max_length=32
@@ -365,6 +465,14 @@ class Server(ApiModel):
         description="Pod affinity/anti-affinity, as in a Pod spec (not validated here; the Deployment is).",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
+
+    @model_validator(mode="after")
+    def _mirror_cel(self) -> Server:
+        if sum(len(e.name) + len(e.value) for e in self.env) > MAX_ENV_BYTES:
+            raise ValueError(_ENV_SIZE_MESSAGE)
+        if any(not re.match(LABEL_KEY_PATTERN, k) for k in self.node_selector):
+            raise ValueError(_NODE_SELECTOR_MESSAGE)
+        return self
 
 
 class SecretKeyRef(ApiModel):
@@ -422,13 +530,22 @@ class Analysis(ApiModel):
         default=None, gt=0, description="Largest p99 latency allowed, in ms."
     )
     min_requests: int = Field(
-        default=20, ge=0, description="Requests needed before judging; fewer = inconclusive."
+        default=20,
+        ge=1,
+        description="Requests needed before judging; fewer = inconclusive. At least 1: a verdict on no "
+        "traffic would promote a model nobody has called.",
     )
     interval_seconds: int = Field(default=10, ge=1, le=3600, description="How often analysis runs.")
     post_promotion: bool = Field(
         default=True,
         description="Keep analysing during scaleDownDelaySeconds after promotion (instant rollback).",
     )
+
+    @field_validator("min_requests", mode="before")
+    @classmethod
+    def _zero_means_one(cls, value: Any) -> Any:
+        # Objects stored before the CRD minimum of 1 keep working, but never promote on no traffic.
+        return 1 if value == 0 and not isinstance(value, bool) else value
 
 
 class SmokeRequest(ApiModel):
@@ -471,14 +588,24 @@ class DatasetFormat(StrEnum):
     parquet = "parquet"
 
 
+# The operator reads data sets itself, over HTTP only: never its own disk (file://), and it holds no
+# credentials for s3:// or volumes for pvc://.
+DATASET_URI_PATTERN = r"^https?://[^/?#]+([/?#].*)?$"
+DATASET_URI_MESSAGE = (
+    "datasetUri must be an https:// or http:// URL: the operator reads the data set itself and cannot read "
+    "file://, s3:// or pvc:// (publish it over HTTP, e.g. as a presigned URL)"
+)
+
+
 class Evaluation(ApiModel):
     """Labelled data sent to a model server; a scikit-learn metric is computed from the answers."""
 
     dataset_uri: str = Field(
-        description="CSV (or Parquet) with features and a label column: https, http, s3, pvc or file URI.",
+        description="CSV (or Parquet) with features and a label column, read by the operator: an https:// "
+        "or http:// URL (no redirects; loopback, link-local and platform-blocked addresses are refused).",
         min_length=1,
         max_length=2048,
-        pattern=r"^(https?|s3|pvc|file)://",
+        json_schema_extra=validations(rule(f"self.matches('{DATASET_URI_PATTERN}')", DATASET_URI_MESSAGE)),
     )
     dataset_format: DatasetFormat | None = Field(
         default=None, description="csv or parquet; from the suffix when omitted."
@@ -491,6 +618,13 @@ class Evaluation(ApiModel):
         description="Score the model must reach (>= for accuracy/f1/roc_auc, <= for rmse/mae)."
     )
     max_rows: int = Field(default=10000, ge=1, le=1_000_000, description="Rows used at most.")
+
+    @field_validator("dataset_uri")
+    @classmethod
+    def _readable_by_the_operator(cls, uri: str) -> str:
+        if not re.match(DATASET_URI_PATTERN, uri):
+            raise ValueError(DATASET_URI_MESSAGE)
+        return uri
 
 
 class QualityGate(Evaluation):

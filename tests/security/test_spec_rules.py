@@ -1,0 +1,119 @@
+"""Spec rules that keep a ModelDeployment author inside their own namespace, checked by the operator's own
+models (objects stored before a CRD upgrade are parsed at the edge); the same rules as CEL in the CRD, which
+tests/e2e/test_crd_validation.py proves on a real API server."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from modeldeploy.api import Analysis, Evaluation, ModelDeploymentSpec, QualityGate
+from modeldeploy.api.cel import VALIDATIONS_KEY
+from modeldeploy.crdgen import build_crd
+
+ONNX = {"uri": "https://models.example/m.onnx"}
+
+
+def spec(**fields) -> ModelDeploymentSpec:
+    return ModelDeploymentSpec.model_validate({"model": ONNX, **fields})
+
+
+def dataset(uri: str) -> dict:
+    return {"datasetUri": uri, "labelColumn": "y", "metric": "accuracy", "threshold": 0.5}
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "file:///var/run/secrets/kubernetes.io/serviceaccount/token",
+        "s3://bucket/holdout.csv",
+        "pvc://claim/holdout.csv",
+        "/etc/passwd",
+        "gopher://x/",
+        "http:///no-host.csv",
+    ],
+)
+@pytest.mark.parametrize("model", [QualityGate, Evaluation])
+def test_dataset_uri_accepts_only_what_the_operator_reads(model, uri):
+    with pytest.raises(ValidationError, match="datasetUri must be an https:// or http:// URL"):
+        model.model_validate(dataset(uri))
+
+
+def test_dataset_uri_over_http_is_accepted():
+    assert QualityGate.model_validate(dataset("https://d.example/h.csv?sig=1")).dataset_uri.startswith(
+        "https"
+    )
+    assert Evaluation.model_validate(dataset("http://data.ml.svc:8080/h.csv")).label_column == "y"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["MODELSERVE_API_KEYS_FILE", "modelserve_api_keys_file", "ModelServe_Allow_Unverified_Pickle",
+     "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "LD_PRELOAD", "LD_LIBRARY_PATH"],
+)  # fmt: skip
+def test_reserved_environment_names_are_refused_in_any_case(name):
+    with pytest.raises(ValidationError, match=r"server\.env must not set"):
+        spec(server={"env": [{"name": name, "value": "/x"}]})
+
+
+@pytest.mark.parametrize("name", ["AWS_REGION", "OMP_NUM_THREADS", "pythonpath_hint", "MODELSERVE"])
+def test_ordinary_environment_names_are_accepted(name):
+    assert spec(server={"env": [{"name": name, "value": "1"}]}).server.env[0].name == name
+
+
+def test_env_values_that_would_overflow_the_annotation_are_refused():
+    big = [{"name": f"V{i}", "value": "x" * 32768} for i in range(3)]
+    with pytest.raises(ValidationError, match="names and values together must be at most 65536 bytes"):
+        spec(server={"env": big})
+    assert len(spec(server={"env": big[:1]}).server.env) == 1
+
+
+@pytest.mark.parametrize("quantity", ["-1", "-250m", -1, "lots"])
+def test_negative_or_malformed_quantities_are_refused(quantity):
+    with pytest.raises(ValidationError, match=r"must not be negative|is not a Kubernetes quantity"):
+        spec(resources={"requests": {"memory": quantity}})
+
+
+@pytest.mark.parametrize("key", ["bad key!", "-pool", "a/b/c", "x" * 64, "Example.com/pool"])
+def test_node_selector_keys_must_be_label_keys(key):
+    with pytest.raises(ValidationError, match=r"server\.nodeSelector keys must be label keys"):
+        spec(server={"nodeSelector": {key: "a"}})
+
+
+def test_node_selector_values_must_be_label_values():
+    with pytest.raises(ValidationError):
+        spec(server={"nodeSelector": {"pool": "not a value!"}})
+    ok = spec(server={"nodeSelector": {"node-role.kubernetes.io/ml": "", "pool": "gpu.a100"}})
+    assert ok.server.node_selector["pool"] == "gpu.a100"
+
+
+def test_toleration_fields_the_api_server_would_refuse():
+    with pytest.raises(ValidationError, match="value must be empty when operator is Exists"):
+        spec(server={"tolerations": [{"operator": "Exists", "value": "x"}]})
+    with pytest.raises(ValidationError, match="tolerationSeconds needs effect NoExecute"):
+        spec(server={"tolerations": [{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5}]})
+
+
+def test_min_requests_zero_means_one():
+    assert Analysis.model_validate({"minRequests": 0}).min_requests == 1
+    assert Analysis.model_validate({"minRequests": 7}).min_requests == 7
+
+
+def _rules(schema: dict) -> list[str]:
+    found = [r["rule"] for r in schema.get(VALIDATIONS_KEY, [])]
+    for child in schema.get("properties", {}).values():
+        found += _rules(child)
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            found += _rules(schema[key])
+    return found
+
+
+def test_the_crd_carries_the_same_rules_as_cel():
+    root = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    rules = " ".join(_rules(root))
+    for needle in ("upperAscii().startsWith('MODELSERVE_')", "'LD_PRELOAD'", "self.matches('^https?://",
+                   "!string(self).startsWith('-')", "self.all(k, k.matches("):  # fmt: skip
+        assert needle in rules, needle
+    analysis = root["properties"]["spec"]["properties"]["rollout"]["properties"]["analysis"]
+    assert analysis["properties"]["minRequests"]["minimum"] == 1
