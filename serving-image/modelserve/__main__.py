@@ -46,15 +46,34 @@ def settings_errors(err: ValidationError) -> str:
     return "bad configuration: " + "; ".join(parts)
 
 
+class BadEnvironment(Exception):
+    """The environment holds variables that must not be there."""
+
+
+def refuse_misspelt_settings() -> None:
+    import os
+
+    from .settings import misspelt_settings
+
+    names = misspelt_settings(os.environ)
+    if names:
+        raise BadEnvironment(
+            "bad configuration: " + ", ".join(names) + ": modelserve reads only upper-case MODELSERVE_* "
+            "variables; a variable in another letter case could override them (unset it or write it in "
+            "upper case)"
+        )
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from .server import serve, write_termination_message
     from .settings import Settings
 
     overrides = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
     try:
+        refuse_misspelt_settings()
         settings = Settings(**overrides)
-    except ValidationError as err:
-        message = settings_errors(err)
+    except (ValidationError, BadEnvironment) as err:
+        message = settings_errors(err) if isinstance(err, ValidationError) else str(err)
         print(message, file=sys.stderr)
         write_termination_message(
             overrides.get("termination_message_path") or _env_termination_path(), message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -74,3 +75,9 @@ class Settings(BaseSettings):
             "revision": self.model_revision,
             "color": self.model_color,
         }
+
+
+def misspelt_settings(environ: Mapping[str, str]) -> list[str]:
+    """MODELSERVE_ variables in another letter case: pydantic-settings would read them (case-insensitive) and
+    they could override the documented upper-case ones, so start-up refuses them."""
+    return sorted(k for k in environ if k.upper().startswith("MODELSERVE_") and k != k.upper())
