@@ -35,6 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("uri", help="https://, http://, s3://bucket/key, file:// or a local path")
     fetch.add_argument("dest", help="destination file (written via a temp file and a rename)")
     fetch.add_argument("--sha256", default="", help="expected SHA-256 (hex); mismatch exits 3")
+    fetch.add_argument(
+        "--schema-sha256",
+        default="",
+        help="expected SHA-256 of <uri>.schema.json; the manifest is then required (mismatch exits 3)",
+    )
+    fetch.add_argument(
+        "--max-bytes", type=int, default=None, help="size cap per file (env MODELSERVE_FETCH_MAX_BYTES)"
+    )
+    fetch.add_argument(
+        "--timeout-seconds",
+        type=float,
+        default=None,
+        help="deadline of the whole fetch (env MODELSERVE_FETCH_TIMEOUT_SECONDS)",
+    )
     return parser
 
 
@@ -88,16 +102,38 @@ def _env_termination_path() -> str:
     return os.environ.get("MODELSERVE_TERMINATION_MESSAGE_PATH", "/dev/termination-log")
 
 
+def _bad_digest(value: str) -> bool:
+    return bool(value) and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value))
+
+
 def run_fetch(args: argparse.Namespace) -> int:
     from .errors import DigestMismatch, FetchError
-    from .fetch import fetch
+    from .fetch import FetchSettings, fetch, redact
 
-    sha = args.sha256.strip().lower()
-    if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
-        print("bad configuration: --sha256 must be 64 hexadecimal characters", file=sys.stderr)
+    sha, schema_sha = args.sha256.strip().lower(), args.schema_sha256.strip().lower()
+    for flag, value in (("--sha256", sha), ("--schema-sha256", schema_sha)):
+        if _bad_digest(value):
+            print(f"bad configuration: {flag} must be 64 hexadecimal characters", file=sys.stderr)
+            return EXIT_BAD_CONFIG
+    try:
+        FetchSettings()
+    except ValidationError as err:
+        print(f"bad configuration: {err}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    if (args.max_bytes is not None and args.max_bytes < 1) or (
+        args.timeout_seconds is not None and args.timeout_seconds <= 0
+    ):
+        print("bad configuration: --max-bytes and --timeout-seconds must be positive", file=sys.stderr)
         return EXIT_BAD_CONFIG
     try:
-        digest = fetch(args.uri, args.dest, sha)
+        digest = fetch(
+            args.uri,
+            args.dest,
+            sha,
+            schema_sha256=schema_sha,
+            max_bytes=args.max_bytes,
+            timeout_seconds=args.timeout_seconds,
+        )
     except DigestMismatch as err:
         print(f"fetch failed: {err}", file=sys.stderr)
         return EXIT_DIGEST_MISMATCH
@@ -107,7 +143,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     except OSError as err:
         print(f"fetch failed: cannot write {args.dest}: {err}", file=sys.stderr)
         return EXIT_DOWNLOAD_FAILURE
-    print(f"fetched {args.uri} -> {args.dest}" + (f" sha256={digest}" if digest else ""))
+    print(f"fetched {redact(args.uri)} -> {args.dest}" + (f" sha256={digest}" if digest else ""))
     return 0
 
 

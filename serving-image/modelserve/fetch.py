@@ -1,7 +1,13 @@
-"""`modelserve fetch URI DEST [--sha256 HEX]`: download atomically (temp file + rename), verify the digest.
+"""`modelserve fetch URI DEST [--sha256 HEX] [--schema-sha256 HEX]`: download atomically (temp file + rename),
+verify the digest.
 
 Sources: http(s)://, s3://bucket/key (boto3; AWS_ENDPOINT_URL for S3-compatible stores), file:// or a
-local path (file or directory). A `<uri>.schema.json` manifest next to the model is fetched too, if present.
+local path (file or directory). A `<uri>.schema.json` manifest next to the model is fetched too, if present:
+a 401/403/404 means "no manifest" (presigned URLs and GetObject-only S3 policies answer 403). With
+`--schema-sha256` the manifest is required and verified; a manifest beside a model pinned by `--sha256` must
+be pinned too. Every download has a size cap and an overall deadline (MODELSERVE_FETCH_MAX_BYTES,
+MODELSERVE_FETCH_TIMEOUT_SECONDS); an https source may not redirect to http; credentials and query strings
+of a URI never appear in messages.
 """
 
 from __future__ import annotations
@@ -11,34 +17,115 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urljoin, urlparse, urlunparse
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import DigestMismatch, FetchError
 
 CHUNK = 1 << 20
 MANIFEST_SUFFIX = ".schema.json"
+MAX_REDIRECTS = 5
+# Answers that mean "no manifest here" for the optional side file (a signed URL or a narrow policy says 403).
+ABSENT_STATUSES = (401, 403, 404, 410)
 
 
-def _http_chunks(uri: str) -> Iterator[bytes]:
+class FetchSettings(BaseSettings):
+    """Limits of one `modelserve fetch`; flags of the same name win."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELSERVE_FETCH_", extra="ignore")
+
+    max_bytes: int = Field(20 * 1024**3, ge=1, description="Largest download; beyond it the fetch fails.")
+    timeout_seconds: float = Field(
+        3600.0, gt=0, description="Deadline of the whole fetch, manifest included."
+    )
+
+
+class Absent(FetchError):
+    """The source says there is nothing (or nothing for us) at the URI; `status` is the HTTP-like code."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    deadline: float  # time.monotonic() value
+
+    @classmethod
+    def start(cls, max_bytes: int, timeout_seconds: float) -> Limits:
+        return cls(max_bytes, time.monotonic() + timeout_seconds)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+def redact(uri: str) -> str:
+    """The URI without user info and query (presigned signatures): what messages may show."""
+    parsed = urlparse(uri)
+    if not parsed.scheme or len(parsed.scheme) == 1:
+        return uri
+    netloc = parsed.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "***" if parsed.query else ""
+    return urlunparse(parsed._replace(netloc=netloc, query=query, fragment=""))
+
+
+def _scrub(text: str, uri: str) -> str:
+    return text.replace(uri, redact(uri))
+
+
+def _redirect_target(uri: str, location: str) -> str:
+    target = urljoin(uri, location)
+    scheme = urlparse(target).scheme
+    if scheme not in ("http", "https"):
+        raise FetchError(f"GET {redact(uri)} redirected to a {scheme or 'relative'}:// URL; refused")
+    if urlparse(uri).scheme == "https" and scheme == "http":
+        raise FetchError(f"GET {redact(uri)} redirected from https to http; refused (it would drop TLS)")
+    return target
+
+
+def _http_chunks(uri: str, limits: Limits) -> Iterator[bytes]:
     import httpx
 
+    url = uri
     try:
-        with httpx.stream(
-            "GET", uri, follow_redirects=True, timeout=httpx.Timeout(60.0, connect=10.0)
-        ) as resp:
-            if resp.status_code == 404:
-                raise FileNotFoundError(uri)
-            if resp.status_code != 200:
-                raise FetchError(f"GET {uri} answered HTTP {resp.status_code}")
-            yield from resp.iter_bytes(CHUNK)
+        for _ in range(MAX_REDIRECTS + 1):
+            # Each read waits at most the time left: a trickling origin cannot outlive the deadline by much.
+            wait = max(0.1, min(60.0, limits.remaining()))
+            timeout = httpx.Timeout(wait, connect=min(10.0, wait))
+            with httpx.stream("GET", url, follow_redirects=False, timeout=timeout) as resp:
+                if resp.is_redirect and "location" in resp.headers:
+                    url = _redirect_target(url, resp.headers["location"])
+                    continue
+                if resp.status_code in ABSENT_STATUSES:
+                    raise Absent(_absent_text(uri, resp.status_code), resp.status_code)
+                if resp.status_code != 200:
+                    raise FetchError(f"GET {redact(uri)} answered HTTP {resp.status_code}")
+                length = resp.headers.get("content-length", "")
+                if length.isdigit() and int(length) > limits.max_bytes:
+                    raise _too_large(uri, limits)
+                yield from resp.iter_bytes()  # as it arrives, so the deadline is checked between reads
+                return
+        raise FetchError(f"GET {redact(uri)}: more than {MAX_REDIRECTS} redirects")
     except httpx.HTTPError as err:
-        raise FetchError(f"GET {uri} failed: {type(err).__name__}: {err}") from None
+        raise FetchError(_scrub(f"GET {redact(uri)} failed: {type(err).__name__}: {err}", uri)) from None
 
 
-def _s3_chunks(uri: str) -> Iterator[bytes]:
+def _absent_text(uri: str, status: int) -> str:
+    return f"{redact(uri)} not found" if status == 404 else f"GET {redact(uri)} answered HTTP {status}"
+
+
+def _s3_chunks(uri: str, limits: Limits) -> Iterator[bytes]:
     try:
         import boto3
         import botocore.exceptions
@@ -47,15 +134,19 @@ def _s3_chunks(uri: str) -> Iterator[bytes]:
     parsed = urlparse(uri)
     bucket, key = parsed.netloc, parsed.path.lstrip("/")
     try:
-        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"]
-        yield from body.iter_chunks(CHUNK)
+        answer = boto3.client("s3").get_object(Bucket=bucket, Key=key)
+        if int(answer.get("ContentLength") or 0) > limits.max_bytes:
+            raise _too_large(uri, limits)
+        yield from answer["Body"].iter_chunks(CHUNK)
     except botocore.exceptions.ClientError as err:
         code = err.response.get("Error", {}).get("Code", "")
         if code in ("NoSuchKey", "404"):
-            raise FileNotFoundError(uri) from None
-        raise FetchError(f"s3 get {uri} failed: {code or err}") from None
+            raise Absent(f"{redact(uri)} not found", 404) from None
+        if code in ("AccessDenied", "403"):  # GetObject-only policies answer 403 for a missing key
+            raise Absent(f"s3 get {redact(uri)} failed: {code}", 403) from None
+        raise FetchError(f"s3 get {redact(uri)} failed: {code or err}") from None
     except botocore.exceptions.BotoCoreError as err:
-        raise FetchError(f"s3 get {uri} failed: {err}") from None
+        raise FetchError(f"s3 get {redact(uri)} failed: {err}") from None
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
@@ -65,7 +156,7 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
     except IsADirectoryError:
         raise FetchError(f"{path} is a directory") from None
     except FileNotFoundError:
-        raise
+        raise Absent(f"{path} not found", 404) from None
     except OSError as err:
         raise FetchError(f"cannot read {path}: {err}") from None
 
@@ -79,40 +170,53 @@ def local_path(uri: str) -> Path | None:
     return None
 
 
-def source_chunks(uri: str) -> Iterator[bytes]:
+def source_chunks(uri: str, limits: Limits) -> Iterator[bytes]:
     scheme = urlparse(uri).scheme
     if scheme in ("http", "https"):
-        return _http_chunks(uri)
+        return _http_chunks(uri, limits)
     if scheme == "s3":
-        return _s3_chunks(uri)
+        return _s3_chunks(uri, limits)
     path = local_path(uri)
     if path is None:
         raise FetchError(f"unsupported URI scheme '{scheme}://' (use https, http, s3, file or a local path)")
     return _file_chunks(path)
 
 
-def _write(chunks: Iterator[bytes], out: IO[bytes]) -> str:
+def _too_large(uri: str, limits: Limits) -> FetchError:
+    return FetchError(
+        f"{redact(uri)} is larger than {limits.max_bytes} bytes (MODELSERVE_FETCH_MAX_BYTES, --max-bytes)"
+    )
+
+
+def _write(uri: str, chunks: Iterator[bytes], out: IO[bytes], limits: Limits) -> str:
     digest = hashlib.sha256()
+    size = 0
     for chunk in chunks:
+        size += len(chunk)
+        if size > limits.max_bytes:
+            raise _too_large(uri, limits)
+        if limits.remaining() < 0:
+            raise FetchError(f"{redact(uri)}: the fetch took longer than its deadline "
+                             "(MODELSERVE_FETCH_TIMEOUT_SECONDS, --timeout-seconds)")  # fmt: skip
         digest.update(chunk)
         out.write(chunk)
     return digest.hexdigest()
 
 
-def download_file(uri: str, dest: Path, sha256: str = "") -> str:
+def download_file(uri: str, dest: Path, sha256: str = "", limits: Limits | None = None) -> str:
     """Stream to a temp file beside DEST, check the digest, rename into place; returns the digest."""
+    limits = limits or Limits.start(FetchSettings().max_bytes, FetchSettings().timeout_seconds)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                actual = _write(source_chunks(uri), out)
-            except FileNotFoundError:
-                raise FetchError(f"{uri} not found") from None
+        with os.fdopen(fd, "wb") as out, contextlib.closing(source_chunks(uri, limits)) as chunks:
+            actual = _write(uri, chunks, out, limits)
             out.flush()
             os.fsync(out.fileno())
         if sha256 and actual != sha256.lower():
-            raise DigestMismatch(f"digest mismatch for {uri}: expected sha256 {sha256.lower()}, got {actual}")
+            raise DigestMismatch(
+                f"digest mismatch for {redact(uri)}: expected sha256 {sha256.lower()}, got {actual}"
+            )
         os.replace(tmp_name, dest)
         return actual
     except BaseException:
@@ -133,26 +237,56 @@ def copy_directory(src: Path, dest: Path) -> None:
         raise
 
 
-def fetch(uri: str, dest: str, sha256: str = "") -> str:
+def manifest_uri(uri: str) -> str:
+    """`<path>.schema.json` beside the model, keeping any query (a presigned one then answers 403)."""
+    parsed = urlparse(uri)
+    if not parsed.scheme or len(parsed.scheme) == 1 or parsed.scheme == "file":
+        return uri + MANIFEST_SUFFIX
+    return urlunparse(parsed._replace(path=parsed.path + MANIFEST_SUFFIX))
+
+
+def fetch(
+    uri: str,
+    dest: str,
+    sha256: str = "",
+    *,
+    schema_sha256: str = "",
+    max_bytes: int | None = None,
+    timeout_seconds: float | None = None,
+) -> str:
     """Returns the SHA-256 of the fetched file ('' for a directory)."""
+    settings = FetchSettings()
+    limits = Limits.start(max_bytes or settings.max_bytes, timeout_seconds or settings.timeout_seconds)
     target = Path(dest)
     source = local_path(uri)
     if source is not None and source.is_dir():
         if sha256:
-            raise FetchError(f"{uri} is a directory: --sha256 applies to single files only")
+            raise FetchError(
+                f"{uri} is a directory: --sha256 covers a single file, so a directory model cannot be "
+                "pinned yet (remove the digest, or package the model as one file)"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         copy_directory(source, target)
         return ""
-    digest = download_file(uri, target, sha256)
-    _fetch_manifest(uri, target)
+    digest = download_file(uri, target, sha256, limits)
+    _fetch_manifest(uri, target, bool(sha256), schema_sha256, limits)
     return digest
 
 
-def _fetch_manifest(uri: str, target: Path) -> None:
-    """The optional schema manifest travels with the model; its absence is normal."""
+def _fetch_manifest(uri: str, target: Path, model_pinned: bool, schema_sha256: str, limits: Limits) -> None:
+    """The optional schema manifest travels with the model; its absence is normal unless it is pinned."""
     manifest_dest = target.with_name(target.name + MANIFEST_SUFFIX)
+    source = manifest_uri(uri)
     try:
-        download_file(uri + MANIFEST_SUFFIX, manifest_dest)
-    except FetchError as err:
-        if "not found" not in str(err):
-            raise
+        download_file(source, manifest_dest, schema_sha256, limits)
+    except Absent:
+        if schema_sha256:
+            raise FetchError(f"{redact(source)} not found, but --schema-sha256 was given") from None
+        return
+    if model_pinned and not schema_sha256:
+        manifest_dest.unlink()
+        raise DigestMismatch(
+            f"{redact(source)} sits beside a model pinned by --sha256 but is not pinned itself: it decides "
+            "how inputs are read, so pass its digest with --schema-sha256 (or put the schema in the "
+            "ModelDeployment's model.schema and remove the side file)"
+        )

@@ -165,6 +165,11 @@ def is_pickle_family(path: Path, fmt: str) -> bool:
 
 def check_pickle_allowed(path: Path, fmt: str, expected_sha256: str, allow_unverified: bool) -> None:
     """Pickle runs code on load: only a file whose digest was pinned (or an explicit waiver) may load."""
+    if expected_sha256 and path.is_dir():  # a digest covers one file: never let it look like it pins a folder
+        raise ModelLoadError(
+            f"MODELSERVE_MODEL_SHA256 is set but {path.name} is a directory (e.g. a SavedModel): a digest "
+            "covers a single file, so a directory model cannot be pinned yet; remove model.sha256"
+        )
     if expected_sha256 and path.is_file():
         actual = sha256_of(path)
         if actual != expected_sha256:
