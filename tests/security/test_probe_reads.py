@@ -234,3 +234,13 @@ def test_feature_mismatch_names_counts_not_columns():
     with pytest.raises(InferenceError) as err:
         feature_order(info, [SECRET, "b"])
     assert SECRET not in str(err.value) and "2 feature columns" in str(err.value)
+
+
+def test_the_platform_ranges_come_from_the_operator_settings(monkeypatch):
+    from modeldeploy.settings import OperatorSettings
+
+    monkeypatch.setenv("MODELDEPLOY_DATASET_BLOCKED_NETWORKS", "10.0.0.0/8, fd00::/8")
+    assert OperatorSettings().dataset_blocked_networks == ["10.0.0.0/8", "fd00::/8"]
+    monkeypatch.setenv("MODELDEPLOY_DATASET_BLOCKED_NETWORKS", "10.0.0.0/8,not-a-range")
+    with pytest.raises(ValueError, match="not-a-range"):
+        OperatorSettings()
