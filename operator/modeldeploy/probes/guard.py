@@ -106,6 +106,8 @@ class DestinationGuard:
                 shown = host if host == address else f"{host} ({address})"
                 raise DestinationRefused(f"host {shown} is refused: {rule}")
         address = addresses[0]
+        if address == host:  # an address already: nothing to pin
+            return Pinned(url)
         headers = {"Host": parsed.netloc.decode("ascii")}
         extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
         return Pinned(str(parsed.copy_with(host=address)), headers, extensions)
