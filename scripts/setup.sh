@@ -6,7 +6,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 source "$repo/scripts/lib.sh"
 
-APT_PACKAGES=(buildah debootstrap)
+# containerd, runc, the CNI plugins, conntrack and iptables run the real node (tests/cluster/node.sh);
+# busybox-static fills its test images.
+APT_PACKAGES=(buildah debootstrap containerd runc containernetworking-plugins conntrack iptables busybox-static)
 
 stage "Debian packages: ${APT_PACKAGES[*]}"
 missing=()
