@@ -7,8 +7,8 @@ cd "$repo"
 source "$repo/scripts/lib.sh"
 
 # containerd, runc, the CNI plugins, conntrack and iptables run the real node (tests/cluster/node.sh);
-# busybox-static fills its test images.
-APT_PACKAGES=(buildah debootstrap containerd runc containernetworking-plugins conntrack iptables busybox-static)
+# busybox-static fills its test images; gcc and libc6-dev build its static pause binary.
+APT_PACKAGES=(buildah debootstrap containerd runc containernetworking-plugins conntrack iptables busybox-static gcc libc6-dev)
 
 stage "Debian packages: ${APT_PACKAGES[*]}"
 missing=()

@@ -6,10 +6,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
-from realnode_pods import exec_in, pod_manifest, require_real_node, start_tools_pod, wait_for
+from realnode_pods import CLUSTER_SH, exec_in, pod_manifest, require_real_node, start_tools_pod, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realnode]
 
@@ -123,3 +124,12 @@ def test_containerd_pulls_from_no_registry(cluster, namespace, node):
 
     messages = wait_for(pull_failure, timeout=90)
     assert any("127.0.0.1:1" in m and "connection refused" in m for m in messages), messages
+
+
+def test_up_without_root_fails_and_names_the_opt_out():
+    require_real_node()
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", str(CLUSTER_SH), "up"]
+    result = subprocess.run(as_nobody, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode != 0
+    assert "needs root" in result.stderr and "MODELDEPLOY_REAL_NODE=0" in result.stderr, result.stderr
