@@ -27,6 +27,13 @@ stage "Lint: ruff, import-linter layers, mypy on the pure layers, generated file
 bash scripts/venv-lock.sh --check
 end_stage
 
+# The cluster starts here rather than inside pytest, so its stages (control plane, real node) are timed and shown.
+if [[ " $* " != *"not e2e"* ]]; then
+  stage "Local cluster: control plane, kwok nodes, the real node real-0"
+  bash tests/cluster/cluster.sh up
+  end_stage
+fi
+
 stage "Tests: pytest (unit, serving, e2e on the local control plane, chart, image)"
 set +e
 .venv/bin/python -m pytest -m "not heavy" --durations=20 "$@"
