@@ -132,6 +132,7 @@ class ModelServeApp(FastAPI):
     """FastAPI for docs and the odd path; the hot paths (known exactly at start-up) skip its middleware."""
 
     fast_routes: dict[str, tuple[frozenset[str], dict[str, str], Any]] = {}
+    identity: list[tuple[bytes, bytes]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] == "http":
@@ -140,7 +141,22 @@ class ModelServeApp(FastAPI):
                 scope["path_params"] = fast[1]
                 await fast[2](scope, receive, send)
                 return
+            send = with_headers(send, self.identity)
         await super().__call__(scope, receive, send)
+
+
+def with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    """`send` that adds `headers` to a response start lacking them (docs, 404/405, unexpected 500s)."""
+
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            present = {name.lower() for name, _ in message.get("headers", ())}
+            missing = [(n, v) for n, v in headers if n not in present]
+            if missing:
+                message = {**message, "headers": [*message.get("headers", ()), *missing]}
+        await send(message)
+
+    return sending
 
 
 def exact_routes(
@@ -255,6 +271,7 @@ def create_app(settings: Settings, loaded: LoadedModel) -> FastAPI:
     routes = build_routes(state)
     app.router.routes.extend(routes)
     app.fast_routes = exact_routes(routes, settings)
+    app.identity = state.identity
     app.state.modelserve = state
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -53,6 +53,18 @@ class ServerState:
     ready: bool = False
     draining: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    identity: list[tuple[bytes, bytes]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.identity = identity_headers(self.settings)
+
+
+def identity_headers(settings: Settings) -> list[tuple[bytes, bytes]]:
+    """X-Model-Color and X-Model-Revision: which slot and build answered (set on every response)."""
+    return [
+        (b"x-model-color", settings.model_color.encode()),
+        (b"x-model-revision", settings.model_revision.encode()),
+    ]
 
 
 async def send_json(
@@ -196,7 +208,7 @@ class PredictEndpoint:
         outputs: dict[str, np.ndarray] | None = None
         error: str | None = None
         key_id: str | None = None
-        extra_headers = [(b"x-request-id", request_id.encode())]
+        extra_headers = [(b"x-request-id", request_id.encode()), *state.identity]
         try:
             key_id = authenticate(state, headers)
             if state.limiter.enabled:
@@ -276,7 +288,11 @@ class JsonEndpoint:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", self.content_type), (b"content-length", b"%d" % len(body))],
+                "headers": [
+                    (b"content-type", self.content_type),
+                    (b"content-length", b"%d" % len(body)),
+                    *self.state.identity,
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})

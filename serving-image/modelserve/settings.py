@@ -59,6 +59,14 @@ class Settings(BaseSettings):
             raise ValueError("must be 64 hexadecimal characters (a SHA-256 digest)")
         return value
 
+    @field_validator("model_revision")
+    @classmethod
+    def _revision_fits_a_header(cls, value: str) -> str:
+        # Sent as X-Model-Revision on every response: a header value must be visible ASCII.
+        if len(value) > 128 or any(not 0x21 <= ord(c) <= 0x7E for c in value):
+            raise ValueError("must be at most 128 visible ASCII characters (no spaces)")
+        return value
+
     @property
     def redact_fields(self) -> frozenset[str]:
         return frozenset(f.strip() for f in self.log_redact_fields.split(",") if f.strip())

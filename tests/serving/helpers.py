@@ -204,6 +204,14 @@ def custom_model(custom_package: Path, models_dir: Path, name: str, build) -> Pa
         sys.path.remove(str(custom_package))
 
 
+IRIS_IDENTITY = {"x-model-color": "blue", "x-model-revision": "7c9f1e2"}  # iris_env's colour and revision
+
+
+def identity(resp: httpx.Response) -> dict[str, str | None]:
+    """The X-Model-* headers of a response (lower-case names, None when absent)."""
+    return {name: resp.headers.get(name) for name in IRIS_IDENTITY}
+
+
 def iris_env(model: Path, **extra: str) -> dict[str, str]:
     env = {
         "MODELSERVE_MODEL_PATH": str(model),

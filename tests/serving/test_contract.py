@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ ENV_ROWS = table_after("## Environment variables")
 PATH_ROWS = table_after("## Paths")
 EXIT_ROWS = table_after("## Exit codes")
 MOUNT_ROWS = table_after("## Mounted paths")
+HEADER_ROWS = table_after("## Response headers")
 
 
 def readme_default(cell: str) -> str:
@@ -85,7 +87,8 @@ def test_contract_constants_are_the_defaults():
 
 @pytest.fixture(scope="module")
 def contract_server(tmp_path_factory, iris_joblib):
-    server = start_server(tmp_path_factory.mktemp("contract"), iris_env(iris_joblib))
+    env = iris_env(iris_joblib, MODELSERVE_MAX_BODY_BYTES="4096")
+    server = start_server(tmp_path_factory.mktemp("contract"), env)
     yield server
     server.stop()
 
@@ -103,6 +106,93 @@ def test_every_documented_path_answers(contract_server, row):
         }
     resp = contract_server.client.request(method, path, json=body if method == "POST" else None)
     assert resp.status_code == 200, resp.text
+    assert_identity(resp)
+
+
+def identity_of(env: dict[str, str]) -> dict[str, str]:
+    """The headers documented "on every response", with the value of the variable each one names."""
+    expected = {}
+    for row in HEADER_ROWS:
+        if row[1] == "every response":
+            variable = re.match(r"`(MODELSERVE_\w+)`", row[2])
+            assert variable, f"{row[0]}: the Value cell must start with the variable it echoes"
+            expected[unquote(row[0])] = env[variable.group(1)]
+    return expected
+
+
+IDENTITY = identity_of(iris_env(Path("model.joblib")))
+
+
+def assert_identity(resp) -> None:
+    assert {name: resp.headers.get(name) for name in IDENTITY} == IDENTITY, (resp.status_code, resp.text)
+
+
+def test_identity_headers_are_documented_with_the_settings_they_echo():
+    assert set(IDENTITY) == {"X-Model-Color", "X-Model-Revision"}
+    assert IDENTITY == {"X-Model-Color": "blue", "X-Model-Revision": "7c9f1e2"}  # iris_env's values
+
+
+V1 = "/v1/models/iris:predict"
+ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("POST", V1, b"{not json", 400),
+        ("POST", V1, b'{"instances": [[1, 2]]}', 400),
+        ("POST", "/v1/models/wine:predict", b"{}", 404),
+        ("GET", "/v2/models/wine", None, 404),
+        ("GET", "/nowhere", None, 404),
+        ("GET", "/predict", None, 405),
+        ("DELETE", "/v2/health/ready", None, 405),
+        ("POST", V1, b"[" + b"1.0," * 2000 + b"1]", 413),
+    ],
+)
+def test_error_responses_carry_the_identity_headers(contract_server, method, path, body, status):
+    resp = contract_server.client.request(method, path, content=body)
+    assert resp.status_code == status, resp.text
+    assert_identity(resp)
+
+
+@pytest.fixture
+def limited_server(tmp_path, iris_joblib):
+    keys = tmp_path / "api-keys"
+    keys.write_text("contract-key\n")
+    env = iris_env(
+        iris_joblib,
+        MODELSERVE_API_KEYS_FILE=str(keys),
+        MODELSERVE_RATE_LIMIT_RPS="0.001",
+        MODELSERVE_RATE_LIMIT_BURST="1",
+        MODELSERVE_DRAIN_SECONDS="600",  # stays draining (readiness 503) until the test kills it
+    )
+    server = start_server(tmp_path, env)
+    yield server
+    server.process.kill()
+    server.stop()
+
+
+def test_401_429_and_draining_503_carry_the_identity_headers(limited_server):
+    client = limited_server.client
+    key = {"X-API-Key": "contract-key"}
+    unauthorised = client.post(V1, json=ROW)
+    first, limited = client.post(V1, json=ROW, headers=key), client.post(V1, json=ROW, headers=key)
+    assert (unauthorised.status_code, first.status_code, limited.status_code) == (401, 200, 429)
+    assert int(limited.headers["retry-after"]) > 0
+    limited_server.process.send_signal(signal.SIGTERM)
+    draining = wait_for_status(client, "/v2/health/ready", 503)
+    for resp in (unauthorised, first, limited, draining):
+        assert_identity(resp)
+
+
+def wait_for_status(client, path: str, status: int, attempts: int = 200):
+    """The signal handler runs on the server's loop: poll until the new status shows (bounded)."""
+    for _ in range(attempts):
+        resp = client.get(path)
+        if resp.status_code == status:
+            return resp
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never answered {status}; last {resp.status_code}")
 
 
 def test_exit_code_table_is_complete():

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from .helpers import custom_model, iris_env, start_server
+from .helpers import IRIS_IDENTITY, custom_model, identity, iris_env, start_server
 
 V1 = "/v1/models/iris:predict"
 
@@ -61,6 +61,7 @@ def test_full_queue_is_503_and_queued_requests_still_succeed(slow_server):
     assert 503 in statuses and set(statuses) <= {200, 503, 504}
     overloaded = next(r for r in asyncio.run(burst()) if r.status_code == 503)
     assert "server overloaded" in overloaded.json()["error"]
+    assert identity(overloaded) == IRIS_IDENTITY
 
 
 def test_prediction_slower_than_the_timeout_is_504(slow_server):
@@ -82,6 +83,7 @@ def test_prediction_slower_than_the_timeout_is_504(slow_server):
     assert responses[1].json() == {
         "error": "prediction did not finish within 1s (MODELSERVE_TIMEOUT_SECONDS)"
     }
+    assert identity(responses[1]) == IRIS_IDENTITY
     assert slow_server.client.get("/v2/health/live").status_code == 200
 
 
@@ -101,5 +103,6 @@ def test_model_that_raises_is_500_with_a_short_message(exploding_server):
     assert resp.status_code == 500
     assert resp.json() == {"error": "model raised ValueError: boom: this model refuses non-zero input"}
     assert "Traceback" not in resp.text
+    assert identity(resp) == IRIS_IDENTITY
     fine = exploding_server.client.post(V1, json={"instances": [[0, 0, 0, 0]]})
     assert fine.status_code == 200

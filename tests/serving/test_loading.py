@@ -115,6 +115,10 @@ def test_corrupt_model_file_exits_1(tmp_path):
             "MODELSERVE_MODEL_SHA256 (--model-sha256): Value error, must be 64",
         ),
         ({"MODELSERVE_LOG_SAMPLE_RATE": "2"}, "MODELSERVE_LOG_SAMPLE_RATE (--log-sample-rate)"),
+        (  # it is echoed in a response header: no spaces or control characters
+            {"MODELSERVE_MODEL_REVISION": "abc\r\nx-injected: 1"},
+            "MODELSERVE_MODEL_REVISION (--model-revision): Value error, must be at most 128 visible ASCII",
+        ),
     ],
 )
 def test_bad_configuration_exits_2_naming_the_variable(tmp_path, iris_joblib, env, message):

@@ -21,6 +21,7 @@ from modeldeploy.desired.children import (
     build_services,
 )
 from modeldeploy.desired.deployment import build_deployment, model_location
+from modeldeploy.desired.naming import ANNOTATION_REVISION, LABEL_COLOR, LABEL_REVISION
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.revision import revision_of
 
@@ -188,6 +189,20 @@ def test_server_env_carries_the_contract_settings():
     assert env["MODELSERVE_LOG_REDACT_FIELDS"] == "email,ssn" and env["MODELSERVE_LOG_SAMPLE_RATE"] == "0.1"
     assert (env["MODELSERVE_MAX_BATCH_SIZE"], env["MODELSERVE_WORKERS"]) == ("32", "2")
     assert env["AWS_REGION"] == "eu-west-1"
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_each_colour_slot_tells_modelserve_the_colour_and_revision_it_echoes(example):
+    """modelserve sends these two back as X-Model-Color and X-Model-Revision on every response."""
+    revision = revision_of(parse_spec(EXAMPLES[example]))
+    for color in Color:
+        deployment = _deployment(example, color)
+        env = _env(_container(deployment))
+        pod = deployment["spec"]["template"]["metadata"]
+        assert env["MODELSERVE_MODEL_COLOR"] == color.value == pod["labels"][LABEL_COLOR]
+        assert env["MODELSERVE_MODEL_REVISION"] == revision == pod["labels"][LABEL_REVISION]
+        assert pod["annotations"][ANNOTATION_REVISION] == revision
+        assert all(0x21 <= ord(c) <= 0x7E for c in revision) and len(revision) <= 128  # a header value
 
 
 def test_api_key_secret_is_mounted_where_modelserve_reads_it():
