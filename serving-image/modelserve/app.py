@@ -1,4 +1,8 @@
-"""The ASGI application: FastAPI for the app shell and OpenAPI docs, raw ASGI endpoints on the hot path."""
+"""The ASGI application: raw ASGI endpoints for the model's paths, a plain Starlette app around them.
+
+`create_app` builds the server state, the routes, the Starlette app (docs, OpenAPI, 404/405, lifespan) and,
+unless `MODELSERVE_FRAMEWORK_BYPASS=false`, puts the exact-path dispatcher of `modelserve.bypass` in front.
+"""
 
 from __future__ import annotations
 
@@ -16,31 +20,68 @@ from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import FastAPI
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
 from .auth import ApiKeys, RateLimiter
 from .batching import Batcher
-from .endpoints import (
-    Deadlines,
-    JsonEndpoint,
-    PredictEndpoint,
-    Receive,
-    Scope,
-    Send,
-    ServerState,
-    error_body,
-)
-from .errors import NotFound
+from .bypass import ExactPathDispatcher, exact_routes
+from .endpoints import Deadlines, JsonEndpoint, PredictEndpoint, ServerState, check_model, error_body
 from .loaders import LoadedModel
 from .metrics import CONTENT_TYPE, Metrics
 from .openapi import build_openapi
 from .reqlog import LINES, RequestLogger, flush_periodically, log_event
 from .settings import Settings
+
+
+def create_app(settings: Settings, loaded: LoadedModel) -> ASGIApp:
+    """Build the app around an already loaded and warmed model."""
+    state = build_state(settings, loaded)
+    routes = build_routes(state)
+    app = IdentityHeaders(build_starlette_app(state, routes), state.identity)
+    if not settings.framework_bypass:
+        return app
+    params = {"name": settings.model_name, "version": settings.model_version}
+    return ExactPathDispatcher(exact_routes(routes, params), fallback=app)
+
+
+def build_state(settings: Settings, loaded: LoadedModel) -> ServerState:
+    """Metrics, auth, limits, the batcher and the deadline watchdog for one loaded model."""
+    metrics = Metrics(settings.metric_labels, bypass=settings.framework_bypass)
+    metrics.load_seconds.set(loaded.load_seconds + loaded.warmup_seconds)
+    classifier = loaded.classes is not None
+
+    def observe(rows: int, seconds: float, outputs: dict[str, np.ndarray]) -> None:
+        metrics.observe_batch(rows, seconds, outputs, classifier)
+
+    in_thread = settings.predict_mode == "thread" or (
+        settings.predict_mode == "auto" and loaded.warmup_seconds > 0.001
+    )
+    batcher = Batcher(
+        loaded.model.predict,
+        settings.max_batch_size,
+        settings.max_batch_latency_ms / 1000,
+        settings.max_queue,
+        in_thread,
+        observe,
+    )
+    return ServerState(
+        settings=settings,
+        loaded=loaded,
+        metrics=metrics,
+        logger=RequestLogger(settings.log_sample_rate, settings.redact_fields, settings.metric_labels),
+        keys=ApiKeys(settings.api_keys_file),
+        limiter=RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst),
+        batcher=batcher,
+        deadlines=Deadlines(settings.timeout_seconds),
+        predict_in_thread=in_thread,
+    )
 
 
 def model_metadata(state: ServerState) -> dict[str, Any]:
@@ -52,7 +93,7 @@ def model_metadata(state: ServerState) -> dict[str, Any]:
         "versions": [settings.model_version],
         "platform": f"modelserve-{loaded.format}",
         "inputs": [{"name": schema.input_name, "datatype": schema.v2_datatype, "shape": shape}],
-        "outputs": loaded.extra.get("outputs", []),
+        "outputs": [o.as_dict() for o in loaded.outputs],
         "parameters": {
             "format": loaded.format,
             "revision": settings.model_revision,
@@ -78,21 +119,12 @@ def build_routes(state: ServerState) -> list[Route]:
     def server_metadata(_: Scope) -> tuple[int, bytes]:
         return 200, orjson.dumps({"name": "modelserve", "version": __version__, "extensions": []})
 
-    def check_name(scope: Scope) -> None:
-        params = scope.get("path_params", {})
-        if params.get("name") != settings.model_name:
-            raise NotFound(
-                f"model '{params.get('name')}' not found; this server serves '{settings.model_name}'"
-            )
-        if "version" in params and params["version"] != settings.model_version:
-            raise NotFound(f"version '{params['version']}' of model '{params['name']}' not found")
-
     def metadata(scope: Scope) -> tuple[int, bytes]:
-        check_name(scope)
+        check_model(settings, scope)
         return 200, orjson.dumps(model_metadata(state))
 
     def model_ready(scope: Scope) -> tuple[int, bytes]:
-        check_name(scope)
+        check_model(settings, scope)
         status, _ = ready_status(scope)
         return status, orjson.dumps({"name": settings.model_name, "ready": status == 200})
 
@@ -128,50 +160,104 @@ def build_routes(state: ServerState) -> list[Route]:
     ]
 
 
-class ModelServeApp(FastAPI):
-    """FastAPI for docs and the odd path; the hot paths (known exactly at start-up) skip its middleware."""
+def build_starlette_app(state: ServerState, routes: list[Route]) -> Starlette:
+    """The model's routes plus the docs, JSON errors for 404/405 and crashes, and the lifespan."""
+    openapi: dict[str, Any] = {}
 
-    fast_routes: dict[str, tuple[frozenset[str], dict[str, str], Any]] = {}
-    identity: list[tuple[bytes, bytes]] = []
+    async def openapi_json(_: Request) -> Response:
+        if not openapi:
+            openapi.update(build_openapi(state))
+        return JSONResponse(openapi)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        if scope["type"] == "http":
-            fast = self.fast_routes.get(scope["path"])
-            if fast is not None and scope["method"] in fast[0]:
-                scope["path_params"] = fast[1]
-                await fast[2](scope, receive, send)
-                return
-            send = with_headers(send, self.identity)
-        await super().__call__(scope, receive, send)
+    async def docs(_: Request) -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="modelserve - Swagger UI")
 
-
-def with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
-    """`send` that adds `headers` to a response start lacking them (docs, 404/405, unexpected 500s)."""
-
-    async def sending(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            present = {name.lower() for name, _ in message.get("headers", ())}
-            missing = [(n, v) for n, v in headers if n not in present]
-            if missing:
-                message = {**message, "headers": [*message.get("headers", ()), *missing]}
-        await send(message)
-
-    return sending
+    docs_routes = [
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=[*docs_routes, *routes],
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
+        lifespan=lifespan_of(state),
+    )
 
 
-def exact_routes(
-    routes: list[Route], settings: Settings
-) -> dict[str, tuple[frozenset[str], dict[str, str], Any]]:
-    """Path templates with this server's own model name and version filled in."""
-    params = {"name": settings.model_name, "version": settings.model_version}
-    table: dict[str, tuple[frozenset[str], dict[str, str], Any]] = {}
-    for route in routes:
-        names = [n for n in ("name", "version") if "{" + n + "}" in route.path]
-        path = route.path
-        for n in names:
-            path = path.replace("{" + n + "}", params[n])
-        table[path] = (frozenset(route.methods or ()), {n: params[n] for n in names}, route.endpoint)
-    return table
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    path = request.url.path[:200]
+    messages = {404: f"not found: {path}", 405: f"method {request.method} not allowed on {path}"}
+    message = messages.get(exc.status_code, str(exc.detail))
+    return Response(error_body(message), exc.status_code, media_type="application/json")
+
+
+async def internal_error(_: Request, exc: Exception) -> Response:
+    traceback.print_exception(exc, file=sys.stderr)
+    return Response(error_body("internal error"), 500, media_type="application/json")
+
+
+def lifespan_of(state: ServerState) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """Start: drain handler, frozen start-up objects, watchdog and log flusher, ready. Stop: the reverse."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        install_drain_handler(state)
+        # Start-up objects (frameworks, the model) never die: keep them out of every later GC pass,
+        # or a gen-2 collection walks them all mid-request (tens of ms of p99).
+        gc.collect()
+        gc.freeze()
+        loop = asyncio.get_running_loop()
+        background = [loop.create_task(state.deadlines.watch()), loop.create_task(flush_periodically())]
+        state.ready = True
+        state.metrics.ready.set(1)
+        log_ready(state)
+        yield
+        state.ready = False
+        for task in background:
+            task.cancel()
+        state.batcher.close()
+        LINES.flush()  # every buffered request line is out before the process exits
+
+    return lifespan
+
+
+def log_ready(state: ServerState) -> None:
+    settings, loaded = state.settings, state.loaded
+    log_event(
+        "ready",
+        pid=os.getpid(),
+        model=settings.model_name,
+        version=settings.model_version,
+        format=loaded.format,
+        predict_in_thread=state.predict_in_thread,
+        fast_path=loaded.fast_path,
+        framework_bypass=settings.framework_bypass,
+        auth=state.keys.enabled,
+    )
+
+
+class IdentityHeaders:
+    """Adds the identity headers to responses that lack them: Starlette's own (docs, 404/405, 500)."""
+
+    def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]]) -> None:
+        self.app = app
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = self.headers
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", ())}
+                missing = [(name, value) for name, value in headers if name not in present]
+                if missing:
+                    message = {**message, "headers": [*message.get("headers", ()), *missing]}
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 def install_drain_handler(state: ServerState) -> None:
@@ -197,95 +283,3 @@ def install_drain_handler(state: ServerState) -> None:
                 previous(signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
-
-
-def create_app(settings: Settings, loaded: LoadedModel) -> FastAPI:
-    """Build the app around an already loaded and warmed model."""
-    metrics = Metrics(settings.metric_labels)
-    classifier = loaded.classes is not None
-
-    def observe(rows: int, seconds: float, outputs: dict[str, np.ndarray]) -> None:
-        metrics.observe_batch(rows, seconds, outputs, classifier)
-
-    in_thread = settings.predict_mode == "thread" or (
-        settings.predict_mode == "auto" and loaded.warmup_seconds > 0.001
-    )
-    state = ServerState(
-        settings=settings,
-        loaded=loaded,
-        metrics=metrics,
-        logger=RequestLogger(settings.log_sample_rate, settings.redact_fields, settings.metric_labels),
-        keys=ApiKeys(settings.api_keys_file),
-        limiter=RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst),
-        batcher=Batcher(
-            loaded.model.predict,
-            settings.max_batch_size,
-            settings.max_batch_latency_ms / 1000,
-            settings.max_queue,
-            in_thread,
-            observe,
-        ),
-        deadlines=Deadlines(settings.timeout_seconds),
-    )
-    state.extra["in_thread"] = in_thread
-    background: list[asyncio.Task[None]] = []
-    metrics.load_seconds.set(loaded.load_seconds + loaded.warmup_seconds)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        install_drain_handler(state)
-        # Start-up objects (frameworks, the model) never die: keep them out of every later GC pass,
-        # or a gen-2 collection walks them all mid-request (tens of ms of p99).
-        gc.collect()
-        gc.freeze()
-        loop = asyncio.get_running_loop()
-        background.append(loop.create_task(state.deadlines.watch()))
-        background.append(loop.create_task(flush_periodically()))
-        state.ready = True
-        metrics.ready.set(1)
-        log_event(
-            "ready",
-            pid=os.getpid(),
-            model=settings.model_name,
-            version=settings.model_version,
-            format=loaded.format,
-            predict_in_thread=in_thread,
-            fast_path=loaded.extra.get("fast_path", False),
-            auth=state.keys.enabled,
-        )
-        yield
-        state.ready = False
-        for task in background:
-            task.cancel()
-        state.batcher.close()
-        LINES.flush()  # every buffered request line is out before the process exits
-
-    app = ModelServeApp(
-        title="modelserve",
-        version=__version__,
-        docs_url="/docs",
-        redoc_url=None,
-        openapi_url="/openapi.json",
-        lifespan=lifespan,
-    )
-    routes = build_routes(state)
-    app.router.routes.extend(routes)
-    app.fast_routes = exact_routes(routes, settings)
-    app.identity = state.identity
-    app.state.modelserve = state
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        path = request.url.path[:200]
-        messages = {404: f"not found: {path}", 405: f"method {request.method} not allowed on {path}"}
-        message = messages.get(exc.status_code, str(exc.detail))
-        return Response(error_body(message), exc.status_code, media_type="application/json")
-
-    async def internal_error(_: Request, exc: Exception) -> Response:
-        traceback.print_exception(exc, file=sys.stderr)
-        return Response(error_body("internal error"), 500, media_type="application/json")
-
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, internal_error)
-    app.openapi = lambda: build_openapi(app, state)  # type: ignore[method-assign]
-    return app

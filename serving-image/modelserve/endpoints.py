@@ -8,12 +8,13 @@ import secrets
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
+from starlette.types import Receive, Scope, Send
 
 from .auth import ApiKeys, RateLimiter, extract_key
 from .batching import Batcher
@@ -34,14 +35,13 @@ from .protocols import (
 from .reqlog import RequestLogger
 from .settings import Settings
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 @dataclass
 class ServerState:
+    """What every endpoint of one worker process shares."""
+
     settings: Settings
     loaded: LoadedModel
     metrics: Metrics
@@ -50,9 +50,9 @@ class ServerState:
     limiter: RateLimiter
     batcher: Batcher
     deadlines: Deadlines
+    predict_in_thread: bool
     ready: bool = False
     draining: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
     identity: list[tuple[bytes, bytes]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -152,28 +152,115 @@ def authenticate(state: ServerState, headers: dict[bytes, bytes]) -> str | None:
     )
 
 
+def check_model(settings: Settings, scope: Scope) -> None:
+    """The {name} and {version} of the path are this server's own, or 404."""
+    params = scope.get("path_params", {})
+    name = params.get("name")
+    if name is not None and name != settings.model_name:
+        raise NotFound(f"model '{name}' not found; this server serves '{settings.model_name}'")
+    version = params.get("version")
+    if version is not None and version != settings.model_version:
+        raise NotFound(
+            f"version '{version}' of model '{name}' not found; this server serves version "
+            f"'{settings.model_version}'"
+        )
+
+
+class Arriving:
+    """While a request's body is read and parsed, the batcher knows one more is on its way (and may wait)."""
+
+    __slots__ = ("batcher",)
+
+    def __init__(self, batcher: Batcher) -> None:
+        self.batcher = batcher
+
+    def __enter__(self) -> None:
+        self.batcher.arriving += 1
+
+    def __exit__(self, *_: object) -> None:
+        self.batcher.arriving -= 1
+
+
+class Exchange:
+    """One prediction request on its way: what its response, metrics and log line are made of."""
+
+    __slots__ = ("error", "headers", "key_id", "outputs", "payload", "request_id", "rows", "status")
+
+    def __init__(self, request_id: str, identity: list[tuple[bytes, bytes]]) -> None:
+        self.request_id = request_id
+        self.status = 200
+        self.payload = b""
+        self.headers = [(b"x-request-id", request_id.encode()), *identity]
+        self.rows: np.ndarray | None = None
+        self.outputs: dict[str, np.ndarray] | None = None
+        self.error: str | None = None
+        self.key_id: str | None = None
+
+    def failed(self, err: ModelServeError) -> None:
+        self.status = err.status_code
+        self.error = err.message
+        self.payload = error_body(err.message)
+        retry = getattr(err, "retry_after_seconds", None)
+        if retry is not None:
+            self.headers.append((b"retry-after", str(retry).encode()))
+
+    def crashed(self, err: Exception) -> None:
+        """A bug of ours: the trace goes to stderr, the client gets a short 500."""
+        self.status = 500
+        self.error = f"internal error ({type(err).__name__})"
+        self.payload = error_body(self.error)
+        traceback.print_exc(file=sys.stderr)
+
+
 class PredictEndpoint:
-    """One protocol's predict route: auth, rate limit, body limit, parse, batch, encode, metrics, log."""
+    """One protocol's predict route: admit, read, parse, predict, encode; then metrics and the log line."""
 
     def __init__(self, state: ServerState, route: str, protocol: str) -> None:
         self.state = state
         self.route = route
         self.protocol = protocol
         self.schema = state.loaded.schema
-        self.available_outputs = tuple(state.loaded.extra.get("output_names", ()))
+        self.available_outputs = state.loaded.output_names
 
-    def check_model(self, scope: Scope) -> None:
-        params = scope.get("path_params", {})
-        settings = self.state.settings
-        name = params.get("name")
-        if name is not None and name != settings.model_name:
-            raise NotFound(f"model '{name}' not found; this server serves '{settings.model_name}'")
-        version = params.get("version")
-        if version is not None and version != settings.model_version:
-            raise NotFound(
-                f"version '{version}' of model '{name}' not found; this server serves version "
-                f"'{settings.model_version}'"
-            )
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        exchange = Exchange(request_id_from(headers), self.state.identity)
+        metrics = self.state.metrics
+        metrics.inflight_add(1)
+        try:
+            exchange.payload = await self.answer(scope, receive, headers, exchange)
+        except ModelServeError as err:
+            exchange.failed(err)
+        except Exception as err:
+            exchange.crashed(err)
+        finally:
+            metrics.inflight_add(-1)
+        await send_json(send, exchange.status, exchange.payload, exchange.headers)
+        self.record(exchange, time.perf_counter() - started)
+
+    async def answer(
+        self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], exchange: Exchange
+    ) -> bytes:
+        """The 200 body; any refusal on the way is a ModelServeError."""
+        state = self.state
+        with Arriving(state.batcher):
+            exchange.key_id = self.admit(scope, headers)
+            body = await read_body(receive, headers, state.settings.max_body_bytes)
+            rows, context = self.parse(body, headers)
+        exchange.rows = rows
+        exchange.outputs = await self.predict(rows)
+        return self.encode(exchange.outputs, context)
+
+    def admit(self, scope: Scope, headers: dict[bytes, bytes]) -> str | None:
+        """API key, rate limit, model name and version; the caller's key id."""
+        state = self.state
+        key_id = authenticate(state, headers)
+        if state.limiter.enabled:
+            client = scope.get("client")
+            state.limiter.check(key_id or (client[0] if client else "anonymous"))
+        check_model(state.settings, scope)
+        return key_id
 
     def parse(self, body: bytes, headers: dict[bytes, bytes]) -> tuple[np.ndarray, Any]:
         if self.protocol == "v2":
@@ -185,6 +272,16 @@ class PredictEndpoint:
             return parse_v1(parse_json(body), self.schema), None
         return parse_records(parse_json(body), self.schema), None
 
+    async def predict(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Through the batcher, under the request deadline."""
+        future = self.state.batcher.submit(rows)
+        deadlines = self.state.deadlines
+        deadlines.add(future)
+        try:
+            return await future
+        finally:
+            deadlines.discard(future)
+
     def encode(self, outputs: dict[str, np.ndarray], context: Any) -> bytes:
         if self.protocol == "v2":
             requested, v2_id = context
@@ -194,68 +291,20 @@ class PredictEndpoint:
             return encode_v1(outputs)
         return encode_records(outputs, self.state.loaded.classes)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def record(self, exchange: Exchange, latency: float) -> None:
         state = self.state
-        started = time.perf_counter()
-        headers = dict(scope["headers"])
-        request_id = request_id_from(headers)
-        batcher = state.batcher
-        state.metrics.inflight_add(1)
-        batcher.arriving += 1
-        arriving = True
-        status = 200
-        rows: np.ndarray | None = None
-        outputs: dict[str, np.ndarray] | None = None
-        error: str | None = None
-        key_id: str | None = None
-        extra_headers = [(b"x-request-id", request_id.encode()), *state.identity]
-        try:
-            key_id = authenticate(state, headers)
-            if state.limiter.enabled:
-                client = scope.get("client")
-                state.limiter.check(key_id or (client[0] if client else "anonymous"))
-            self.check_model(scope)
-            body = await read_body(receive, headers, state.settings.max_body_bytes)
-            rows, context = self.parse(body, headers)
-            batcher.arriving -= 1
-            arriving = False
-            future = batcher.submit(rows)
-            state.deadlines.add(future)
-            try:
-                outputs = await future
-            finally:
-                state.deadlines.discard(future)
-            payload = self.encode(outputs, context)
-        except ModelServeError as err:
-            status = err.status_code
-            error = err.message
-            payload = error_body(error)
-            retry = getattr(err, "retry_after_seconds", None)
-            if retry is not None:
-                extra_headers.append((b"retry-after", str(retry).encode()))
-        except Exception as err:  # a bug of ours: log it server-side, answer without the trace
-            status = 500
-            error = f"internal error ({type(err).__name__})"
-            payload = error_body(error)
-            traceback.print_exc(file=sys.stderr)
-        finally:
-            if arriving:
-                batcher.arriving -= 1
-            state.metrics.inflight_add(-1)
-        await send_json(send, status, payload, extra_headers)
-        latency = time.perf_counter() - started
-        state.metrics.observe_request(self.route, status, latency)
-        if state.logger.sampled(status):
+        state.metrics.observe_request(self.route, exchange.status, latency)
+        if state.logger.sampled(exchange.status):
             state.logger.log(
-                request_id,
+                exchange.request_id,
                 self.route,
-                status,
+                exchange.status,
                 latency,
-                rows,
+                exchange.rows,
                 self.schema.feature_names,
-                outputs,
-                error,
-                key_id,
+                exchange.outputs,
+                exchange.error,
+                exchange.key_id,
             )
 
 

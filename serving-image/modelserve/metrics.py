@@ -6,10 +6,8 @@ set (by the server, under /tmp) before prometheus_client is imported.
 
 from __future__ import annotations
 
-import bisect
 import collections
 import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,6 +21,8 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prom_multiprocess
 
+from .bypass.observers import Add, fast_add, fast_observe
+
 disable_created_metrics()  # the *_created series double the exposition for no operational value
 
 BASE_LABELS = ("model", "version", "revision", "color")
@@ -31,36 +31,12 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-Add = Callable[[float], None]
+def public_add(child: Any) -> Add:
+    return child.inc  # type: ignore[no-any-return]
 
 
-def fast_add(child: Any) -> Add:
-    """A counter or gauge child's own value increment, without prometheus_client's per-call checks.
-
-    Same value object (and lock, or mmap file with several workers) as `inc`; falls back to the public
-    `inc` if the library's internals ever differ.
-    """
-    value: Any = getattr(child, "_value", None)
-    return value.inc if callable(getattr(value, "inc", None)) else child.inc
-
-
-def fast_observe(child: Any) -> Add:
-    """A histogram child's observe as one bisect and two increments (the public one scans every bucket)."""
-    bounds: Any = getattr(child, "_upper_bounds", None)
-    buckets: Any = getattr(child, "_buckets", None)
-    total: Any = getattr(child, "_sum", None)
-    usable = bool(bounds) and bool(buckets) and total is not None
-    if not usable or len(bounds) != len(buckets) or bounds[-1] != float("inf"):
-        return child.observe
-    add_sum = total.inc
-    bucket_adds = [bucket.inc for bucket in buckets]
-    search = bisect.bisect_left
-
-    def observe(amount: float) -> None:
-        add_sum(amount)
-        bucket_adds[search(bounds, amount)](1)  # the first bound >= amount, as prometheus_client picks
-
-    return observe
+def public_observe(child: Any) -> Add:
+    return child.observe  # type: ignore[no-any-return]
 
 
 def multiprocess_enabled() -> bool:
@@ -68,9 +44,14 @@ def multiprocess_enabled() -> bool:
 
 
 class Metrics:
-    """Children are bound once per label set so the hot path is a dict lookup and an increment."""
+    """Children are bound once per label set so the hot path is a dict lookup and an increment.
 
-    def __init__(self, labels: dict[str, str]) -> None:
+    `bypass` picks the observers: prometheus_client's internals (`fast_add`/`fast_observe`) or its public API.
+    """
+
+    def __init__(self, labels: dict[str, str], bypass: bool = True) -> None:
+        self._add = fast_add if bypass else public_add
+        self._observe = fast_observe if bypass else public_observe
         self.registry = CollectorRegistry()
         self.labels = labels
         values = [labels[k] for k in BASE_LABELS]
@@ -137,13 +118,13 @@ class Metrics:
             registry=reg,
         ).labels(*values)
         self._values = values
-        # Hot-path observers, bound once per label set (see fast_add and fast_observe).
+        # Hot-path observers, bound once per label set.
         self._request_children: dict[tuple[str, int], Add] = {}
         self._latency_children: dict[str, Add] = {}
         self._class_children: dict[Any, Add] = {}
-        self._inflight_add = fast_add(self.inflight)
-        self._observe_batch_size = fast_observe(self.batch_size)
-        self._observe_predict_latency = fast_observe(self.predict_latency)
+        self._inflight_add = self._add(self.inflight)
+        self._observe_batch_size = self._observe(self.batch_size)
+        self._observe_predict_latency = self._observe(self.predict_latency)
 
     def inflight_add(self, amount: float) -> None:
         self._inflight_add(amount)
@@ -152,13 +133,13 @@ class Metrics:
         key = (route, status)
         count = self._request_children.get(key)
         if count is None:
-            count = self._request_children[key] = fast_add(
+            count = self._request_children[key] = self._add(
                 self._requests.labels(*self._values, route, str(status))
             )
         count(1)
         latency = self._latency_children.get(route)
         if latency is None:
-            latency = self._latency_children[route] = fast_observe(
+            latency = self._latency_children[route] = self._observe(
                 self._request_latency.labels(*self._values, route)
             )
         latency(seconds)
@@ -176,7 +157,7 @@ class Metrics:
             for value, count in collections.Counter(predicted.tolist()).items():
                 add = self._class_children.get(value)
                 if add is None:
-                    add = self._class_children[value] = fast_add(
+                    add = self._class_children[value] = self._add(
                         self._predictions.labels(*self._values, str(value))
                     )
                 add(count)

@@ -1,12 +1,13 @@
-"""OpenAPI document for the raw ASGI routes (FastAPI only documents its own APIRoutes)."""
+"""OpenAPI document for the raw ASGI routes, written out by hand (no framework sees their bodies)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
+
+from . import __version__
 
 if TYPE_CHECKING:
     from .endpoints import ServerState
@@ -98,10 +99,8 @@ def _get(summary: str) -> dict[str, Any]:
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def build_openapi(app: FastAPI, state: ServerState) -> dict[str, Any]:
-    if app.openapi_schema:
-        return app.openapi_schema
-    doc = get_openapi(title=app.title, version=app.version, routes=[])
+def build_openapi(state: ServerState) -> dict[str, Any]:
+    doc = get_openapi(title="modelserve", version=__version__, routes=[])
     names = [f.name for f in state.loaded.schema.features]
     record = {"type": "object", "properties": {n: {} for n in names}} if names else {"type": "object"}
     paths: dict[str, Any] = {
@@ -139,5 +138,4 @@ def build_openapi(app: FastAPI, state: ServerState) -> dict[str, Any]:
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         },
     }
-    app.openapi_schema = doc
     return doc

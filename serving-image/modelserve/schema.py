@@ -7,13 +7,25 @@ search for *which* field broke which rule only runs once something is already wr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import BadRequest, ModelLoadError
 
@@ -55,7 +67,6 @@ class InputSchema:
     dtype: str = "float64"
     output_names: tuple[str, ...] = ()
     source: str = "model"
-    _names: tuple[str, ...] = field(default=(), repr=False)
 
     @cached_property
     def tabular(self) -> bool:
@@ -117,6 +128,78 @@ def manifest_path_for(model_path: Path) -> Path:
     return model_path.with_name(model_path.name + ".schema.json")
 
 
+class ManifestFeature(BaseModel):
+    """One entry of the manifest's `features` (or `inputs`): an object, or just the feature's name."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: StrictStr
+    dtype: str = "float"
+    required: bool = True
+    minimum: Any = Field(None, alias="min")  # a number kept as written: "below the minimum 0", not 0.0
+    maximum: Any = Field(None, alias="max")
+    categories: list[Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_alone(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("minimum", "maximum")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"must be a number, got {value!r}")
+        return value
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, value: str) -> str:
+        if value not in DTYPE_NAMES:
+            raise ValueError(f"must be one of {sorted(DTYPE_NAMES)}, got {value!r}")
+        return value
+
+    def feature(self) -> Feature:
+        categories = tuple(self.categories) if self.categories is not None else None
+        return Feature(
+            name=self.name,
+            dtype=self.dtype,
+            required=self.required,
+            minimum=self.minimum,
+            maximum=self.maximum,
+            categories=categories,
+        )
+
+
+class SchemaManifest(BaseModel):
+    """`<model>.schema.json`: what the operator writes from `ModelSchema.to_manifest()`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    features: list[ManifestFeature] = Field(
+        default_factory=list, validation_alias=AliasChoices("inputs", "features")
+    )
+    shape: list[StrictInt] | None = None
+    dtype: str | None = None
+    input_name: str | None = None
+    outputs: list[Annotated[str, BeforeValidator(str)]] = Field(default_factory=list)
+
+
+def _manifest_error(path: Path, err: ValidationError) -> ModelLoadError:
+    """The first problem, located like `inputs[0].dtype` (`inputs` and `features` are one field)."""
+    first = err.errors()[0]
+    where = ""
+    for part in first["loc"]:
+        if isinstance(part, int):
+            where += f"[{part}]"
+        else:
+            where += ("." if where else "") + ("inputs" if part == "features" else str(part))
+    message = first["msg"].removeprefix("Value error, ")
+    return ModelLoadError(
+        f"schema manifest {path}: {where}: {message}" if where else f"schema manifest {path}: {message}"
+    )
+
+
 def load_manifest(path: Path, fallback: InputSchema | None) -> InputSchema:
     """Parse the schema manifest; any mistake in it is a load failure naming the field."""
     try:
@@ -125,45 +208,30 @@ def load_manifest(path: Path, fallback: InputSchema | None) -> InputSchema:
         raise ModelLoadError(f"schema manifest {path} is not valid JSON: {err}") from None
     if not isinstance(doc, dict):
         raise ModelLoadError(f"schema manifest {path}: expected a JSON object")
-    features: list[Feature] = []
-    for i, item in enumerate(doc.get("inputs") or doc.get("features") or []):
-        where = f"schema manifest {path}: inputs[{i}]"
-        if isinstance(item, str):
-            item = {"name": item}
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise ModelLoadError(f"{where}: expected an object with a string 'name'")
-        dtype = item.get("dtype", "float")
-        if dtype not in DTYPE_NAMES:
-            raise ModelLoadError(f"{where}.dtype: must be one of {sorted(DTYPE_NAMES)}, got {dtype!r}")
-        cats = item.get("categories")
-        features.append(
-            Feature(
-                name=item["name"],
-                dtype=dtype,
-                required=bool(item.get("required", True)),
-                minimum=item.get("min"),
-                maximum=item.get("max"),
-                categories=tuple(cats) if cats is not None else None,
-            )
-        )
-    shape = doc.get("shape")
-    if shape is not None and not (isinstance(shape, list) and all(isinstance(d, int) for d in shape)):
-        raise ModelLoadError(f"schema manifest {path}: shape must be a list of integers (-1 = any)")
-    base = fallback or InputSchema()
-    dtype = doc.get("dtype") or (base.dtype if base.dtype != "float64" or not features else "float64")
+    try:
+        manifest = SchemaManifest.model_validate(doc)
+    except ValidationError as err:
+        raise _manifest_error(path, err) from None
+    return manifest_schema(manifest, fallback or InputSchema(), path)
+
+
+def manifest_schema(manifest: SchemaManifest, base: InputSchema, path: Path) -> InputSchema:
+    """The manifest over what the model says: what the manifest leaves out comes from `base`."""
+    features = tuple(f.feature() for f in manifest.features)
+    shape = manifest.shape
+    dtype = manifest.dtype or (base.dtype if base.dtype != "float64" or not features else "float64")
     if features:
         shape = shape or [-1, len(features)]
         if len(shape) != 2 or shape[1] != len(features):
             raise ModelLoadError(
                 f"schema manifest {path}: shape {shape} does not match {len(features)} inputs"
             )
-    outputs = doc.get("outputs") or list(base.output_names)
     return InputSchema(
-        input_name=doc.get("input_name") or base.input_name,
-        features=tuple(features),
+        input_name=manifest.input_name or base.input_name,
+        features=features,
         shape=tuple(shape or base.shape),
         dtype=dtype,
-        output_names=tuple(str(o) for o in outputs),
+        output_names=tuple(manifest.outputs or base.output_names),
         source="manifest",
     )
 

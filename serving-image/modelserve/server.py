@@ -14,6 +14,10 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelLoadError
+from .loaders import LoadedModel, OutputSpec, load_model
+from .protocols import v2_datatype
+from .runtimes import ServedModel
+from .schema import rows_to_array, warmup_rows
 from .settings import Settings
 
 EXIT_OK = 0
@@ -37,13 +41,10 @@ def report_load_failure(settings: Settings, err: Exception) -> int:
     return EXIT_LOAD_FAILURE
 
 
-def load_and_warm(settings: Settings) -> Any:
+def load_and_warm(settings: Settings) -> LoadedModel:
     """Load once, run one prediction; raises ModelLoadError with a one-line reason."""
-    from .loaders import LoadedModel, load_model
-    from .schema import rows_to_array, warmup_rows
-
     started = time.perf_counter()
-    model, model_file, fmt, schema = load_model(
+    model, model_file = load_model(
         settings.model_path,
         settings.model_format,
         settings.model_sha256,
@@ -53,11 +54,24 @@ def load_and_warm(settings: Settings) -> Any:
     )
     fast_path = settings.sklearn_fast_path and hasattr(model, "enable_fast_path") and model.enable_fast_path()
     load_seconds = time.perf_counter() - started
-    sample = warmup_rows(schema)
-    rows = sample if isinstance(sample, np.ndarray) else rows_to_array(sample, schema, "warm-up")
+    outputs, warmup_seconds = warm_up(model)
+    return LoadedModel(
+        model=model,
+        path=model_file,
+        load_seconds=load_seconds,
+        warmup_seconds=warmup_seconds,
+        outputs=outputs,
+        fast_path=bool(fast_path),
+    )
+
+
+def warm_up(model: ServedModel) -> tuple[tuple[OutputSpec, ...], float]:
+    """Three predictions on a plausible row: the outputs' shapes, and the best time (the first pays setup)."""
+    sample = warmup_rows(model.schema)
+    rows = sample if isinstance(sample, np.ndarray) else rows_to_array(sample, model.schema, "warm-up")
     timings = []
     try:
-        for _ in range(3):  # the first call pays lazy initialisation; the best of three is the steady cost
+        for _ in range(3):
             t0 = time.perf_counter()
             outputs = model.predict(rows)
             timings.append(time.perf_counter() - t0)
@@ -67,22 +81,10 @@ def load_and_warm(settings: Settings) -> Any:
         ) from None
     if not isinstance(outputs, dict) or not outputs or any(len(v) != len(rows) for v in outputs.values()):
         raise ModelLoadError("warm-up prediction did not return one output row per input row")
-    from .protocols import v2_datatype
-
-    output_meta = [
-        {"name": name, "datatype": v2_datatype(value), "shape": [-1, *value.shape[1:]]}
-        for name, value in outputs.items()
-    ]
-    loaded = LoadedModel(
-        model=model,
-        path=model_file,
-        format=fmt,
-        schema=schema,
-        load_seconds=load_seconds,
-        warmup_seconds=min(timings),
-        extra={"outputs": output_meta, "output_names": tuple(outputs), "fast_path": fast_path},
+    specs = tuple(
+        OutputSpec(name, v2_datatype(value), (-1, *value.shape[1:])) for name, value in outputs.items()
     )
-    return loaded
+    return specs, min(timings)
 
 
 def prepare_metrics_dir(settings: Settings) -> None:
@@ -105,13 +107,17 @@ def export_settings(settings: Settings) -> None:
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    from .transport import CoalescingHttpToolsProtocol
+    http: Any = "httptools"
+    if settings.framework_bypass:
+        from .bypass.transport import CoalescingHttpToolsProtocol
+
+        http = CoalescingHttpToolsProtocol  # httptools, one socket write per response
 
     return {
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": CoalescingHttpToolsProtocol,  # httptools, one socket write per response
+        "http": http,
         "lifespan": "on",
         "access_log": False,
         "log_level": "warning",

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1)
     predict_mode: Literal["auto", "inline", "thread"] = "auto"
     sklearn_fast_path: bool = True
+    framework_bypass: bool = True
 
     api_keys_file: str = "/etc/modelserve/keys/api-keys"
     rate_limit_rps: float = Field(0.0, ge=0)

@@ -85,10 +85,20 @@ def test_contract_constants_are_the_defaults():
     assert "/models" in mounts and "/tmp" in mounts
 
 
+@pytest.fixture(scope="module", params=["true", "false"], ids=["bypass", "no-bypass"])
+def framework_bypass(request) -> str:
+    """The contract holds with modelserve.bypass on (the default) and off (MODELSERVE_FRAMEWORK_BYPASS)."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def contract_server(tmp_path_factory, iris_joblib):
-    env = iris_env(iris_joblib, MODELSERVE_MAX_BODY_BYTES="4096")
+def contract_server(tmp_path_factory, iris_joblib, framework_bypass):
+    env = iris_env(
+        iris_joblib, MODELSERVE_MAX_BODY_BYTES="4096", MODELSERVE_FRAMEWORK_BYPASS=framework_bypass
+    )
     server = start_server(tmp_path_factory.mktemp("contract"), env)
+    ready = next(r for r in server.log_lines() if r.get("event") == "ready")
+    assert ready["framework_bypass"] is (framework_bypass == "true")  # the switch is really in this position
     yield server
     server.stop()
 
@@ -156,7 +166,7 @@ def test_error_responses_carry_the_identity_headers(contract_server, method, pat
 
 
 @pytest.fixture
-def limited_server(tmp_path, iris_joblib):
+def limited_server(tmp_path, iris_joblib, framework_bypass):
     keys = tmp_path / "api-keys"
     keys.write_text("contract-key\n")
     env = iris_env(
@@ -165,6 +175,7 @@ def limited_server(tmp_path, iris_joblib):
         MODELSERVE_RATE_LIMIT_RPS="0.001",
         MODELSERVE_RATE_LIMIT_BURST="1",
         MODELSERVE_DRAIN_SECONDS="600",  # stays draining (readiness 503) until the test kills it
+        MODELSERVE_FRAMEWORK_BYPASS=framework_bypass,
     )
     server = start_server(tmp_path, env)
     yield server

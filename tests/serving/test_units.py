@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 
 import numpy as np
@@ -127,7 +128,8 @@ def test_fast_metric_observers_count_what_the_public_api_counts(amounts):
     """fast_add/fast_observe skip prometheus_client's per-call checks: same buckets, sums and counts."""
     from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-    from modelserve.metrics import LATENCY_BUCKETS, fast_add, fast_observe
+    from modelserve.bypass.observers import fast_add, fast_observe
+    from modelserve.metrics import LATENCY_BUCKETS
 
     def exposition(use_fast: bool) -> bytes:
         registry = CollectorRegistry()
@@ -163,3 +165,168 @@ def test_requests_that_already_timed_out_hold_no_place_in_the_queue():
         return result
 
     assert asyncio.run(scenario()) == [3.0]
+
+
+def test_every_format_the_settings_accept_has_one_runtime():
+    from typing import get_args
+
+    from modelserve.runtimes import FORMATS, RUNTIMES
+    from modelserve.settings import ModelFormat
+
+    assert set(get_args(ModelFormat)) - {""} == set(RUNTIMES) == set(FORMATS)
+
+
+@pytest.mark.parametrize(
+    ("manifest", "error"),
+    [
+        ({"features": [{"name": "a", "dtype": "complex"}]}, "inputs[0].dtype: must be one of"),
+        ({"inputs": ["a", {"name": 3}]}, "inputs[1].name: Input should be a valid string"),
+        ({"features": [{"name": "a", "min": "low"}]}, "inputs[0].min: must be a number, got 'low'"),
+        ({"shape": [-1, "4"]}, "shape[1]: Input should be a valid integer"),
+        ({"features": ["a", "b"], "shape": [-1, 3]}, "shape [-1, 3] does not match 2 inputs"),
+        ([1, 2], "expected a JSON object"),
+    ],
+)
+def test_schema_manifest_mistakes_name_the_field(tmp_path, manifest, error):
+    import json
+
+    from modelserve.schema import load_manifest
+
+    path = tmp_path / "model.onnx.schema.json"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match=re.escape(error)):
+        load_manifest(path, None)
+
+
+def test_schema_manifest_as_the_operator_writes_it(tmp_path):
+    """The shape `ModelSchema.to_manifest()` emits: names alone or objects, min/max, categories, outputs."""
+    import json
+
+    from modelserve.schema import InputSchema, load_manifest
+
+    doc = {
+        "features": ["a", {"name": "b", "dtype": "int", "min": 0, "max": 10.5, "required": False},
+                     {"name": "c", "dtype": "string", "categories": ["x", "y"]}],
+        "outputs": ["predict"],
+    }  # fmt: skip
+    path = tmp_path / "m.schema.json"
+    path.write_text(json.dumps(doc))
+    schema = load_manifest(path, InputSchema(input_name="x", dtype="float32"))
+    assert schema.feature_names == ("a", "b", "c")
+    assert (schema.shape, schema.dtype, schema.input_name, schema.source) == (
+        (-1, 3),
+        "float32",
+        "x",
+        "manifest",
+    )
+    b = schema.features[1]
+    assert (b.dtype, b.required, b.minimum, b.maximum) == ("int", False, 0, 10.5)
+    assert type(b.minimum) is int  # messages print the bound as written ("below the minimum 0")
+    assert schema.features[2].categories == ("x", "y") and schema.output_names == ("predict",)
+
+
+def test_metrics_count_the_same_with_the_bypass_off():
+    from modelserve.metrics import Metrics
+
+    def exposition(bypass: bool) -> bytes:
+        metrics = Metrics({"model": "m", "version": "1", "revision": "r", "color": "blue"}, bypass=bypass)
+        for status, seconds in ((200, 0.0004), (200, 0.02), (400, 3.0)):
+            metrics.observe_request("/predict", status, seconds)
+        metrics.inflight_add(2)
+        metrics.observe_batch(3, 0.001, {"predict": np.array([0, 1, 1])}, classifier=True)
+        return metrics.exposition()
+
+    assert exposition(bypass=True) == exposition(bypass=False)
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+
+
+def test_coalescing_transport_sends_head_and_body_in_one_write():
+    from modelserve.bypass.transport import CoalescingTransport
+
+    raw = RecordingTransport()
+    transport = CoalescingTransport(raw)  # type: ignore[arg-type]
+    transport.write(HEAD)
+    assert raw.writes == []  # held for the body write that follows
+    transport.write(b"{}")
+    transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # interim responses go out at once
+    transport.write(b"HTTP/1.1 body that merely starts like a head")  # not a whole head: not held
+    assert raw.writes == [
+        HEAD + b"{}",
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 body that merely starts like a head",
+    ]
+    assert transport.is_closing() is False  # anything else is the real transport's
+
+
+def test_coalescing_transport_never_loses_a_held_head():
+    from modelserve.bypass.transport import CoalescingTransport
+
+    raw = RecordingTransport()
+    transport = CoalescingTransport(raw)  # type: ignore[arg-type]
+    transport.write(HEAD)  # a response without a body write (HEAD request, 204): sent on close
+    transport.close()
+    assert raw.writes == [HEAD] and raw.closed
+
+
+def test_exact_path_dispatcher_serves_known_paths_and_hands_the_rest_on():
+    import asyncio
+
+    from starlette.routing import Route
+
+    from modelserve.bypass import ExactPathDispatcher, exact_routes
+
+    calls: list[tuple[str, object]] = []
+
+    async def endpoint(scope, receive, send):
+        calls.append(("endpoint", dict(scope["path_params"])))
+
+    async def fallback(scope, receive, send):
+        calls.append(("fallback", scope.get("path", scope["type"])))
+
+    routes = [
+        Route("/v2/models/{name}/versions/{version}/infer", endpoint, methods=["POST"]),
+        Route("/health", endpoint, methods=["GET"]),
+    ]
+    table = exact_routes(routes, {"name": "iris", "version": "3"})
+    assert set(table) == {"/v2/models/iris/versions/3/infer", "/health"}
+    dispatcher = ExactPathDispatcher(table, fallback)
+
+    async def run() -> None:
+        for scope in (
+            {"type": "http", "method": "POST", "path": "/v2/models/iris/versions/3/infer"},
+            {
+                "type": "http",
+                "method": "GET",
+                "path": "/v2/models/iris/versions/3/infer",
+            },  # 405 is Starlette's
+            {"type": "http", "method": "POST", "path": "/v2/models/wine/versions/3/infer"},
+            {"type": "http", "method": "HEAD", "path": "/health"},
+            {"type": "lifespan"},
+        ):
+            await dispatcher(scope, None, None)  # type: ignore[arg-type]
+
+    asyncio.run(run())
+    assert calls == [
+        ("endpoint", {"name": "iris", "version": "3"}),
+        ("fallback", "/v2/models/iris/versions/3/infer"),
+        ("fallback", "/v2/models/wine/versions/3/infer"),
+        ("endpoint", {}),
+        ("fallback", "lifespan"),
+    ]

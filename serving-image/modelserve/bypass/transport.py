@@ -25,7 +25,12 @@ class CoalescingTransport:
         self._head = b""
 
     def write(self, data: bytes) -> None:
-        if not self._head and data.startswith(_HEAD) and not data.startswith(_CONTINUE):
+        if (
+            not self._head
+            and data.startswith(_HEAD)
+            and data.endswith(b"\r\n\r\n")  # a whole head; a body that merely starts so is not held
+            and not data.startswith(_CONTINUE)
+        ):
             self._head = data
             return
         if self._head:

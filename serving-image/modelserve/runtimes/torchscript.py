@@ -1,0 +1,53 @@
+"""TorchScript files; they carry no input signature, so a schema manifest is required."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelLoadError
+from ..schema import InputSchema
+from .base import LoadOptions
+
+
+class TorchScriptModel:
+    format = "torchscript"
+
+    def __init__(self, path: Path, schema: InputSchema | None) -> None:
+        try:
+            import torch
+        except ImportError:
+            raise ModelLoadError(
+                "PyTorch is not installed in this image (install modelserve[torch])"
+            ) from None
+        torch.set_num_threads(1)
+        self.torch = torch
+        try:
+            self.module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as err:
+            raise ModelLoadError(
+                f"{path.name} is not a loadable TorchScript file: {err}".splitlines()[0]
+            ) from None
+        self.module.eval()
+        if schema is None:
+            raise ModelLoadError(
+                f"TorchScript files carry no input signature: add {path.name}.schema.json "
+                "with the input shape"
+            )
+        self.schema = schema
+        self.classes = None
+
+    def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        torch = self.torch
+        with torch.inference_mode():
+            result = self.module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+        if isinstance(result, dict):
+            return {str(k): v.numpy() for k, v in result.items()}
+        if isinstance(result, tuple | list):
+            return {f"output_{i}": v.numpy() for i, v in enumerate(result)}
+        return {"output_0": result.numpy()}
+
+
+def load_torchscript(path: Path, options: LoadOptions) -> TorchScriptModel:
+    return TorchScriptModel(path, options.manifest)
