@@ -263,65 +263,8 @@ def build_deployment(
     name = md["metadata"]["name"]
     color = str(color)
     image = spec.server.image or params.default_image
-    location = model_location(spec)
-    volumes, mounts, fetch_mounts = _volumes_and_mounts(spec, location)
     version = spec.model.version
-    container: dict[str, Any] = {
-        "name": CONTAINER_NAME,
-        "image": image,
-        "ports": [{"name": "http", "containerPort": params.port, "protocol": "TCP"}],
-        "env": server_env(md, spec, color, revision, location, params.port),
-        "resources": _resources(spec),
-        **probes(spec, params.port),
-        "lifecycle": {"preStop": {"sleep": {"seconds": params.pre_stop_seconds}}},
-        "volumeMounts": mounts,
-        "securityContext": _container_security(),
-        "terminationMessagePath": TERMINATION_LOG,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
-    _set_pull_policy(container, spec, params)
-    pod_annotations = {
-        ANNOTATION_REVISION: revision,
-        "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(params.port),
-        "prometheus.io/path": "/metrics",
-    }
-    if spec.model.schema_ is not None:
-        pod_annotations[SCHEMA_ANNOTATION] = json.dumps(spec.model.schema_.to_manifest(), sort_keys=True)
     pod_labels = labels(md, COMPONENT, color=color, revision=revision, version=version, inherit=False)
-    pod_spec: dict[str, Any] = {
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": SERVER_UID,
-            "runAsGroup": SERVER_UID,
-            "fsGroup": SERVER_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "terminationGracePeriodSeconds": params.termination_grace_seconds,
-        "containers": [container],
-        "volumes": volumes,
-        "topologySpreadConstraints": [
-            {
-                "maxSkew": 1,
-                "topologyKey": "kubernetes.io/hostname",
-                "whenUnsatisfiable": "ScheduleAnyway",
-                "labelSelector": {"matchLabels": selector(name, color)},
-            }
-        ],
-    }
-    if location.kind == "fetch":
-        pod_spec["initContainers"] = [_fetch_container(spec, image, location, fetch_mounts, params)]
-    server = spec.server
-    if server.node_selector:
-        pod_spec["nodeSelector"] = dict(server.node_selector)
-    if server.tolerations:
-        pod_spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in server.tolerations]
-    if server.affinity:
-        pod_spec["affinity"] = server.affinity
-    if server.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": s.name} for s in server.image_pull_secrets]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -341,8 +284,96 @@ def build_deployment(
             "revisionHistoryLimit": params.revision_history_limit,
             "progressDeadlineSeconds": spec.rollout.progress_deadline_seconds,
             "template": {
-                "metadata": {"labels": pod_labels, "annotations": pod_annotations},
-                "spec": pod_spec,
+                "metadata": {"labels": pod_labels, "annotations": _pod_annotations(spec, revision, params)},
+                "spec": _pod_spec(md, spec, color, revision, image, params),
             },
         },
     }
+
+
+def _pod_annotations(spec: ModelDeploymentSpec, revision: str, params: BuildParams) -> dict[str, str]:
+    """The revision, Prometheus scrape hints, and the inline input schema (projected into the pod)."""
+    annotations = {
+        ANNOTATION_REVISION: revision,
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(params.port),
+        "prometheus.io/path": "/metrics",
+    }
+    if spec.model.schema_ is not None:
+        annotations[SCHEMA_ANNOTATION] = json.dumps(spec.model.schema_.to_manifest(), sort_keys=True)
+    return annotations
+
+
+def _serving_container(
+    md: Mapping[str, Any],
+    spec: ModelDeploymentSpec,
+    color: str,
+    revision: str,
+    image: str,
+    location: ModelLocation,
+    mounts: list[dict[str, Any]],
+    params: BuildParams,
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": image,
+        "ports": [{"name": "http", "containerPort": params.port, "protocol": "TCP"}],
+        "env": server_env(md, spec, color, revision, location, params.port),
+        "resources": _resources(spec),
+        **probes(spec, params.port),
+        "lifecycle": {"preStop": {"sleep": {"seconds": params.pre_stop_seconds}}},
+        "volumeMounts": mounts,
+        "securityContext": _container_security(),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    _set_pull_policy(container, spec, params)
+    return container
+
+
+def _pod_spec(
+    md: Mapping[str, Any],
+    spec: ModelDeploymentSpec,
+    color: str,
+    revision: str,
+    image: str,
+    params: BuildParams,
+) -> dict[str, Any]:
+    """The serving container (and, for a fetched model, the init container that fetches it), volumes,
+    a non-root security context, spreading over nodes, and the scheduling fields of spec.server."""
+    location = model_location(spec)
+    volumes, mounts, fetch_mounts = _volumes_and_mounts(spec, location)
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": SERVER_UID,
+            "runAsGroup": SERVER_UID,
+            "fsGroup": SERVER_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationGracePeriodSeconds": params.termination_grace_seconds,
+        "containers": [_serving_container(md, spec, color, revision, image, location, mounts, params)],
+        "volumes": volumes,
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector(md["metadata"]["name"], color)},
+            }
+        ],
+    }
+    if location.kind == "fetch":
+        pod_spec["initContainers"] = [_fetch_container(spec, image, location, fetch_mounts, params)]
+    server = spec.server
+    if server.node_selector:
+        pod_spec["nodeSelector"] = dict(server.node_selector)
+    if server.tolerations:
+        pod_spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in server.tolerations]
+    if server.affinity:
+        pod_spec["affinity"] = server.affinity
+    if server.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s.name} for s in server.image_pull_secrets]
+    return pod_spec

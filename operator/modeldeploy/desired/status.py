@@ -159,83 +159,104 @@ def status_from(
     now: datetime,
 ) -> ModelDeploymentStatus:
     """The full status: the rollout's own fields (from plan_rollout_step) plus everything observed."""
-    meta = body["metadata"]
-    name, generation = meta["name"], meta.get("generation")
-    st = rollout_status.model_copy(deep=True)
-    state = st.rollout
-    serving_color = st.active_color or (state.color if state else None) or Color.blue
-    active = observation.color(serving_color)
-    deployment = children.get(("Deployment", deployment_name(name, serving_color))) or {}
-    st.observed_generation = generation
-    st.replicas = int((deployment.get("status") or {}).get("replicas") or 0) if deployment else 0
-    st.ready_replicas = active.ready_replicas
-    st.selector = ",".join(f"{k}={v}" for k, v in selector(name, serving_color).items())
-    st.url = f"http://{name}.{meta['namespace']}.svc"
-    st.traffic = effective_traffic(spec, name, children, observation)
-    st.traffic_summary = traffic_summary(st.traffic)
-    if st.active_revision == revision:  # the version of an older active revision is kept from before
-        st.model_version = spec.model.version
-    pods = list(pods)
-    failures = _failures(name, st, observation, pods)
-    aborted = state is not None and state.phase == RolloutPhase.Aborted
-    below_threshold = _evaluation_failure(st)
-    degraded = bool(failures) or aborted or below_threshold is not None
-    serving = active.ready_replicas > 0
-    ready = st.active_color is not None and active.ready_replicas >= max(
-        spec.replicas, 1 if spec.replicas else 0
-    )
-    st.phase = overall_phase(spec, st, active.ready_replicas, degraded, serving)
+    status = rollout_status.model_copy(deep=True)
+    _observed_fields(status, body, spec, revision, observation, children)
+    _set_conditions(status, body, spec, observation, list(pods), now)
+    return status
 
-    def cond(ctype: ConditionType, ok: bool, reason: str, message: str) -> Condition:
+
+def _serving_color(status: ModelDeploymentStatus) -> Color:
+    return status.active_color or (status.rollout.color if status.rollout else None) or Color.blue
+
+
+def _observed_fields(
+    status: ModelDeploymentStatus,
+    body: Mapping[str, Any],
+    spec: ModelDeploymentSpec,
+    revision: str,
+    observation: RolloutObservation,
+    children: Children,
+) -> None:
+    """Replicas, selector, URL and effective traffic of the serving colour, as they are."""
+    meta = body["metadata"]
+    name = meta["name"]
+    serving_color = _serving_color(status)
+    deployment = children.get(("Deployment", deployment_name(name, serving_color))) or {}
+    status.observed_generation = meta.get("generation")
+    status.replicas = int((deployment.get("status") or {}).get("replicas") or 0) if deployment else 0
+    status.ready_replicas = observation.color(serving_color).ready_replicas
+    status.selector = ",".join(f"{k}={v}" for k, v in selector(name, serving_color).items())
+    status.url = f"http://{name}.{meta['namespace']}.svc"
+    status.traffic = effective_traffic(spec, name, children, observation)
+    status.traffic_summary = traffic_summary(status.traffic)
+    if status.active_revision == revision:  # the version of an older active revision is kept from before
+        status.model_version = spec.model.version
+
+
+def _set_conditions(
+    status: ModelDeploymentStatus,
+    body: Mapping[str, Any],
+    spec: ModelDeploymentSpec,
+    observation: RolloutObservation,
+    pods: list[Mapping[str, Any]],
+    now: datetime,
+) -> None:
+    """The phase and the Ready, Progressing and Degraded conditions."""
+    name, generation = body["metadata"]["name"], body["metadata"].get("generation")
+    state = status.rollout
+    serving_color = _serving_color(status)
+    active_ready = observation.color(serving_color).ready_replicas
+    failures = _failures(name, status, observation, pods)
+    aborted = state is not None and state.phase == RolloutPhase.Aborted
+    below_threshold = _evaluation_failure(status)
+    degraded = bool(failures) or aborted or below_threshold is not None
+    ready = status.active_color is not None and active_ready >= max(spec.replicas, 1 if spec.replicas else 0)
+    status.phase = overall_phase(spec, status, active_ready, degraded, active_ready > 0)
+
+    def condition(ctype: ConditionType, ok: bool, reason: str, message: str) -> Condition:
         return Condition(
             type=ctype.value, status="True" if ok else "False", reason=reason, message=message,
             observed_generation=generation,
         )  # fmt: skip
 
-    where = f"{serving_color.value} ({st.active_revision or (state.revision if state else '?')})"
-    ready_msg = f"{active.ready_replicas}/{spec.replicas} replicas Ready on {where}"
-    conditions = st.conditions
-    conditions = set_condition(
-        conditions,
-        cond(
-            ConditionType.Ready,
-            ready,
-            "AllReplicasReady" if ready else _not_ready_reason(st, failures),
-            ready_msg,
-        ),
-        now,
-    )
-    progressing, p_reason, p_message = _progressing(spec, st, active.ready_replicas, bool(failures))
-    conditions = set_condition(
-        conditions, cond(ConditionType.Progressing, progressing, p_reason, p_message), now
-    )
+    where = f"{serving_color.value} ({status.active_revision or (state.revision if state else '?')})"
+    ready_reason = "AllReplicasReady" if ready else _not_ready_reason(status, failures)
+    ready_message = f"{active_ready}/{spec.replicas} replicas Ready on {where}"
+    progressing, p_reason, p_message = _progressing(spec, status, active_ready, bool(failures))
     if failures:
         d_reason, d_message = failures[0]
-    elif aborted:
-        d_reason, d_message = "RolloutAborted", state.abort_reason or state.message  # type: ignore[union-attr]
+    elif aborted and state is not None:
+        d_reason, d_message = "RolloutAborted", state.abort_reason or state.message
     elif below_threshold is not None:
         d_reason, d_message = "EvaluationFailed", below_threshold
     else:
         d_reason, d_message = "AsExpected", "no failing pods"
-    conditions = set_condition(conditions, cond(ConditionType.Degraded, degraded, d_reason, d_message), now)
+    conditions = status.conditions
+    for new in (
+        condition(ConditionType.Ready, ready, ready_reason, ready_message),
+        condition(ConditionType.Progressing, progressing, p_reason, p_message),
+        condition(ConditionType.Degraded, degraded, d_reason, d_message),
+    ):
+        conditions = set_condition(conditions, new, now)
     order = [t.value for t in ConditionType]
-    st.conditions = sorted(conditions, key=lambda c: order.index(c.type) if c.type in order else len(order))
-    return st
+    status.conditions = sorted(
+        conditions, key=lambda c: order.index(c.type) if c.type in order else len(order)
+    )
 
 
 def _failures(
-    name: str, st: ModelDeploymentStatus, observation: RolloutObservation, pods: list[Mapping[str, Any]]
+    name: str, status: ModelDeploymentStatus, observation: RolloutObservation, pods: list[Mapping[str, Any]]
 ) -> list[tuple[str, str]]:
     """(reason, message) for colours that should run pods and have failing ones; active colour first."""
     out = []
-    state = st.rollout
+    state = status.rollout
     roles = []
-    if st.active_color:
-        roles.append((st.active_color, "active"))
+    if status.active_color:
+        roles.append((status.active_color, "active"))
     if (
         state
         and state.color
-        and state.color != st.active_color
+        and state.color != status.active_color
         and state.phase in IN_FLIGHT | {RolloutPhase.Deploying}
     ):
         roles.append((state.color, "candidate"))
@@ -248,26 +269,26 @@ def _failures(
     return out
 
 
-def _evaluation_failure(st: ModelDeploymentStatus) -> str | None:
+def _evaluation_failure(status: ModelDeploymentStatus) -> str | None:
     """Why the live model is below its evaluation threshold (its latest verdict failed), else None."""
-    evaluation = st.evaluation
+    evaluation = status.evaluation
     if evaluation is None or evaluation.result is None or evaluation.result.passed is not False:
         return None
-    if not st.active_revision or evaluation.revision != st.active_revision:
+    if not status.active_revision or evaluation.revision != status.active_revision:
         return None  # a verdict on a revision that no longer serves (rolled back) says nothing now
     return f"live model {evaluation.revision} below its evaluation threshold: {evaluation.result.message}"
 
 
-def _not_ready_reason(st: ModelDeploymentStatus, failures: list[tuple[str, str]]) -> str:
-    if st.active_color is None:
+def _not_ready_reason(status: ModelDeploymentStatus, failures: list[tuple[str, str]]) -> str:
+    if status.active_color is None:
         return failures[0][0] if failures else "NoRevisionServing"
     return failures[0][0] if failures else "ReplicasNotReady"
 
 
 def _progressing(
-    spec: ModelDeploymentSpec, st: ModelDeploymentStatus, active_ready: int, failing: bool
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, active_ready: int, failing: bool
 ) -> tuple[bool, str, str]:
-    state = st.rollout
+    state = status.rollout
     phase = state.phase if state else RolloutPhase.Deploying
     message = state.message if state and state.message else phase.value
     if phase == RolloutPhase.Paused:
@@ -280,4 +301,4 @@ def _progressing(
         return False, "Stalled", f"{active_ready}/{spec.replicas} replicas Ready; pods are failing"
     if active_ready < spec.replicas:
         return True, "ScalingUp", f"{active_ready}/{spec.replicas} replicas Ready"
-    return False, "RolloutComplete", f"revision {st.active_revision} is serving"
+    return False, "RolloutComplete", f"revision {status.active_revision} is serving"
