@@ -5,7 +5,7 @@ Modules and their public functions:
   ``owner_reference``, ``object_meta``, ``inherited_labels``, ``LABEL_NAME``, ``LABEL_COLOR``,
   ``LABEL_REVISION``
 - ``params``: ``BuildParams`` (operator settings the builders need)
-- ``revision``: ``revision_of(spec, params)``
+- ``revision``: ``revision_of(spec)``
 - ``deployment``: ``build_deployment(md, spec, color, revision, replicas, params)``, ``model_location``,
   ``probes``
 - ``children``: ``build_services``, ``build_hpa``, ``build_pdb``, ``build_service_monitor``,

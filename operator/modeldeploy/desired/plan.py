@@ -145,7 +145,7 @@ def rollout_pass(
     omitted = keep what status has (so a quiet pass writes nothing)."""
     now = _now(now)
     name = body["metadata"]["name"]
-    revision = revision_of(spec, params)
+    revision = revision_of(spec)
     observation = observe_rollout(name, observed.children, observed.pods)
     if results:
         observation = observation.with_results(results)

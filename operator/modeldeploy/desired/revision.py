@@ -1,6 +1,6 @@
 """The revision: a short hash of everything that changes the serving pods.
 
-Public: ``revision_of(spec, params=None) -> str``, ``POD_FIELDS``.
+Public: ``revision_of(spec) -> str``, ``POD_FIELDS``.
 Replicas, autoscaling, rollout and monitoring settings are not part of it: changing them never starts a
 rollout. Neither is the operator's default image: the revision must not depend on operator settings (every
 caller computes the same one), and an operator upgrade rolls the new image in place (maxUnavailable 0).
@@ -12,14 +12,12 @@ import hashlib
 import json
 
 from modeldeploy.api import ModelDeploymentSpec
-from modeldeploy.desired.params import BuildParams
 
 POD_FIELDS = ("model", "resources", "server", "security", "logging")
 REVISION_LENGTH = 10
 
 
-def revision_of(spec: ModelDeploymentSpec, params: BuildParams | None = None) -> str:
-    """`params` is accepted for call-site symmetry with the builders and deliberately ignored."""
+def revision_of(spec: ModelDeploymentSpec) -> str:
     # Defaults left out: a new defaulted field in an operator upgrade must not roll every model out.
     doc = spec.model_dump(
         by_alias=True, exclude_none=True, exclude_defaults=True, mode="json", include=set(_python_names())
