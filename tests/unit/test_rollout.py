@@ -1,4 +1,4 @@
-"""The rollout step function, phase by phase and event by event, and the world each status asks for."""
+"""The rollout step function, phase by phase and event by event, and the placement each status asks for."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from modeldeploy.desired.rollout import (
     Check,
     ColorObservation,
     RolloutObservation,
+    plan_placement,
     plan_rollout_step,
-    plan_world,
     replica_split,
 )
 
@@ -402,9 +402,9 @@ def test_restarted_operator_decides_the_same_from_status(phase):
     first = plan_rollout_step(spec(steps=STEPS), NEW, before, seen, now)
     again = plan_rollout_step(spec(steps=STEPS), NEW, before, seen, now)
     assert first.status == again.status and first.check == again.check
-    world = plan_world(spec(steps=STEPS), NEW, first.status, seen, now)
+    placement = plan_placement(spec(steps=STEPS), NEW, first.status, seen, now)
     ready_colors = {c for c, o in seen.colors.items() if o.ready_replicas > 0}
-    assert set(world.stable_colors) <= ready_colors | {first.status.active_color}
+    assert set(placement.stable_colors) <= ready_colors | {first.status.active_color}
 
 
 def test_history_is_capped_and_newest_first():
@@ -465,7 +465,7 @@ def test_restored_model_is_evaluated_after_an_evaluation_rollback_and_never_roll
 
 
 # ---------------------------------------------------------------------------------------------------------
-# the world
+# the placement
 
 
 @pytest.mark.parametrize(
@@ -485,42 +485,44 @@ GATEWAY = {
 
 
 def test_gateway_world_splits_by_weight_once_candidate_is_ready():
-    world = plan_world(spec(steps=STEPS, **GATEWAY), NEW, status(Ph.Stepping), observe(green=(NEW, 2)), T0)
-    assert world.route_weights == {"blue": 90, "green": 10}
-    assert world.stable_colors == (Color.blue,) and world.header_color == Color.green
-    assert world.colors[Color.green].replicas == 2 and world.colors[Color.blue].replicas == 2
+    placement = plan_placement(
+        spec(steps=STEPS, **GATEWAY), NEW, status(Ph.Stepping), observe(green=(NEW, 2)), T0
+    )
+    assert placement.route_weights == {"blue": 90, "green": 10}
+    assert placement.stable_colors == (Color.blue,) and placement.header_color == Color.green
+    assert placement.colors[Color.green].replicas == 2 and placement.colors[Color.blue].replicas == 2
 
 
 def test_world_never_routes_to_a_colour_without_ready_pods():
     for routing in ({}, GATEWAY):
-        world = plan_world(
+        placement = plan_placement(
             spec(steps=STEPS, **routing), NEW, status(Ph.Stepping), observe(green=(NEW, 0)), T0
         )
-        assert world.route_weights["green"] == 0
-        assert world.stable_colors == (Color.blue,)
-        assert world.header_color is None
+        assert placement.route_weights["green"] == 0
+        assert placement.stable_colors == (Color.blue,)
+        assert placement.header_color is None
 
 
 def test_service_world_keeps_active_full_until_candidate_pods_ready():
     steps = [{"weight": 90, "pauseSeconds": 60}]
-    shrinking = plan_world(spec(steps=steps), NEW, status(Ph.Stepping), observe(green=(NEW, 1)), T0)
+    shrinking = plan_placement(spec(steps=steps), NEW, status(Ph.Stepping), observe(green=(NEW, 1)), T0)
     assert shrinking.colors[Color.blue].replicas == 2  # candidate has 1 of 2 Ready: do not shrink yet
     assert set(shrinking.stable_colors) == {Color.blue, Color.green}
-    shrunk = plan_world(spec(steps=steps), NEW, status(Ph.Stepping), observe(green=(NEW, 2)), T0)
+    shrunk = plan_placement(spec(steps=steps), NEW, status(Ph.Stepping), observe(green=(NEW, 2)), T0)
     assert shrunk.colors[Color.blue].replicas == 1
 
 
 def test_world_during_checks_previews_candidate_and_keeps_traffic_on_active():
-    world = plan_world(spec(smoke=SMOKE), NEW, status(Ph.SmokeTesting), observe(green=(NEW, 2)), T0)
-    assert world.preview_color == Color.green and world.stable_colors == (Color.blue,)
-    assert world.colors[Color.green].apply_template and not world.colors[Color.blue].apply_template
+    placement = plan_placement(spec(smoke=SMOKE), NEW, status(Ph.SmokeTesting), observe(green=(NEW, 2)), T0)
+    assert placement.preview_color == Color.green and placement.stable_colors == (Color.blue,)
+    assert placement.colors[Color.green].apply_template and not placement.colors[Color.blue].apply_template
 
 
 def test_previous_colour_stays_warm_then_scales_to_zero():
-    warm = plan_world(spec(), NEW, promoted(), observe((OLD, 2), (NEW, 2)), T0 + timedelta(seconds=10))
+    warm = plan_placement(spec(), NEW, promoted(), observe((OLD, 2), (NEW, 2)), T0 + timedelta(seconds=10))
     assert warm.colors[Color.blue].replicas == 2 and warm.colors[Color.blue].revision == OLD
     assert not warm.colors[Color.blue].apply_template  # the old revision is only scaled, never re-templated
-    cold = plan_world(
+    cold = plan_placement(
         spec(), NEW, promoted(Ph.Completed), observe((OLD, 2), (NEW, 2)), T0 + timedelta(seconds=31)
     )
     assert cold.colors[Color.blue].replicas == 0
@@ -528,6 +530,6 @@ def test_previous_colour_stays_warm_then_scales_to_zero():
 
 
 def test_first_deployment_world_uses_one_colour():
-    world = plan_world(spec(), NEW, ModelDeploymentStatus(), observe(None), T0)
-    assert world.colors[Color.blue].replicas == 2 and world.colors[Color.green].replicas == 0
-    assert world.stable_colors == (Color.blue,) and world.preview_color == Color.blue
+    placement = plan_placement(spec(), NEW, ModelDeploymentStatus(), observe(None), T0)
+    assert placement.colors[Color.blue].replicas == 2 and placement.colors[Color.green].replicas == 0
+    assert placement.stable_colors == (Color.blue,) and placement.preview_color == Color.blue

@@ -14,7 +14,7 @@ Modules and their public functions:
 - ``status``: ``observe_rollout``, ``effective_traffic``, ``status_from``, ``set_condition``,
   ``overall_phase``
 - ``plan`` (re-exported here): ``rollout_pass(body, spec, observed, params, now, results) -> Pass``
-- ``rollout``: ``plan_rollout_step(spec, revision, status, observed, now)``, ``plan_world(...)``,
+- ``rollout``: ``plan_rollout_step(spec, revision, status, observed, now)``, ``plan_placement(...)``,
   ``replica_split``, ``RolloutObservation``, ``ColorObservation`` (promote/abort/retry: status.rolloutControl)
 """
 

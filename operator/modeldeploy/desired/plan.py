@@ -1,7 +1,7 @@
 """One pure pass for a ModelDeployment: rollout step, the children to apply, and the status to write.
 
 Public: ``rollout_pass(body, spec, observed, params, now=None, results=None, color_stats=None) -> Pass``,
-``children_for(body, spec, revision, status, world, observed_children, params)``, ``TEMPLATE_ANNOTATION``.
+``children_for(body, spec, revision, status, placement, observed_children, params)``, ``TEMPLATE_ANNOTATION``.
 
 ``observed`` is anything with ``.children`` (mapping (kind, name) -> object) and ``.pods`` (list of pods).
 ``results`` carries check outcomes the reconciler ran because ``Pass.check`` asked for them
@@ -35,7 +35,7 @@ from modeldeploy.desired.deployment import TEMPLATE_ANNOTATION, build_deployment
 from modeldeploy.desired.naming import deployment_name
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.revision import POD_FIELDS, revision_of
-from modeldeploy.desired.rollout import Check, Event, World, plan_rollout_step, plan_world
+from modeldeploy.desired.rollout import Check, KubeEvent, Placement, plan_placement, plan_rollout_step
 from modeldeploy.desired.status import observe_rollout, status_from
 
 __all__ = ["TEMPLATE_ANNOTATION", "Pass", "children_for", "rollout_pass"]
@@ -49,10 +49,10 @@ class Pass:
     children: list[dict[str, Any]]
     status: dict[str, Any]
     check: Check | None = None
-    events: list[Event] = field(default_factory=list)
+    events: list[KubeEvent] = field(default_factory=list)
     requeue_after: float | None = None
     transition: str = ""
-    world: World | None = None
+    placement: Placement | None = None
 
 
 def _now(now: datetime | None) -> datetime:
@@ -107,14 +107,14 @@ def children_for(
     body: Mapping[str, Any],
     spec: ModelDeploymentSpec,
     revision: str,
-    world: World,
+    placement: Placement,
     observed_children: Mapping[tuple[str, str], Mapping[str, Any]],
     params: BuildParams,
 ) -> list[dict[str, Any]]:
     name = body["metadata"]["name"]
     out: list[dict[str, Any]] = []
     for color in Color:
-        plan = world.colors[color]
+        plan = placement.colors[color]
         if plan.apply_template:
             out.append(build_deployment(body, spec, color, plan.revision or revision, plan.replicas, params))
             continue
@@ -122,9 +122,9 @@ def children_for(
         built = _scale_only(body, spec, color, plan.revision, plan.replicas, live, params)
         if built is not None:
             out.append(built)
-    out += build_services(body, world.stable_colors, world.preview_color)
+    out += build_services(body, placement.stable_colors, placement.preview_color)
     optional = [
-        build_httproute(body, spec, world.route_weights, world.header_color),
+        build_httproute(body, spec, placement.route_weights, placement.header_color),
         build_hpa(body, spec),
         build_pdb(body, spec, spec.replicas),
         build_service_monitor(body, spec),
@@ -152,8 +152,8 @@ def rollout_pass(
     plan = plan_rollout_step(spec, revision, _old_status(body), observation, now)
     if color_stats is not None:
         plan.status.colors = list(color_stats)
-    world = plan_world(spec, revision, plan.status, observation, now)
-    children = children_for(body, spec, revision, world, observed.children, params)
+    placement = plan_placement(spec, revision, plan.status, observation, now)
+    children = children_for(body, spec, revision, placement, observed.children, params)
     status = status_from(
         body, spec, revision, plan.status, observation, observed.children, observed.pods, now
     )
@@ -165,5 +165,5 @@ def rollout_pass(
         events=plan.events,
         requeue_after=plan.requeue_after,
         transition=plan.transition,
-        world=world,
+        placement=placement,
     )

@@ -1,9 +1,9 @@
 """Blue/green rollout as a pure step function: (spec, status, observation, now) -> next status.
 
 Public: ``plan_rollout_step(spec, revision, status, observed, now) -> RolloutPlan``,
-``plan_world(spec, revision, status, observed, now) -> World``, ``replica_split(replicas, weight)``,
-``current_weight(spec, state)``, ``RolloutObservation``, ``ColorObservation``, ``RolloutPlan``, ``World``,
-``ColorPlan``, ``Event``, ``Check`` (``smoke``, ``quality_gate``, ``analysis``, ``evaluation``).
+``plan_placement(spec, revision, status, observed, now) -> Placement``, ``replica_split(replicas, weight)``,
+``current_weight(spec, state)``, ``RolloutObservation``, ``ColorObservation``, ``RolloutPlan``, ``Placement``,
+``ColorPlan``, ``KubeEvent``, ``Check`` (``smoke``, ``quality_gate``, ``analysis``, ``evaluation``).
 
 How the reconciler drives it (after Argo Rollouts' rollout/bluegreen.go: each pass does at most one
 transition, persists status, and the next event continues):
@@ -11,7 +11,7 @@ transition, persists status, and the next event continues):
 2. ``plan = plan_rollout_step(...)``; if ``plan.check`` is set, run that check (probes component) and call
    ``plan_rollout_step`` again with the result in the observation (``smoke=`` / ``quality_gate=`` /
    ``analysis=`` / ``evaluation=``) -- the result lands in status together with its transition;
-3. apply ``plan_world(spec, revision, plan.status, observed, now)``: replicas per colour, stable Service
+3. apply ``plan_placement(spec, revision, plan.status, observed, now)``: replicas per colour, stable Service
    colours, preview colour, route weights (it never routes to a colour without Ready pods and never lowers
    the active colour below spec.replicas before the candidate's pods are Ready);
 4. patch ``plan.status`` if it changed, emit ``plan.events``, requeue after ``plan.requeue_after`` seconds.
@@ -30,10 +30,11 @@ phase is acknowledged with a Warning event and otherwise ignored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from modeldeploy.api import (
     CheckResult,
@@ -103,8 +104,9 @@ class RolloutObservation:
         )
 
 
-@dataclass(frozen=True)
-class Event:
+class KubeEvent(NamedTuple):
+    """A Kubernetes Event to emit about the ModelDeployment."""
+
     type: str  # Normal | Warning
     reason: str
     message: str
@@ -114,7 +116,7 @@ class Event:
 class RolloutPlan:
     status: ModelDeploymentStatus
     check: Check | None = None
-    events: list[Event] = field(default_factory=list)
+    events: list[KubeEvent] = field(default_factory=list)
     requeue_after: float | None = None
     transition: str = ""  # "A -> B" when the phase changed
 
@@ -127,7 +129,7 @@ class ColorPlan:
 
 
 @dataclass(frozen=True)
-class World:
+class Placement:
     colors: dict[Color, ColorPlan]
     stable_colors: tuple[Color, ...]
     preview_color: Color
@@ -143,8 +145,8 @@ def _elapsed(since: datetime | None, now: datetime) -> float:
     return (now - since).total_seconds() if since else 0.0
 
 
-class _Pass:
-    """Mutable scratch for one call of plan_rollout_step."""
+class _Draft:
+    """The next status, drafted by one call of plan_rollout_step (mutable; the plan it returns)."""
 
     def __init__(
         self, spec: ModelDeploymentSpec, revision: str, status: ModelDeploymentStatus, now: datetime
@@ -156,7 +158,7 @@ class _Pass:
         self.plan = RolloutPlan(status=self.status)
 
     def event(self, type_: str, reason: str, message: str) -> None:
-        self.plan.events.append(Event(type_, reason, message))
+        self.plan.events.append(KubeEvent(type_, reason, message))
 
     def go(self, phase: RolloutPhase, message: str) -> None:
         old = self.state.phase
@@ -188,218 +190,225 @@ class _Pass:
 # transitions
 
 
-def _start_candidate(p: _Pass, message: str) -> None:
-    s = p.state
-    s.revision, s.color = p.revision, other_color(p.status.active_color or Color.blue)
-    s.step_index, s.started_at, s.step_started_at = 0, p.now, None
-    s.smoke = s.quality_gate = s.analysis = None
-    s.abort_reason = None
-    p.status.candidate_revision = p.revision
-    p.go(RolloutPhase.WaitingForCandidate, message)
-    p.event("Normal", "RolloutStarted", f"revision {p.revision} is starting on the {s.color.value} slot")
-    p.requeue(WAIT_FOR_PODS_SECONDS)
+def _start_candidate(draft: _Draft, message: str) -> None:
+    state = draft.state
+    state.revision, state.color = draft.revision, other_color(draft.status.active_color or Color.blue)
+    state.step_index, state.started_at, state.step_started_at = 0, draft.now, None
+    state.smoke = state.quality_gate = state.analysis = None
+    state.abort_reason = None
+    draft.status.candidate_revision = draft.revision
+    draft.go(RolloutPhase.WaitingForCandidate, message)
+    draft.event(
+        "Normal", "RolloutStarted", f"revision {draft.revision} is starting on the {state.color.value} slot"
+    )
+    draft.requeue(WAIT_FOR_PODS_SECONDS)
 
 
-def _enter_step(p: _Pass, index: int, promote: bool = False) -> None:
+def _enter_step(draft: _Draft, index: int, promote: bool = False) -> None:
     """Step `index`; past the last step: Promoting (autoPromote or a promote request) or Paused."""
-    steps = p.spec.rollout.steps
-    s = p.state
-    s.step_index, s.step_started_at, s.analysis = min(index, len(steps)), p.now, None
+    steps = draft.spec.rollout.steps
+    state = draft.state
+    state.step_index, state.step_started_at, state.analysis = min(index, len(steps)), draft.now, None
     if index >= len(steps):
-        if p.spec.rollout.auto_promote or promote:
-            p.go(RolloutPhase.Promoting, "scaling the candidate to full size before switching all traffic")
-            p.requeue(WAIT_FOR_PODS_SECONDS)
+        if draft.spec.rollout.auto_promote or promote:
+            draft.go(
+                RolloutPhase.Promoting, "scaling the candidate to full size before switching all traffic"
+            )
+            draft.requeue(WAIT_FOR_PODS_SECONDS)
         else:
-            p.go(RolloutPhase.Paused, "waiting for promote (autoPromote is false)")
-            p.event("Normal", "RolloutPaused", "all steps passed; waiting for promote")
+            draft.go(RolloutPhase.Paused, "waiting for promote (autoPromote is false)")
+            draft.event("Normal", "RolloutPaused", "all steps passed; waiting for promote")
         return
     step = steps[index]
     where = f"step {index + 1}/{len(steps)}: {step.weight}% to the candidate"
     if step.pause_seconds is None:
-        p.go(RolloutPhase.Paused, f"{where}; held until promote")
-        p.event("Normal", "RolloutPaused", f"{where}, held until promote")
+        draft.go(RolloutPhase.Paused, f"{where}; held until promote")
+        draft.event("Normal", "RolloutPaused", f"{where}, held until promote")
     else:
-        p.go(RolloutPhase.Stepping, f"{where} for {step.pause_seconds}s")
-        p.event("Normal", "RolloutStep", where)
-        p.requeue(step.pause_seconds)
+        draft.go(RolloutPhase.Stepping, f"{where} for {step.pause_seconds}s")
+        draft.event("Normal", "RolloutStep", where)
+        draft.requeue(step.pause_seconds)
 
 
-def _after_checks(p: _Pass, done: RolloutPhase) -> None:
+def _after_checks(draft: _Draft, done: RolloutPhase) -> None:
     """The next pre-promotion check after `done`, or the first traffic step."""
     order = [
-        (RolloutPhase.SmokeTesting, p.spec.rollout.smoke is not None),
-        (RolloutPhase.QualityGate, p.spec.rollout.quality_gate is not None),
+        (RolloutPhase.SmokeTesting, draft.spec.rollout.smoke is not None),
+        (RolloutPhase.QualityGate, draft.spec.rollout.quality_gate is not None),
     ]
     phases = [phase for phase, _ in order]
     start = phases.index(done) + 1 if done in phases else 0
     for phase, wanted in order[start:]:
         if wanted:
-            p.go(
+            draft.go(
                 phase, f"running the {'smoke test' if phase == RolloutPhase.SmokeTesting else 'quality gate'}"
             )
-            p.requeue(0)
+            draft.requeue(0)
             return
-    _enter_step(p, 0)
+    _enter_step(draft, 0)
 
 
-def _abort(p: _Pass, reason: str, message: str) -> None:
-    s = p.state
-    s.abort_reason = message
-    s.previous_color, s.previous_revision = s.color, s.revision
-    s.scale_down_at = p.now + timedelta(seconds=p.spec.rollout.scale_down_delay_seconds)
-    p.go(RolloutPhase.Aborted, f"aborted: {message}")
-    p.history(s.revision, Outcome.Aborted, message)
-    p.event(
+def _abort(draft: _Draft, reason: str, message: str) -> None:
+    state = draft.state
+    state.abort_reason = message
+    state.previous_color, state.previous_revision = state.color, state.revision
+    state.scale_down_at = draft.now + timedelta(seconds=draft.spec.rollout.scale_down_delay_seconds)
+    draft.go(RolloutPhase.Aborted, f"aborted: {message}")
+    draft.history(state.revision, Outcome.Aborted, message)
+    draft.event(
         "Warning",
         reason,
-        f"rollout of {s.revision} aborted, traffic back on {p.status.active_color}: {message}",
+        f"rollout of {state.revision} aborted, traffic back on {draft.status.active_color}: {message}",
     )
 
 
-def _rollback(p: _Pass, reason: str, message: str) -> None:
+def _rollback(draft: _Draft, reason: str, message: str) -> None:
     """Right after promotion: the previous colour is still warm, switch straight back to it."""
-    s, st = p.state, p.status
-    failed_color, failed_revision = st.active_color, st.active_revision
-    st.active_color, st.active_revision = s.previous_color, s.previous_revision
-    s.color, s.revision = failed_color, failed_revision
-    s.previous_color, s.previous_revision = failed_color, failed_revision
-    s.abort_reason = message
-    s.scale_down_at = p.now + timedelta(seconds=p.spec.rollout.scale_down_delay_seconds)
-    st.candidate_revision = failed_revision
-    p.go(RolloutPhase.Aborted, f"rolled back: {message}")
-    p.history(failed_revision, Outcome.RolledBack, message)
-    p.event("Warning", reason, f"rolled back from {failed_revision} to {st.active_revision}: {message}")
+    state, status = draft.state, draft.status
+    failed_color, failed_revision = status.active_color, status.active_revision
+    status.active_color, status.active_revision = state.previous_color, state.previous_revision
+    state.color, state.revision = failed_color, failed_revision
+    state.previous_color, state.previous_revision = failed_color, failed_revision
+    state.abort_reason = message
+    state.scale_down_at = draft.now + timedelta(seconds=draft.spec.rollout.scale_down_delay_seconds)
+    status.candidate_revision = failed_revision
+    draft.go(RolloutPhase.Aborted, f"rolled back: {message}")
+    draft.history(failed_revision, Outcome.RolledBack, message)
+    draft.event(
+        "Warning", reason, f"rolled back from {failed_revision} to {status.active_revision}: {message}"
+    )
 
 
-def _promote(p: _Pass) -> None:
-    s, st = p.state, p.status
-    old_color, old_revision = st.active_color, st.active_revision
-    st.active_color, st.active_revision, st.candidate_revision = s.color, s.revision, None
-    s.previous_color, s.previous_revision = old_color, old_revision
-    delay = p.spec.rollout.scale_down_delay_seconds
-    s.scale_down_at = p.now + timedelta(seconds=delay)
-    s.step_started_at, s.analysis = p.now, None
-    p.history(s.revision, Outcome.Promoted, "promoted")
-    p.event("Normal", "RolloutPromoted", f"revision {s.revision} on {s.color} now gets all traffic")
-    analysis = p.spec.rollout.analysis
+def _promote(draft: _Draft) -> None:
+    state, status = draft.state, draft.status
+    old_color, old_revision = status.active_color, status.active_revision
+    status.active_color, status.active_revision, status.candidate_revision = state.color, state.revision, None
+    state.previous_color, state.previous_revision = old_color, old_revision
+    delay = draft.spec.rollout.scale_down_delay_seconds
+    state.scale_down_at = draft.now + timedelta(seconds=delay)
+    state.step_started_at, state.analysis = draft.now, None
+    draft.history(state.revision, Outcome.Promoted, "promoted")
+    draft.event(
+        "Normal", "RolloutPromoted", f"revision {state.revision} on {state.color} now gets all traffic"
+    )
+    analysis = draft.spec.rollout.analysis
     if delay > 0 and old_color is not None:
         watching = "analysing" if analysis and analysis.post_promotion else "keeping"
-        p.go(RolloutPhase.PostPromotion, f"promoted; {watching} the previous colour warm for {delay}s")
-        p.requeue(delay)
+        draft.go(RolloutPhase.PostPromotion, f"promoted; {watching} the previous colour warm for {delay}s")
+        draft.requeue(delay)
     else:
-        p.go(RolloutPhase.Completed, "promoted")
-
-
-def _warm_previous(p: _Pass) -> bool:
-    s = p.state
-    return bool(s.previous_color and s.previous_revision and s.scale_down_at and p.now < s.scale_down_at)
+        draft.go(RolloutPhase.Completed, "promoted")
 
 
 # ---------------------------------------------------------------------------------------------------------
 # checks
 
 
-def _analysis(p: _Pass, observed: RolloutObservation) -> bool:
-    """Runs/records analysis while traffic flows; True when it failed and the caller must stop."""
-    analysis = p.spec.rollout.analysis
+def _failed_analysis(draft: _Draft, observed: RolloutObservation) -> CheckResult | None:
+    """Asks for / records analysis while traffic flows; the result when it failed (the caller must stop)."""
+    analysis = draft.spec.rollout.analysis
     if analysis is None:
-        return False
-    last = p.state.analysis
+        return None
+    last = draft.state.analysis
     # The first judgement waits one interval after the step began: an empty window says nothing.
-    since = last.at if last and last.at else p.state.step_started_at
-    waited = _elapsed(since, p.now) if since else analysis.interval_seconds
+    since = last.at if last and last.at else draft.state.step_started_at
+    waited = _elapsed(since, draft.now) if since else analysis.interval_seconds
     if observed.analysis is None:
         if waited >= analysis.interval_seconds:
-            p.plan.check = Check.analysis
+            draft.plan.check = Check.analysis
         else:
-            p.requeue(analysis.interval_seconds - waited)
-        return False
-    result = observed.analysis.model_copy(update={"at": observed.analysis.at or p.now})
-    p.state.analysis = result
-    p.requeue(analysis.interval_seconds)
-    return result.passed is False
+            draft.requeue(analysis.interval_seconds - waited)
+        return None
+    result = observed.analysis.model_copy(update={"at": observed.analysis.at or draft.now})
+    draft.state.analysis = result
+    draft.requeue(analysis.interval_seconds)
+    return result if result.passed is False else None
 
 
-def _evaluation(p: _Pass, observed: RolloutObservation) -> bool:
+def _evaluation(draft: _Draft, observed: RolloutObservation) -> bool:
     """Regular live-model evaluation; True when it failed and a rollback is wanted and possible."""
-    wanted = p.spec.monitoring.evaluation if p.spec.monitoring else None
-    if wanted is None or not p.status.active_revision:
+    wanted = draft.spec.monitoring.evaluation if draft.spec.monitoring else None
+    if wanted is None or not draft.status.active_revision:
         return False
-    current = p.status.evaluation
-    last = current.result if current and current.revision == p.status.active_revision else None
+    current = draft.status.evaluation
+    last = current.result if current and current.revision == draft.status.active_revision else None
     if observed.evaluation is None:
-        if p.plan.check is not None:  # one check per call; this one stays due
+        if draft.plan.check is not None:  # one check per call; this one stays due
             return False
-        if last is None or last.at is None or _elapsed(last.at, p.now) >= wanted.interval_seconds:
-            p.plan.check = Check.evaluation
+        if last is None or last.at is None or _elapsed(last.at, draft.now) >= wanted.interval_seconds:
+            draft.plan.check = Check.evaluation
         else:
-            p.requeue(wanted.interval_seconds - _elapsed(last.at, p.now))
+            draft.requeue(wanted.interval_seconds - _elapsed(last.at, draft.now))
         return False
-    result = observed.evaluation.model_copy(update={"at": observed.evaluation.at or p.now})
-    p.status.evaluation = EvaluationStatus(revision=p.status.active_revision, result=result)
-    p.requeue(wanted.interval_seconds)
+    result = observed.evaluation.model_copy(update={"at": observed.evaluation.at or draft.now})
+    draft.status.evaluation = EvaluationStatus(revision=draft.status.active_revision, result=result)
+    draft.requeue(wanted.interval_seconds)
     if result.passed is False:
-        p.event("Warning", "EvaluationFailed", f"live model {p.status.active_revision}: {result.message}")
-        return wanted.rollback_on_failure and _warm_previous(p)
+        draft.event(
+            "Warning", "EvaluationFailed", f"live model {draft.status.active_revision}: {result.message}"
+        )
+        return wanted.rollback_on_failure and _previous_warm(draft.state, draft.now)
     if last is None or last.passed is not True:
-        p.event("Normal", "EvaluationPassed", f"live model {p.status.active_revision}: {result.message}")
+        draft.event(
+            "Normal", "EvaluationPassed", f"live model {draft.status.active_revision}: {result.message}"
+        )
     return False
 
 
-def _check_phase(p: _Pass, phase: RolloutPhase, check: Check, result: CheckResult | None) -> None:
+def _check_phase(draft: _Draft, phase: RolloutPhase, check: Check, result: CheckResult | None) -> None:
     if result is None:
-        p.plan.check = check
+        draft.plan.check = check
         return
-    result = result.model_copy(update={"at": result.at or p.now})
+    result = result.model_copy(update={"at": result.at or draft.now})
     name = "smoke test" if check == Check.smoke else "quality gate"
     if check == Check.smoke:
-        p.state.smoke = result
+        draft.state.smoke = result
     else:
-        p.state.quality_gate = result
+        draft.state.quality_gate = result
     if result.passed:
-        p.event("Normal", "CheckPassed", f"{name} passed: {result.message}")
-        _after_checks(p, phase)
+        draft.event("Normal", "CheckPassed", f"{name} passed: {result.message}")
+        _after_checks(draft, phase)
     else:
         reason = "SmokeTestFailed" if check == Check.smoke else "QualityGateFailed"
-        _abort(p, reason, f"{name} failed: {result.message or 'inconclusive'}")
+        _abort(draft, reason, f"{name} failed: {result.message or 'inconclusive'}")
 
 
 # ---------------------------------------------------------------------------------------------------------
 # control requests
 
 
-def _handle_control(p: _Pass) -> bool:
-    control = p.status.rollout_control
-    s = p.state
-    if control is None or control.request_id == s.handled_request_id:
+def _handle_control(draft: _Draft) -> bool:
+    control = draft.status.rollout_control
+    state = draft.state
+    if control is None or control.request_id == state.handled_request_id:
         return False
-    s.handled_request_id = control.request_id
-    action, phase = control.action, s.phase
+    state.handled_request_id = control.request_id
+    action, phase = control.action, state.phase
     if action == ControlAction.abort and phase in IN_FLIGHT:
-        _abort(p, "RolloutAborted", "aborted by request")
+        _abort(draft, "RolloutAborted", "aborted by request")
     elif action == ControlAction.abort and phase in (RolloutPhase.PostPromotion, RolloutPhase.Completed):
-        if _warm_previous(p):
-            _rollback(p, "RolledBack", "rollback requested")
+        if _previous_warm(draft.state, draft.now):
+            _rollback(draft, "RolledBack", "rollback requested")
         else:
-            p.event("Warning", "RequestIgnored", "abort: the previous revision is no longer warm")
+            draft.event("Warning", "RequestIgnored", "abort: the previous revision is no longer warm")
     elif (
         action == ControlAction.retry
         and phase == RolloutPhase.Aborted
-        and p.revision != p.status.active_revision
+        and draft.revision != draft.status.active_revision
     ):
-        _start_candidate(p, "retrying")
+        _start_candidate(draft, "retrying")
     elif action == ControlAction.promote and phase in (RolloutPhase.Stepping, RolloutPhase.Paused):
-        p.event("Normal", "PromoteRequested", "promote requested: going on")
-        _enter_step(p, s.step_index + 1, promote=True)
+        draft.event("Normal", "PromoteRequested", "promote requested: going on")
+        _enter_step(draft, state.step_index + 1, promote=True)
     elif action == ControlAction.promote_full and phase in IN_FLIGHT - {RolloutPhase.Promoting}:
-        p.event(
+        draft.event(
             "Normal", "PromoteRequested", "full promotion requested: skipping the remaining checks and steps"
         )
-        s.step_index = len(p.spec.rollout.steps)
-        p.go(RolloutPhase.Promoting, "full promotion requested")
-        p.requeue(WAIT_FOR_PODS_SECONDS)
+        state.step_index = len(draft.spec.rollout.steps)
+        draft.go(RolloutPhase.Promoting, "full promotion requested")
+        draft.requeue(WAIT_FOR_PODS_SECONDS)
     else:
-        p.event("Warning", "RequestIgnored", f"{action.value} does not apply in phase {phase.value}")
+        draft.event("Warning", "RequestIgnored", f"{action.value} does not apply in phase {phase.value}")
     return True
 
 
@@ -407,63 +416,71 @@ def _handle_control(p: _Pass) -> bool:
 # the step function
 
 
-def _bootstrap(p: _Pass, observed: RolloutObservation) -> None:
+def _bootstrap(draft: _Draft, observed: RolloutObservation) -> None:
     stable = observed.stable_color
     obs = observed.color(stable)
-    if p.status.active_color is None and stable and obs.exists and obs.revision and obs.ready_replicas > 0:
-        p.status.active_color, p.status.active_revision = stable, obs.revision
-        p.event(
+    if (
+        draft.status.active_color is None
+        and stable
+        and obs.exists
+        and obs.revision
+        and obs.ready_replicas > 0
+    ):
+        draft.status.active_color, draft.status.active_revision = stable, obs.revision
+        draft.event(
             "Normal", "Adopted", f"status was empty: {stable.value} ({obs.revision}) is serving, kept active"
         )
-        p.state.revision, p.state.color = obs.revision, stable
-        p.go(RolloutPhase.Completed, "adopted the serving colour")
+        draft.state.revision, draft.state.color = obs.revision, stable
+        draft.go(RolloutPhase.Completed, "adopted the serving colour")
         return
-    if p.status.active_color is not None:
-        p.state.revision, p.state.color = p.status.active_revision, p.status.active_color
-        p.go(RolloutPhase.Completed, "resumed")
+    if draft.status.active_color is not None:
+        draft.state.revision, draft.state.color = draft.status.active_revision, draft.status.active_color
+        draft.go(RolloutPhase.Completed, "resumed")
         return
-    p.state.revision, p.state.color, p.state.started_at = p.revision, Color.blue, p.now
-    p.status.candidate_revision = p.revision
-    p.go(RolloutPhase.Deploying, f"deploying revision {p.revision}")
-    p.requeue(WAIT_FOR_PODS_SECONDS)
+    draft.state.revision, draft.state.color, draft.state.started_at = draft.revision, Color.blue, draft.now
+    draft.status.candidate_revision = draft.revision
+    draft.go(RolloutPhase.Deploying, f"deploying revision {draft.revision}")
+    draft.requeue(WAIT_FOR_PODS_SECONDS)
 
 
-def _on_new_revision(p: _Pass) -> bool:
+def _on_new_revision(draft: _Draft) -> bool:
     """Reacts to a spec whose revision differs from what the rollout is doing; True when it acted."""
-    s, st = p.state, p.status
-    if s.phase == RolloutPhase.Deploying:
-        if s.revision == p.revision:
+    state, status = draft.state, draft.status
+    if state.phase == RolloutPhase.Deploying:
+        if state.revision == draft.revision:
             return False
-        s.revision, st.candidate_revision = p.revision, p.revision
-        p.go(
+        state.revision, status.candidate_revision = draft.revision, draft.revision
+        draft.go(
             RolloutPhase.Deploying,
-            f"deploying revision {p.revision} (spec changed before the first was Ready)",
+            f"deploying revision {draft.revision} (spec changed before the first was Ready)",
         )
         return True
-    if p.revision == st.active_revision:
-        if s.phase in IN_FLIGHT:
-            s.previous_color, s.previous_revision = s.color, s.revision
-            s.scale_down_at = p.now + timedelta(seconds=p.spec.rollout.scale_down_delay_seconds)
-            p.history(s.revision, Outcome.Superseded, "spec returned to the active revision")
-            st.candidate_revision = None
-            p.go(RolloutPhase.Completed, "spec returned to the active revision; candidate scaled down")
-            p.event(
-                "Normal", "RolloutSuperseded", f"spec is back at {p.revision}; candidate {s.revision} dropped"
+    if draft.revision == status.active_revision:
+        if state.phase in IN_FLIGHT:
+            state.previous_color, state.previous_revision = state.color, state.revision
+            state.scale_down_at = draft.now + timedelta(seconds=draft.spec.rollout.scale_down_delay_seconds)
+            draft.history(state.revision, Outcome.Superseded, "spec returned to the active revision")
+            status.candidate_revision = None
+            draft.go(RolloutPhase.Completed, "spec returned to the active revision; candidate scaled down")
+            draft.event(
+                "Normal",
+                "RolloutSuperseded",
+                f"spec is back at {draft.revision}; candidate {state.revision} dropped",
             )
             return True
-        if s.phase == RolloutPhase.Aborted:
-            st.candidate_revision = None
-            p.go(RolloutPhase.Completed, "spec returned to the active revision")
+        if state.phase == RolloutPhase.Aborted:
+            status.candidate_revision = None
+            draft.go(RolloutPhase.Completed, "spec returned to the active revision")
             return True
         return False
-    if s.phase in IN_FLIGHT and s.revision != p.revision:
-        p.history(s.revision, Outcome.Superseded, f"replaced by {p.revision}")
-        _start_candidate(p, f"revision {p.revision} replaces {s.revision}")
+    if state.phase in IN_FLIGHT and state.revision != draft.revision:
+        draft.history(state.revision, Outcome.Superseded, f"replaced by {draft.revision}")
+        _start_candidate(draft, f"revision {draft.revision} replaces {state.revision}")
         return True
-    if s.phase in (RolloutPhase.Completed, RolloutPhase.PostPromotion) or (
-        s.phase == RolloutPhase.Aborted and s.revision != p.revision
+    if state.phase in (RolloutPhase.Completed, RolloutPhase.PostPromotion) or (
+        state.phase == RolloutPhase.Aborted and state.revision != draft.revision
     ):
-        _start_candidate(p, f"new revision {p.revision}")
+        _start_candidate(draft, f"new revision {draft.revision}")
         return True
     return False
 
@@ -475,106 +492,156 @@ def plan_rollout_step(
     observed: RolloutObservation,
     now: datetime,
 ) -> RolloutPlan:
-    """One pass of the rollout state machine; `revision` is revision_of(spec)."""
-    p = _Pass(spec, revision, status, now)
+    """One pass of the rollout state machine; `revision` is revision_of(spec). A control request or a new
+    revision comes first; otherwise the handler of the current phase (PHASE_HANDLERS) decides."""
+    draft = _Draft(spec, revision, status, now)
     if status.rollout is None:
-        _bootstrap(p, observed)
-        return p.plan
-    if _handle_control(p) or _on_new_revision(p):
-        return p.plan
-    s, replicas = p.state, spec.replicas
-    candidate = observed.color(s.color)
-    deadline = spec.rollout.progress_deadline_seconds
-    phase = s.phase
-    if phase == RolloutPhase.Deploying:
-        if _ready(candidate, s.revision, replicas):
-            p.status.active_color, p.status.active_revision, p.status.candidate_revision = (
-                s.color,
-                s.revision,
-                None,
-            )
-            p.history(s.revision, Outcome.Promoted, "first revision")
-            p.go(RolloutPhase.Completed, f"revision {s.revision} is serving")
-            p.event("Normal", "Deployed", f"revision {s.revision} is Ready on {s.color}")
-        else:
-            late = _elapsed(s.phase_started_at, now) > deadline
-            s.message = _waiting_message(candidate, replicas, late, deadline)
-            p.requeue(WAIT_FOR_PODS_SECONDS)
-    elif phase in (RolloutPhase.WaitingForCandidate, RolloutPhase.Promoting):
-        if _ready(candidate, s.revision, replicas):
-            if phase == RolloutPhase.WaitingForCandidate:
-                p.event("Normal", "CandidateReady", f"revision {s.revision} is Ready on the preview")
-                _after_checks(p, phase)
-            else:
-                _promote(p)
-        elif _elapsed(s.phase_started_at, now) > deadline:
-            why = candidate.failure or f"{candidate.ready_replicas}/{replicas} pods Ready"
-            _abort(p, "ProgressDeadlineExceeded", f"candidate not Ready within {deadline}s: {why}")
-        else:
-            s.message = _waiting_message(candidate, replicas, False, deadline)
-            p.requeue(min(WAIT_FOR_PODS_SECONDS, deadline - _elapsed(s.phase_started_at, now) + 0.5))
-    elif phase == RolloutPhase.SmokeTesting:
-        _check_phase(p, phase, Check.smoke, observed.smoke)
-    elif phase == RolloutPhase.QualityGate:
-        _check_phase(p, phase, Check.quality_gate, observed.quality_gate)
-    elif phase in (RolloutPhase.Stepping, RolloutPhase.Paused):
-        _step(p, observed)
-    elif phase == RolloutPhase.PostPromotion:
-        if _post_promotion_failed(p, observed):
-            return p.plan
-        if not _warm_previous(p):
-            p.go(RolloutPhase.Completed, f"revision {p.status.active_revision} is serving")
-            p.plan.check = None
-    elif phase == RolloutPhase.Completed:
-        if _evaluation(p, observed):
-            _rollback(p, "EvaluationRollback", "live evaluation failed")
-        elif _warm_previous(p) and s.scale_down_at:
-            p.requeue(_elapsed(now, s.scale_down_at))
-    elif phase == RolloutPhase.Aborted:
-        # The model serving after an abort or a rollback is still evaluated; an abort never rolls "back"
-        # to the colour it just left.
-        _evaluation(p, observed)
-        if _warm_previous(p) and s.scale_down_at:
-            p.requeue(_elapsed(now, s.scale_down_at))
-    return p.plan
+        _bootstrap(draft, observed)
+    elif not (_handle_control(draft) or _on_new_revision(draft)):
+        PHASE_HANDLERS[draft.state.phase](draft, observed)
+    return draft.plan
 
 
-def _post_promotion_failed(p: _Pass, observed: RolloutObservation) -> bool:
-    analysis = p.spec.rollout.analysis
-    if analysis and analysis.post_promotion and _warm_previous(p) and _analysis(p, observed):
-        _rollback(p, "AnalysisFailed", f"post-promotion analysis failed: {p.state.analysis.message}")  # type: ignore[union-attr]
+def _deploying(draft: _Draft, observed: RolloutObservation) -> None:
+    """The first revision: it becomes active once its pods are Ready."""
+    state, replicas = draft.state, draft.spec.replicas
+    candidate = observed.color(state.color)
+    if _ready(candidate, state.revision, replicas):
+        status = draft.status
+        status.active_color, status.active_revision, status.candidate_revision = (
+            state.color,
+            state.revision,
+            None,
+        )
+        draft.history(state.revision, Outcome.Promoted, "first revision")
+        draft.go(RolloutPhase.Completed, f"revision {state.revision} is serving")
+        draft.event("Normal", "Deployed", f"revision {state.revision} is Ready on {state.color}")
+        return
+    deadline = draft.spec.rollout.progress_deadline_seconds
+    late = _elapsed(state.phase_started_at, draft.now) > deadline
+    state.message = _waiting_message(candidate, replicas, late, deadline)
+    draft.requeue(WAIT_FOR_PODS_SECONDS)
+
+
+def _waiting_for_pods(draft: _Draft, observed: RolloutObservation) -> bool:
+    """WaitingForCandidate and Promoting wait for the candidate's pods; True once they are Ready. Past the
+    progress deadline the rollout aborts."""
+    state, replicas = draft.state, draft.spec.replicas
+    candidate = observed.color(state.color)
+    if _ready(candidate, state.revision, replicas):
         return True
-    if _evaluation(p, observed):
-        _rollback(p, "EvaluationRollback", "live evaluation failed")
-        return True
-    if p.state.scale_down_at:
-        p.requeue(_elapsed(p.now, p.state.scale_down_at))
+    deadline = draft.spec.rollout.progress_deadline_seconds
+    waited = _elapsed(state.phase_started_at, draft.now)
+    if waited > deadline:
+        why = candidate.failure or f"{candidate.ready_replicas}/{replicas} pods Ready"
+        _abort(draft, "ProgressDeadlineExceeded", f"candidate not Ready within {deadline}s: {why}")
+    else:
+        state.message = _waiting_message(candidate, replicas, False, deadline)
+        draft.requeue(min(WAIT_FOR_PODS_SECONDS, deadline - waited + 0.5))
     return False
 
 
-def _step(p: _Pass, observed: RolloutObservation) -> None:
-    s, steps = p.state, p.spec.rollout.steps
-    if _analysis(p, observed):
-        _abort(p, "AnalysisFailed", f"analysis failed at step {s.step_index + 1}: {s.analysis.message}")  # type: ignore[union-attr]
+def _waiting_for_candidate(draft: _Draft, observed: RolloutObservation) -> None:
+    if _waiting_for_pods(draft, observed):
+        draft.event("Normal", "CandidateReady", f"revision {draft.state.revision} is Ready on the preview")
+        _after_checks(draft, RolloutPhase.WaitingForCandidate)
+
+
+def _promoting(draft: _Draft, observed: RolloutObservation) -> None:
+    if _waiting_for_pods(draft, observed):
+        _promote(draft)
+
+
+def _smoke_testing(draft: _Draft, observed: RolloutObservation) -> None:
+    _check_phase(draft, RolloutPhase.SmokeTesting, Check.smoke, observed.smoke)
+
+
+def _quality_gate(draft: _Draft, observed: RolloutObservation) -> None:
+    _check_phase(draft, RolloutPhase.QualityGate, Check.quality_gate, observed.quality_gate)
+
+
+def _post_promotion(draft: _Draft, observed: RolloutObservation) -> None:
+    if _post_promotion_failed(draft, observed):
         return
-    if p.plan.check is not None or s.phase == RolloutPhase.Paused:
+    if not _previous_warm(draft.state, draft.now):
+        draft.go(RolloutPhase.Completed, f"revision {draft.status.active_revision} is serving")
+        draft.plan.check = None
+
+
+def _completed(draft: _Draft, observed: RolloutObservation) -> None:
+    if _evaluation(draft, observed):
+        _rollback(draft, "EvaluationRollback", "live evaluation failed")
+    else:
+        _requeue_for_scale_down(draft)
+
+
+def _aborted(draft: _Draft, observed: RolloutObservation) -> None:
+    # The model serving after an abort or a rollback is still evaluated; an abort never rolls "back" to
+    # the colour it just left.
+    _evaluation(draft, observed)
+    _requeue_for_scale_down(draft)
+
+
+def _requeue_for_scale_down(draft: _Draft) -> None:
+    if _previous_warm(draft.state, draft.now) and draft.state.scale_down_at:
+        draft.requeue(_elapsed(draft.now, draft.state.scale_down_at))
+
+
+def _post_promotion_failed(draft: _Draft, observed: RolloutObservation) -> bool:
+    analysis = draft.spec.rollout.analysis
+    if analysis and analysis.post_promotion and _previous_warm(draft.state, draft.now):
+        failed = _failed_analysis(draft, observed)
+        if failed is not None:
+            _rollback(draft, "AnalysisFailed", f"post-promotion analysis failed: {failed.message}")
+            return True
+    if _evaluation(draft, observed):
+        _rollback(draft, "EvaluationRollback", "live evaluation failed")
+        return True
+    if draft.state.scale_down_at:
+        draft.requeue(_elapsed(draft.now, draft.state.scale_down_at))
+    return False
+
+
+def _traffic_step(draft: _Draft, observed: RolloutObservation) -> None:
+    state, steps = draft.state, draft.spec.rollout.steps
+    failed = _failed_analysis(draft, observed)
+    if failed is not None:
+        _abort(draft, "AnalysisFailed", f"analysis failed at step {state.step_index + 1}: {failed.message}")
         return
-    pause = steps[s.step_index].pause_seconds if s.step_index < len(steps) else 0
-    left = (pause or 0) - _elapsed(s.step_started_at, p.now)
+    if draft.plan.check is not None or state.phase == RolloutPhase.Paused:
+        return
+    pause = steps[state.step_index].pause_seconds if state.step_index < len(steps) else 0
+    left = (pause or 0) - _elapsed(state.step_started_at, draft.now)
     if left > 0:
-        p.requeue(left)
+        draft.requeue(left)
         return
-    analysis = p.spec.rollout.analysis
-    step_end = s.step_started_at + timedelta(seconds=pause or 0) if s.step_started_at else p.now
-    if analysis and (s.analysis is None or s.analysis.at is None or s.analysis.at < step_end):
-        p.plan.check = Check.analysis  # judge the whole step before leaving it
+    analysis = draft.spec.rollout.analysis
+    step_end = state.step_started_at + timedelta(seconds=pause or 0) if state.step_started_at else draft.now
+    if analysis and (state.analysis is None or state.analysis.at is None or state.analysis.at < step_end):
+        draft.plan.check = Check.analysis  # judge the whole step before leaving it
         return
-    if analysis and analysis.min_requests > 0 and (s.analysis is None or s.analysis.passed is None):
-        found = s.analysis.message if s.analysis else "no analysis result"
-        p.go(RolloutPhase.Paused, f"analysis inconclusive ({found}); promote to go on or abort")
-        p.event("Warning", "AnalysisInconclusive", s.message)
+    if analysis and analysis.min_requests > 0 and (state.analysis is None or state.analysis.passed is None):
+        found = state.analysis.message if state.analysis else "no analysis result"
+        draft.go(RolloutPhase.Paused, f"analysis inconclusive ({found}); promote to go on or abort")
+        draft.event("Warning", "AnalysisInconclusive", state.message)
         return
-    _enter_step(p, s.step_index + 1)
+    _enter_step(draft, state.step_index + 1)
+
+
+PhaseHandler = Callable[[_Draft, RolloutObservation], None]
+# What each phase does when no control request or new revision came first; a new phase is one entry.
+PHASE_HANDLERS: dict[RolloutPhase, PhaseHandler] = {
+    RolloutPhase.Deploying: _deploying,
+    RolloutPhase.WaitingForCandidate: _waiting_for_candidate,
+    RolloutPhase.SmokeTesting: _smoke_testing,
+    RolloutPhase.QualityGate: _quality_gate,
+    RolloutPhase.Stepping: _traffic_step,
+    RolloutPhase.Paused: _traffic_step,
+    RolloutPhase.Promoting: _promoting,
+    RolloutPhase.PostPromotion: _post_promotion,
+    RolloutPhase.Completed: _completed,
+    RolloutPhase.Aborted: _aborted,
+}
 
 
 def _waiting_message(obs: ColorObservation, replicas: int, late: bool, deadline: int) -> str:
@@ -587,7 +654,7 @@ def _waiting_message(obs: ColorObservation, replicas: int, late: bool, deadline:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# the world a status asks for
+# the placement a status asks for
 
 
 def replica_split(replicas: int, weight: int) -> tuple[int, int]:
@@ -608,73 +675,89 @@ def current_weight(spec: ModelDeploymentSpec, state: RolloutState) -> int:
     return steps[min(state.step_index, len(steps) - 1)].weight
 
 
-def plan_world(
+def plan_placement(
     spec: ModelDeploymentSpec,
     revision: str,
     status: ModelDeploymentStatus,
     observed: RolloutObservation,
     now: datetime,
-) -> World:
+) -> Placement:
     """What to run where, for the status plan_rollout_step returned (pure; safe to apply every pass)."""
     state = status.rollout or RolloutState()
-    r = spec.replicas
     active = status.active_color
     if active is None:  # first deployment: one colour, nothing else serves
         color = state.color or Color.blue
         other = other_color(color)
-        return World(
-            colors={color: ColorPlan(revision, r, True), other: ColorPlan(revision, 0, True)},
+        return Placement(
+            colors={color: ColorPlan(revision, spec.replicas, True), other: ColorPlan(revision, 0, True)},
             stable_colors=(color,),
             preview_color=color,
             route_weights={color.value: 100, other.value: 0},
             header_color=None,
         )
     idle = other_color(active)
-    plans = {active: ColorPlan(status.active_revision, r, status.active_revision == revision)}
-    stable: tuple[Color, ...] = (active,)
-    weights = {active.value: 100, idle.value: 0}
-    header: Color | None = None
+    active_plan = ColorPlan(status.active_revision, spec.replicas, status.active_revision == revision)
     if state.phase in IN_FLIGHT and state.color == idle:
-        cand_obs = observed.color(idle)
-        cand_ready = cand_obs.ready_replicas if cand_obs.revision == state.revision else 0
-        w = current_weight(spec, state) if cand_ready > 0 else 0
-        gateway = (
-            spec.rollout.traffic_routing is not None and spec.rollout.traffic_routing.gateway_api is not None
-        )
-        cand_replicas = r
-        if state.phase in TRAFFIC_PHASES:
-            header = idle if cand_ready > 0 else None
-            if gateway:
-                weights = {active.value: 100 - w, idle.value: w}
-            elif w > 0:
-                keep, cand_replicas = replica_split(r, w)
-                if state.phase == RolloutPhase.Promoting:
-                    cand_replicas = r
-                # Never shrink the active colour before the candidate's pods are Ready.
-                plans[active] = ColorPlan(
-                    status.active_revision,
-                    keep if cand_ready >= cand_replicas else r,
-                    plans[active].apply_template,
-                )
-                stable = (active, idle)
-        plans[idle] = ColorPlan(state.revision, cand_replicas, state.revision == revision)
-    elif _previous_warm(state, idle, now):
-        plans[idle] = ColorPlan(state.previous_revision, r, state.previous_revision == revision)
+        return _candidate_placement(spec, revision, state, observed, active, active_plan)
+    if _previous_warm(state, now) and state.previous_color == idle:
+        idle_plan = ColorPlan(state.previous_revision, spec.replicas, state.previous_revision == revision)
     else:
-        plans[idle] = ColorPlan(revision, 0, True)
-    return World(
-        colors=plans,
-        stable_colors=stable,
+        idle_plan = ColorPlan(revision, 0, True)
+    return Placement(
+        colors={active: active_plan, idle: idle_plan},
+        stable_colors=(active,),
         preview_color=idle if state.phase in IN_FLIGHT else active,
+        route_weights={active.value: 100, idle.value: 0},
+        header_color=None,
+    )
+
+
+def _candidate_placement(
+    spec: ModelDeploymentSpec,
+    revision: str,
+    state: RolloutState,
+    observed: RolloutObservation,
+    active: Color,
+    active_plan: ColorPlan,
+) -> Placement:
+    """A rollout in flight: the candidate on the idle colour, with its share of traffic once it has Ready
+    pods (route weights with Gateway API, else a split of pods behind the stable Service)."""
+    candidate = other_color(active)
+    seen = observed.color(candidate)
+    candidate_ready = seen.ready_replicas if seen.revision == state.revision else 0
+    weight = current_weight(spec, state) if candidate_ready > 0 else 0
+    replicas = spec.replicas
+    candidate_replicas = replicas
+    stable: tuple[Color, ...] = (active,)
+    weights = {active.value: 100, candidate.value: 0}
+    header: Color | None = None
+    if state.phase in TRAFFIC_PHASES:
+        header = candidate if candidate_ready > 0 else None
+        routing = spec.rollout.traffic_routing
+        if routing is not None and routing.gateway_api is not None:
+            weights = {active.value: 100 - weight, candidate.value: weight}
+        elif weight > 0:
+            keep, candidate_replicas = replica_split(replicas, weight)
+            if state.phase == RolloutPhase.Promoting:
+                candidate_replicas = replicas
+            # Never shrink the active colour before the candidate's pods are Ready.
+            active_replicas = keep if candidate_ready >= candidate_replicas else replicas
+            active_plan = ColorPlan(active_plan.revision, active_replicas, active_plan.apply_template)
+            stable = (active, candidate)
+    return Placement(
+        colors={
+            active: active_plan,
+            candidate: ColorPlan(state.revision, candidate_replicas, state.revision == revision),
+        },
+        stable_colors=stable,
+        preview_color=candidate,
         route_weights=weights,
         header_color=header,
     )
 
 
-def _previous_warm(state: RolloutState, idle: Color, now: datetime) -> bool:
+def _previous_warm(state: RolloutState, now: datetime) -> bool:
+    """The colour left by the last promotion or abort still runs, until scaleDownAt."""
     return bool(
-        state.previous_color == idle
-        and state.previous_revision
-        and state.scale_down_at
-        and now < state.scale_down_at
+        state.previous_color and state.previous_revision and state.scale_down_at and now < state.scale_down_at
     )
