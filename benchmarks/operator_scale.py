@@ -51,7 +51,7 @@ from operator_fixtures import (  # noqa: E402
 from modeldeploy import desired  # noqa: E402
 from modeldeploy.desired.params import BuildParams  # noqa: E402
 from modeldeploy.k8s import Kube, load_api_client  # noqa: E402
-from modeldeploy.reconcile.desired_port import parse_spec  # noqa: E402
+from modeldeploy.reconcile.core import parse_spec  # noqa: E402
 from modeldeploy.reconcile.observe import Observed  # noqa: E402
 
 IMAGE = "registry.example.internal/modelserve:e2e"

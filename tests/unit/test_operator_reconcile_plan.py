@@ -318,7 +318,7 @@ def test_settings_namespaces_from_environment(monkeypatch, env, namespaces, clus
 
 
 def test_invalid_spec_message_names_each_field_and_rule():
-    from modeldeploy.reconcile.desired_port import parse_spec
+    from modeldeploy.reconcile.core import parse_spec
 
     with pytest.raises(ValueError) as raised:
         parse_spec({"spec": {"model": {"uri": "https://h/m.onnx"}, "replicas": -1, "server": {"workers": 0}}})
@@ -343,7 +343,8 @@ def test_invalid_spec_message_names_each_field_and_rule():
     ids=["nothing referenced", "pvc uri -> claim", "api keys -> secret"],
 )
 def test_referenced_objects_that_must_exist_before_pods(spec, refs):
-    from modeldeploy.reconcile.desired_port import parse_spec, referenced_objects
+    from modeldeploy.desired import referenced_objects
+    from modeldeploy.reconcile.core import parse_spec
 
     assert referenced_objects(parse_spec({"spec": spec})) == refs
 

@@ -14,10 +14,12 @@ from modeldeploy.handlers.handled import HandledSpecs
 from modeldeploy.handlers.modeldeployments import first_sight_trigger
 from modeldeploy.handlers.runtime import Runtime
 from modeldeploy.reconcile import Context
+from modeldeploy.reconcile.apply import apply_groups
 from modeldeploy.reconcile.bodies import BodyCache
-from modeldeploy.reconcile.core import apply_groups, events_of_change, one_event, reconcile, with_unechoed
+from modeldeploy.reconcile.core import reconcile, with_unechoed
 from modeldeploy.reconcile.observe import observed_for, packed_child
 from modeldeploy.reconcile.plan import Action, Step
+from modeldeploy.reconcile.status import events_of_change, one_event
 from modeldeploy.settings import OperatorSettings
 from modeldeploy.workqueue import BEST_EFFORT, NORMAL, URGENT, PriorityGate, WorkQueue
 

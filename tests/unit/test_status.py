@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from modeldeploy.api import CheckResult, Color, ColorStats, parse_spec
-from modeldeploy.desired import rollout_pass
+from modeldeploy.desired import CheckReport, rollout_pass
 from modeldeploy.desired.deployment import build_deployment
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.pods import pod_failure
@@ -330,7 +330,8 @@ def test_a_requested_check_runs_between_two_calls_of_the_same_pass():
     asked = rollout_pass(body(spec, status), parse_spec(spec), observed, PARAMS, T0)
     assert asked.check == Check.smoke and asked.status["rollout"]["phase"] == "SmokeTesting"
     result = CheckResult(passed=True, message="1/1 requests answered 200 with shape [1]")
-    done = rollout_pass(body(spec, status), parse_spec(spec), observed, PARAMS, T0, {Check.smoke: result})
+    report = CheckReport(results={Check.smoke: result})
+    done = rollout_pass(body(spec, status), parse_spec(spec), observed, PARAMS, T0, report)
     assert done.check is None and done.transition == "SmokeTesting -> Promoting"
     assert done.status["rollout"]["smoke"]["passed"] is True
     assert [e.reason for e in done.events] == ["CheckPassed"]
@@ -343,11 +344,27 @@ def test_per_colour_stats_show_side_by_side_and_persist_when_not_rescraped():
         ColorStats(color=Color.green, revision="x", requests=118, error_rate=0.01, latency_p99_ms=14.0),
     ]
     scraped = rollout_pass(
-        body(SPEC, result.status), parse_spec(SPEC), observed, PARAMS, T0, color_stats=stats
+        body(SPEC, result.status), parse_spec(SPEC), observed, PARAMS, T0, CheckReport(color_stats=stats)
     )
     assert [c["requests"] for c in scraped.status["colors"]] == [120, 118]
     quiet = rollout_pass(body(SPEC, scraped.status), parse_spec(SPEC), observed, PARAMS, T0 + timedelta(1))
     assert quiet.status == scraped.status
+
+
+def test_a_check_report_puts_analysis_windows_into_the_same_status_and_an_equal_one_changes_nothing():
+    result, observed = converge(SPEC, 3, {"blue": 2})
+    windows = {"green": {"takenAt": "2026-01-01T12:00:04Z", "pods": {"10.0.0.1": {"requests": 5}}}}
+    report = CheckReport(baselines=windows)
+    saved = rollout_pass(body(SPEC, result.status), parse_spec(SPEC), observed, PARAMS, T0, report)
+    assert saved.status["rollout"]["analysisBaselines"] == windows
+    again = rollout_pass(body(SPEC, saved.status), parse_spec(SPEC), observed, PARAMS, T0, report)
+    assert again.status == saved.status
+    assert (
+        "analysisBaselines"
+        not in rollout_pass(
+            body(SPEC, result.status), parse_spec(SPEC), observed, PARAMS, T0, CheckReport(baselines={})
+        ).status["rollout"]
+    )
 
 
 EVALUATED = {

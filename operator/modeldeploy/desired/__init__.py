@@ -7,17 +7,28 @@ Modules and their public functions:
 - ``params``: ``BuildParams`` (operator settings the builders need)
 - ``revision``: ``revision_of(spec)``
 - ``deployment``: ``build_deployment(md, spec, color, revision, replicas, params)``, ``model_location``,
-  ``probes``
+  ``probes``, ``referenced_objects`` (what the pods mount, which must exist first)
 - ``children``: ``build_services``, ``build_hpa``, ``build_pdb``, ``build_service_monitor``,
   ``build_httproute``
 - ``pods``: ``pod_failure(pod)``, ``first_failure(pods)``, ``pod_ready``, ``pods_of``
 - ``status``: ``observe_rollout``, ``effective_traffic``, ``status_from``, ``set_condition``,
-  ``overall_phase``
-- ``plan`` (re-exported here): ``rollout_pass(body, spec, observed, params, now, results) -> Pass``
+  ``overall_phase``, ``current_status``, ``failure_status``
+- ``plan`` (re-exported here): ``rollout_pass(body, spec, observed, params, now, report) -> PlannedPass``,
+  ``CheckReport`` (a check's findings, an input of the pass), ``optional_children(body, spec)``
 - ``rollout``: ``plan_rollout_step(spec, revision, status, observed, now)``, ``plan_placement(...)``,
   ``replica_split``, ``RolloutObservation``, ``ColorObservation`` (promote/abort/retry: status.rolloutControl)
 """
 
-from modeldeploy.desired.plan import Pass, rollout_pass
+from modeldeploy.desired.deployment import referenced_objects
+from modeldeploy.desired.plan import CheckReport, PlannedPass, optional_children, rollout_pass
+from modeldeploy.desired.status import current_status, failure_status
 
-__all__ = ["Pass", "rollout_pass"]
+__all__ = [
+    "CheckReport",
+    "PlannedPass",
+    "current_status",
+    "failure_status",
+    "optional_children",
+    "referenced_objects",
+    "rollout_pass",
+]

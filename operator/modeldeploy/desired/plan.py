@@ -1,11 +1,13 @@
 """One pure pass for a ModelDeployment: rollout step, the children to apply, and the status to write.
 
-Public: ``rollout_pass(body, spec, observed, params, now=None, results=None, color_stats=None) -> Pass``,
-``children_for(body, spec, revision, status, placement, observed_children, params)``, ``TEMPLATE_ANNOTATION``.
+Public: ``rollout_pass(body, spec, observed, params, now=None, report=None) -> PlannedPass``,
+``CheckReport``, ``optional_children(body, spec, placement)``,
+``children_for(body, spec, revision, placement, observed_children, params)``, ``TEMPLATE_ANNOTATION``.
 
 ``observed`` is anything with ``.children`` (mapping (kind, name) -> object) and ``.pods`` (list of pods).
-``results`` carries check outcomes the reconciler ran because ``Pass.check`` asked for them
-(``{Check.smoke: CheckResult, ...}``); call ``rollout_pass`` again with them in the same pass.
+When ``PlannedPass.check`` asks for a check, the reconciler runs it and calls ``rollout_pass`` again with
+its ``CheckReport``: the verdict, the analysis windows and the A/B view all land in the one status the
+pass writes.
 
 A colour that runs an older revision than the spec (the active colour during a rollout, the warm previous
 colour after one) is rebuilt from the pod-relevant spec saved on its Deployment
@@ -21,8 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from modeldeploy.api import CheckResult, Color, ColorStats, ModelDeploymentSpec, ModelDeploymentStatus
 from modeldeploy.desired.children import (
     build_hpa,
@@ -36,15 +36,37 @@ from modeldeploy.desired.naming import deployment_name
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.revision import POD_FIELDS, revision_of
 from modeldeploy.desired.rollout import Check, KubeEvent, Placement, plan_placement, plan_rollout_step
-from modeldeploy.desired.status import observe_rollout, status_from
+from modeldeploy.desired.status import current_status, observe_rollout, status_from
 
-__all__ = ["TEMPLATE_ANNOTATION", "Pass", "children_for", "rollout_pass"]
+__all__ = [
+    "TEMPLATE_ANNOTATION",
+    "CheckReport",
+    "PlannedPass",
+    "children_for",
+    "optional_children",
+    "rollout_pass",
+]
 
 _SERVER_OWNED_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
 
 
+@dataclass(frozen=True)
+class CheckReport:
+    """What the check a pass asked for found. ``results``: the verdicts (``{Check.smoke: CheckResult}``);
+    ``baselines``: the analysis windows to keep (colour -> metrics snapshot, for
+    ``status.rollout.analysisBaselines``); ``color_stats``: the A/B view (``status.colors``). None keeps
+    what status has."""
+
+    results: Mapping[Check, CheckResult] = field(default_factory=dict)
+    baselines: Mapping[str, Mapping[str, Any]] | None = None
+    color_stats: Sequence[ColorStats] | None = None
+
+
 @dataclass
-class Pass:
+class PlannedPass:
+    """What one pass should do: the children to apply, the status to write, the Events to emit, the check
+    to run first (if any), and when to look again."""
+
     revision: str
     children: list[dict[str, Any]]
     status: dict[str, Any]
@@ -57,14 +79,6 @@ class Pass:
 
 def _now(now: datetime | None) -> datetime:
     return (now or datetime.now(UTC)).replace(microsecond=0)
-
-
-def _old_status(body: Mapping[str, Any]) -> ModelDeploymentStatus:
-    raw = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
-    try:
-        return ModelDeploymentStatus.model_validate(raw)
-    except ValidationError:  # an unreadable status is rebuilt from what runs (adoption)
-        return ModelDeploymentStatus()
 
 
 def _scale_only(
@@ -123,13 +137,22 @@ def children_for(
         if built is not None:
             out.append(built)
     out += build_services(body, placement.stable_colors, placement.preview_color)
+    return out + optional_children(body, spec, placement)
+
+
+def optional_children(
+    body: Mapping[str, Any], spec: ModelDeploymentSpec, placement: Placement | None = None
+) -> list[dict[str, Any]]:
+    """The children only some specs ask for (route, autoscaler, disruption budget, ServiceMonitor); without
+    a placement, the route carries no weights (enough to know which children the spec wants)."""
+    weights, header = (placement.route_weights, placement.header_color) if placement else ({}, None)
     optional = [
-        build_httproute(body, spec, placement.route_weights, placement.header_color),
+        build_httproute(body, spec, weights, header),
         build_hpa(body, spec),
         build_pdb(body, spec, spec.replicas),
         build_service_monitor(body, spec),
     ]
-    return out + [child for child in optional if child is not None]
+    return [child for child in optional if child is not None]
 
 
 def rollout_pass(
@@ -138,26 +161,24 @@ def rollout_pass(
     observed: Any,
     params: BuildParams,
     now: datetime | None = None,
-    results: Mapping[Check, CheckResult] | None = None,
-    color_stats: Sequence[ColorStats] | None = None,
-) -> Pass:
-    """`color_stats`: per-colour requests/error rate/p99 (A/B view) when the reconciler scraped them;
-    omitted = keep what status has (so a quiet pass writes nothing)."""
+    report: CheckReport | None = None,
+) -> PlannedPass:
+    """`report`: what the check the previous call asked for found (None: no check ran this pass)."""
     now = _now(now)
     name = body["metadata"]["name"]
     revision = revision_of(spec)
     observation = observe_rollout(name, observed.children, observed.pods)
-    if results:
-        observation = observation.with_results(results)
-    plan = plan_rollout_step(spec, revision, _old_status(body), observation, now)
-    if color_stats is not None:
-        plan.status.colors = list(color_stats)
+    if report is not None:
+        observation = observation.with_results(report.results)
+    plan = plan_rollout_step(spec, revision, current_status(body), observation, now)
+    if report is not None:
+        _record_report(plan.status, report)
     placement = plan_placement(spec, revision, plan.status, observation, now)
     children = children_for(body, spec, revision, placement, observed.children, params)
     status = status_from(
         body, spec, revision, plan.status, observation, observed.children, observed.pods, now
     )
-    return Pass(
+    return PlannedPass(
         revision=revision,
         children=children,
         status=status.model_dump(by_alias=True, exclude_none=True, mode="json"),
@@ -167,3 +188,13 @@ def rollout_pass(
         transition=plan.transition,
         placement=placement,
     )
+
+
+def _record_report(status: ModelDeploymentStatus, report: CheckReport) -> None:
+    """The check's side findings go into the same status as its verdict (one write per pass)."""
+    if report.baselines is not None and status.rollout is not None:
+        baselines = {color: dict(snapshot) for color, snapshot in report.baselines.items()}
+        if baselines != (status.rollout.analysis_baselines or {}):
+            status.rollout.analysis_baselines = baselines
+    if report.color_stats is not None:
+        status.colors = list(report.color_stats)

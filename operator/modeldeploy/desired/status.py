@@ -4,7 +4,8 @@ Public: ``observe_rollout(name, children, pods) -> RolloutObservation``,
 ``effective_traffic(spec, name, children, observation, revisions) -> list[TrafficTarget]``,
 ``traffic_summary(traffic)``, ``status_from(body, spec, revision, rollout_status, observation, children,
 pods, now)``,
-``set_condition(conditions, new, now)``, ``overall_phase(...)``.
+``set_condition(conditions, new, now)``, ``overall_phase(...)``, ``current_status(body)``,
+``failure_status(body, reason, message, phase, now)``.
 
 ``children`` is a mapping (kind, name) -> object as read from the API server; ``pods`` the serving pods.
 Conditions follow the API conventions: type, status True/False/Unknown, CamelCase reason, message,
@@ -16,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from modeldeploy.api import (
     Color,
@@ -32,6 +35,35 @@ from modeldeploy.desired.pods import first_failure, pod_ready, pods_of
 from modeldeploy.desired.rollout import IN_FLIGHT, ColorObservation, RolloutObservation
 
 Children = Mapping[tuple[str, str], Mapping[str, Any]]
+
+
+def current_status(body: Mapping[str, Any]) -> ModelDeploymentStatus:
+    """The status a body carries (kopf's bookkeeping left out); an unreadable one reads as empty, so it is
+    rebuilt from what runs (adoption)."""
+    raw = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
+    try:
+        return ModelDeploymentStatus.model_validate(raw)
+    except ValidationError:
+        return ModelDeploymentStatus()
+
+
+def failure_status(
+    body: Mapping[str, Any], reason: str, message: str, phase: str, now: datetime
+) -> dict[str, Any]:
+    """Status for a spec that cannot be served now (invalid, or a referenced object missing): Ready=False
+    with the reason, the other conditions kept (or added with it), nothing else changed."""
+    generation = body.get("metadata", {}).get("generation")
+    old = dict(body.get("status") or {})
+    conditions = {c["type"]: c for c in old.get("conditions") or [] if "type" in c}
+    stamp = {"observedGeneration": generation, "lastTransitionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    conditions["Ready"] = {"type": "Ready", "status": "False", "reason": reason, "message": message, **stamp}
+    for ctype in ("Progressing", "Degraded"):
+        conditions.setdefault(
+            ctype, {"type": ctype, "status": "False", "reason": reason, "message": message, **stamp}
+        )
+    new = {k: v for k, v in old.items() if k != "kopf"}
+    new.update({"observedGeneration": generation, "phase": phase, "conditions": list(conditions.values())})
+    return new
 
 
 def _template_revision(deployment: Mapping[str, Any]) -> str | None:

@@ -12,7 +12,7 @@ import kopf
 from modeldeploy import api, metrics
 from modeldeploy.handlers.runtime import Key, indexed, runtime_of
 from modeldeploy.k8s import ApiError
-from modeldeploy.reconcile import InvalidSpec, Outcome, WaitingFor, json_copy, reconcile, reconcile_by_key
+from modeldeploy.reconcile import InvalidSpec, PassOutcome, WaitingFor, json_copy, reconcile, reconcile_by_key
 
 log = logging.getLogger(__name__)
 MD = (api.GROUP, api.VERSION, api.PLURAL)
@@ -31,7 +31,7 @@ async def _reconcile_handler(
     runtime = runtime_of(memo)
     key = _key(body)
 
-    async def work() -> Outcome:
+    async def work() -> PassOutcome:
         children, pods = indexed(kwargs, key)
         return await reconcile(runtime.ctx, json_copy(body), children, pods, trigger=trigger)
 
@@ -47,7 +47,7 @@ async def _reconcile_handler(
         raise kopf.TemporaryError(f"API error: {exc}", delay=5) from exc
 
 
-def _requeue_if_asked(memo: Any, key: Key, kwargs: Mapping[str, Any], outcome: Outcome | None) -> None:
+def _requeue_if_asked(memo: Any, key: Key, kwargs: Mapping[str, Any], outcome: PassOutcome | None) -> None:
     """Look again later when the pass asked (a pause, a scale-down delay, an evaluation interval) or a
     rollout is moving (a safety tick; pod and Deployment events usually come first)."""
     if outcome is None:
@@ -83,7 +83,7 @@ async def reconcile_in_background(memo: Any, key: Key, kwargs: Mapping[str, Any]
     (the next event, the rollout timer or the resync retries)."""
     runtime = runtime_of(memo)
 
-    async def work() -> Outcome | None:
+    async def work() -> PassOutcome | None:
         children, pods = indexed(kwargs, key)
         return await reconcile_by_key(runtime.ctx, key[0], key[1], children, pods, trigger=trigger)
 

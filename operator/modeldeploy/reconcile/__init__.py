@@ -1,6 +1,16 @@
-"""Reconciliation: observe (indexes) -> plan (desired + compare) -> apply (k8s) -> status."""
+"""Reconciliation, one module per step of a pass (``core`` drives them in this order, each once):
+``observe`` (indexes, the few reads beyond them) -> plan (the pure ``desired`` pass, then ``plan``: compare
+with what exists) -> ``apply`` (k8s writes) -> ``status`` (the one status write). ``checks`` runs the
+check a plan asks for; a pass that ran one writes status and ends (the next pass applies)."""
 
-from modeldeploy.reconcile.core import Context, InvalidSpec, Outcome, WaitingFor, reconcile, reconcile_by_key
+from modeldeploy.reconcile.core import (
+    Context,
+    InvalidSpec,
+    PassOutcome,
+    WaitingFor,
+    reconcile,
+    reconcile_by_key,
+)
 from modeldeploy.reconcile.observe import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -21,7 +31,7 @@ __all__ = [
     "OWNER_SELECTOR",
     "Context",
     "InvalidSpec",
-    "Outcome",
+    "PassOutcome",
     "WaitingFor",
     "crd_preserves_status_field",
     "json_copy",

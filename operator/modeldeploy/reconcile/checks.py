@@ -1,14 +1,15 @@
 """Runs the rollout check a pass asks for (smoke, quality gate, analysis, evaluation) through
-``modeldeploy.probes`` and hands the result back to the pass (``Context.check_runner``).
+``modeldeploy.probes`` and reports what it found back to the pass (``Context.check_runner``).
 
 Public: ``ProbeCheckRunner(kube, settings, client=None)`` (callable as ``core.CheckRunner``; ``aclose()`` at
 shutdown), ``AddressBook``, ``ready_pod_ips(pods)``, ``first_api_key(text)``.
 
 One ``ProbeClient`` per operator process. A check never raises into the reconcile: a timeout (bounded by
 ``settings.check_budget_seconds``) or an unexpected error is an inconclusive result, which the step
-function simply retries on a later pass. Direct-mode analysis windows (the ``/metrics`` snapshot per colour
-taken when a window began) are kept in memory and in ``status.rollout.analysisBaselines``, so they survive
-an operator restart; the per-colour A/B view (``status.colors``) is refreshed with each analysis.
+function simply retries on a later pass. The runner writes nothing: its ``CheckReport`` (the verdict, the
+direct-mode analysis windows -- the ``/metrics`` snapshot per colour taken when a window began -- and the
+per-colour A/B view) is an input of the pure pass, which puts all of it in the one status the pass writes
+(``status.rollout.analysisBaselines`` survives an operator restart).
 """
 
 from __future__ import annotations
@@ -17,17 +18,17 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from modeldeploy import metrics
-from modeldeploy.api import CheckResult, ModelDeploymentSpec, ModelDeploymentStatus
+from modeldeploy.api import CheckResult, ColorStats, ModelDeploymentSpec, ModelDeploymentStatus
+from modeldeploy.desired import CheckReport, current_status
 from modeldeploy.desired.naming import LABEL_COLOR
 from modeldeploy.desired.pods import pod_ready
+from modeldeploy.desired.rollout import Check
 from modeldeploy.k8s import SECRET, Kube
 from modeldeploy.probes import (
     CheckContext,
@@ -38,7 +39,6 @@ from modeldeploy.probes import (
     analysis_with_stats,
     run_check,
 )
-from modeldeploy.reconcile.status import merge_patch
 from modeldeploy.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -100,14 +100,6 @@ def first_api_key(text: str) -> str | None:
     return None
 
 
-def _status_of(body: Mapping[str, Any]) -> ModelDeploymentStatus:
-    raw = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
-    try:
-        return ModelDeploymentStatus.model_validate(raw)
-    except ValidationError:
-        return ModelDeploymentStatus()
-
-
 def _inconclusive(message: str) -> CheckResult:
     return CheckResult(passed=None, message=f"inconclusive: {message}", at=datetime.now(UTC))
 
@@ -134,21 +126,17 @@ class ProbeCheckRunner:
             timeout_seconds=settings.probe_timeout_seconds,
             prometheus_url=settings.prometheus_url or None,
         )
-        # (namespace, name, uid) -> colour -> snapshot: the live copy of status.rollout.analysisBaselines.
-        self._baselines: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
 
     async def aclose(self) -> None:
         await self.client.aclose()
 
     async def __call__(
-        self, body: Mapping[str, Any], spec: ModelDeploymentSpec, check: Any, observed: Any
-    ) -> dict[Any, CheckResult]:
+        self, body: Mapping[str, Any], spec: ModelDeploymentSpec, check: Check, observed: Any
+    ) -> CheckReport:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        key = (namespace, name, str(meta.get("uid", "")))
-        status = _status_of(body)
+        status = current_status(body)
         saved = status.rollout.analysis_baselines if status.rollout else None
-        baselines = self._baselines.get(key) or dict(saved or {})
         ctx = CheckContext(
             namespace=namespace,
             name=name,
@@ -156,30 +144,27 @@ class ProbeCheckRunner:
             status=status,
             pod_ips=ready_pod_ips(observed.pods),
             api_key=await self._api_key(namespace, spec),
-            baselines=baselines,
+            baselines=dict(saved or {}),
         )
         started = time.perf_counter()
-        result, new_baselines, stats = await self._run(str(check), ctx)
+        result, baselines, stats = await self._run(str(check), ctx)
         metrics.CHECK_SECONDS.labels(check=str(check)).observe(time.perf_counter() - started)
         metrics.CHECKS.labels(check=str(check), result=_verdict(result)).inc()
         self._export_scores(namespace, name, status, str(check), result)
         log.info("check %s of %s/%s: %s", check, namespace, name, _log_text(result))
-        self._baselines[key] = new_baselines
-        await self._save(namespace, name, body, saved or {}, new_baselines, stats)
-        return {check: result}
+        return CheckReport(results={check: result}, baselines=baselines, color_stats=stats)
 
     async def _run(
         self, check: str, ctx: CheckContext
-    ) -> tuple[CheckResult, dict[str, dict[str, Any]], list[dict[str, Any]] | None]:
+    ) -> tuple[CheckResult, dict[str, dict[str, Any]], list[ColorStats] | None]:
         """The check (and, with analysis, the A/B stats), bounded by the budget; never raises."""
 
-        async def work() -> tuple[CheckResult, dict[str, dict[str, Any]], list[dict[str, Any]] | None]:
+        async def work() -> tuple[CheckResult, dict[str, dict[str, Any]], list[ColorStats] | None]:
             if check != "analysis":
                 run = await run_check(self.client, check, ctx)
                 return run.result, run.baselines, None
             run, stats, baselines = await analysis_with_stats(self.client, ctx)
-            dumped = [s.model_dump(by_alias=True, exclude_none=True, mode="json") for s in stats]
-            return run.result, baselines, dumped
+            return run.result, baselines, stats
 
         try:
             return await asyncio.wait_for(work(), timeout=self.budget)
@@ -189,7 +174,7 @@ class ProbeCheckRunner:
             log.exception("check %s of %s/%s failed", check, ctx.namespace, ctx.name)
             metrics.ERRORS.labels(error=type(exc).__name__).inc()
             why = f"{check}: {type(exc).__name__}: {exc}"
-        return _inconclusive(why), dict(ctx.baselines), None
+        return _inconclusive(why), {color: dict(saved) for color, saved in ctx.baselines.items()}, None
 
     async def _api_key(self, namespace: str, spec: ModelDeploymentSpec) -> str | None:
         ref = spec.security.api_key_secret_ref if spec.security else None
@@ -216,34 +201,3 @@ class ProbeCheckRunner:
             value = getattr(result, attribute)
             if value is not None:
                 metrics.set_check_score(namespace, name, revision, check, metric, float(value))
-
-    async def _save(
-        self,
-        namespace: str,
-        name: str,
-        body: Mapping[str, Any],
-        saved: Mapping[str, Any],
-        baselines: dict[str, dict[str, Any]],
-        stats: list[dict[str, Any]] | None,
-    ) -> None:
-        """Persist new analysis windows and the A/B view; the pass's own status patch leaves both alone."""
-        patch: dict[str, Any] = {}
-        if baselines != dict(saved) and (body.get("status") or {}).get("rollout") is not None:
-            patch["rollout"] = {"analysisBaselines": merge_patch(saved, baselines)}
-        if stats is not None and stats != (body.get("status") or {}).get("colors"):
-            patch["colors"] = stats
-        if not patch:
-            return
-        try:
-            await self.kube.patch_status(namespace, name, patch)
-        except Exception as exc:  # the in-memory copy still holds the window; next pass tries again
-            log.warning("cannot save analysis windows of %s/%s: %s", namespace, name, exc)
-            return
-        # The pass that follows and its status diff start from this body (the reconcile's own copy): show
-        # them what was saved, or the diff would write the older windows back over the new ones.
-        if isinstance(body, MutableMapping) and isinstance(body.get("status"), MutableMapping):
-            status = body["status"]
-            if "rollout" in patch and isinstance(status.get("rollout"), MutableMapping):
-                status["rollout"]["analysisBaselines"] = baselines
-            if "colors" in patch:
-                status["colors"] = stats

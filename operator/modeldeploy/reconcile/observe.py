@@ -1,17 +1,28 @@
-"""Pure helpers that turn watched objects into the observed state of one ModelDeployment.
+"""Observe: what exists for one ModelDeployment, the first step of a pass.
 
 The operator keeps its children and their pods in kopf indexes (filled by watch streams), so observing
-costs no API call; these functions decide what to keep and which parent an object belongs to.
+them costs no API call; the pure helpers here decide what to keep and which parent an object belongs to.
+``read_live`` makes the few reads a pass needs beyond the indexes (the objects the pods mount, the
+children of kinds that are not indexed).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from modeldeploy import desired
+from modeldeploy.api import ModelDeploymentSpec
+from modeldeploy.k8s import OPTIONAL_CHILD_KINDS, PVC, SECRET, WATCHED_CHILD_KINDS, kind_of
 from modeldeploy.reconcile.plan import ChildKey
+
+if TYPE_CHECKING:
+    from modeldeploy.reconcile.core import Context
+
+log = logging.getLogger(__name__)
 
 OWNER_KIND = "ModelDeployment"
 OWNER_API_GROUP = "modeldeploy.io/"
@@ -24,14 +35,22 @@ _KEPT_METADATA = (
     "name", "namespace", "uid", "labels", "annotations", "ownerReferences",
     "generation", "resourceVersion", "deletionTimestamp", "creationTimestamp",
 )  # fmt: skip
+# Kinds watched through kopf indexes; others (optional CRDs) are read when a pass wants them.
+INDEXED_KINDS = frozenset(kind.kind for kind in WATCHED_CHILD_KINDS)
+OPTIONAL_CRDS = {kind.kind: kind.crd_name for kind in OPTIONAL_CHILD_KINDS}
+_REFERENCED_KINDS = {"Secret": SECRET, "PersistentVolumeClaim": PVC}
 
 
 @dataclass
 class Observed:
-    """What exists for one ModelDeployment: children by (kind, name), and its serving pods."""
+    """What exists for one ModelDeployment: children by (kind, name), and its serving pods; after
+    ``read_live`` also the first object the pods mount that is missing and the child kinds whose CRD is
+    not installed."""
 
     children: dict[ChildKey, dict] = field(default_factory=dict)
     pods: list[dict] = field(default_factory=list)
+    missing: tuple[str, str, str] | None = None  # (kind, name, reason): the pods would hang on it
+    absent_kinds: set[str] = field(default_factory=set)
 
     def of_kind(self, kind: str) -> dict[str, dict]:
         return {name: obj for (k, name), obj in self.children.items() if k == kind}
@@ -128,6 +147,31 @@ def observed_for(
         observed.children[(child["kind"], child["metadata"]["name"])] = child
     unpacked_pods = (unpacked(pod) for pod in pods)
     observed.pods = [pod for pod in unpacked_pods if not pod.get("metadata", {}).get("deletionTimestamp")]
+    return observed
+
+
+async def read_live(
+    ctx: Context, body: Mapping[str, Any], spec: ModelDeploymentSpec, observed: Observed
+) -> Observed:
+    """The reads a pass makes beyond the indexes: the objects the pods mount (stops at the first one
+    missing), then the wanted children of kinds that are not indexed (none while the CRD is missing)."""
+    namespace = body["metadata"]["namespace"]
+    for kind, name, reason in desired.referenced_objects(spec):
+        if await ctx.kube.get(_REFERENCED_KINDS[kind], namespace, name) is None:
+            observed.missing = (kind, name, reason)
+            return observed
+    for manifest in desired.optional_children(body, spec):
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        if kind in INDEXED_KINDS:
+            continue
+        crd = OPTIONAL_CRDS.get(kind)
+        if crd and not await ctx.crd_available(crd):
+            log.debug("skipping %s %s/%s: CRD %s is not installed", kind, namespace, name, crd)
+            observed.absent_kinds.add(kind)
+            continue
+        live = await ctx.kube.get(kind_of(manifest), namespace, name)
+        if live is not None:
+            observed.children[(kind, name)] = slim_child(live)
     return observed
 
 

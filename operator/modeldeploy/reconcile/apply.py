@@ -1,0 +1,69 @@
+"""Apply: write the children a pass planned (create/update by server-side apply, then deletes).
+
+Writes go in groups, concurrently inside a group, so a pass is a few round trips rather than one per
+child; the order of the groups keeps traffic on Ready pods (see ``apply_groups``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from modeldeploy.k8s import kind_of, starts_pods
+from modeldeploy.reconcile.observe import Observed
+from modeldeploy.reconcile.plan import Action, Step
+
+if TYPE_CHECKING:
+    from modeldeploy.reconcile.core import Context
+
+log = logging.getLogger(__name__)
+
+
+async def apply_steps(
+    ctx: Context, namespace: str, parent: str, steps: list[Step], observed: Observed
+) -> list[Step] | None:
+    """Carry out the steps; None when all are done, else the steps written before the pass handed its slot
+    over (``finish_later``): a later pass does the rest."""
+
+    async def apply(step: Step) -> None:
+        assert step.manifest is not None
+        log.info("%s %s %s/%s (%s)", step.action, step.kind, namespace, step.name, step.why)
+        applied = await ctx.kube.apply(step.manifest)
+        applied.setdefault("kind", step.kind)
+        ctx.wrote(namespace, parent, applied)
+
+    groups = apply_groups([s for s in steps if s.action in (Action.CREATE, Action.UPDATE)])
+    for index, group in enumerate(groups):
+        if index > 0 and finish_later(groups[0], ctx.passes_waiting()):
+            return [step for step in steps if step in groups[0]]
+        await asyncio.gather(*(apply(step) for step in group))
+    for step in steps:
+        if step.action == Action.DELETE:
+            log.info("delete %s %s/%s (%s)", step.kind, namespace, step.name, step.why)
+            await ctx.kube.delete(kind_of(observed.children[(step.kind, step.name)]), namespace, step.name)
+            ctx.own_writes.pop((step.kind, namespace, step.name), None)
+            ctx.echoed(step.kind, namespace, step.name, parent)
+    return None
+
+
+def finish_later(written: list[Step], passes_waiting: bool) -> bool:
+    """In a burst (other passes wait for a slot), a pass that has just written Deployments stops there:
+    the rest (Services are slow to create: the API server allocates each a cluster IP in turn) comes in
+    a later pass, queued behind the waiting ones. So every new ModelDeployment gets its pods started
+    first, instead of the last ones waiting for the Services of all the others."""
+    return passes_waiting and any(step.kind == "Deployment" for step in written)
+
+
+def serving_deployment(step: Step) -> bool:
+    return starts_pods(step.manifest or {"kind": step.kind})
+
+
+def apply_groups(writes: list[Step]) -> list[list[Step]]:
+    """Serving Deployments first (pods start before anything routes to them), then the other children,
+    then Deployments at zero replicas: a new idle colour slot is not urgent, and an old colour is scaled
+    down only once the Services have moved off it. Children inside a group are written concurrently."""
+    first = [step for step in writes if serving_deployment(step)]
+    idle = [step for step in writes if step.kind == "Deployment" and not serving_deployment(step)]
+    rest = [step for step in writes if step.kind != "Deployment"]
+    return [group for group in (first, rest, idle) if group]
