@@ -7,6 +7,7 @@ Service's EndpointSlices are sampled: never empty, never an unready pod, and the
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -157,6 +158,15 @@ def _time(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
+def _stable_color(env, name: str) -> str | None:
+    """The colour the stable Service selects (None: both colours)."""
+    done = env.cluster.kubectl("get", "service", name, "-n", env.namespace, "-o", "json", check=False)
+    selector = (
+        (json.loads(done.stdout).get("spec") or {}).get("selector") or {} if done.returncode == 0 else {}
+    )
+    return selector.get("modeldeploy.io/color")
+
+
 def _assert_traffic_was_safe(watcher: EndpointWatcher) -> None:
     assert watcher.samples, "the EndpointSlice sampler took no sample"
     assert watcher.problems() == [], watcher.problems()[:5]
@@ -294,7 +304,14 @@ def test_error_rate_rising_mid_steps_aborts_and_traffic_returns(env):
         traffic.rows_for = lambda url: marker_rows(1)[0] if url == pair.green.url else [5.1, 3.5, 1.4, 0.2]
         env.apply_v2(name)
         md = wait_rollout(env.cluster, env.namespace, name, in_phase("Aborted"), timeout=60, what="abort")
-        wait_for(lambda: watcher.samples[-1].colors == BLUE, timeout=20, what="traffic back on blue")
+        # Status is written first, the Services move in the next pass: judge samples taken after that.
+        wait_for(lambda: _stable_color(env, name) == "blue", timeout=20, what="stable Service back on blue")
+        moved = time.monotonic()
+        wait_for(
+            lambda: sum(s.at > moved for s in watcher.samples) >= 2 and watcher.samples[-1].colors == BLUE,
+            timeout=20,
+            what="traffic back on blue",
+        )
     state = rollout_of(md)
     assert "analysis failed at step 1" in state["abortReason"], state
     assert state["analysis"]["passed"] is False and state["analysis"]["errorRate"] > 0.1, state["analysis"]
