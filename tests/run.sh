@@ -9,7 +9,7 @@ t0=$(date +%s)
 
 bash scripts/setup.sh
 
-# Bytecode caches outside the repository. Where PYTHONDONTWRITEBYTECODE is set (as in the sessions here) every
+# Bytecode caches outside the repository. Where PYTHONDONTWRITEBYTECODE is set (as on some CI machines) every
 # server and operator subprocess would compile scikit-learn, kopf & co. from source again: ~3 s of CPU each.
 export PYTHONPYCACHEPREFIX=${XDG_CACHE_HOME:-$HOME/.cache}/modeldeploy/pycache
 unset PYTHONDONTWRITEBYTECODE
