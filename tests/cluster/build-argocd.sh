@@ -21,7 +21,7 @@ fi
 # CPU is shared: one package at a time unless the caller asks for more, at the lowest priority.
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-mod=mod -p=${MODELDEPLOY_BUILD_JOBS:-1}"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" "$out.tmp"' EXIT
 started=$(date +%s)
 log "building $module $ARGOCD_VERSION into $out (GOFLAGS=$GOFLAGS)"
 
