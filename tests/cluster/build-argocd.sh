@@ -28,9 +28,7 @@ log "building $module $ARGOCD_VERSION into $out (GOFLAGS=$GOFLAGS)"
 # The wrapper module: requires the pin and carries upstream's replace (and godebug) lines, which go install ignores.
 printf 'module modeldeploy.local/build-argocd\n\ngo 1.25.5\n' >"$work/go.mod"
 cd "$work"
-info=$(GOFLAGS= go mod download -json "$module@$ARGOCD_VERSION")
-gomod=$(printf '%s\n' "$info" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-commit=$(printf '%s\n' "$info" | sed -n 's/.*"Hash": "\([0-9a-f]\{40\}\)".*/\1/p' | head -n1)
+gomod=$(GOFLAGS= go mod download -json "$module@$ARGOCD_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
 go mod edit -require="$module@$ARGOCD_VERSION" \
   -require="github.com/argoproj/gitops-engine@$ARGOCD_GITOPS_ENGINE_VERSION"
 grep '^godebug' "$gomod" >>go.mod || true
@@ -59,7 +57,7 @@ log "    modules downloaded in $(( $(date +%s) - t0 ))s (gitops-engine $engine)"
 pkg=$module/common
 kubectl_version=$(go list -m -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' k8s.io/client-go)
 ldflags="-s -w -X $pkg.version=${ARGOCD_VERSION#v} -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-ldflags+=" -X $pkg.gitCommit=$commit -X $pkg.gitTreeState=clean -X $pkg.gitTag=$ARGOCD_VERSION"
+ldflags+=" -X $pkg.gitCommit=$ARGOCD_GIT_COMMIT -X $pkg.gitTreeState=clean -X $pkg.gitTag=$ARGOCD_VERSION"
 ldflags+=" -X $pkg.kubectlVersion=$kubectl_version"
 t0=$(date +%s)
 mkdir -p "$out.tmp"
