@@ -144,6 +144,7 @@ def test_rbac_grants_what_the_kind_table_says_the_operator_writes_and_watches(cl
         assert {"get", "create", "patch", "delete"} <= verbs(kind.group, kind.plural), kind.kind
     for kind in (*WATCHED_KINDS, MODEL_DEPLOYMENT):
         assert {"get", "list", "watch"} <= verbs(kind.group, kind.plural), kind.kind
+    assert verbs("discovery.k8s.io", "endpointslices") == set()  # nothing in the operator reads them
 
 
 def test_replicas_get_distinct_peering_priorities_from_their_ordinal(cluster):

@@ -39,12 +39,9 @@ and the per-namespace Roles (watchNamespaces) can never drift apart.
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [get, list, watch, create, update, patch, delete]
-# Application: read-only views of serving pods (failure causes, readiness) and their endpoints.
+# Application: read-only views of serving pods (failure causes, readiness).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
-- apiGroups: [discovery.k8s.io]
-  resources: [endpointslices]
   verbs: [get, list, watch]
 # Application: check that referenced API-key Secrets and model PVCs exist (never list, never read others).
 - apiGroups: [""]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from modeldeploy.k8s import kind_of, starts_pods
-from modeldeploy.reconcile.observe import Observed
-from modeldeploy.reconcile.plan import Action, Step
+from modeldeploy.reconcile.observe import Observed, read_taken
+from modeldeploy.reconcile.plan import Action, Claim, Step, claim, conflict_message, name_conflicts
 
 if TYPE_CHECKING:
     from modeldeploy.reconcile.core import Context
@@ -20,16 +21,46 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class NameConflict(Exception):
+    """A child's name is taken by an object the ModelDeployment does not control; nothing was written."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+async def claimed(ctx: Context, meta: Mapping[str, Any], steps: list[Step], observed: Observed) -> list[Step]:
+    """The steps, once every object they touch is free or controlled by this ModelDeployment (raises
+    NameConflict otherwise). A create over an object that turns out ours (the index lags) or left by a
+    deleted namesake (adoption) becomes an update."""
+    uid, parent = meta.get("uid", ""), meta["name"]
+    taken = await read_taken(ctx, meta["namespace"], steps)
+    conflicts = name_conflicts(steps, {**observed.children, **taken}, uid, parent)
+    if conflicts:
+        raise NameConflict(conflict_message(conflicts))
+    existing = {key for key, live in taken.items() if claim(live, uid, parent) in (Claim.OURS, Claim.ADOPT)}
+    return [
+        Step(Action.UPDATE, s.kind, s.name, s.manifest, "exists: ours, or a deleted namesake's")
+        if (s.kind, s.name) in existing
+        else s
+        for s in steps
+    ]
+
+
 async def apply_steps(
-    ctx: Context, namespace: str, parent: str, steps: list[Step], observed: Observed
+    ctx: Context, meta: Mapping[str, Any], steps: list[Step], observed: Observed
 ) -> list[Step] | None:
-    """Carry out the steps; None when all are done, else the steps written before the pass handed its slot
-    over (``finish_later``): a later pass does the rest."""
+    """Carry out the steps of the ModelDeployment with metadata `meta`; None when all are done, else the
+    steps written before the pass handed its slot over (``finish_later``): a later pass does the rest.
+    Raises NameConflict, before any write, when a step would touch an object it does not control."""
+    namespace, parent = meta["namespace"], meta["name"]
+    steps = await claimed(ctx, meta, steps, observed)
 
     async def apply(step: Step) -> None:
         assert step.manifest is not None
         log.info("%s %s %s/%s (%s)", step.action, step.kind, namespace, step.name, step.why)
-        applied = await ctx.kube.apply(step.manifest)
+        # Force only over an object we control (an update); a create must not take over a namesake.
+        applied = await ctx.kube.apply(step.manifest, force=step.action == Action.UPDATE)
         applied.setdefault("kind", step.kind)
         ctx.wrote(namespace, parent, applied)
 

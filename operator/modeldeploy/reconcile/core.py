@@ -25,7 +25,7 @@ from modeldeploy import api, desired, metrics
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.rollout import Check
 from modeldeploy.k8s import MODEL_DEPLOYMENT, Kube
-from modeldeploy.reconcile.apply import apply_steps
+from modeldeploy.reconcile.apply import NameConflict, apply_steps
 from modeldeploy.reconcile.bodies import BodyCache
 from modeldeploy.reconcile.observe import (
     INDEXED_KINDS,
@@ -73,6 +73,8 @@ class PassOutcome:
 
 
 CRD_CHECK_SECONDS = 60.0
+# A name taken by someone else frees up only by their hand (no watch event of ours tells): look again.
+NAME_CONFLICT_RETRY_SECONDS = 30.0
 
 
 # Runs the check a pass asks for (smoke, quality gate, analysis, evaluation) and reports what it found.
@@ -198,7 +200,10 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
         # The pass ends with its findings written; the next one, at once, applies what they call for.
         requeue = 0.0 if patch is not None else planned.requeue_after
         return PassOutcome("partial", [], patch, planned.status.get("phase"), requeue)
-    written = await apply_steps(ctx, meta["namespace"], meta["name"], steps, observed)
+    try:
+        written = await apply_steps(ctx, meta, steps, observed)
+    except NameConflict as exc:
+        await _name_conflict(ctx, body, exc.message)
     if written is not None:
         return PassOutcome("partial", written, None, planned.status.get("phase"), requeue_after=0.0)
     patch = await _write_pass_status(ctx, body, planned)
@@ -207,6 +212,16 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
         requeue = 0.0  # the check this pass put off for its writes comes next
     result = "changed" if patch is not None or changes else "unchanged"
     return PassOutcome(result, steps, patch, planned.status.get("phase"), requeue)
+
+
+async def _name_conflict(ctx: Context, body: Mapping[str, Any], message: str) -> None:
+    """A child's name is taken by an object this ModelDeployment does not control: status says so
+    (Pending, NameConflict, with an Event), nothing was written, and the pass waits (raises WaitingFor)."""
+    conflict = desired.failure_status(body, "NameConflict", message, "Pending", datetime.now(UTC))
+    if await write_status(ctx, body, conflict) is not None:
+        meta = body["metadata"]
+        log.warning("ModelDeployment %s/%s: %s", meta["namespace"], meta["name"], message)
+    raise WaitingFor("NameConflict", message, delay=NAME_CONFLICT_RETRY_SECONDS)
 
 
 async def _write_pass_status(

@@ -8,6 +8,7 @@ children of kinds that are not indexed).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -17,15 +18,13 @@ from typing import TYPE_CHECKING, Any
 from modeldeploy import desired
 from modeldeploy.api import ModelDeploymentSpec
 from modeldeploy.k8s import OPTIONAL_CHILD_KINDS, PVC, SECRET, WATCHED_CHILD_KINDS, kind_of
-from modeldeploy.reconcile.plan import ChildKey
+from modeldeploy.reconcile.plan import OWNER_API_GROUP, OWNER_KIND, Action, ChildKey, Step
 
 if TYPE_CHECKING:
     from modeldeploy.reconcile.core import Context
 
 log = logging.getLogger(__name__)
 
-OWNER_KIND = "ModelDeployment"
-OWNER_API_GROUP = "modeldeploy.io/"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "modeldeploy"
 # Labels that name the parent ModelDeployment on pods (pods are owned by ReplicaSets, not by us).
@@ -200,3 +199,22 @@ def crd_preserves_status_field(crd: Mapping[str, Any], field_name: str) -> bool:
             status.get("properties", {}).get(field_name, {}).get("x-kubernetes-preserve-unknown-fields")
         )
     return False
+
+
+async def read_taken(ctx: Context, namespace: str, steps: list[Step]) -> dict[ChildKey, dict]:
+    """Objects that a create step would write over. The indexes hold only our children, so a name
+    missing there may still be taken by someone else: read it once, before the first write (kinds
+    that are not indexed were read by ``read_live``)."""
+    creates = [
+        step
+        for step in steps
+        if step.action == Action.CREATE and step.kind in INDEXED_KINDS and step.manifest is not None
+    ]
+    found = await asyncio.gather(
+        *(ctx.kube.get(kind_of(step.manifest or {}), namespace, step.name) for step in creates)
+    )
+    return {
+        (step.kind, step.name): slim_child({**live, "kind": step.kind})
+        for step, live in zip(creates, found, strict=True)
+        if live is not None
+    }

@@ -124,3 +124,66 @@ def plan_children(
     for kind, name in sorted(set(live) - wanted):
         steps.append(Step(Action.DELETE, kind, name, None, "no longer desired"))
     return steps
+
+
+OWNER_KIND = "ModelDeployment"
+OWNER_API_GROUP = "modeldeploy.io/"
+
+
+class Claim(enum.StrEnum):
+    FREE = "free"  # no such object: ours to create
+    OURS = "ours"  # controlled by this ModelDeployment
+    ADOPT = "adopt"  # left by a deleted ModelDeployment of the same name: ours to take back
+    CONFLICT = "conflict"  # someone else's: never written
+
+
+def controller_ref(live: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The owner reference with controller=true, if any."""
+    for ref in (live.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller") is True:
+            return ref
+    return None
+
+
+def claim(live: Mapping[str, Any] | None, parent_uid: str, parent_name: str) -> Claim:
+    """Whether this ModelDeployment may write a child over `live` (None: it does not exist)."""
+    if live is None:
+        return Claim.FREE
+    ref = controller_ref(live)
+    if ref is None:
+        return Claim.CONFLICT
+    if ref.get("kind") != OWNER_KIND or not str(ref.get("apiVersion", "")).startswith(OWNER_API_GROUP):
+        return Claim.CONFLICT
+    if ref.get("uid") == parent_uid:
+        return Claim.OURS
+    # Names are unique in a namespace: another uid under this parent's name is a deleted namesake.
+    return Claim.ADOPT if ref.get("name") == parent_name else Claim.CONFLICT
+
+
+def owner_text(live: Mapping[str, Any]) -> str:
+    ref = controller_ref(live)
+    if ref is None:
+        return "no owner"
+    return f"owner {ref.get('kind')} {ref.get('name')}"
+
+
+def name_conflicts(
+    steps: Iterable[Step], live: Mapping[ChildKey, Mapping[str, Any]], parent_uid: str, parent_name: str
+) -> list[str]:
+    """One line per object a write or delete step would take from someone else, naming it and its owner."""
+    found = []
+    for step in steps:
+        if step.action == Action.UNCHANGED:
+            continue
+        existing = live.get((step.kind, step.name))
+        if claim(existing, parent_uid, parent_name) == Claim.CONFLICT:
+            assert existing is not None
+            found.append(
+                f"{step.kind} {step.name} exists and is not controlled by this ModelDeployment "
+                f"({owner_text(existing)})"
+            )
+    return found
+
+
+def conflict_message(conflicts: list[str]) -> str:
+    return "; ".join(conflicts) + "; delete or rename it, or rename this ModelDeployment"

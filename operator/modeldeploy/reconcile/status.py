@@ -17,7 +17,7 @@ WARNING_REASONS = frozenset(
     {
         "InvalidSpec", "SecretNotFound", "PVCNotFound", "CrashLoopBackOff", "OOMKilled", "ImagePullBackOff",
         "ErrImagePull", "ModelLoadFailed", "ChecksumMismatch", "Error", "Failed", "ProgressDeadlineExceeded",
-        "Aborted",
+        "Aborted", "NameConflict",
     }
 )  # fmt: skip
 
