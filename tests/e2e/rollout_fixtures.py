@@ -397,6 +397,27 @@ def wait_rollout(
     return wait_for(check, timeout=timeout, interval=0.3, what=what or f"{namespace}/{name}")
 
 
+def stable_color(cluster, namespace: str, name: str) -> str | None:
+    """The colour the stable Service selects (None: both colours, or no Service)."""
+    done = cluster.kubectl("get", "service", name, "-n", namespace, "-o", "json", check=False)
+    spec = json.loads(done.stdout).get("spec") or {} if done.returncode == 0 else {}
+    return (spec.get("selector") or {}).get("modeldeploy.io/color")
+
+
+def wait_traffic_back(watcher: EndpointWatcher, cluster, namespace: str, name: str, color: str) -> None:
+    """After an abort: a pass writes status and ends, the Services move in the next pass. Waits until the
+    stable Service selects `color` again and two EndpointSlice samples taken after that show `color` alone."""
+    wait_for(
+        lambda: stable_color(cluster, namespace, name) == color, timeout=20, what=f"stable Service on {color}"
+    )
+    moved = time.monotonic()
+    wait_for(
+        lambda: sum(s.at > moved for s in watcher.samples) >= 2 and watcher.samples[-1].colors == {color},
+        timeout=20,
+        what=f"traffic back on {color}",
+    )
+
+
 def in_phase(*phases: str) -> Callable[[dict], bool]:
     return lambda md: rollout_of(md).get("phase") in phases
 

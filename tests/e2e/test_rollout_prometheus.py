@@ -46,6 +46,7 @@ from rollout_fixtures import (
     train_models,
     wait_all_ready,
     wait_rollout,
+    wait_traffic_back,
 )
 
 from probes.test_probes_prometheus import _prometheus_binary
@@ -247,7 +248,7 @@ def test_candidate_raising_5xx_is_aborted_from_promql(env):
         traffic.rows_for = lambda url: marker_rows(1)[0] if url == pair.green.url else [5.1, 3.5, 1.4, 0.2]
         kubectl_apply(env.cluster, body(name, env.namespace, pair.v2))
         md = wait_rollout(env.cluster, env.namespace, name, in_phase("Aborted"), timeout=90, what="abort")
-        wait_for(lambda: watcher.samples[-1].colors == BLUE, timeout=20, what="traffic back on blue")
+        wait_traffic_back(watcher, env.cluster, env.namespace, name, "blue")
     state = rollout_of(md)
     analysis = state["analysis"]
     assert analysis["passed"] is False and analysis["errorRate"] > 0.1, analysis

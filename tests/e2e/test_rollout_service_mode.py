@@ -7,7 +7,6 @@ Service's EndpointSlices are sampled: never empty, never an unready pod, and the
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 
@@ -43,6 +42,7 @@ from rollout_fixtures import (
     v2_body,
     wait_all_ready,
     wait_rollout,
+    wait_traffic_back,
 )
 
 from probes.helpers import file_server
@@ -156,15 +156,6 @@ def env(cluster, namespace, tmp_path_factory):
 
 def _time(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
-def _stable_color(env, name: str) -> str | None:
-    """The colour the stable Service selects (None: both colours)."""
-    done = env.cluster.kubectl("get", "service", name, "-n", env.namespace, "-o", "json", check=False)
-    selector = (
-        (json.loads(done.stdout).get("spec") or {}).get("selector") or {} if done.returncode == 0 else {}
-    )
-    return selector.get("modeldeploy.io/color")
 
 
 def _assert_traffic_was_safe(watcher: EndpointWatcher) -> None:
@@ -304,14 +295,7 @@ def test_error_rate_rising_mid_steps_aborts_and_traffic_returns(env):
         traffic.rows_for = lambda url: marker_rows(1)[0] if url == pair.green.url else [5.1, 3.5, 1.4, 0.2]
         env.apply_v2(name)
         md = wait_rollout(env.cluster, env.namespace, name, in_phase("Aborted"), timeout=60, what="abort")
-        # Status is written first, the Services move in the next pass: judge samples taken after that.
-        wait_for(lambda: _stable_color(env, name) == "blue", timeout=20, what="stable Service back on blue")
-        moved = time.monotonic()
-        wait_for(
-            lambda: sum(s.at > moved for s in watcher.samples) >= 2 and watcher.samples[-1].colors == BLUE,
-            timeout=20,
-            what="traffic back on blue",
-        )
+        wait_traffic_back(watcher, env.cluster, env.namespace, name, "blue")
     state = rollout_of(md)
     assert "analysis failed at step 1" in state["abortReason"], state
     assert state["analysis"]["passed"] is False and state["analysis"]["errorRate"] > 0.1, state["analysis"]
