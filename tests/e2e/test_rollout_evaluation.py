@@ -35,6 +35,7 @@ from rollout_fixtures import (
     Pair,
     body,
     event_reasons,
+    events,
     in_phase,
     revision,
     rollout_of,
@@ -241,16 +242,23 @@ def test_failing_evaluation_rolls_back_to_the_warm_colour_without_reloading(env)
     status = md["status"]
     assert (status["activeColor"], status["activeRevision"]) == ("blue", v1)
     assert (status["history"][0]["revision"], status["history"][0]["outcome"]) == (v2, "RolledBack")
-    assert status["evaluation"]["revision"] == v2
-    result = status["evaluation"]["result"]
-    assert result["passed"] is False and result["score"] < THRESHOLD, result
+    # The restored model is due for evaluation at once, so status may already carry v1's verdict; v2's failed
+    # verdict is in the Event and the score metric either way.
+    evaluation = status["evaluation"]
+    assert evaluation["revision"] in (v2, v1), evaluation
+    if evaluation["revision"] == v2:
+        assert evaluation["result"]["passed"] is False, evaluation
+    failed = [
+        e["message"] for e in events(env.cluster, env.namespace, name) if e["reason"] == "EvaluationFailed"
+    ]
+    assert any(f"live model {v2}:" in message for message in failed), failed
+    assert env.scores(name)[(v2, "score")] < THRESHOLD
     assert "live evaluation failed" in rollout_of(md)["abortReason"]
     degraded = condition(md, "Degraded")
     assert (degraded["status"], degraded["reason"]) == ("True", "RolloutAborted"), degraded
     assert condition(md, "Ready")["status"] == "True"  # v1 serves
     reasons = event_reasons(env.cluster, env.namespace, name)
     assert "EvaluationFailed" in reasons and "EvaluationRollback" in reasons, reasons
-    assert env.scores(name)[(v2, "score")] == pytest.approx(result["score"])
     assert env.checks_total("failed") > failed_before
     # Straight back to the warm colour: the same pods, the Deployment's spec never touched.
     assert env.pods(name, "blue") == blue_pods
@@ -277,7 +285,6 @@ def test_passing_evaluation_leaves_the_promoted_model_alone(env):
     assert condition(md, "Degraded")["status"] == "False"
     assert status["history"][0]["outcome"] == "Promoted"
     assert "EvaluationRollback" not in event_reasons(env.cluster, env.namespace, name)
-    assert env.scores(name)[(v2, "score")] == pytest.approx(result["score"])
     _assert_traffic_was_safe(watcher)
     assert watcher.color_sequence()[-1] == GREEN and BLUE not in watcher.color_sequence()[1:]
 
@@ -303,6 +310,5 @@ def test_failing_evaluation_without_rollback_only_reports(env):
     assert status["phase"] in ("Progressing", "Degraded"), status["phase"]  # PostPromotion, then Completed
     reasons = event_reasons(env.cluster, env.namespace, name)
     assert "EvaluationFailed" in reasons and "EvaluationRollback" not in reasons, reasons
-    assert env.scores(name)[(v2, "score")] == pytest.approx(result["score"])
     _assert_traffic_was_safe(watcher)
     assert watcher.color_sequence()[-1] == GREEN

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from operator_fixtures import wait_for
 
 TOOLS_IMAGE = "localhost/modeldeploy-tools:local"
 CLUSTER_SH = Path(__file__).resolve().parents[2] / "cluster" / "cluster.sh"
@@ -64,18 +64,6 @@ def pod_manifest(name: str, node: str, command: list[str], image: str = TOOLS_IM
             **spec,
         },
     }
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.3):
-    """Polls until predicate() is truthy and returns its value; fails the test with the last value."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"condition not met within {timeout}s (last value: {value!r})")
 
 
 def pod_ready(cluster, namespace: str, name: str) -> dict | None:
