@@ -153,14 +153,6 @@ done
 build_go_binary helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "$helm_ld"
 done_step
 
-begin "promtool and prometheus (github.com/prometheus/prometheus $PROMETHEUS_MODULE_VERSION)"
-# Module v0.3XX.Y is Prometheus 3.XX.Y.
-prom_version=$(echo "$PROMETHEUS_MODULE_VERSION" | sed -E 's/^v0\.3([0-9]{2})\.([0-9]+)$/3.\1.\2/; s/^3\.0([0-9])/3.\1/')
-prom_ld="-s -w -X github.com/prometheus/common/version.Version=$prom_version -X github.com/prometheus/common/version.Branch=release"
-build_go_binary promtool github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION" github.com/prometheus/prometheus/cmd/promtool "$prom_ld"
-build_go_binary prometheus github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION" github.com/prometheus/prometheus/cmd/prometheus "$prom_ld"
-done_step
-
 kube_node=(kubelet kube-proxy)
 begin "real node: ${kube_node[*]} (kubernetes $K8S_VERSION), coredns $COREDNS_VERSION"
 kube_cached "${kube_node[@]}" && log "    kubelet, kube-proxy cached" || build_kubernetes "${kube_node[@]}"
@@ -192,6 +184,14 @@ done_step
 begin "metrics-server $METRICS_SERVER_VERSION"
 build_go_binary metrics-server sigs.k8s.io/metrics-server "$METRICS_SERVER_VERSION" sigs.k8s.io/metrics-server/cmd/metrics-server \
   "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION -X k8s.io/component-base/version.gitVersion=$METRICS_SERVER_VERSION"
+done_step
+
+begin "promtool and prometheus (github.com/prometheus/prometheus $PROMETHEUS_MODULE_VERSION)"
+# Module v0.3XX.Y is Prometheus 3.XX.Y.
+prom_version=$(echo "$PROMETHEUS_MODULE_VERSION" | sed -E 's/^v0\.3([0-9]{2})\.([0-9]+)$/3.\1.\2/; s/^3\.0([0-9])/3.\1/')
+prom_ld="-s -w -X github.com/prometheus/common/version.Version=$prom_version -X github.com/prometheus/common/version.Branch=release"
+build_go_binary promtool github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION" github.com/prometheus/prometheus/cmd/promtool "$prom_ld"
+build_go_binary prometheus github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION" github.com/prometheus/prometheus/cmd/prometheus "$prom_ld"
 done_step
 
 begin "Gateway API $GATEWAY_API_VERSION standard CRDs"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -110,36 +109,34 @@ def test_custom_resource_is_created_watched_and_deleted(cluster, namespace, api)
     cluster.kubectl("apply", "-f", "-", input=json.dumps(WIDGET_CRD))
     cluster.wait_established("widgets.e2e.modeldeploy.io")
     custom = client.CustomObjectsApi(api)
-    seen: list[tuple[str, str]] = []
+    group = ("e2e.modeldeploy.io", "v1", namespace, "widgets")
 
-    def watch_widgets():
-        stream = watch.Watch()
-        for event in stream.stream(
-            custom.list_namespaced_custom_object,
-            "e2e.modeldeploy.io",
-            "v1",
-            namespace,
-            "widgets",
-            timeout_seconds=30,
-        ):
-            seen.append((event["type"], event["object"]["metadata"]["name"]))
-            if event["type"] == "DELETED":
-                stream.stop()
+    def listed_resource_version():
+        # Established can precede the resource being served; the watch below resumes from this list.
+        try:
+            return custom.list_namespaced_custom_object(*group)["metadata"]["resourceVersion"]
+        except client.ApiException:
+            return None
 
-    watcher = threading.Thread(target=watch_widgets, daemon=True)
-    watcher.start()
-    time.sleep(1)  # the watch must be open before the first write
+    since = wait_for(listed_resource_version, timeout=30)
     body = {
         "apiVersion": "e2e.modeldeploy.io/v1",
         "kind": "Widget",
         "metadata": {"name": "w1"},
         "spec": {"size": 3},
     }
-    custom.create_namespaced_custom_object("e2e.modeldeploy.io", "v1", namespace, "widgets", body)
-    got = custom.get_namespaced_custom_object("e2e.modeldeploy.io", "v1", namespace, "widgets", "w1")
+    custom.create_namespaced_custom_object(*group, body)
+    got = custom.get_namespaced_custom_object(*group, "w1")
     assert got["spec"]["size"] == 3
-    custom.delete_namespaced_custom_object("e2e.modeldeploy.io", "v1", namespace, "widgets", "w1")
-    watcher.join(timeout=30)
+    custom.delete_namespaced_custom_object(*group, "w1")
+    seen: list[tuple[str, str]] = []
+    stream = watch.Watch()
+    for event in stream.stream(
+        custom.list_namespaced_custom_object, *group, resource_version=since, timeout_seconds=30
+    ):
+        seen.append((event["type"], event["object"]["metadata"]["name"]))
+        if event["type"] == "DELETED":
+            stream.stop()
     assert ("ADDED", "w1") in seen and ("DELETED", "w1") in seen, seen
 
 
