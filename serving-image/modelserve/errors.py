@@ -58,6 +58,10 @@ class ModelLoadError(Exception):
     """The model cannot be served; the process exits 1 with this one-line reason."""
 
 
+class WarmupFailed(ModelLoadError):
+    """The model loaded but its warm-up prediction failed; the process exits 5 and never turns ready."""
+
+
 class FetchError(Exception):
     """Download failed (exit 4)."""
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, WarmupFailed
 from .loaders import LoadedModel, OutputSpec, load_model
 from .protocols import v2_datatype
 from .runtimes import ServedModel
@@ -23,6 +23,7 @@ from .settings import Settings
 EXIT_OK = 0
 EXIT_LOAD_FAILURE = 1
 EXIT_BAD_CONFIG = 2
+EXIT_WARMUP_FAILURE = 5
 
 
 def write_termination_message(path: str, message: str) -> None:
@@ -35,10 +36,11 @@ def write_termination_message(path: str, message: str) -> None:
 
 
 def report_load_failure(settings: Settings, err: Exception) -> int:
-    line = f"model load failed: {err}".replace("\n", " ")
+    warmup = isinstance(err, WarmupFailed)
+    line = f"model {'warm-up' if warmup else 'load'} failed: {err}".replace("\n", " ")
     print(line, file=sys.stderr, flush=True)
     write_termination_message(settings.termination_message_path, line)
-    return EXIT_LOAD_FAILURE
+    return EXIT_WARMUP_FAILURE if warmup else EXIT_LOAD_FAILURE
 
 
 def load_and_warm(settings: Settings) -> LoadedModel:
@@ -76,11 +78,11 @@ def warm_up(model: ServedModel) -> tuple[tuple[OutputSpec, ...], float]:
             outputs = model.predict(rows)
             timings.append(time.perf_counter() - t0)
     except Exception as err:
-        raise ModelLoadError(
-            f"warm-up prediction failed: {type(err).__name__}: {err}".splitlines()[0]
+        raise WarmupFailed(
+            f"prediction on a sample row raised {type(err).__name__}: {err}".splitlines()[0]
         ) from None
     if not isinstance(outputs, dict) or not outputs or any(len(v) != len(rows) for v in outputs.values()):
-        raise ModelLoadError("warm-up prediction did not return one output row per input row")
+        raise WarmupFailed("the prediction on a sample row did not return one output row per input row")
     specs = tuple(
         OutputSpec(name, v2_datatype(value), (-1, *value.shape[1:])) for name, value in outputs.items()
     )

@@ -191,9 +191,12 @@ READY_TRUE = {
 }
 ANY_READY = {"key": ".metadata.name", "operator": "Exists"}
 MODEL_LOAD_MESSAGE = "cannot load /models/model.joblib: unsupported pickle protocol 9"
+WARMUP_MESSAGE = "model warm-up failed: prediction on a sample row raised ValueError: X has 3 features"
 FAULT_STAGES = [
     _stage("crashloop", "crashloop", "Running", READY_TRUE,
            _CRASHED % {"code": 1, "reason": "Error", "message": json.dumps(MODEL_LOAD_MESSAGE)}),
+    _stage("warmup", "warmup", "Running", READY_TRUE,
+           _CRASHED % {"code": 5, "reason": "Error", "message": json.dumps(WARMUP_MESSAGE)}),
     _stage("oomkilled", "oom", "Running", READY_TRUE,
            _CRASHED % {"code": 137, "reason": "OOMKilled", "message": '""'}),
     _stage("imagepull", "imagepull", "Pending", ANY_READY, _IMAGE_PULL),

@@ -1,5 +1,6 @@
-"""Degraded tells the truth: pods that crash-loop, get OOM-killed or cannot pull their image (made so by
-kwok Stages) turn the ModelDeployment Degraded/Failed with the cause in the message."""
+"""Degraded tells the truth: pods that crash-loop (failed load or warm-up), get OOM-killed or cannot pull
+their image (made so by kwok Stages) turn the ModelDeployment Degraded/Failed with the cause in the
+message."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from operator_fixtures import (
     FAULT_IMAGE,
     MODEL_LOAD_MESSAGE,
+    WARMUP_MESSAGE,
     condition,
     get_md,
     kubectl_apply,
@@ -21,10 +23,16 @@ pytestmark = pytest.mark.e2e
     ("fault", "reason", "words"),
     [
         ("crashloop", "ModelLoadFailed", [MODEL_LOAD_MESSAGE, "exited with code 1", "CrashLoopBackOff"]),
+        ("warmup", "WarmupFailed", [WARMUP_MESSAGE, "exited with code 5", "CrashLoopBackOff"]),
         ("oom", "OOMKilled", ["OOM-killed", "resources.limits.memory"]),
         ("imagepull", "ImagePullBackOff", [FAULT_IMAGE.format(fault="imagepull")]),
     ],
-    ids=["crash-loop-quotes-termination-message", "oom-killed", "image-pull-names-the-image"],
+    ids=[
+        "crash-loop-quotes-termination-message",
+        "warm-up-failed",
+        "oom-killed",
+        "image-pull-names-the-image",
+    ],
 )
 def test_failing_pods_make_the_modeldeployment_degraded_with_the_cause(
     cluster, namespace, operator, fault, reason, words

@@ -18,7 +18,7 @@ import joblib
 
 STARTUP_TIMEOUT = 300.0  # generous: CI machines are small and may be busy
 
-# A user package with its own estimators: a custom transformer, a slow model and a failing model.
+# A user package with its own estimators: a custom transformer, a slow model and failing models.
 CUSTOM_PACKAGE = textwrap.dedent(
     '''
     import time
@@ -62,6 +62,22 @@ CUSTOM_PACKAGE = textwrap.dedent(
             if np.asarray(X).any():
                 raise ValueError("boom: this model refuses non-zero input")
             return np.zeros(len(X))
+
+
+    class UnwarmableModel(BaseEstimator):
+        """Loads fine, but every prediction raises (or, with `short=True`, returns one row too few)."""
+
+        def __init__(self, short=False):
+            self.short = short
+
+        def fit(self, X, y=None):
+            self.n_features_in_ = np.asarray(X).shape[1]
+            return self
+
+        def predict(self, X):
+            if self.short:
+                return np.zeros(len(X) - 1)
+            raise RuntimeError("weights were never trained")
     '''
 )
 

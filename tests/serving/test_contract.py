@@ -207,7 +207,7 @@ def wait_for_status(client, path: str, status: int, attempts: int = 200):
 
 
 def test_exit_code_table_is_complete():
-    assert [row[0] for row in EXIT_ROWS] == ["0", "1", "2", "3", "4"]
+    assert [row[0] for row in EXIT_ROWS] == ["0", "1", "2", "3", "4", "5"]
 
 
 def test_exit_0_on_sigterm(tmp_path, iris_joblib):

@@ -1,10 +1,13 @@
-"""Start-up: the pickle guard, load failures (exit 1 + termination message), bad configuration (exit 2)."""
+"""Start-up: the pickle guard, load failures (exit 1 + termination message), bad configuration (exit 2),
+failed warm-up (exit 5)."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from .helpers import custom_model, iris_env, run_to_exit, sha256_file, start_server
@@ -172,3 +175,39 @@ def test_manifest_with_an_unknown_dtype_fails_the_load(tmp_path, iris_joblib):
     Path(f"{model}.schema.json").write_text(json.dumps({"features": [{"name": "a", "dtype": "complex"}]}))
     code, _, termination = run_to_exit(tmp_path, iris_env(model))
     assert code == 1 and "inputs[0].dtype: must be one of" in termination
+
+
+@pytest.mark.parametrize(
+    ("short", "reason"),
+    [
+        (False, "prediction on a sample row raised RuntimeError: weights were never trained"),
+        (True, "the prediction on a sample row did not return one output row per input row"),
+    ],
+    ids=["prediction-raises", "wrong-row-count"],
+)
+def test_failed_warm_up_exits_5_with_the_reason_and_never_listens(
+    tmp_path, custom_package, models_dir, iris_data, short, reason
+):
+    X, y = iris_data
+    path = custom_model(
+        custom_package, models_dir, f"unwarmable-{short}", lambda m: m.UnwarmableModel(short=short).fit(X, y)
+    )
+    server = start_server(tmp_path, iris_env(path, PYTHONPATH=str(custom_package)), wait=False)
+    answers = []  # readiness polled for as long as the process lives: it must never say ready
+    try:
+        deadline = time.monotonic() + 120
+        while server.process.poll() is None and time.monotonic() < deadline:
+            try:
+                answers.append(httpx.get(f"{server.url}/v2/health/ready", timeout=1.0).status_code)
+            except httpx.HTTPError:
+                answers.append(None)
+            time.sleep(0.05)
+        code = server.process.wait(5)
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+        server.client.close()
+    assert code == 5
+    assert answers and 200 not in answers
+    assert server.termination_path.read_text() == f"model warm-up failed: {reason}\n"
+    assert "Traceback" not in server.stderr()

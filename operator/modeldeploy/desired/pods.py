@@ -3,8 +3,9 @@
 Public: ``pod_failure(pod) -> Failure | None``, ``first_failure(pods) -> Failure | None``, ``pod_ready(pod)``,
 ``pods_of(pods, name, color=None, revision=None)``, ``Failure``, ``EXIT_REASONS``.
 
-Quotes the container's termination message (modelserve writes the cause there: load failure, checksum
-mismatch, download failure), and names OOM kills, image pull failures, config errors and unschedulable pods.
+Quotes the container's termination message (modelserve writes the cause there: load failure, failed
+warm-up, checksum mismatch, download failure), and names OOM kills, image pull failures, config errors and
+unschedulable pods.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ EXIT_REASONS = {
     2: "InvalidConfiguration",
     3: "ChecksumMismatch",
     4: "ModelDownloadFailed",
+    5: "WarmupFailed",
 }
 FETCH_EXIT_REASONS = {3: "ChecksumMismatch", 4: "ModelDownloadFailed"}
 BAD_WAITING = frozenset(

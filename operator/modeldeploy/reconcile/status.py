@@ -16,8 +16,8 @@ FOREIGN_STATUS_KEYS = frozenset({"kopf"})
 WARNING_REASONS = frozenset(
     {
         "InvalidSpec", "SecretNotFound", "PVCNotFound", "CrashLoopBackOff", "OOMKilled", "ImagePullBackOff",
-        "ErrImagePull", "ModelLoadFailed", "ChecksumMismatch", "Error", "Failed", "ProgressDeadlineExceeded",
-        "Aborted", "NameConflict",
+        "ErrImagePull", "ModelLoadFailed", "WarmupFailed", "ChecksumMismatch", "Error", "Failed",
+        "ProgressDeadlineExceeded", "Aborted", "NameConflict",
     }
 )  # fmt: skip
 
