@@ -37,6 +37,7 @@ from .loaders import LoadedModel
 from .metrics import CONTENT_TYPE, Metrics
 from .openapi import build_openapi
 from .reqlog import LINES, RequestLogger, flush_periodically, log_event
+from .runtimes.device import device_of
 from .settings import Settings
 
 
@@ -223,12 +224,15 @@ def lifespan_of(state: ServerState) -> Callable[[Starlette], contextlib.Abstract
 
 def log_ready(state: ServerState) -> None:
     settings, loaded = state.settings, state.loaded
+    device = device_of(loaded.model)
     log_event(
         "ready",
         pid=os.getpid(),
         model=settings.model_name,
         version=settings.model_version,
         format=loaded.format,
+        device=device.device,
+        device_reason=device.reason,
         predict_in_thread=state.predict_in_thread,
         fast_path=loaded.fast_path,
         framework_bypass=settings.framework_bypass,

@@ -190,6 +190,7 @@ def load_model(
     allow_unverified_pickle: bool = False,
     skops_trusted: list[str] | None = None,
     onnx_threads: int = 1,
+    device: str = "auto",
 ) -> tuple[ServedModel, Path]:
     """Resolve, verify and load; the schema manifest, when present, overrides what the model says."""
     path = Path(model_path)
@@ -205,7 +206,7 @@ def load_model(
     if not manifest.exists() and model_file != path:
         manifest = manifest_path_for(model_file)
     given = load_manifest(manifest, None) if fmt in SIGNATURELESS and manifest.exists() else None
-    options = LoadOptions(skops_trusted or [], onnx_threads, given)
+    options = LoadOptions(skops_trusted or [], onnx_threads, given, device)
     try:
         model = runtime(model_file, options)
     except ModelLoadError:

@@ -53,6 +53,7 @@ def load_and_warm(settings: Settings) -> LoadedModel:
         settings.allow_unverified_pickle,
         settings.trusted_skops_types,
         settings.onnx_intra_op_threads,
+        settings.device,
     )
     fast_path = settings.sklearn_fast_path and hasattr(model, "enable_fast_path") and model.enable_fast_path()
     load_seconds = time.perf_counter() - started

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     allow_unverified_pickle: bool = False
     skops_trusted_types: str = ""
     onnx_intra_op_threads: int = Field(1, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     timeout_seconds: float = Field(10.0, gt=0)
     max_batch_size: int = Field(32, ge=1)

@@ -119,6 +119,17 @@ INVALID = [
      "resource quantities must not be negative"),
     ("negative cpu integer", manifest(resources={"limits": {"cpu": -2}}),
      "resource quantities must not be negative"),
+    ("resource name not qualified", manifest(resources={"limits": {"gpu": 1}}),
+     "a resource name is cpu, memory, ephemeral-storage or an extended resource named <domain>/<name>"),
+    ("resource in the kubernetes.io domain", manifest(resources={"limits": {"kubernetes.io/gpu": 1}}),
+     "outside kubernetes.io"),
+    ("fraction of a gpu", manifest(resources={"limits": {"nvidia.com/gpu": "500m"}}),
+     "extended resources (names with a '/', e.g. nvidia.com/gpu) take whole numbers"),
+    ("gpu requested without a limit", manifest(resources={"requests": {"nvidia.com/gpu": 1}}),
+     "an extended resource (e.g. nvidia.com/gpu) in requests must be in limits with the same number"),
+    ("gpu request differs from its limit",
+     manifest(resources={"requests": {"nvidia.com/gpu": 2}, "limits": {"nvidia.com/gpu": "1"}}),
+     "in requests must be in limits with the same number"),
     ("bad nodeSelector key", manifest(server={"nodeSelector": {"bad key!": "x"}}),
      "server.nodeSelector keys must be label keys"),
     ("bad nodeSelector value", manifest(server={"nodeSelector": {"pool": "not a value!"}}), "should match"),
@@ -178,14 +189,22 @@ VALID_FULL = manifest(
         | {"metadata": {"name": "pk"}},
         manifest("a" * 55),
         VALID_FULL,
+        manifest(
+            "gpu",
+            resources={
+                "requests": {"cpu": "1", "nvidia.com/gpu": 1},
+                "limits": {"memory": "4Gi", "nvidia.com/gpu": "1"},
+            },
+        ),
     ],
-    ids=["minimal", "unverified pickle allowed explicitly", "longest name", "every field"],
+    ids=["minimal", "unverified pickle allowed explicitly", "longest name", "every field", "gpu"],
 )
 def test_valid_model_deployment_is_accepted(crd, namespace, body):
     result = create(crd, namespace, body)
     assert result.returncode == 0, result.stderr
     stored = crd.get_json("modeldeployment", body["metadata"]["name"], "-n", namespace)
     assert stored["spec"]["model"]["uri"] == body["spec"]["model"]["uri"]
+    assert stored["spec"].get("resources") == body["spec"].get("resources")  # extended resources kept
 
 
 def test_defaults_come_from_the_schema(crd, namespace):

@@ -96,7 +96,7 @@ def test_cel_rules_sit_on_the_objects_they_check():
     assert any("sha256 is required" in m for m in rules[".spec.model"])
     assert any("strictly increasing" in m for m in rules[".spec.rollout"])
     assert any("maxReplicas" in m for m in rules[".spec.autoscaling"])
-    assert len(rules[".spec.resources"]) == 3
+    assert len(rules[".spec.resources"]) == 4
     assert MAX_NAME_LENGTH == 55
 
 
@@ -143,6 +143,17 @@ MIRRORED = [
     ({"model": {"uri": ONNX}, "autoscaling": {"minReplicas": 3, "maxReplicas": 2}}, "maxReplicas"),
     ({"model": {"uri": ONNX}, "rollout": {"steps": [{"weight": 20}, {"weight": 20}]}}, "strictly increasing"),
     ({"model": {"uri": ONNX}, "rollout": {"steps": [{"weight": 0}]}}, "greater than or equal to 1"),
+    ({"model": {"uri": ONNX}, "resources": {"limits": {"gpu": 1}}}, "'gpu' is not a resource name"),
+    ({"model": {"uri": ONNX}, "resources": {"limits": {"kubernetes.io/gpu": 1}}}, "outside kubernetes.io"),
+    ({"model": {"uri": ONNX}, "resources": {"limits": {"nvidia.com/gpu": "500m"}}}, "take whole numbers"),
+    ({"model": {"uri": ONNX}, "resources": {"requests": {"nvidia.com/gpu": 1}}}, "must be in limits"),
+    (
+        {
+            "model": {"uri": ONNX},
+            "resources": {"requests": {"nvidia.com/gpu": 2}, "limits": {"nvidia.com/gpu": 1}},
+        },
+        "with the same number",
+    ),
 ]
 
 
@@ -150,6 +161,21 @@ MIRRORED = [
 def test_python_side_rejects_what_the_api_server_rejects(spec, message):
     with pytest.raises(ValidationError, match=message.replace("*", r"\*")):
         parse_spec(spec)
+
+
+@pytest.mark.parametrize(
+    ("resources", "extended"),
+    [
+        ({"limits": {"nvidia.com/gpu": 1}}, {"nvidia.com/gpu": "1"}),
+        ({"requests": {"cpu": "1", "example.com/fpga": "2"}, "limits": {"example.com/fpga": 2}},
+         {"example.com/fpga": "2"}),
+        ({"requests": {"cpu": "250m", "memory": "1Gi"}}, {}),
+    ],
+    ids=["limit only", "request equal to limit", "no extended resource"],
+)  # fmt: skip
+def test_extended_resources_are_accepted_as_whole_numbers(resources, extended):
+    spec = parse_spec({"model": {"uri": ONNX}, "resources": resources})
+    assert spec.resources is not None and spec.resources.extended() == extended
 
 
 def test_pickle_is_accepted_with_sha256_or_explicit_risk():

@@ -214,6 +214,34 @@ def test_api_key_secret_is_mounted_where_modelserve_reads_it():
     assert mount == {"name": "api-keys", "mountPath": "/etc/modelserve/keys", "readOnly": True}
 
 
+def test_extended_resources_go_to_the_serving_container_only():
+    resources = {"requests": {"cpu": "1"}, "limits": {"memory": "4Gi", "nvidia.com/gpu": 1}}
+    spec = {"model": {"uri": "https://models.example/iris/v3/model.onnx"}, "resources": resources}
+    body = md("iris", spec)
+    parsed = parse_spec(spec)
+    pod = build_deployment(body, parsed, Color.blue, revision_of(parsed), 1, PARAMS)["spec"]["template"][
+        "spec"
+    ]
+    assert pod["containers"][0]["resources"] == {
+        "requests": {"cpu": "1"},
+        "limits": {"memory": "4Gi", "nvidia.com/gpu": "1"},
+    }
+    assert pod["initContainers"][0]["resources"] == {"requests": {"cpu": "1"}, "limits": {"memory": "4Gi"}}
+
+
+@pytest.mark.parametrize(
+    ("limits", "device"),
+    [({"nvidia.com/gpu": 1}, "cuda"), ({"example.com/fpga": 1}, None), ({"memory": "1Gi"}, None)],
+    ids=["nvidia gpu: cuda or fail", "other extended resource: auto", "no extended resource: auto"],
+)
+def test_a_pod_given_an_nvidia_gpu_tells_modelserve_to_use_cuda(limits, device):
+    spec = {"model": {"uri": "https://models.example/iris/v3/model.onnx"}, "resources": {"limits": limits}}
+    parsed = parse_spec(spec)
+    deployment = build_deployment(md("iris", spec), parsed, Color.blue, revision_of(parsed), 1, PARAMS)
+    env = {e["name"]: e.get("value") for e in _container(deployment)["env"]}
+    assert env.get("MODELSERVE_DEVICE") == device
+
+
 def test_inline_schema_is_projected_next_to_the_model():
     deployment = _deployment("full")
     template = deployment["spec"]["template"]

@@ -52,12 +52,15 @@ def _object_default() -> dict[str, Any]:
 _NUMBER = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
 _QUANTITY_PATTERN = rf"^(\+|-)?{_NUMBER}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_NUMBER}))?$"
 _NEGATIVE_QUANTITY = "resource quantities must not be negative"
+MAX_QUANTITY_LENGTH = 64
 
 
 def _non_negative_quantity(value: str | int) -> str | int:
     if (isinstance(value, int) and value < 0) or (isinstance(value, str) and value.startswith("-")):
         raise ValueError(_NEGATIVE_QUANTITY)
-    if isinstance(value, str) and not re.match(_QUANTITY_PATTERN, value):
+    if isinstance(value, str) and (
+        len(value) > MAX_QUANTITY_LENGTH or not re.match(_QUANTITY_PATTERN, value)
+    ):
         raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 250m, 1, 256Mi)")
     return value
 
@@ -70,6 +73,7 @@ Quantity = Annotated[
             "x-kubernetes-int-or-string": True,
             "anyOf": [{"type": "integer"}, {"type": "string"}],
             "pattern": _QUANTITY_PATTERN,
+            "maxLength": MAX_QUANTITY_LENGTH,  # bounds the CEL cost of the rules that read quantities
             # The Deployment would be refused with 422 on every apply; refuse the spec instead.
             **validations(rule("!string(self).startsWith('-')", _NEGATIVE_QUANTITY)),
         }
@@ -240,36 +244,121 @@ class ModelSource(ApiModel):
         return self
 
 
-class ResourceList(ApiModel):
-    cpu: Quantity | None = Field(default=None, description="CPU, e.g. 250m or 1.")
-    memory: Quantity | None = Field(default=None, description="Memory, e.g. 256Mi or 1Gi.")
-    ephemeral_storage: Quantity | None = Field(
-        default=None, alias="ephemeral-storage", description="Scratch disk, e.g. 1Gi."
-    )
+NATIVE_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+# An extended resource is <DNS subdomain>/<name> outside kubernetes.io, as device plugins advertise them.
+# `[.]`, not a backslash: the same text is a Python and a CEL string.
+_EXTENDED_RESOURCE_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])+[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+    r"/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+_KUBERNETES_DOMAIN_PATTERN = r"^([^/]*[.])?kubernetes[.]io/"
+_WHOLE_NUMBER_PATTERN = r"^[0-9]+$"
+MAX_RESOURCE_NAME = 253 + 1 + 63
+MAX_RESOURCES = 16
+_RESOURCE_NAME_MESSAGE = (
+    "resources: a resource name is cpu, memory, ephemeral-storage or an extended resource named "
+    "<domain>/<name> outside kubernetes.io (e.g. nvidia.com/gpu)"
+)
+_WHOLE_NUMBER_MESSAGE = (
+    "resources: extended resources (names with a '/', e.g. nvidia.com/gpu) take whole numbers"
+)
+_EXTENDED_EQUAL_MESSAGE = (
+    "resources: an extended resource (e.g. nvidia.com/gpu) in requests must be in limits with the same "
+    "number (Kubernetes does not overcommit them; giving only limits is enough)"
+)
+
+
+def _is_extended(name: str) -> bool:
+    return "/" in name
+
+
+def _check_resource_list(values: dict[str, str | int]) -> dict[str, str | int]:
+    if len(values) > MAX_RESOURCES:
+        raise ValueError(f"resources: at most {MAX_RESOURCES} resources")
+    for name, value in values.items():
+        if name in NATIVE_RESOURCES:
+            continue
+        if (
+            len(name) > MAX_RESOURCE_NAME
+            or not re.match(_EXTENDED_RESOURCE_PATTERN, name)
+            or re.match(_KUBERNETES_DOMAIN_PATTERN, name)
+        ):
+            raise ValueError(f"{name!r} is not a resource name. {_RESOURCE_NAME_MESSAGE}")
+        if not re.match(_WHOLE_NUMBER_PATTERN, str(value)):
+            raise ValueError(f"{name}: {value!r} is not a whole number. {_WHOLE_NUMBER_MESSAGE}")
+    return values
+
+
+ResourceList = Annotated[
+    dict[str, Quantity],
+    AfterValidator(_check_resource_list),
+    Field(
+        json_schema_extra={
+            "maxProperties": MAX_RESOURCES,
+            **validations(
+                rule(
+                    f"self.all(k, k in {list(NATIVE_RESOURCES)} || (size(k) <= {MAX_RESOURCE_NAME} && "
+                    f"k.matches('{_EXTENDED_RESOURCE_PATTERN}') && "
+                    f"!k.matches('{_KUBERNETES_DOMAIN_PATTERN}')))",
+                    _RESOURCE_NAME_MESSAGE,
+                ),
+                rule(
+                    f"self.all(k, !k.contains('/') || string(self[k]).matches('{_WHOLE_NUMBER_PATTERN}'))",
+                    _WHOLE_NUMBER_MESSAGE,
+                ),
+            ),
+        },
+    ),
+]
 
 
 def _limit_at_least_request(resource: str) -> dict[str, Any]:
-    field = resource.replace("-", "__dash__")  # CEL escaping of property names with dashes
-    lim, req = f"self.limits.{field}", f"self.requests.{field}"
+    lim, req = f"self.limits['{resource}']", f"self.requests['{resource}']"
     return rule(
-        f"!has(self.limits) || !has(self.requests) || !has({lim}) || !has({req}) || "
+        f"!has(self.limits) || !has(self.requests) || !('{resource}' in self.limits) || "
+        f"!('{resource}' in self.requests) || "
         f"quantity(string({lim})).compareTo(quantity(string({req}))) >= 0",
         f"resources.limits.{resource} must be greater than or equal to resources.requests.{resource}",
-        field_path=f".limits.{resource}" if "-" not in resource else f".limits['{resource}']",
+        field_path=f".limits['{resource}']",
     )
 
 
 class Resources(ApiModel):
     model_config = ConfigDict(
         json_schema_extra=validations(
-            _limit_at_least_request("cpu"),
-            _limit_at_least_request("memory"),
-            _limit_at_least_request("ephemeral-storage"),
+            *(_limit_at_least_request(resource) for resource in NATIVE_RESOURCES),
+            rule(
+                "!has(self.requests) || self.requests.all(k, !k.contains('/') || (has(self.limits) && "
+                "k in self.limits && int(string(self.requests[k])) == int(string(self.limits[k]))))",
+                _EXTENDED_EQUAL_MESSAGE,
+                field_path=".requests",
+            ),
         )
     )
 
-    requests: ResourceList | None = Field(default=None, description="Guaranteed resources per server pod.")
-    limits: ResourceList | None = Field(default=None, description="Maximum resources per server pod.")
+    requests: ResourceList | None = Field(
+        default=None,
+        description="Guaranteed resources per server pod: cpu (e.g. 250m), memory (e.g. 256Mi), "
+        "ephemeral-storage, and extended resources such as nvidia.com/gpu (whole numbers).",
+    )
+    limits: ResourceList | None = Field(
+        default=None,
+        description="Maximum resources per server pod, with the same names; an extended resource given "
+        "only here is also requested.",
+    )
+
+    @model_validator(mode="after")
+    def _mirror_cel(self) -> Resources:
+        limits = self.limits or {}
+        for name, value in (self.requests or {}).items():
+            if _is_extended(name) and (name not in limits or int(str(limits[name])) != int(str(value))):
+                raise ValueError(f"{name} in requests differs from limits. {_EXTENDED_EQUAL_MESSAGE}")
+        return self
+
+    def extended(self) -> dict[str, str]:
+        """The extended resources asked for (limits win; requests default to them), e.g. nvidia.com/gpu."""
+        merged = {**(self.requests or {}), **(self.limits or {})}
+        return {name: str(value) for name, value in merged.items() if _is_extended(name)}
 
 
 class Autoscaling(ApiModel):
@@ -768,7 +857,9 @@ class ModelDeploymentSpec(ApiModel):
         description="Serving pods. Leave out when autoscaling is set: "
         "the HPA owns it via the scale subresource.",
     )
-    resources: Resources | None = Field(default=None, description="CPU and memory per server pod.")
+    resources: Resources | None = Field(
+        default=None, description="CPU, memory and extended resources (e.g. GPUs) per server pod."
+    )
     autoscaling: Autoscaling | None = Field(default=None, description="HorizontalPodAutoscaler on CPU.")
     server: Server = Field(
         default_factory=Server, description="Server process settings.", json_schema_extra=_object_default()

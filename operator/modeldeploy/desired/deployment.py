@@ -34,6 +34,7 @@ MODELS_DIR = "/models"
 KEYS_DIR = "/etc/modelserve/keys"
 KEYS_FILE = "api-keys"
 TERMINATION_LOG = "/dev/termination-log"
+NVIDIA_GPU = "nvidia.com/gpu"
 SCHEMA_ANNOTATION = "modeldeploy.io/input-schema"
 # The pod-relevant spec a Deployment was built from: an older revision can be re-applied unchanged.
 TEMPLATE_ANNOTATION = "modeldeploy.io/template-spec"
@@ -121,6 +122,8 @@ def server_env(
         env.append(
             _env("MODELSERVE_RATE_LIMIT_BURST", rate.burst or max(1, math.ceil(2 * rate.requests_per_second)))
         )
+    if spec.resources and NVIDIA_GPU in spec.resources.extended():
+        env.append(_env("MODELSERVE_DEVICE", "cuda"))  # a pod given a GPU fails loudly if it cannot use it
     return env + _user_env(spec)
 
 
@@ -168,11 +171,15 @@ def _container_security() -> dict[str, Any]:
     }
 
 
-def _resources(spec: ModelDeploymentSpec) -> dict[str, Any]:
+def _resources(spec: ModelDeploymentSpec, extended: bool = True) -> dict[str, Any]:
     if not spec.resources:
         return {}
     out = spec.resources.model_dump(by_alias=True, exclude_none=True, mode="json")
-    return {kind: {k: str(v) for k, v in values.items()} for kind, values in out.items() if values}
+    lists = {
+        kind: {k: str(v) for k, v in values.items() if extended or "/" not in k}
+        for kind, values in out.items()
+    }
+    return {kind: values for kind, values in lists.items() if values}
 
 
 def _volumes_and_mounts(
@@ -248,7 +255,7 @@ def _fetch_container(
         "volumeMounts": mounts,
         "securityContext": _container_security(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "resources": _resources(spec),
+        "resources": _resources(spec, extended=False),  # a download needs no GPU; keep devices for serving
     }
     _set_pull_policy(container, spec, params)
     return container

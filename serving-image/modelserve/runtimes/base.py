@@ -29,6 +29,7 @@ class LoadOptions:
     skops_trusted: list[str] = field(default_factory=list)
     onnx_threads: int = 1
     manifest: InputSchema | None = None  # the schema manifest, for formats that carry no signature
+    device: str = "auto"  # MODELSERVE_DEVICE: runtimes that can use a GPU read it (runtimes/device.py)
 
 
 Loader = Callable[[Path, LoadOptions], ServedModel]

@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import ModelLoadError
 from ..schema import InputSchema, tabular_schema
 from .base import LoadOptions, plain
+from .device import onnx_providers
 
 ONNX_DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(int64)": "int"}
 
@@ -16,15 +17,17 @@ ONNX_DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(
 class OnnxModel:
     format = "onnx"
 
-    def __init__(self, path: Path, intra_op_threads: int) -> None:
+    def __init__(self, path: Path, intra_op_threads: int, device: str = "auto") -> None:
         import onnxruntime as ort
+
+        providers, self.device_choice = onnx_providers(device, ort.get_available_providers)
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as err:
             raise ModelLoadError(f"{path.name} is not a loadable ONNX model: {err}".splitlines()[0]) from None
         inputs = self.session.get_inputs()
@@ -73,4 +76,4 @@ class OnnxModel:
 
 
 def load_onnx(path: Path, options: LoadOptions) -> OnnxModel:
-    return OnnxModel(path, options.onnx_threads)
+    return OnnxModel(path, options.onnx_threads, options.device)

@@ -9,12 +9,13 @@ import numpy as np
 from ..errors import ModelLoadError
 from ..schema import InputSchema
 from .base import LoadOptions
+from .device import torch_device
 
 
 class TorchScriptModel:
     format = "torchscript"
 
-    def __init__(self, path: Path, schema: InputSchema | None) -> None:
+    def __init__(self, path: Path, schema: InputSchema | None, device: str = "auto") -> None:
         try:
             import torch
         except ImportError:
@@ -23,8 +24,9 @@ class TorchScriptModel:
             ) from None
         torch.set_num_threads(1)
         self.torch = torch
+        self.device_choice = torch_device(device, torch.cuda.is_available)
         try:
-            self.module = torch.jit.load(str(path), map_location="cpu")
+            self.module = torch.jit.load(str(path), map_location=self.device_choice.device)
         except Exception as err:
             raise ModelLoadError(
                 f"{path.name} is not a loadable TorchScript file: {err}".splitlines()[0]
@@ -40,14 +42,15 @@ class TorchScriptModel:
 
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
         torch = self.torch
+        rows = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device_choice.device)
         with torch.inference_mode():
-            result = self.module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+            result = self.module(rows)
         if isinstance(result, dict):
-            return {str(k): v.numpy() for k, v in result.items()}
+            return {str(k): v.cpu().numpy() for k, v in result.items()}
         if isinstance(result, tuple | list):
-            return {f"output_{i}": v.numpy() for i, v in enumerate(result)}
-        return {"output_0": result.numpy()}
+            return {f"output_{i}": v.cpu().numpy() for i, v in enumerate(result)}
+        return {"output_0": result.cpu().numpy()}
 
 
 def load_torchscript(path: Path, options: LoadOptions) -> TorchScriptModel:
-    return TorchScriptModel(path, options.manifest)
+    return TorchScriptModel(path, options.manifest, options.device)
