@@ -1,6 +1,11 @@
 """`modelserve fetch URI DEST [--sha256 HEX] [--schema-sha256 HEX]`: download atomically (temp file + rename),
 verify the digest.
 
+A URI whose last segment is MANIFEST names a directory (an S3 prefix, an https base): the MANIFEST is fetched
+and checked against --sha256, then every file it lists is fetched beside DEST and checked against its line
+(GetObject/GET only: nothing is listed). An archive (.tar.gz, .zip) is fetched as one file; modelserve
+checks its digest again and unpacks it at start-up (archive.py).
+
 Sources: http(s)://, s3://bucket/key (boto3; AWS_ENDPOINT_URL for S3-compatible stores), file:// or a
 local path (file or directory). A `<uri>.schema.json` manifest next to the model is fetched too, if present:
 a 401/403/404 means "no manifest" (presigned URLs and GetObject-only S3 policies answer 403). With
@@ -22,12 +27,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
-from urllib.parse import unquote, urljoin, urlparse, urlunparse
+from urllib.parse import quote, unquote, urljoin, urlparse, urlunparse
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import DigestMismatch, FetchError
+from .manifest import MANIFEST_NAME, ManifestError, parse_manifest
 
 CHUNK = 1 << 20
 MANIFEST_SUFFIX = ".schema.json"
@@ -254,23 +260,76 @@ def fetch(
     max_bytes: int | None = None,
     timeout_seconds: float | None = None,
 ) -> str:
-    """Returns the SHA-256 of the fetched file ('' for a directory)."""
+    """Returns the SHA-256 of the fetched file or MANIFEST ('' for an unpinned local directory)."""
     settings = FetchSettings()
     limits = Limits.start(max_bytes or settings.max_bytes, timeout_seconds or settings.timeout_seconds)
     target = Path(dest)
+    if _last_segment(uri) == MANIFEST_NAME:
+        return fetch_tree(uri, target, sha256, limits)
     source = local_path(uri)
     if source is not None and source.is_dir():
         if sha256:
-            raise FetchError(
-                f"{uri} is a directory: --sha256 covers a single file, so a directory model cannot be "
-                "pinned yet (remove the digest, or package the model as one file)"
-            )
+            if not (source / MANIFEST_NAME).is_file():
+                raise FetchError(
+                    f"{uri} is a directory without a {MANIFEST_NAME} file: a digest pins a directory through "
+                    "its MANIFEST (see docs/models.md); add one, or remove the digest"
+                )
+            return fetch_tree(str(source / MANIFEST_NAME), target / MANIFEST_NAME, sha256, limits)
         target.parent.mkdir(parents=True, exist_ok=True)
         copy_directory(source, target)
         return ""
     digest = download_file(uri, target, sha256, limits)
     _fetch_manifest(uri, target, bool(sha256), schema_sha256, limits)
     return digest
+
+
+def _last_segment(uri: str) -> str:
+    path = local_path(uri)
+    return path.name if path is not None else urlparse(uri).path.rsplit("/", 1)[-1]
+
+
+def sibling_uri(manifest: str, rel: str) -> str:
+    """The URI of `rel` in the directory a MANIFEST URI names (percent-encoded for http, raw for S3 keys)."""
+    path = local_path(manifest)
+    if path is not None:
+        return str(path.parent / rel)
+    parsed = urlparse(manifest)
+    base = parsed.path.rsplit("/", 1)[0]
+    name = quote(rel) if parsed.scheme in ("http", "https") else rel
+    return urlunparse(parsed._replace(path=f"{base}/{name}", query="", fragment=""))
+
+
+def fetch_tree(manifest_uri: str, dest: Path, sha256: str, limits: Limits) -> str:
+    """The MANIFEST to DEST and its files beside it, each verified, all written under a temp directory
+    first and moved in only when every one matched (MANIFEST last). Returns the MANIFEST's digest."""
+    root = dest.parent
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".fetch-"))
+    try:
+        digest = download_file(manifest_uri, staging / MANIFEST_NAME, sha256, limits)
+        try:
+            entries = parse_manifest((staging / MANIFEST_NAME).read_bytes())
+        except ManifestError as err:
+            raise FetchError(f"{redact(manifest_uri)}: {err}") from None
+        for entry in entries:
+            uri = sibling_uri(manifest_uri, entry.path)
+            try:
+                download_file(uri, staging / entry.path, entry.sha256, limits)
+            except Absent:
+                raise FetchError(f"{redact(uri)} is listed in {MANIFEST_NAME} but not found") from None
+            except DigestMismatch as err:
+                raise DigestMismatch(f"{err} (listed in {MANIFEST_NAME} as {entry.path})") from None
+        for child in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST_NAME):
+            _move_into(child, root / (dest.name if child.name == MANIFEST_NAME else child.name))
+        return digest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_into(source: Path, target: Path) -> None:
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)  # a retried init container finds the previous attempt's tree
+    os.replace(source, target)
 
 
 def _fetch_manifest(uri: str, target: Path, model_pinned: bool, schema_sha256: str, limits: Limits) -> None:

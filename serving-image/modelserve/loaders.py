@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .archive import is_archive, unpack
 from .errors import ModelLoadError
+from .manifest import MANIFEST_NAME, ManifestError, parse_manifest, verify_tree
 from .runtimes import FORMATS, RUNTIMES, LoadOptions, ServedModel, explain_missing_code
 from .schema import InputSchema, load_manifest, manifest_path_for
 
@@ -104,6 +109,7 @@ def model_files_in(directory: Path) -> list[Path]:
         if p.is_file()
         and not p.name.endswith(".schema.json")
         and p.name != "modelserve-schema.json"
+        and p.name != MANIFEST_NAME
         and not p.name.startswith(".")
     )
 
@@ -159,11 +165,6 @@ def is_pickle_family(path: Path, fmt: str) -> bool:
 
 def check_pickle_allowed(path: Path, fmt: str, expected_sha256: str, allow_unverified: bool) -> None:
     """Pickle runs code on load: only a file whose digest was pinned (or an explicit waiver) may load."""
-    if expected_sha256 and path.is_dir():  # a digest covers one file: never let it look like it pins a folder
-        raise ModelLoadError(
-            f"MODELSERVE_MODEL_SHA256 is set but {path.name} is a directory (e.g. a SavedModel): a digest "
-            "covers a single file, so a directory model cannot be pinned yet; remove model.sha256"
-        )
     if expected_sha256 and path.is_file():
         actual = sha256_of(path)
         if actual != expected_sha256:
@@ -180,6 +181,63 @@ def check_pickle_allowed(path: Path, fmt: str, expected_sha256: str, allow_unver
         )
 
 
+# ---------------------------------------------------------------- archives and MANIFEST directories
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    path: Path  # what to load: a file or a directory
+    pinned: (
+        bool  # the digest was checked on the archive or the MANIFEST, so every file under `path` is pinned
+    )
+
+
+def _digest_error(what: str, actual: str, expected: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"refusing to load {what}: its SHA-256 is {actual} but MODELSERVE_MODEL_SHA256 is {expected}"
+    )
+
+
+def _verified_tree(root: Path, manifest: Path, sha256: str) -> ModelSource:
+    """A directory pinned by its MANIFEST: the MANIFEST's digest first, then every file against it."""
+    if sha256 and (actual := sha256_of(manifest)) != sha256:
+        raise _digest_error(f"{root.name}/{MANIFEST_NAME}", actual, sha256)
+    try:
+        # The side file `MANIFEST.schema.json` (an inline model.schema) sits beside it, outside the MANIFEST.
+        verify_tree(root, parse_manifest(manifest.read_bytes()), ignore={MANIFEST_NAME + ".schema.json"})
+    except ManifestError as err:
+        raise ModelLoadError(f"model directory {root}: {err}") from None
+    return ModelSource(root, pinned=bool(sha256))
+
+
+def _unpack_dir() -> Path:
+    """One directory per process under the temp dir, emptied first (a restarted container reuses its pid)."""
+    target = Path(tempfile.gettempdir()) / "modelserve-unpacked" / str(os.getpid())
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def open_model_source(path: Path, sha256: str, max_bytes: int, max_files: int) -> ModelSource:
+    """A MANIFEST (or a pinned directory holding one) is verified file by file; an archive is verified as a
+    whole, then unpacked; anything else is loaded as it is."""
+    if path.is_file() and path.name == MANIFEST_NAME:
+        return _verified_tree(path.parent, path, sha256)
+    if path.is_dir() and sha256:
+        if not (path / MANIFEST_NAME).is_file():
+            raise ModelLoadError(
+                f"MODELSERVE_MODEL_SHA256 is set but {path.name} is a directory without a {MANIFEST_NAME} "
+                "file: a digest pins a directory through its MANIFEST (see docs/models.md); add one, or "
+                "remove model.sha256"
+            )
+        return _verified_tree(path, path / MANIFEST_NAME, sha256)
+    if is_archive(path):
+        if sha256 and (actual := sha256_of(path)) != sha256:  # before a single byte is unpacked
+            raise _digest_error(f"archive {path.name}", actual, sha256)
+        return ModelSource(unpack(path, _unpack_dir(), max_bytes, max_files), pinned=bool(sha256))
+    return ModelSource(path, pinned=False)
+
+
 # ---------------------------------------------------------------- entry point
 
 
@@ -191,19 +249,24 @@ def load_model(
     skops_trusted: list[str] | None = None,
     onnx_threads: int = 1,
     device: str = "auto",
+    archive_max_bytes: int = 10 * 1024**3,
+    archive_max_files: int = 10_000,
 ) -> tuple[ServedModel, Path]:
     """Resolve, verify and load; the schema manifest, when present, overrides what the model says."""
-    path = Path(model_path)
-    if not path.exists():
-        raise ModelLoadError(f"model path {path} does not exist (MODELSERVE_MODEL_PATH)")
+    given_path = Path(model_path)
+    if not given_path.exists():
+        raise ModelLoadError(f"model path {given_path} does not exist (MODELSERVE_MODEL_PATH)")
+    source = open_model_source(given_path, sha256, archive_max_bytes, archive_max_files)
+    path = source.path
     fmt = fmt or infer_format(path)
     runtime = RUNTIMES.get(fmt)
     if runtime is None:
         raise ModelLoadError(f"unknown model format {fmt!r}; use one of {', '.join(FORMATS)}")
     model_file = resolve_model_file(path, fmt)
-    check_pickle_allowed(model_file, fmt, sha256, allow_unverified_pickle)
-    manifest = manifest_path_for(path)
-    if not manifest.exists() and model_file != path:
+    if not source.pinned:
+        check_pickle_allowed(model_file, fmt, sha256, allow_unverified_pickle)
+    manifest = manifest_path_for(given_path)
+    if not manifest.exists() and model_file != given_path:
         manifest = manifest_path_for(model_file)
     given = load_manifest(manifest, None) if fmt in SIGNATURELESS and manifest.exists() else None
     options = LoadOptions(skops_trusted or [], onnx_threads, given, device)

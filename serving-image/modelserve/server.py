@@ -54,6 +54,8 @@ def load_and_warm(settings: Settings) -> LoadedModel:
         settings.trusted_skops_types,
         settings.onnx_intra_op_threads,
         settings.device,
+        settings.archive_max_bytes,
+        settings.archive_max_files,
     )
     fast_path = settings.sklearn_fast_path and hasattr(model, "enable_fast_path") and model.enable_fast_path()
     load_seconds = time.perf_counter() - started

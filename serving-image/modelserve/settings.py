@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     skops_trusted_types: str = ""
     onnx_intra_op_threads: int = Field(1, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    archive_max_bytes: int = Field(10 * 1024**3, ge=1)
+    archive_max_files: int = Field(10_000, ge=1)
 
     timeout_seconds: float = Field(10.0, gt=0)
     max_batch_size: int = Field(32, ge=1)

@@ -304,7 +304,7 @@ def test_builder_manifests_pass_api_server_validation(cluster, namespace, exampl
 @pytest.mark.parametrize(
     ("field", "words"),
     [
-        ("md.spec.model.sha256", "SHA-256 of the model file"),
+        ("md.spec.model.sha256", "SHA-256 (hex) of the model file"),
         ("md.spec.rollout.steps.pauseSeconds", "wait for `promote`"),
         ("md.status.rolloutControl", "promote, abort or retry"),
     ],

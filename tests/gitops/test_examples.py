@@ -22,6 +22,7 @@ FEATURES = {
     "Gateway API": "06-gateway-api.yaml",
     "API keys and rate limit": "07-api-keys-rate-limit.yaml",
     "autoscaling": "08-autoscaling.yaml",
+    "archive model": "09-archive-model.yaml",
     "GPU request": "10-gpu.yaml",
 }
 

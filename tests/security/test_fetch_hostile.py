@@ -1,6 +1,6 @@
 """`modelserve fetch` against real local HTTP origins: the schema side file is optional (403/404) and pinned
 when used, https never downgrades to http, a size cap and an overall deadline hold, credentials in a URI
-are never printed, and a digest on a directory model is refused."""
+are never printed, and a digest on a directory without a MANIFEST is refused."""
 
 from __future__ import annotations
 
@@ -140,14 +140,16 @@ def test_an_http_redirect_within_http_is_followed_and_counted(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_a_digest_on_a_directory_model_is_refused_with_a_message(tmp_path):
+def test_a_digest_on_a_directory_without_a_manifest_is_refused_with_a_message(tmp_path):
     from modelserve.errors import ModelLoadError
-    from modelserve.loaders import check_pickle_allowed
+    from modelserve.loaders import open_model_source
 
     saved = tmp_path / "saved_model"
     (saved / "variables").mkdir(parents=True)
     (saved / "saved_model.pb").write_bytes(b"graph")
-    with pytest.raises(ModelLoadError, match=r"is a directory .* cannot be pinned yet"):
-        check_pickle_allowed(saved, "tensorflow", "a" * 64, False)
+    with pytest.raises(
+        ModelLoadError, match=r"is a directory without a MANIFEST file: a digest pins a directory"
+    ):
+        open_model_source(saved, "a" * 64, 1 << 20, 10)
     result = fetch(str(saved), str(tmp_path / "out"), "--sha256", "a" * 64)
-    assert result.returncode == 4 and "cannot be pinned yet" in result.stderr
+    assert result.returncode == 4 and "a digest pins a directory through its MANIFEST" in result.stderr

@@ -186,7 +186,8 @@ class ModelSource(ApiModel):
             "Where the model lives: https://host/path, http://host/path, s3://bucket/key, "
             "pvc://<claim>/<path> (mounted read-only from a PersistentVolumeClaim) or file:///<path> "
             "(baked into a custom server.image). The init container runs `modelserve fetch` for "
-            "http(s) and s3."
+            "http(s) and s3. A .tar.gz, .tgz or .zip is an archive, unpacked by modelserve; a path ending in "
+            "/MANIFEST names a directory whose MANIFEST lists its files (docs/models.md)."
         ),
         min_length=1,
         max_length=2048,
@@ -203,7 +204,8 @@ class ModelSource(ApiModel):
     )
     sha256: str | None = Field(
         default=None,
-        description="Expected SHA-256 of the model file (hex); the fetch fails on a mismatch.",
+        description="Expected SHA-256 (hex) of the model file, of the archive, or of the directory's "
+        "MANIFEST (which pins every file it lists); the fetch fails on a mismatch.",
         max_length=64,
         json_schema_extra=validations(
             rule(
