@@ -185,11 +185,12 @@ def check_pickle_allowed(path: Path, fmt: str, expected_sha256: str, allow_unver
 
 
 @dataclass(frozen=True)
-class ModelSource:
-    path: Path  # what to load: a file or a directory
-    pinned: (
-        bool  # the digest was checked on the archive or the MANIFEST, so every file under `path` is pinned
-    )
+class ModelFiles:
+    """What to load (a file or a directory); `pinned`: the digest was checked on the archive or the MANIFEST,
+    so every file under `path` is pinned."""
+
+    path: Path
+    pinned: bool
 
 
 def _digest_error(what: str, actual: str, expected: str) -> ModelLoadError:
@@ -198,7 +199,7 @@ def _digest_error(what: str, actual: str, expected: str) -> ModelLoadError:
     )
 
 
-def _verified_tree(root: Path, manifest: Path, sha256: str) -> ModelSource:
+def _verified_tree(root: Path, manifest: Path, sha256: str) -> ModelFiles:
     """A directory pinned by its MANIFEST: the MANIFEST's digest first, then every file against it."""
     if sha256 and (actual := sha256_of(manifest)) != sha256:
         raise _digest_error(f"{root.name}/{MANIFEST_NAME}", actual, sha256)
@@ -207,7 +208,7 @@ def _verified_tree(root: Path, manifest: Path, sha256: str) -> ModelSource:
         verify_tree(root, parse_manifest(manifest.read_bytes()), ignore={MANIFEST_NAME + ".schema.json"})
     except ManifestError as err:
         raise ModelLoadError(f"model directory {root}: {err}") from None
-    return ModelSource(root, pinned=bool(sha256))
+    return ModelFiles(root, pinned=bool(sha256))
 
 
 def _unpack_dir() -> Path:
@@ -218,7 +219,7 @@ def _unpack_dir() -> Path:
     return target
 
 
-def open_model_source(path: Path, sha256: str, max_bytes: int, max_files: int) -> ModelSource:
+def open_model_source(path: Path, sha256: str, max_bytes: int, max_files: int) -> ModelFiles:
     """A MANIFEST (or a pinned directory holding one) is verified file by file; an archive is verified as a
     whole, then unpacked; anything else is loaded as it is."""
     if path.is_file() and path.name == MANIFEST_NAME:
@@ -234,8 +235,8 @@ def open_model_source(path: Path, sha256: str, max_bytes: int, max_files: int) -
     if is_archive(path):
         if sha256 and (actual := sha256_of(path)) != sha256:  # before a single byte is unpacked
             raise _digest_error(f"archive {path.name}", actual, sha256)
-        return ModelSource(unpack(path, _unpack_dir(), max_bytes, max_files), pinned=bool(sha256))
-    return ModelSource(path, pinned=False)
+        return ModelFiles(unpack(path, _unpack_dir(), max_bytes, max_files), pinned=bool(sha256))
+    return ModelFiles(path, pinned=False)
 
 
 # ---------------------------------------------------------------- entry point

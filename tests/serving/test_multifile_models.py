@@ -136,6 +136,14 @@ def test_the_server_checks_the_fetched_directory_again(tmp_path, model_dir):
     assert "model.joblib.schema.json: sha256" in termination and "differs from MANIFEST's" in termination
 
 
+def test_a_local_directory_with_a_manifest_is_copied_file_by_file_when_pinned(tmp_path, model_dir):
+    digest = sha256((model_dir / "MANIFEST").read_bytes())
+    result = fetch(str(model_dir), tmp_path / "copy", digest)
+    assert result.returncode == 0, result.stderr
+    assert files_of(tmp_path / "copy") == files_of(model_dir)
+    assert fetch(str(model_dir), tmp_path / "other", "0" * 64).returncode == 3
+
+
 def test_a_manifest_prefix_on_s3_needs_only_get_object(tmp_path, model_dir):
     digest = sha256((model_dir / "MANIFEST").read_bytes())
     with moto_s3() as (env, s3):

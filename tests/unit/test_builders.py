@@ -158,6 +158,25 @@ def test_model_reaches_the_pod_by_fetch_pvc_or_image(example, model_path, init_a
     assert (init[0]["command"] if init else None) == init_args
 
 
+@pytest.mark.parametrize(
+    ("uri", "model_path"),
+    [
+        ("https://models.example/iris/v3/iris.tar.gz", "/models/iris.tar.gz"),
+        ("s3://models/iris/v3/iris.zip", "/models/iris.zip"),
+        ("s3://models/iris/v3/MANIFEST", "/models/MANIFEST"),
+    ],
+    ids=["tar.gz archive", "zip archive", "MANIFEST directory"],
+)
+def test_a_multi_file_model_is_fetched_pinned_by_its_archive_or_manifest_digest(uri, model_path):
+    spec = {"model": {"uri": uri, "format": "sklearn", "sha256": SHA}}
+    parsed = parse_spec(spec)
+    deployment = build_deployment(md("iris", spec), parsed, Color.blue, revision_of(parsed), 1, PARAMS)
+    env = _env(_container(deployment))
+    assert (env["MODELSERVE_MODEL_PATH"], env["MODELSERVE_MODEL_SHA256"]) == (model_path, SHA)
+    init = deployment["spec"]["template"]["spec"]["initContainers"][0]
+    assert init["command"] == ["modelserve", "fetch", uri, model_path, "--sha256", SHA]
+
+
 def test_pvc_model_is_mounted_read_only():
     pod = _deployment("pvc")["spec"]["template"]["spec"]
     volume = next(v for v in pod["volumes"] if v["name"] == "models")
