@@ -1,47 +1,57 @@
-"""The main job on one machine: control plane, chart, operator, a model and a blue/green rollout, all real.
+"""The main job on one machine: the chart, the operator, a model and a blue/green rollout, all as real pods.
 
-kwok makes the pods Ready (there is no container runtime here), so two real modelserve processes on loopback
-play the pods of each colour: the operator sends its smoke requests, quality gate and /metrics analysis to
-them (MODELDEPLOY_PROBE_ADDRESSES), and this script sends client predictions to them. The operator runs as a
-local process under the Helm chart's ServiceAccount, so what it does is what the chart's RBAC allows.
-Run through `bash scripts/demo.sh`, which sets the machine up first.
+Everything runs on the real node `real-0` of the default local cluster: the operator pod from the chart
+(in-cluster config, watching only the demo namespace), a model store (busybox httpd) that the init
+containers fetch the model from with its sha256 pinned, and the modelserve pods of each colour. Predictions
+go through the stable Service's ClusterIP (kube-proxy), each answer printed with the colour that gave it.
+Run through `bash scripts/demo.sh`, which sets the machine up, starts the cluster and builds the images first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import joblib
-import yaml
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from modeldeploy.api import parse_spec
-from modeldeploy.desired.revision import revision_of
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_plan import (
+    HELM_RELEASE_ANNOTATION,
+    NAME,
+    OUR_CRDS,
+    STORE,
+    adoption_patch,
+    chart_values,
+    crd_plan,
+    model_store_manifests,
+    spec_for,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = os.environ.get("MODELDEPLOY_DEMO_NAMESPACE", "demo")
-NAME = "iris"
 RELEASE = os.environ.get("MODELDEPLOY_DEMO_RELEASE", "modeldeploy")
 RELEASE_NAMESPACE = os.environ.get("MODELDEPLOY_DEMO_RELEASE_NAMESPACE", "modeldeploy-system")
+TOOLS_IMAGE = "localhost/modeldeploy-tools:local"
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+STARTED = time.monotonic()
 
 
 def say(text: str) -> None:
-    print(f"\n\033[1m== {text}\033[0m", flush=True)
+    print(f"\n\033[1m== {text}\033[0m  (+{time.monotonic() - STARTED:.0f}s)", flush=True)
 
 
 def kubectl(*args: str, input: str | None = None, check: bool = True) -> str:
@@ -51,242 +61,280 @@ def kubectl(*args: str, input: str | None = None, check: bool = True) -> str:
     return done.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def get_json(*args: str) -> dict:
+    out = kubectl("get", *args, "-o", "json", check=False)
+    return json.loads(out) if out else {}
 
 
-def train(workdir: Path) -> tuple[Path, Path, Path]:
-    """v1 and v2 of the iris pipeline (preprocessing travels with the model) and a labelled holdout CSV."""
+def wait_for(what: str, probe, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := probe():
+            return found
+        time.sleep(0.5)
+    sys.exit(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def real_node() -> tuple[str, str]:
+    node, taint = os.environ.get("MODELDEPLOY_REAL_NODE_NAME"), os.environ.get("MODELDEPLOY_REAL_NODE_TAINT")
+    if not node or not taint:
+        sys.exit(
+            "the demo needs the real node: run `bash tests/cluster/cluster.sh up` as root (default cluster),"
+            ' then eval "$(bash tests/cluster/cluster.sh env)"'
+        )
+    return node, taint
+
+
+def images() -> tuple[str, str]:
+    """(operator, modelserve) refs in real-0's containerd; builds and imports them when the caller did not."""
+    env = {k: os.environ.get(k) for k in ("MODELDEPLOY_OPERATOR_IMAGE", "MODELDEPLOY_SERVING_IMAGE")}
+    if not all(env.values()):
+        script = REPO / "tests" / "image" / "node-app-images.sh"  # its progress goes to our stderr
+        out = subprocess.run(["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True).stdout
+        env = dict(line.split("=", 1) for line in out.split())
+    return env["MODELDEPLOY_OPERATOR_IMAGE"], env["MODELDEPLOY_SERVING_IMAGE"]
+
+
+def train() -> dict[str, bytes]:
+    """iris v1 and v2 (StandardScaler + LogisticRegression, joblib) and a labelled holdout CSV, as files."""
     X, y = load_iris(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.4, random_state=3, stratify=y)
-    paths = []
-    for version, c in (("1", 0.05), ("2", 10.0)):
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500)).fit(X_train, y_train)
-        path = workdir / f"v{version}" / "model.joblib"
-        path.parent.mkdir(parents=True)
-        joblib.dump(model, path)
-        paths.append(path)
-    holdout = workdir / "holdout.csv"
+    files = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for version, c in (("1", 0.05), ("2", 10.0)):
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500)).fit(
+                X_train, y_train
+            )
+            path = Path(tmp) / f"iris-v{version}.joblib"
+            joblib.dump(model, path)
+            files[path.name] = path.read_bytes()
     rows = [",".join([*COLUMNS, "species"])] + [
         ",".join([*(f"{v:.3f}" for v in row), str(label)]) for row, label in zip(X_test, y_test, strict=True)
     ]
-    holdout.write_text("\n".join(rows) + "\n")
-    return paths[0], paths[1], holdout
+    files["holdout.csv"] = ("\n".join(rows) + "\n").encode()
+    return files
 
 
-def spec_for(version: str, holdout_url: str) -> dict:
-    return {
-        "model": {
-            "uri": f"https://models.example.internal/iris/v{version}/model.joblib",
-            "format": "sklearn",
-            "allowUnverifiedPickle": True,  # demo only: production manifests pin model.sha256
-            "version": version,
-        },
-        "replicas": 2,
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
-        "rollout": {
-            "strategy": "BlueGreen",
-            "autoPromote": True,
-            "steps": [{"weight": 50, "pauseSeconds": 10}],
-            "analysis": {"maxErrorRate": 0.05, "maxLatencyP99Ms": 500, "minRequests": 5,
-                         "intervalSeconds": 2},
-            "qualityGate": {"datasetUri": holdout_url, "labelColumn": "species", "metric": "accuracy",
-                            "threshold": 0.8},
-            "scaleDownDelaySeconds": 10,
-        },
-    }  # fmt: skip
-
-
-def start_modelserve(workdir: Path, model: Path, spec: dict, color: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODELSERVE_PORT": str(port),
-        "MODELSERVE_HOST": "127.0.0.1",
-        "MODELSERVE_MODEL_PATH": str(model),
-        "MODELSERVE_MODEL_NAME": NAME,
-        "MODELSERVE_MODEL_VERSION": spec["model"]["version"],
-        "MODELSERVE_MODEL_REVISION": revision_of(parse_spec(spec)),
-        "MODELSERVE_MODEL_COLOR": color,
-        "MODELSERVE_ALLOW_UNVERIFIED_PICKLE": "true",
-        "MODELSERVE_MAX_BATCH_SIZE": "1",
-        "MODELSERVE_TERMINATION_MESSAGE_PATH": str(workdir / f"{color}.termination"),
-        "MODELSERVE_METRICS_DIR": str(workdir / f"{color}-metrics"),
-        "MODELSERVE_LOG_SAMPLE_RATE": "0.01",
-    }
-    log = (workdir / f"modelserve-{color}.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "modelserve", "serve"], env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            sys.exit(f"modelserve ({color}) exited: see {workdir}/modelserve-{color}.log")
-        time.sleep(0.3)
-    sys.exit(f"modelserve ({color}) not ready after 300 s")
-
-
-def chart_kubeconfig(workdir: Path) -> Path:
-    """A kubeconfig carrying the chart ServiceAccount's token: the operator gets exactly the chart's RBAC."""
-    sa = json.loads(kubectl("get", "serviceaccounts", "-n", RELEASE_NAMESPACE, "-o", "json"))["items"]
-    name = next(s["metadata"]["name"] for s in sa if s["metadata"]["name"].startswith(RELEASE))
-    token = kubectl("create", "token", name, "-n", RELEASE_NAMESPACE, "--duration=2h").strip()
-    admin = yaml.safe_load(Path(os.environ["KUBECONFIG"]).read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
-    cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])["cluster"]
-    base = Path(os.environ["KUBECONFIG"]).parent
-    for key in ("certificate-authority",):
-        if key in cluster and not os.path.isabs(cluster[key]):
-            cluster[key] = str(base / cluster[key])
-    path = workdir / "operator.kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "local", "cluster": cluster}],
-                "users": [{"name": name, "user": {"token": token}}],
-                "contexts": [{"name": "operator", "context": {"cluster": "local", "user": name}}],
-                "current-context": "operator",
-            }
+def install_chart(operator_image: str, serving_image: str, node: str, taint: str) -> None:
+    owners = {}
+    for crd in OUR_CRDS:
+        found = get_json("crd", crd)
+        if found:
+            owners[crd] = (found["metadata"].get("annotations") or {}).get(HELM_RELEASE_ANNOTATION)
+    adopt, install_crds = crd_plan(owners, RELEASE)
+    for crd in adopt:  # applied outside Helm (e.g. by `kubectl apply -f crds/`): the release takes them over
+        kubectl(
+            "patch", "crd", crd, "--type=merge", "-p", json.dumps(adoption_patch(RELEASE, RELEASE_NAMESPACE))
         )
+    values = chart_values(operator_image=operator_image, serving_image=serving_image, namespace=NAMESPACE,
+                          node=node, taint=taint, install_crds=install_crds)  # fmt: skip
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump(values, f)
+        f.flush()
+        subprocess.run(["helm", "upgrade", "--install", RELEASE, str(REPO / "charts" / "modeldeploy"),
+                        "-n", RELEASE_NAMESPACE, "--create-namespace", "-f", f.name, "--wait",
+                        "--timeout", "5m"],
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    pods = get_json("pods", "-n", RELEASE_NAMESPACE, "-l", f"app.kubernetes.io/instance={RELEASE}")["items"]
+    for pod in pods:
+        print(f"   operator pod {pod['metadata']['name']} on {pod['spec'].get('nodeName')} "
+              f"({pod['status'].get('podIP')}), image {pod['spec']['containers'][0]['image']}")  # fmt: skip
+
+
+def start_model_store(files: dict[str, bytes], node: str, taint: str) -> None:
+    manifests = model_store_manifests(
+        namespace=NAMESPACE, files=files, image=TOOLS_IMAGE, node=node, taint=taint
     )
-    return path
+    kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        input="\n---\n".join(map(json.dumps, manifests)),
+    )
+    kubectl("rollout", "status", f"deploy/{STORE}", "-n", NAMESPACE, "--timeout=120s")
+    for name, data in files.items():
+        print(
+            f"   http://{STORE}.{NAMESPACE}.svc/{name}  {len(data)} bytes"
+            f"  sha256 {hashlib.sha256(data).hexdigest()}"
+        )
 
 
-def apply(spec: dict) -> None:
+def apply(spec: dict) -> float:
     body = {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment",
             "metadata": {"name": NAME, "namespace": NAMESPACE}, "spec": spec}  # fmt: skip
     kubectl("apply", "-f", "-", input=json.dumps(body))
+    return time.monotonic()
 
 
 def status() -> dict:
-    out = kubectl("get", "md", NAME, "-n", NAMESPACE, "-o", "json", check=False)
-    return json.loads(out).get("status", {}) if out else {}
+    return get_json("md", NAME, "-n", NAMESPACE).get("status", {})
 
 
-def follow(until, timeout: float, clients: dict[str, str]) -> dict:
-    """Prints every phase/traffic change while sending client predictions to the colours taking traffic."""
-    deadline, last, sent = time.monotonic() + timeout, None, 0
-    # Twelve predictions per colour and pass: analysis never starves for requests on a busy machine.
-    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]] * 4
+def first_ready_serving_pod() -> dict | None:
+    for pod in serving_pods():
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or []):
+            return pod
+    return None
+
+
+def cluster_ip() -> str | None:
+    ip = get_json("service", NAME, "-n", NAMESPACE).get("spec", {}).get("clusterIP")
+    return ip if ip and ip != "None" else None
+
+
+def predict(client: httpx.Client, url: str, row: list[float]) -> tuple[str, str, str]:
+    """(colour, revision, predicted class) of one request through the stable Service's ClusterIP."""
+    body = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": row}]}
+    try:
+        reply = client.post(f"{url}/v2/models/{NAME}/infer", json=body)
+    except httpx.HTTPError as error:
+        return "-", "-", type(error).__name__
+    outputs = reply.json().get("outputs") if reply.status_code == 200 else None
+    answer = str(outputs[0]["data"][0]) if outputs else f"HTTP {reply.status_code}"
+    return reply.headers.get("x-model-color", "?"), reply.headers.get("x-model-revision", "?"), answer
+
+
+def follow(until, timeout: float, client: httpx.Client, url: str, answered: Counter, steps: list) -> dict:
+    """Prints every phase/traffic change while sending predictions through the ClusterIP; collects the
+    analysis verdicts of the traffic steps in `steps`."""
+    deadline, last, st = time.monotonic() + timeout, None, {}
     while time.monotonic() < deadline:
         st = status()
         traffic = {t["color"]: t.get("weight", 0) for t in st.get("traffic", [])}
-        for color, weight in traffic.items():
-            if weight and color in clients:
-                for row in rows:
-                    httpx.post(f"{clients[color]}/v2/models/{NAME}/infer", timeout=5,
-                               json={"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64",
-                                                 "data": row}]})  # fmt: skip
-                    sent += 1
-        seen = (st.get("phase"), st.get("rollout", {}).get("phase"), json.dumps(traffic, sort_keys=True))
+        rollout = st.get("rollout", {})
+        if (
+            rollout.get("phase") == "Stepping"
+            and (verdict := rollout.get("analysis"))
+            and verdict not in steps
+        ):
+            steps.append(verdict)
+            print(f"   step analysis: {json.dumps(verdict)}")
+        # Twelve predictions a pass once the Service has a colour: the step's analysis never starves.
+        for row in ROWS * 4 if traffic else []:
+            color, revision, answer = predict(client, url, row)
+            answered[color] += 1
+            if color == "-":
+                print(
+                    f"   request failed ({answer}) at phase={st.get('phase')} rollout={rollout.get('phase')}"
+                )
+            elif answered[color] == 1:
+                print(f"   first answer from {color}: class {answer} (revision {revision})")
+        seen = (st.get("phase"), rollout.get("phase"), json.dumps(traffic, sort_keys=True))
         if seen != last:
-            print(f"  phase={seen[0]!s:<11} rollout={seen[1]!s:<12} traffic={seen[2]}  ({sent} predictions)")
+            by = ", ".join(f"{c}={n}" for c, n in sorted(answered.items()))
+            print(f"  phase={seen[0]!s:<11} rollout={seen[1]!s:<12} traffic={seen[2]}  (answered by {by})")
             last = seen
         if until(st):
             return st
         time.sleep(0.5)
-    sys.exit(f"timed out; last status: {json.dumps(st, indent=1)[:2000]}")
+    sys.exit(f"timed out; last status: {json.dumps(st, indent=1)[:3000]}")
+
+
+def serving_pods() -> list[dict]:
+    return get_json("pods", "-n", NAMESPACE, "-l", f"modeldeploy.io/name={NAME}").get("items", [])
+
+
+def node_memory(node: str) -> str:
+    """The node's working set and its pods' share, from the kubelet's summary (through the API server)."""
+    summary = json.loads(kubectl("get", "--raw", f"/api/v1/nodes/{node}/proxy/stats/summary"))
+    mib = 1024 * 1024
+    node_ws = summary["node"]["memory"]["workingSetBytes"] / mib
+    pods = {f"{p['podRef']['namespace']}/{p['podRef']['name']}": p.get("memory", {}).get("workingSetBytes", 0)
+            for p in summary.get("pods", [])}  # fmt: skip
+    ours = [v for k, v in pods.items() if k.startswith((f"{NAMESPACE}/", f"{RELEASE_NAMESPACE}/"))]
+    return (
+        f"node memory (working set) {node_ws:.0f} MiB, the demo's {len(ours)} pods {sum(ours) / mib:.0f} MiB"
+    )
+
+
+def deploy_v1(v1: dict) -> tuple[float, str]:
+    """Applies v1; returns seconds from `kubectl apply` to the first Ready serving pod, and the ClusterIP."""
+    applied = apply(v1)
+    pod = wait_for("the first Ready serving pod", first_ready_serving_pod, 300)
+    first_ready = time.monotonic() - applied
+    where = f"{pod['spec']['nodeName']} ({pod['status']['podIP']})"
+    print(
+        f"   first Ready serving pod {pod['metadata']['name']} on {where}"
+        f" {first_ready:.1f}s after kubectl apply"
+    )
+    ip = wait_for(f"Service {NAME}'s ClusterIP", cluster_ip, 60)
+    # kube-proxy programs the Service's endpoints a moment after the pod turns Ready.
+    with httpx.Client(timeout=2) as client:
+        wait_for(f"an answer through {ip}", lambda: predict(client, f"http://{ip}", ROWS[0])[0] != "-", 60)
+    print(f"   predictions go to the stable Service {NAME} at ClusterIP {ip}:80 (kube-proxy picks the pod)")
+    return first_ready, ip
+
+
+def report(final: dict, steps: list[dict]) -> None:
+    print(kubectl("get", "md", NAME, "-n", NAMESPACE))
+    checks = {
+        "qualityGate": final.get("rollout", {}).get("qualityGate"),
+        "step analysis": (steps or [None])[-1],
+    }
+    for check, result in checks.items():
+        print(f"   {check}: {json.dumps(result)}")
+    print("rollout history:")
+    for entry in final.get("history", [])[-3:]:
+        print("  ", json.dumps(entry))
 
 
 def main() -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="modeldeploy-demo-"))
-    children: list[subprocess.Popen] = []
-    try:
-        say("Helm: installing charts/modeldeploy (RBAC, settings; the operator runs locally below)")
-        # The CRDs may exist already, outside any release: apply the chart's copies (ModelDeployment, kopf's
-        # peering kinds that the chart's post-install hook needs) directly; Helm does the rest.
-        kubectl(
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            str(REPO / "charts" / "modeldeploy" / "files" / "crds"),
+    node, taint = real_node()
+    operator_image, serving_image = images()
+    kubectl("create", "namespace", NAMESPACE, check=False)
+    # A rerun starts clean: the first Ready pod measured must be one of this run.
+    kubectl("delete", "md", NAME, "-n", NAMESPACE, "--ignore-not-found", "--wait=true", check=False)
+    wait_for("the serving pods of an earlier run to go", lambda: not serving_pods(), 120)
+
+    say(f"Helm: charts/modeldeploy with its CRDs; one operator pod on {node} ({operator_image})")
+    install_chart(operator_image, serving_image, node, taint)
+
+    say("Training iris v1 and v2 (StandardScaler + LogisticRegression) and a labelled holdout")
+    files = train()
+    say(f"Model store: busybox httpd on {node} serving the files from a ConfigMap, Service {STORE}")
+    start_model_store(files, node, taint)
+    digests = {v: hashlib.sha256(files[f"iris-v{v}.joblib"]).hexdigest() for v in ("1", "2")}
+    v1, v2 = (
+        spec_for(version=v, namespace=NAMESPACE, sha256=digests[v], node=node, taint=taint) for v in "12"
+    )
+
+    say(
+        f"kubectl apply: ModelDeployment {NAMESPACE}/{NAME} v1 (the init container fetches it, sha256 pinned)"
+    )
+    first_ready, ip = deploy_v1(v1)
+    url = f"http://{ip}"
+    answered: Counter = Counter()
+    steps: list[dict] = []
+    # A new connection per request: kube-proxy picks a pod per connection, and a kept-alive one sticks to it.
+    with httpx.Client(timeout=5, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        follow(lambda st: st.get("phase") == "Healthy", 300, client, url, answered, steps)
+        print(kubectl("get", "md,deploy,pods,svc", "-n", NAMESPACE, "-o", "wide"))
+
+        say(
+            "kubectl apply: v2 -> blue/green rollout (quality gate, 50% step judged on real requests,"
+            " promotion)"
         )
-        subprocess.run(["helm", "upgrade", "--install", RELEASE, str(REPO / "charts" / "modeldeploy"),
-                        "-n", RELEASE_NAMESPACE, "--create-namespace", "--set", "replicas=0",
-                        "--set", "crds.install=false", "--wait"], check=True)  # fmt: skip
-        kubectl("create", "namespace", NAMESPACE, check=False)
-        kubectl(
-            "delete", "md", NAME, "-n", NAMESPACE, "--ignore-not-found", "--wait=true"
-        )  # a rerun starts clean
-
-        say("Training iris v1 and v2 (StandardScaler + LogisticRegression, joblib) and a labelled holdout")
-        v1_model, v2_model, holdout = train(workdir)
-        data_port = free_port()
-        children.append(subprocess.Popen([sys.executable, "-m", "http.server", str(data_port), "--bind",
-                                          "127.0.0.1", "-d", str(workdir)], stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL))  # fmt: skip
-        holdout_url = f"http://127.0.0.1:{data_port}/{holdout.name}"
-        v1, v2 = spec_for("1", holdout_url), spec_for("2", holdout_url)
-
-        say("Starting two real modelserve processes: blue serves v1, green serves v2 (the candidate)")
-        blue, blue_url = start_modelserve(workdir, v1_model, v1, "blue")
-        green, green_url = start_modelserve(workdir, v2_model, v2, "green")
-        children += [blue, green]
-        clients = {"blue": blue_url, "green": green_url}
-
-        say("Starting the operator (python -m modeldeploy) as the chart's ServiceAccount")
-        health = free_port()
-        op_env = {
-            **os.environ,
-            "KUBECONFIG": str(chart_kubeconfig(workdir)),
-            "MODELDEPLOY_NAMESPACES": NAMESPACE,
-            "MODELDEPLOY_STANDALONE": "true",
-            "MODELDEPLOY_HEALTH_PORT": str(health),
-            "MODELDEPLOY_HEALTH_HOST": "127.0.0.1",
-            "MODELDEPLOY_METRICS_PORT": str(free_port()),
-            "MODELDEPLOY_ROLLOUT_TICK_SECONDS": "1",
-            "MODELDEPLOY_PROBE_ADDRESSES": json.dumps({f"{NAMESPACE}/{NAME}": {"blue": [blue_url],
-                                                                               "green": [green_url]}}),
-        }  # fmt: skip
-        op_log = workdir / "operator.log"
-        operator = subprocess.Popen([sys.executable, "-m", "modeldeploy"], env=op_env,
-                                    stdout=op_log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
-        children.append(operator)
-
-        say(f"kubectl apply: ModelDeployment {NAMESPACE}/{NAME}, model v1")
-        apply(v1)
-        follow(lambda st: st.get("phase") == "Healthy", 180, clients)
-        print(kubectl("get", "md,deploy,svc", "-n", NAMESPACE))
-
-        say("kubectl apply: model v2 -> blue/green rollout (quality gate, 50% step with analysis, promotion)")
+        v1_revision = status().get("activeRevision")
         apply(v2)
         final = follow(
-            lambda st: (
-                st.get("phase") == "Healthy" and st.get("activeRevision") == revision_of(parse_spec(v2))
-            ),
-            300,
-            clients,
-        )
-        print(kubectl("get", "md", NAME, "-n", NAMESPACE))
-        print("checks of the last rollout:")
-        for check in ("smoke", "qualityGate", "analysis"):
-            if result := final.get("rollout", {}).get(check):
-                print(f"   {check}: {json.dumps(result)}")
-        print("rollout history:")
-        for entry in final.get("history", [])[-3:]:
-            print("  ", json.dumps(entry))
-        print(f"\nThe cluster is still up: eval \"$(bash tests/cluster/cluster.sh env)\"; kubectl get md -A\n"
-              f"Logs of this run: {workdir}")  # fmt: skip
-    finally:
-        for proc in reversed(children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in children:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if os.environ.get("MODELDEPLOY_DEMO_CLEANUP") == "1":
-            shutil.rmtree(workdir, ignore_errors=True)
+            lambda st: st.get("phase") == "Healthy" and st.get("activeRevision") not in (None, v1_revision),
+            600, client, url, answered, steps,
+        )  # fmt: skip
+        after = Counter(predict(client, url, ROWS[i % 3])[0] for i in range(30))
+    report(final, steps)
+    print(f"after promotion, 30 predictions through ClusterIP {ip} answered by: {dict(after)}")
+    print(
+        f"answers by colour over the whole demo: {dict(answered)};"
+        f" active revision {final.get('activeRevision')}"
+    )
+    print(f"figures: apply -> first Ready serving pod {first_ready:.1f}s; {node_memory(node)}; "
+          f"demo {time.monotonic() - STARTED:.0f}s")  # fmt: skip
+    print(
+        '\nThe cluster is still up: eval "$(bash tests/cluster/cluster.sh env)";'
+        " kubectl get md,pods -A -o wide"
+    )
 
 
 if __name__ == "__main__":
