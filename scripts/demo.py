@@ -244,6 +244,7 @@ def node_memory(node: str) -> str:
     pods = {f"{p['podRef']['namespace']}/{p['podRef']['name']}": p.get("memory", {}).get("workingSetBytes", 0)
             for p in summary.get("pods", [])}  # fmt: skip
     ours = [v for k, v in pods.items() if k.startswith((f"{NAMESPACE}/", f"{RELEASE_NAMESPACE}/"))]
+    # real-0 is this machine: its working set includes everything else running here.
     return (
         f"node memory (working set) {node_ws:.0f} MiB, the demo's {len(ours)} pods {sum(ours) / mib:.0f} MiB"
     )

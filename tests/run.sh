@@ -32,6 +32,14 @@ if [[ " $* " != *"not e2e"* ]]; then
   stage "Local cluster: control plane, kwok nodes, the real node real-0"
   bash tests/cluster/cluster.sh up
   end_stage
+  # Our images on the real node (the demo's test deploys them): built and imported once, reused by the tests.
+  if bash tests/cluster/cluster.sh env | grep -q MODELDEPLOY_REAL_NODE_NAME; then
+    stage "Images on the real node: modelserve and the operator (buildah, cached by their inputs)"
+    images=$(bash tests/image/node-app-images.sh)
+    # shellcheck disable=SC2086 # two NAME=VALUE words
+    export $images
+    end_stage
+  fi
 fi
 
 stage "Tests: pytest (unit, serving, e2e on the local control plane, chart, image)"
