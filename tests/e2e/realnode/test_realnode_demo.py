@@ -168,6 +168,7 @@ def test_v2_is_promoted_after_its_quality_gate_and_a_traffic_step_judged_on_real
     analysis = json.loads(demo.line("step analysis:").split(":", 1)[1])
     assert analysis["passed"] is True, analysis
     assert analysis["requests"] >= demo.md["spec"]["rollout"]["analysis"]["minRequests"], analysis
+    assert analysis["message"].endswith("(2 pods)"), analysis  # both candidate pods' /metrics, by pod IP
 
 
 def test_predictions_through_the_cluster_ip_are_answered_by_real_pods_of_both_colours(demo, cluster):
@@ -213,6 +214,7 @@ def test_operator_runs_as_a_pod_on_the_real_node_with_its_service_account_token(
     assert not any(e["name"] == "KUBECONFIG" for e in container.get("env", []))
     env = {e["name"]: e.get("value") for e in container.get("env", [])}
     assert env["MODELDEPLOY_NAMESPACES"] == demo.namespace
+    assert "MODELDEPLOY_PROBE_ADDRESSES" not in env  # model servers by the pod IPs it reads from the API
     # The API server saw the operator's writes made with the token bound to this very pod.
     writes = [
         e
