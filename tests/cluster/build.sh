@@ -7,6 +7,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
+# shellcheck source=build-lib.sh
+source "$here/build-lib.sh"
 
 cache_root=${MODELDEPLOY_CACHE:-$HOME/.cache/modeldeploy}
 key=$(sha256sum "$here/versions.env" | cut -c1-12)
@@ -23,8 +25,6 @@ total=10
 log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 begin() { step=$((step + 1)); started=$(date +%s); log "($step/$total) $*"; }
 done_step() { log "($step/$total) done in $(( $(date +%s) - started ))s"; }
-# A binary's cache key: its name and the exact inputs of its build (module, version, package, ldflags sans date).
-component_key() { printf '%s\n' "$@" | sha256sum | cut -c1-12; }
 # Links a stored binary into bin_dir; fails when the store does not have it yet.
 link_stored() {
   local name=$1 ckey=$2
@@ -39,19 +39,11 @@ store_built() {
   link_stored "$name" "$ckey"
 }
 
-# A wrapper module that requires MODULE@VERSION; extra go.mod lines may follow.
-wrapper() {
-  local dir=$1 module=$2 version=$3
-  mkdir -p "$dir"
-  printf 'module modeldeploy.local/build\n\ngo 1.24.0\n' >"$dir/go.mod"
-  (cd "$dir" && go mod edit -require="$module@$version")
-}
-
 build_kubernetes() {
   local w="$work/k8s" minor gomod
   minor=$(echo "$K8S_VERSION" | cut -d. -f2)
   wrapper "$w" k8s.io/kubernetes "$K8S_VERSION"
-  gomod=$(cd "$w" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  gomod=$(module_path GoMod k8s.io/kubernetes "$K8S_VERSION")
   # Upstream's godebug line, and each staging module pinned to v0.<minor>.<patch>.
   grep '^godebug' "$gomod" >>"$w/go.mod" || true
   local staging_version="v0${K8S_VERSION#v1}"
@@ -97,22 +89,11 @@ build_go_binary() {
   log "    $name built in $(( $(date +%s) - t0 ))s"
 }
 
-# Copies CRD YAML from a module's folder into the cache (the modules are the pinned sources).
-copy_crds() {
-  local module=$1 version=$2 sub=$3 dest=$4 dir
-  [ -d "$dest" ] && [ -n "$(ls -A "$dest")" ] && { log "    $(basename "$dest") cached"; return; }
-  dir=$(cd "$work" && GOFLAGS= go mod download -json "$module@$version" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
-  mkdir -p "$dest"
-  cp "$dir/$sub"/*.yaml "$dest/"
-  chmod -R u+w "$dest"
-  log "    $(ls "$dest" | wc -l) CRDs from $module $version"
-}
-
 # kwok's default node and pod Stages (applied as objects, since the Stage CRD is enabled) and its chaos Stages.
 copy_stages() {
   local dest="$data_dir/kwok-stages" dir
   [ -d "$dest" ] && [ -n "$(ls -A "$dest")" ] && { log "    kwok-stages cached"; return; }
-  dir=$(cd "$work" && GOFLAGS= go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  dir=$(module_path Dir sigs.k8s.io/kwok "$KWOK_VERSION")
   mkdir -p "$dest"
   cp "$dir"/kustomize/stage/node/fast/node-initialize.yaml \
     "$dir"/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
@@ -142,7 +123,7 @@ done_step
 begin "helm $HELM_VERSION"
 # Helm's Makefile: version, and the Kubernetes version `helm template` assumes (major+1.minor of its client-go).
 helm_k8s=$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\.\([0-9]*\).*/\1 \2/p' \
-  "$(cd "$work" && GOFLAGS= go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')")
+  "$(module_path GoMod helm.sh/helm/v3 "$HELM_VERSION")")
 helm_major=$(( ${helm_k8s%% *} + 1 ))
 helm_minor=$(echo "$helm_k8s" | cut -d' ' -f2)
 helm_ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
