@@ -39,8 +39,20 @@ def load(directory: Path, relative: str) -> dict:
     return yaml.safe_load((directory / relative).read_text())
 
 
+# Argo CD's sandbox (util/lua/lua.go, runLua): only the package, base and table libraries, and a safe os
+# module with time and date reached only through require("os") -- OpenSafeOs registers them under `table`,
+# so the global `os` is nil, which the real Argo CD showed (tests/gitops/test_argocd_sync.py).
+SANDBOX = """
+local time, date = os.time, os.date
+package.loaded["os"] = nil
+package.preload["os"] = function() return {time = time, date = date} end
+os, io, debug, string, math, coroutine = nil, nil, nil, nil, nil, nil
+"""
+
+
 def run_lua(path: Path, obj: dict):
     lua = lua51.LuaRuntime(unpack_returned_tuples=True)
+    lua.execute(SANDBOX)
     lua.globals()["obj"] = lua.table_from(obj, recursive=True)
     return lua.execute(path.read_text())
 
