@@ -16,6 +16,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -63,6 +64,41 @@ def build_argocd() -> Path:
         ["bash", str(BUILD_ARGOCD)], check=True, capture_output=True, text=True, timeout=3600
     )
     return Path(out.stdout.strip().splitlines()[-1])
+
+
+def offline(bin_dir: Path, verb: str, obj: dict, *args: str) -> str:
+    """`argocd admin settings resource-overrides VERB` over one object with our argocd-cm: Argo CD's own Lua
+    evaluator, offline (health, list-actions, run-action)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
+        yaml.safe_dump(obj, file)
+        file.flush()
+        return subprocess.run(
+            [str(bin_dir / "argocd"), "admin", "settings", "resource-overrides", verb, file.name, *args,
+             "--argocd-cm-path", str(ARGOCD_CM)],
+            check=True, capture_output=True, text=True, timeout=60,
+        ).stdout  # fmt: skip
+
+
+def offline_health(bin_dir: Path, obj: dict) -> dict:
+    """{"status", "message"} as Argo CD's evaluator prints them."""
+    fields = dict(
+        line.split(": ", 1) for line in offline(bin_dir, "health", obj).splitlines() if ": " in line
+    )
+    return {"status": fields.get("STATUS"), "message": fields.get("MESSAGE", "")}
+
+
+def offline_actions(bin_dir: Path, obj: dict) -> list[dict]:
+    """[{"name", "disabled"}] as Argo CD's discovery lists them."""
+    rows = [line.split() for line in offline(bin_dir, "list-actions", obj).splitlines()[1:] if line.strip()]
+    return [{"name": name, "disabled": disabled == "true"} for name, disabled in rows]
+
+
+def offline_action_changes(bin_dir: Path, obj: dict, action: str) -> tuple[list[str], list[str]]:
+    """(added, removed) YAML lines, stripped, of the diff Argo CD prints for an action's result."""
+    diff = offline(bin_dir, "run-action", obj, action).splitlines()
+    return [d[2:].strip() for d in diff if d.startswith("> ")], [
+        d[2:].strip() for d in diff if d.startswith("< ")
+    ]
 
 
 # -- the settings Argo CD reads from its namespace ----------------------------------------------------------
@@ -361,14 +397,23 @@ def app_status(argocd: ArgoCD, name: str) -> tuple[str | None, str | None]:
     return status.get("sync", {}).get("status"), status.get("health", {}).get("status")
 
 
-def watch_health(argocd: ArgoCD, name: str, until: Callable[[list[str]], bool], timeout: float) -> list[str]:
-    """The Application's distinct health statuses in the order seen, polled until `until(seen)` holds."""
+def watch_health(
+    argocd: ArgoCD,
+    name: str,
+    until: Callable[[list[str]], bool],
+    timeout: float,
+    on_change: Callable[[str], None] | None = None,
+) -> list[str]:
+    """The Application's distinct health statuses in the order seen, polled until `until(seen)` holds;
+    on_change(health) runs at each change."""
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         health = app_status(argocd, name)[1]
         if health and (not seen or seen[-1] != health):
             seen.append(health)
+            if on_change is not None:
+                on_change(health)
         if until(seen):
             return seen
         time.sleep(0.5)
@@ -376,10 +421,9 @@ def watch_health(argocd: ArgoCD, name: str, until: Callable[[list[str]], bool], 
 
 
 @contextlib.contextmanager
-def running_argocd(cluster: Any, workdir: Path) -> Iterator[tuple[ArgoCD, GitRepo]]:
+def running_argocd(cluster: Any, bin_dir: Path, workdir: Path) -> Iterator[tuple[ArgoCD, GitRepo]]:
     if shutil.which("redis-server") is None or shutil.which("git") is None:
         raise RuntimeError("the GitOps lane needs redis-server and git (apt-get install redis-server git)")
-    bin_dir = build_argocd()
     repo = GitRepo(workdir / "git").start()
     argocd = ArgoCD(cluster, bin_dir, workdir / "argocd")
     try:

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
-from argocd_harness import running_argocd
+from argocd_harness import build_argocd, running_argocd
 from operator_fixtures import (
     create_operator_identity,
     create_peering,
@@ -22,9 +22,15 @@ from operator_fixtures import (
 
 
 @pytest.fixture(scope="session")
-def argocd_and_repo(cluster, tmp_path_factory):
+def argocd_bin():
+    """The folder of the pinned Argo CD binary (built on first use: tests/cluster/build-argocd.sh)."""
+    return build_argocd()
+
+
+@pytest.fixture(scope="session")
+def argocd_and_repo(cluster, argocd_bin, tmp_path_factory):
     """Argo CD's processes and the git daemon, started once; prints how long Argo CD took to start."""
-    with running_argocd(cluster, tmp_path_factory.mktemp("gitops")) as (argocd, repo):
+    with running_argocd(cluster, argocd_bin, tmp_path_factory.mktemp("gitops")) as (argocd, repo):
         print(f"\nArgo CD started in {argocd.started_seconds:.1f}s (logs: {argocd.workdir})")
         yield argocd, repo
 

@@ -15,10 +15,13 @@ from argocd_harness import (
     GitRepo,
     app_status,
     application,
+    offline_actions,
+    offline_health,
     synced_revision,
     watch_health,
 )
 from operator_fixtures import get_md, kubectl_apply, model_deployment, wait_for
+from test_argocd_lua import ACTIONS, ARGOCD, lua_to_python, run_lua
 
 pytestmark = [pytest.mark.gitops, pytest.mark.e2e]
 APP = "iris-models"
@@ -43,6 +46,16 @@ def push(argocd: ArgoCD, git_repo: GitRepo, namespace: str, version: str, rollou
     sha = git_repo.commit({f"apps/{namespace}/iris.yaml": manifest(version, rollout)}, f"iris v{version}")
     argocd.cli("app", "get", APP, "--refresh", config=argocd.admin_config)
     return sha
+
+
+@pytest.fixture(scope="module")
+def snapshots() -> list[tuple[str, dict]]:
+    """(Application health, the live ModelDeployment) taken at each health change during the rollouts."""
+    return []
+
+
+def taking(snapshots: list, cluster, namespace: str):
+    return lambda health: snapshots.append((health, get_md(cluster, namespace, "iris")))
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +94,9 @@ def test_first_sync_reaches_synced_and_healthy_without_a_retry(cluster, namespac
     )
 
 
-def test_new_model_version_is_progressing_then_healthy(cluster, namespace, synced, argocd, git_repo):
+def test_new_model_version_is_progressing_then_healthy(
+    cluster, namespace, synced, argocd, git_repo, snapshots
+):
     before = get_md(cluster, namespace, "iris")["status"]["activeRevision"]
     sha = push(argocd, git_repo, namespace, "4", STEPPED)
     seen = watch_health(
@@ -91,6 +106,7 @@ def test_new_model_version_is_progressing_then_healthy(cluster, namespace, synce
             seen[-1:] == ["Healthy"] and "Progressing" in seen and synced_revision(argocd, APP) == sha
         ),
         timeout=120,
+        on_change=taking(snapshots, cluster, namespace),
     )
     # `app get --refresh` returns after the refresh, often once the sync began: a first Healthy is optional.
     assert seen[-2:] == ["Progressing", "Healthy"] and set(seen) == {"Progressing", "Healthy"}
@@ -101,11 +117,17 @@ def test_new_model_version_is_progressing_then_healthy(cluster, namespace, synce
 
 
 def test_rollout_waiting_for_promotion_is_suspended_and_a_promoter_may_promote_but_not_abort(
-    cluster, namespace, synced, argocd, git_repo
+    cluster, namespace, synced, argocd, git_repo, snapshots
 ):
     before = get_md(cluster, namespace, "iris")["status"]["activeRevision"]
     sha = push(argocd, git_repo, namespace, "5", {**STEPPED, "autoPromote": False})
-    seen = watch_health(argocd, APP, until=lambda seen: seen[-1:] == ["Suspended"], timeout=120)
+    seen = watch_health(
+        argocd,
+        APP,
+        until=lambda seen: seen[-1:] == ["Suspended"],
+        timeout=120,
+        on_change=taking(snapshots, cluster, namespace),
+    )
     assert seen[-2:] == ["Progressing", "Suspended"] and set(seen) <= {"Healthy", "Progressing", "Suspended"}
     assert synced_revision(argocd, APP) == sha
     promoter = argocd.login(PROMOTER, argocd.password, argocd.workdir / "promoter.config")
@@ -126,3 +148,13 @@ def test_rollout_waiting_for_promotion_is_suspended_and_a_promoter_may_promote_b
     assert control["requestId"].startswith("argocd-rv")
     assert md["status"]["rollout"]["handledRequestId"] == control["requestId"]
     assert md["status"]["activeRevision"] != before
+
+
+def test_argocd_evaluator_and_our_lua_agree_on_objects_taken_during_the_rollouts(argocd, snapshots):
+    assert {health for health, _ in snapshots} >= {"Progressing", "Suspended", "Healthy"}
+    for _, obj in snapshots:
+        ours = run_lua(ARGOCD / "health.lua", obj)
+        assert offline_health(argocd.bin_dir, obj) == {"status": ours["status"], "message": ours["message"]}
+        discovered = lua_to_python(run_lua(ACTIONS / "discovery.lua", obj))
+        expected = [{"name": name, "disabled": spec["disabled"]} for name, spec in discovered.items()]
+        assert sorted(offline_actions(argocd.bin_dir, obj), key=str) == sorted(expected, key=str)
