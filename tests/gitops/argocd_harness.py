@@ -32,8 +32,10 @@ ARGOCD_RBAC_CM = REPO / "argocd" / "argocd-rbac-cm.yaml"
 NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
 RECONCILIATION = "10s"
-# Test accounts: a local user bound to role:model-promoter (the admin is Argo CD's built-in one).
+# Test accounts: local users bound to our two documented roles (the admin is Argo CD's built-in one).
 PROMOTER = "promoter"
+OWNER = "owner"
+ROLES = {PROMOTER: "role:model-promoter", OWNER: "role:model-owner"}
 
 
 def free_port() -> int:
@@ -105,26 +107,25 @@ def offline_action_changes(bin_dir: Path, obj: dict, action: str) -> tuple[list[
 
 
 def argocd_cm() -> dict:
-    """Our documented argocd-cm, plus what the lane needs: a short reconciliation and the promoter's login."""
+    """Our documented argocd-cm, plus what the lane needs: a short reconciliation and the test users."""
     config_map = yaml.safe_load(ARGOCD_CM.read_text())
     config_map["data"].update(
-        {
-            "timeout.reconciliation": RECONCILIATION,
-            f"accounts.{PROMOTER}": "login",
-        }
+        {"timeout.reconciliation": RECONCILIATION, "timeout.reconciliation.jitter": "0s"}
     )
+    config_map["data"].update({f"accounts.{user}": "login" for user in ROLES})
     return config_map
 
 
 def argocd_rbac_cm() -> dict:
-    """Our documented argocd-rbac-cm, with the test's promoter account bound to role:model-promoter."""
+    """Our documented argocd-rbac-cm, with the test users bound to our roles (and admin to role:admin)."""
     config_map = yaml.safe_load(ARGOCD_RBAC_CM.read_text())
-    config_map["data"]["policy.csv"] += f"g, {PROMOTER}, role:model-promoter\ng, admin, role:admin\n"
+    bindings = [f"g, {user}, {role}" for user, role in ROLES.items()] + ["g, admin, role:admin"]
+    config_map["data"]["policy.csv"] += "\n".join(bindings) + "\n"
     return config_map
 
 
 def argocd_secret(bcrypt_hash: str) -> dict:
-    """argocd-secret as an install creates it: the server's signing key and both accounts' passwords."""
+    """argocd-secret as an install creates it: the server's signing key and the accounts' passwords."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return {
         "apiVersion": "v1",
@@ -138,8 +139,8 @@ def argocd_secret(bcrypt_hash: str) -> dict:
             "server.secretkey": secrets.token_urlsafe(32),
             "admin.password": bcrypt_hash,
             "admin.passwordMtime": now,
-            f"accounts.{PROMOTER}.password": bcrypt_hash,
-            f"accounts.{PROMOTER}.passwordMtime": now,
+            **{f"accounts.{user}.password": bcrypt_hash for user in ROLES},
+            **{f"accounts.{user}.passwordMtime": now for user in ROLES},
         },
     }
 
@@ -209,8 +210,11 @@ class GitRepo:
         wait_port(self.port, self.process, log)
         return self
 
-    def commit(self, files: dict[str, str], message: str) -> str:
-        """Writes files (path -> text, relative to the repository) and pushes one commit; returns its sha."""
+    def commit(self, files: dict[str, str], message: str, remove: tuple[str, ...] = ()) -> str:
+        """Writes files (path -> text, relative to the repository), removes `remove`, and pushes one commit;
+        returns its sha."""
+        for relative in remove:
+            (self.checkout / relative).unlink()
         for relative, text in files.items():
             path = self.checkout / relative
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,8 +262,9 @@ class ArgoCD:
             "KUBECONFIG": self.cluster.kubeconfig,
             # The in-cluster destination uses KUBECONFIG instead of the pod's service account.
             "ARGOCD_FAKE_IN_CLUSTER": "true",
-            # The controller's resync period (an install maps argocd-cm's timeout.reconciliation to it).
+            # Resync period and jitter (an install maps argocd-cm's timeout.reconciliation[.jitter] to them).
             "ARGOCD_RECONCILIATION_TIMEOUT": RECONCILIATION,
+            "ARGOCD_RECONCILIATION_JITTER": "0s",
             "ARGOCD_GPG_ENABLED": "false",
             "GOMAXPROCS": "1",
             "TMPDIR": str(self.workdir / "tmp"),

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from argocd_harness import (
     NAMESPACE,
+    OWNER,
     PROMOTER,
     ArgoCD,
     GitRepo,
@@ -46,6 +47,29 @@ def push(argocd: ArgoCD, git_repo: GitRepo, namespace: str, version: str, rollou
     sha = git_repo.commit({f"apps/{namespace}/iris.yaml": manifest(version, rollout)}, f"iris v{version}")
     argocd.cli("app", "get", APP, "--refresh", config=argocd.admin_config)
     return sha
+
+
+def run_action(argocd: ArgoCD, user: str, action: str, namespace: str, check: bool = True) -> str:
+    """`argocd app actions run` on the ModelDeployment through the API server, logged in as `user`."""
+    config = argocd.workdir / f"{user}.config"
+    if not config.exists():
+        argocd.login(user, argocd.password, config)
+    target = ("--kind", "ModelDeployment", "--resource-name", "iris", "--namespace", namespace)
+    return argocd.cli("app", "actions", "run", APP, action, *target, config=config, check=check)
+
+
+def sync_count(argocd: ArgoCD) -> int:
+    """How many syncs the Application has run (status.history gets one entry per sync)."""
+    return len((argocd.application(APP) or {}).get("status", {}).get("history") or [])
+
+
+def handled(cluster, namespace: str, action: str) -> bool:
+    """The operator acted on the last rolloutControl request, and it was `action`."""
+    status = get_md(cluster, namespace, "iris")["status"]
+    control = status.get("rolloutControl") or {}
+    return (
+        control.get("action") == action and status["rollout"].get("handledRequestId") == control["requestId"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -130,31 +154,101 @@ def test_rollout_waiting_for_promotion_is_suspended_and_a_promoter_may_promote_b
     )
     assert seen[-2:] == ["Progressing", "Suspended"] and set(seen) <= {"Healthy", "Progressing", "Suspended"}
     assert synced_revision(argocd, APP) == sha
-    promoter = argocd.login(PROMOTER, argocd.password, argocd.workdir / "promoter.config")
-    run = ("app", "actions", "run", APP)
-    target = ("--kind", "ModelDeployment", "--resource-name", "iris", "--namespace", namespace)
-
-    refused = argocd.cli(*run, "abort", *target, config=promoter, check=False)
+    refused = run_action(argocd, PROMOTER, "abort", namespace, check=False)
     assert "permission denied" in refused.lower()
     assert get_md(cluster, namespace, "iris")["status"]["rollout"]["phase"] == "Paused"
 
-    argocd.cli(*run, "promote", *target, config=promoter)
+    run_action(argocd, PROMOTER, "promote", namespace)
     assert (
         watch_health(argocd, APP, until=lambda seen: seen[-1:] == ["Healthy"], timeout=120)[-1] == "Healthy"
     )
     md = get_md(cluster, namespace, "iris")
-    control = md["status"]["rolloutControl"]
-    assert control["action"] == "promote"
-    assert control["requestId"].startswith("argocd-rv")
-    assert md["status"]["rollout"]["handledRequestId"] == control["requestId"]
+    assert md["status"]["rolloutControl"]["requestId"].startswith("argocd-rv")
+    assert handled(cluster, namespace, "promote")
     assert md["status"]["activeRevision"] != before
 
 
+def test_an_owner_aborts_to_degraded_retries_and_promotes_fully(
+    cluster, namespace, synced, argocd, git_repo, snapshots
+):
+    syncs = sync_count(argocd)
+    sha = push(argocd, git_repo, namespace, "6", {**STEPPED, "autoPromote": False})
+    take = taking(snapshots, cluster, namespace)
+    watch_health(argocd, APP, until=lambda seen: seen[-1:] == ["Suspended"], timeout=120, on_change=take)
+    assert synced_revision(argocd, APP) == sha
+
+    run_action(argocd, OWNER, "abort", namespace)
+    watch_health(argocd, APP, until=lambda seen: seen[-1:] == ["Degraded"], timeout=60, on_change=take)
+    assert handled(cluster, namespace, "abort")
+    [resource] = argocd.application(APP)["status"]["resources"]
+    assert resource["health"]["message"]  # the operator's reason, through our health check
+
+    run_action(argocd, OWNER, "retry", namespace)
+    watch_health(argocd, APP, until=lambda seen: seen[-1:] == ["Suspended"], timeout=120, on_change=take)
+    assert handled(cluster, namespace, "retry")
+
+    run_action(argocd, OWNER, "promote-full", namespace)
+    watch_health(argocd, APP, until=lambda seen: seen[-1:] == ["Healthy"], timeout=120, on_change=take)
+    assert handled(cluster, namespace, "promoteFull")
+    # One sync for the commit; the actions and the operator's status writes caused none.
+    assert sync_count(argocd) == syncs + 1
+    assert app_status(argocd, APP) == ("Synced", "Healthy")
+
+
 def test_argocd_evaluator_and_our_lua_agree_on_objects_taken_during_the_rollouts(argocd, snapshots):
-    assert {health for health, _ in snapshots} >= {"Progressing", "Suspended", "Healthy"}
+    assert {health for health, _ in snapshots} >= {"Progressing", "Suspended", "Degraded", "Healthy"}
     for _, obj in snapshots:
         ours = run_lua(ARGOCD / "health.lua", obj)
         assert offline_health(argocd.bin_dir, obj) == {"status": ours["status"], "message": ours["message"]}
         discovered = lua_to_python(run_lua(ACTIONS / "discovery.lua", obj))
         expected = [{"name": name, "disabled": spec["disabled"]} for name, spec in discovered.items()]
         assert sorted(offline_actions(argocd.bin_dir, obj), key=str) == sorted(expected, key=str)
+
+
+def reconciled_at(argocd: ArgoCD) -> str | None:
+    return (argocd.application(APP) or {}).get("status", {}).get("reconciledAt")
+
+
+@pytest.mark.parametrize("compare_options", ["", "ServerSideDiff=true"], ids=["client-side", "server-side"])
+def test_no_drift_at_rest_with_client_and_server_side_diff(cluster, synced, argocd, compare_options):
+    annotation = "argocd.argoproj.io/compare-options"
+    cluster.kubectl("annotate", "--overwrite", "application", APP, "-n", NAMESPACE,
+                    f"{annotation}={compare_options}" if compare_options else f"{annotation}-")  # fmt: skip
+    argocd.cli("app", "get", APP, "--refresh", config=argocd.admin_config)
+    syncs, first = sync_count(argocd), reconciled_at(argocd)
+    seen = set()
+    # Two comparisons at least: the periodic reconciliation runs every 10 s.
+    deadline = time.monotonic() + 25
+    while time.monotonic() < deadline:
+        seen.add(app_status(argocd, APP))
+        time.sleep(0.5)
+    assert seen == {("Synced", "Healthy")}
+    assert reconciled_at(argocd) != first
+    assert sync_count(argocd) == syncs
+
+
+def test_removing_a_model_from_git_prunes_it_and_its_children(cluster, namespace, synced, argocd, git_repo):
+    # Another object stays in the folder: a folder emptied in git is gone (git keeps no empty folders), and
+    # Argo CD then reports a comparison error instead of pruning.
+    keeper = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "models-owner"},
+        "data": {"team": "ml"},
+    }
+    path = f"apps/{namespace}"
+    git_repo.commit(
+        {f"{path}/owner.yaml": yaml.safe_dump(keeper)}, "retire iris", remove=(f"{path}/iris.yaml",)
+    )
+    argocd.cli("app", "get", APP, "--refresh", config=argocd.admin_config)
+    wait_for(lambda: get_md(cluster, namespace, "iris") is None, timeout=60, what="ModelDeployment pruned")
+    wait_for(
+        lambda: (
+            not cluster.get_json("deployments,services", "-n", namespace, "-l", "modeldeploy.io/name=iris")[
+                "items"
+            ]
+        ),
+        timeout=60,
+        what="children deleted",
+    )
+    assert app_status(argocd, APP) == ("Synced", "Healthy")
