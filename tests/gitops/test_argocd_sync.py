@@ -4,6 +4,7 @@ actions run through Argo CD's API server under the RBAC roles we document."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -263,3 +264,42 @@ def test_removing_a_model_from_git_prunes_it_and_its_children(cluster, namespace
         what="children deleted",
     )
     assert app_status(argocd, APP) == ("Synced", "Healthy")
+
+
+def tracking(cluster, method: str) -> None:
+    """Switches Argo CD's resource tracking (argocd-cm, read live by the controller)."""
+    patch = json.dumps({"data": {"application.resourceTrackingMethod": method}})
+    cluster.kubectl("patch", "configmap", "argocd-cm", "-n", NAMESPACE, "--type=merge", "-p", patch)
+
+
+def test_label_tracking_adopts_a_new_model_and_leaves_its_children_alone(
+    cluster, namespace, synced, argocd, git_repo
+):
+    # Last in the module: going back from label to annotation tracking, Argo CD did not re-add its annotation.
+    instance = "app.kubernetes.io/instance"
+    tracking(cluster, "label")
+    try:
+        push(argocd, git_repo, namespace, "7", None)
+        wait_for(
+            lambda: (
+                ((get_md(cluster, namespace, "iris") or {}).get("metadata", {}).get("labels") or {}).get(
+                    instance
+                )
+                == APP
+            ),
+            timeout=60,
+            what="the ModelDeployment applied with Argo CD's tracking label",
+        )
+        wait_for(
+            lambda: app_status(argocd, APP) == ("Synced", "Healthy"), timeout=60, what="Synced and Healthy"
+        )
+        first = reconciled_at(argocd)
+        wait_for(lambda: reconciled_at(argocd) != first, timeout=30, what="a periodic comparison")
+        assert app_status(argocd, APP) == ("Synced", "Healthy")
+        tracked = sorted(r["kind"] for r in argocd.application(APP)["status"]["resources"])
+        assert tracked == ["ConfigMap", "ModelDeployment"]
+        children = cluster.get_json("deployments,services", "-n", namespace, "-l", "modeldeploy.io/name=iris")
+        assert children["items"]
+        assert not [c for c in children["items"] if instance in (c["metadata"].get("labels") or {})]
+    finally:
+        tracking(cluster, "annotation")
