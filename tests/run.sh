@@ -44,7 +44,7 @@ fi
 
 stage "Tests: pytest (unit, serving, e2e on the local control plane, chart, image)"
 set +e
-# The gitops lane is opt-in (`bash tests/run.sh -m gitops`; a later -m wins): it runs in ~40 s with a cached Argo CD,
+# The gitops lane is opt-in (`bash tests/run.sh -m gitops`; a later -m wins): 3-4 min with a cached Argo CD,
 # but a cold build of Argo CD takes ~30 min of CPU, beyond the 15 minutes a fresh CI run may add.
 .venv/bin/python -m pytest -m "not heavy and not gitops" --durations=20 "$@"
 rc=$?
