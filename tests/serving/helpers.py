@@ -98,7 +98,7 @@ def sha256_file(path: Path) -> str:
 
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELSERVE_")}
-    env.update({"MODELSERVE_API_KEYS_FILE": "/nonexistent/api-keys", "PYTHONUNBUFFERED": "1"})
+    env.update({"MODELSERVE_API_KEYS_FILE": "", "PYTHONUNBUFFERED": "1"})
     env.update(extra)
     return env
 
