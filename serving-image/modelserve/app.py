@@ -193,9 +193,12 @@ def build_starlette_app(state: ServerState, routes: list[Route]) -> Starlette:
     async def openapi_json(request: Request) -> Response:
         # With keys configured, the feature names (model metadata) are shown only to a valid key.
         full = True
-        if state.keys.enabled:
+        headers = request.scope["headers"]
+        if state.keys.enabled and not any(name in (b"authorization", b"x-api-key") for name, _ in headers):
+            full = False
+        elif state.keys.enabled:
             try:
-                authenticate(state, request.scope, dict(request.scope["headers"]))
+                authenticate(state, request.scope, dict(headers))
             except Unauthorized:
                 full = False
             except RateLimited as err:
