@@ -191,19 +191,11 @@ def build_starlette_app(state: ServerState, routes: list[Route]) -> Starlette:
     openapi: dict[bool, dict[str, Any]] = {}
 
     async def openapi_json(request: Request) -> Response:
-        # With keys configured, the feature names (model metadata) are shown only to a valid key.
-        full = True
-        headers = request.scope["headers"]
-        if state.keys.enabled and not any(name in (b"authorization", b"x-api-key") for name, _ in headers):
-            full = False
-        elif state.keys.enabled:
-            try:
-                authenticate(state, request.scope, dict(headers))
-            except Unauthorized:
-                full = False
-            except RateLimited as err:
-                headers = {"retry-after": str(err.retry_after_seconds)}
-                return Response(error_body(err.message), 429, headers, "application/json")
+        try:
+            full = shows_features(state, request.scope)
+        except RateLimited as err:
+            headers = {"retry-after": str(err.retry_after_seconds)}
+            return Response(error_body(err.message), 429, headers, "application/json")
         if full not in openapi:
             openapi[full] = build_openapi(state, with_features=full)
         return JSONResponse(openapi[full])
@@ -220,6 +212,21 @@ def build_starlette_app(state: ServerState, routes: list[Route]) -> Starlette:
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan_of(state),
     )
+
+
+def shows_features(state: ServerState, scope: Scope) -> bool:
+    """Whether /openapi.json may list the feature names: with keys configured, only for a valid key (a wrong
+    one counts as a failed attempt; asking without one does not)."""
+    if not state.keys.enabled:
+        return True
+    headers = dict(scope["headers"])
+    if b"authorization" not in headers and b"x-api-key" not in headers:
+        return False
+    try:
+        authenticate(state, scope, headers)
+    except Unauthorized:
+        return False
+    return True
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

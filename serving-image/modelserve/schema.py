@@ -347,19 +347,20 @@ def check_array(array: np.ndarray, schema: InputSchema, field_name: str, raw: An
 def _check_bounds(array: np.ndarray, schema: InputSchema, field_name: str) -> None:
     for col, feat in enumerate(schema.features):
         column = array[:, col]
-        hidden = feat.name in schema.redacted
         if feat.minimum is not None and (column < feat.minimum).any():
             row = int(np.argmax(column < feat.minimum))
-            raise BadRequest(
-                f"{field_name}: row {row}, feature '{feat.name}': {excerpt(f'{column[row]:g}', hidden)} is "
-                f"below the minimum {feat.minimum:g}"
-            )
+            raise BadRequest(_out_of_bounds(field_name, row, feat, schema, column[row], "below the minimum"))
         if feat.maximum is not None and (column > feat.maximum).any():
             row = int(np.argmax(column > feat.maximum))
-            raise BadRequest(
-                f"{field_name}: row {row}, feature '{feat.name}': {excerpt(f'{column[row]:g}', hidden)} is "
-                f"above the maximum {feat.maximum:g}"
-            )
+            raise BadRequest(_out_of_bounds(field_name, row, feat, schema, column[row], "above the maximum"))
+
+
+def _out_of_bounds(
+    field_name: str, row: int, feat: Feature, schema: InputSchema, value: Any, words: str
+) -> str:
+    bound = feat.minimum if words.startswith("below") else feat.maximum
+    shown = "[REDACTED]" if feat.name in schema.redacted else f"{value:g}"
+    return f"{field_name}: row {row}, feature '{feat.name}': {shown} is {words} {bound:g}"
 
 
 def _explain_bad_rows(rows: list[Any], schema: InputSchema, field_name: str) -> None:

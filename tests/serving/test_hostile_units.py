@@ -203,3 +203,12 @@ def test_payloads_are_not_logged_unless_asked(tmp_path):
     os.close(read)
     assert '"rows":1' in quiet and "inputs" not in quiet and "outputs" not in quiet
     assert '"inputs":[{"a":1.0,"b":2.0}]' in loud and '"outputs"' in loud
+
+
+def test_a_bound_broken_by_a_redacted_feature_does_not_quote_the_value():
+    schema = InputSchema(
+        features=(Feature("a", maximum=1), Feature("b")), shape=(-1, 2), redacted=frozenset("a")
+    )
+    with pytest.raises(BadRequest) as err:
+        rows_to_array([[7.25, 0.0]], schema, "instances")
+    assert str(err.value) == "instances: row 0, feature 'a': [REDACTED] is above the maximum 1"
