@@ -82,7 +82,7 @@ def test_every_variable_the_operator_sets_is_a_modelserve_setting():
         server={
             "maxBodyBytes": 4096,
             "maxQueue": 10,
-            "maxRowsPerRequest": 1,
+            "maxRowsPerRequest": 256,
             "maxConnections": 1,
             "requestHeaderTimeoutSeconds": 1,
             "requestBodyTimeoutSeconds": 1,
@@ -104,7 +104,7 @@ def test_every_variable_the_operator_sets_is_a_modelserve_setting():
     ("fields", "where"),
     [
         ({"server": {"maxBodyBytes": 64 * 1024 * 1024 + 1}}, "maxBodyBytes"),
-        ({"server": {"maxRowsPerRequest": 0}}, "maxRowsPerRequest"),
+        ({"server": {"maxRowsPerRequest": 255}}, "maxRowsPerRequest"),
         ({"server": {"maxConnections": 0}}, "maxConnections"),
         ({"server": {"requestHeaderTimeoutSeconds": 0}}, "requestHeaderTimeoutSeconds"),
         ({"server": {"requestBodyTimeoutSeconds": 3601}}, "requestBodyTimeoutSeconds"),
@@ -128,3 +128,10 @@ def test_the_crd_caps_max_body_bytes_at_64_mib():
         "requestHeaderTimeoutSeconds",
         "requestBodyTimeoutSeconds",
     } <= set(server)
+
+
+def test_the_rows_cap_never_refuses_the_operators_own_labelled_batches():
+    from modeldeploy.api.spec import MIN_ROWS_PER_REQUEST
+    from modeldeploy.probes.inference import BATCH_ROWS
+
+    assert MIN_ROWS_PER_REQUEST >= BATCH_ROWS

@@ -508,6 +508,7 @@ _NODE_SELECTOR_MESSAGE = (
 
 
 MAX_BODY_BYTES = 64 * 1024 * 1024  # bodies are buffered whole: a bound on each connection's memory
+MIN_ROWS_PER_REQUEST = 256  # the operator's own labelled-data requests carry up to 256 rows
 
 
 class Server(ApiModel):
@@ -533,7 +534,11 @@ class Server(ApiModel):
         default=None, ge=1024, le=MAX_BODY_BYTES, description="Largest request body accepted (413 beyond)."
     )
     max_rows_per_request: int | None = Field(
-        default=None, ge=1, le=1_000_000, description="Most rows in one request (413 beyond)."
+        default=None,
+        ge=MIN_ROWS_PER_REQUEST,
+        le=1_000_000,
+        description="Most rows in one request (413 beyond); at least 256, the rows the operator's quality "
+        "gate and evaluation send per request.",
     )
     max_queue: int | None = Field(default=None, ge=1, description="Requests queued before answering 503.")
     max_connections: int | None = Field(
