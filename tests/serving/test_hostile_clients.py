@@ -382,3 +382,19 @@ def test_liveness_holds_while_the_model_is_busy_but_finishing(
             worker.join()
         server.stop()
     assert len(statuses) > 10 and set(statuses) == {200}
+
+
+def test_the_guard_holds_without_the_framework_bypass(tmp_path, iris_joblib):
+    env = iris_env(iris_joblib, MODELSERVE_FRAMEWORK_BYPASS="false", MODELSERVE_BODY_TIMEOUT_SECONDS="1")
+    server = start_server(tmp_path, env)
+    head = (
+        b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n["
+    )
+    try:
+        with connect(server) as sock:
+            trickle(sock, head, b" ", every=0.2, for_seconds=3)
+            data, closed = read_until_closed(sock, timeout=3)
+        assert server.client.post(V1, json={"instances": [ROW]}).status_code == 200
+    finally:
+        server.stop()
+    assert closed and data.startswith(b"HTTP/1.1 408 ")
