@@ -642,7 +642,9 @@ class Security(ApiModel):
 class Logging(ApiModel):
     sample_rate: float = Field(default=1.0, ge=0, le=1, description="Fraction of requests logged (0..1).")
     redact_fields: list[Annotated[str, Field(max_length=128)]] = Field(
-        default_factory=list, description="Input field names replaced by *** in request logs.", max_length=64
+        default_factory=list,
+        description="Input and output names replaced by [REDACTED] in logs and never quoted in errors.",
+        max_length=64,
     )
     payloads: bool = Field(
         default=False,
