@@ -141,22 +141,27 @@ class GuardMixin:
         super().on_message_complete()  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
-        if self.guard_phase == ANSWERING:  # a pipelined request may already be on its way in
+        if self.guard_phase == ANSWERING:
             self.guard_phase = IDLE
+        elif (
+            self.guard_phase == HEADERS
+        ):  # pipelined behind this answer (reading paused): its clock starts now
+            self._enter(HEADERS)
         super().on_response_complete()  # type: ignore[misc]
 
     def guard_timeout(self, reason: str) -> None:
         """408 unless nothing was sent at all or a response has begun; then close."""
         transport = self.transport  # type: ignore[attr-defined]
         cycle = self.cycle  # type: ignore[attr-defined]
-        phase, self.guard_phase = self.guard_phase, ANSWERING
+        phase = self.guard_phase
+        if phase == HEADERS and cycle is not None and not cycle.response_complete:
+            return  # pipelined behind an answer still being written: the wait is ours, not the client's
+        self.guard_phase = ANSWERING
         if transport.is_closing():
             return
-        # HEADERS: `cycle` is the previous request's; BODY: this request's (its app may have answered early).
-        answering = cycle is not None and (
-            not cycle.response_complete if phase == HEADERS else cycle.response_started
-        )
-        if phase != CONNECTED and not answering:
+        # In BODY, `cycle` is this request's: its app may have answered early (413, 401) and stopped reading.
+        answered = phase == BODY and cycle is not None and cycle.response_started
+        if phase != CONNECTED and not answered:
             transport.write(timeout_response(reason))
         if cycle is not None:
             cycle.keep_alive = False
