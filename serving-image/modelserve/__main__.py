@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -78,6 +79,17 @@ def refuse_misspelt_settings() -> None:
         )
 
 
+def refuse_missing_key_file(settings: Any) -> None:
+    import os
+
+    if settings.api_keys_required and not os.path.isfile(settings.api_keys_file):
+        raise BadEnvironment(
+            "bad configuration: MODELSERVE_API_KEYS_FILE (--api-keys-file): "
+            f"{settings.api_keys_file} does not exist; a key file that is named must be there (serving "
+            "without it would let everyone in); set it to an empty value to serve without API keys"
+        )
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from .server import serve, write_termination_message
     from .settings import Settings
@@ -86,6 +98,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         refuse_misspelt_settings()
         settings = Settings(**overrides)
+        refuse_missing_key_file(settings)
     except (ValidationError, BadEnvironment) as err:
         message = settings_errors(err) if isinstance(err, ValidationError) else str(err)
         print(message, file=sys.stderr)

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -29,10 +30,19 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .auth import ApiKeys, RateLimiter
+from .auth import ApiKeys, RateLimiter, auth_failure_limiter
 from .batching import Batcher
 from .bypass import ExactPathDispatcher, exact_routes
-from .endpoints import Deadlines, JsonEndpoint, PredictEndpoint, ServerState, check_model, error_body
+from .endpoints import (
+    Deadlines,
+    JsonEndpoint,
+    PredictEndpoint,
+    ServerState,
+    authenticate,
+    check_model,
+    error_body,
+)
+from .errors import RateLimited, Unauthorized
 from .loaders import LoadedModel
 from .metrics import CONTENT_TYPE, Metrics
 from .openapi import build_openapi
@@ -76,9 +86,15 @@ def build_state(settings: Settings, loaded: LoadedModel) -> ServerState:
         settings=settings,
         loaded=loaded,
         metrics=metrics,
-        logger=RequestLogger(settings.log_sample_rate, settings.redact_fields, settings.metric_labels),
+        logger=RequestLogger(
+            settings.log_sample_rate,
+            settings.redact_fields,
+            settings.metric_labels,
+            payloads=settings.log_payloads,
+        ),
         keys=ApiKeys(settings.api_keys_file),
         limiter=RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst),
+        auth_failures=auth_failure_limiter(settings.auth_failure_rps, settings.auth_failure_burst),
         batcher=batcher,
         deadlines=Deadlines(settings.timeout_seconds),
         predict_in_thread=in_thread,
@@ -114,8 +130,17 @@ def build_routes(state: ServerState) -> list[Route]:
         reason = "draining" if state.draining else "model not loaded"
         return 503, orjson.dumps({"ready": False, "error": f"not ready: {reason}"})
 
+    stall_limit = settings.stall_limit_seconds
+
     def live(_: Scope) -> tuple[int, bytes]:
-        return 200, b'{"live":true}'
+        # Busy is alive; one model call running past the stall limit (a hang) is not.
+        stalled = state.batcher.stalled_for(time.perf_counter())
+        if stalled <= stall_limit:
+            return 200, b'{"live":true}'
+        message = (
+            f"not live: the prediction worker made no progress for {stalled:.0f}s (limit {stall_limit:g}s)"
+        )
+        return 503, orjson.dumps({"live": False, "error": message})
 
     def server_metadata(_: Scope) -> tuple[int, bytes]:
         return 200, orjson.dumps({"name": "modelserve", "version": __version__, "extensions": []})
@@ -163,12 +188,17 @@ def build_routes(state: ServerState) -> list[Route]:
 
 def build_starlette_app(state: ServerState, routes: list[Route]) -> Starlette:
     """The model's routes plus the docs, JSON errors for 404/405 and crashes, and the lifespan."""
-    openapi: dict[str, Any] = {}
+    openapi: dict[bool, dict[str, Any]] = {}
 
-    async def openapi_json(_: Request) -> Response:
-        if not openapi:
-            openapi.update(build_openapi(state))
-        return JSONResponse(openapi)
+    async def openapi_json(request: Request) -> Response:
+        try:
+            full = shows_features(state, request.scope)
+        except RateLimited as err:
+            headers = {"retry-after": str(err.retry_after_seconds)}
+            return Response(error_body(err.message), 429, headers, "application/json")
+        if full not in openapi:
+            openapi[full] = build_openapi(state, with_features=full)
+        return JSONResponse(openapi[full])
 
     async def docs(_: Request) -> Response:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="modelserve - Swagger UI")
@@ -182,6 +212,21 @@ def build_starlette_app(state: ServerState, routes: list[Route]) -> Starlette:
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan_of(state),
     )
+
+
+def shows_features(state: ServerState, scope: Scope) -> bool:
+    """Whether /openapi.json may list the feature names: with keys configured, only for a valid key (a wrong
+    one counts as a failed attempt; asking without one does not)."""
+    if not state.keys.enabled:
+        return True
+    headers = dict(scope["headers"])
+    if b"authorization" not in headers and b"x-api-key" not in headers:
+        return False
+    try:
+        authenticate(state, scope, headers)
+    except Unauthorized:
+        return False
+    return True
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -110,9 +110,10 @@ class RateLimiter:
 
     MAX_BUCKETS = 10_000
 
-    def __init__(self, rps: float, burst: int) -> None:
+    def __init__(self, rps: float, burst: int, refusal: str = "rate limit exceeded") -> None:
         self.rps = rps
         self.burst = float(burst or max(1, math.ceil(rps)))
+        self.refusal = refusal
         self._buckets: dict[str, TokenBucket] = {}
 
     @property
@@ -129,4 +130,9 @@ class RateLimiter:
         wait = bucket.take(now)
         if wait:
             retry = max(1, math.ceil(wait))
-            raise RateLimited(f"rate limit exceeded ({self.rps:g} requests/s, burst {self.burst:g})", retry)
+            raise RateLimited(f"{self.refusal} ({self.rps:g} requests/s, burst {self.burst:g})", retry)
+
+
+def auth_failure_limiter(rps: float, burst: int) -> RateLimiter:
+    """Failed key attempts per client address: a valid key is checked first, so it is never refused here."""
+    return RateLimiter(rps, burst, "too many failed API-key attempts from this address")

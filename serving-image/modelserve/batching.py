@@ -60,6 +60,13 @@ class Batcher:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="predict", initializer=_thread_setup)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.arriving = 0  # requests accepted but not yet submitted (their bodies are being read/parsed)
+        self.busy_since: float | None = None  # perf_counter() when the model call now running started
+
+    def stalled_for(self, now: float) -> float:
+        """Seconds the running model call has been running (0 when none runs): busy calls that finish
+        keep resetting it, a hung one makes it grow."""
+        since = self.busy_since
+        return 0.0 if since is None else now - since
 
     @property
     def queued(self) -> int:
@@ -149,7 +156,7 @@ class Batcher:
                 if not batch:
                     continue
                 arrays = [rows for rows, _ in batch]
-                started = time.perf_counter()
+                started = self.busy_since = time.perf_counter()
                 try:
                     stacked = stack_inputs(arrays)
                     outputs = await loop.run_in_executor(self._executor, self._predict, stacked)
@@ -157,6 +164,8 @@ class Batcher:
                 except Exception as err:
                     self._fail(batch, err)
                     continue
+                finally:
+                    self.busy_since = None
                 self._finish(batch, stacked, outputs, pieces, time.perf_counter() - started)
         finally:
             self._draining = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import secrets
 import sys
@@ -18,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from .auth import ApiKeys, RateLimiter, extract_key
 from .batching import Batcher
-from .errors import BadRequest, ModelServeError, NotFound, PayloadTooLarge, PredictTimeout
+from .errors import BadRequest, ModelServeError, NotFound, PayloadTooLarge, PredictTimeout, Unauthorized
 from .loaders import LoadedModel
 from .metrics import Metrics
 from .protocols import (
@@ -33,6 +34,7 @@ from .protocols import (
     split_binary_body,
 )
 from .reqlog import RequestLogger
+from .schema import InputSchema
 from .settings import Settings
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -48,15 +50,19 @@ class ServerState:
     logger: RequestLogger
     keys: ApiKeys
     limiter: RateLimiter
+    auth_failures: RateLimiter
     batcher: Batcher
     deadlines: Deadlines
     predict_in_thread: bool
     ready: bool = False
     draining: bool = False
     identity: list[tuple[bytes, bytes]] = field(init=False)
+    schema: InputSchema = field(init=False)
 
     def __post_init__(self) -> None:
         self.identity = identity_headers(self.settings)
+        # Error messages never quote the values of fields the logs redact.
+        self.schema = dataclasses.replace(self.loaded.schema, redacted=self.settings.redact_fields)
 
 
 def identity_headers(settings: Settings) -> list[tuple[bytes, bytes]]:
@@ -144,12 +150,32 @@ class Deadlines:
                 self.expire(time.monotonic())
 
 
-def authenticate(state: ServerState, headers: dict[bytes, bytes]) -> str | None:
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "anonymous"
+
+
+def authenticate(state: ServerState, scope: Scope, headers: dict[bytes, bytes]) -> str | None:
+    """The key id (None when auth is off); a failure is charged to the client's address (429 past its
+    limit). A valid key is checked first, so others' failures never refuse it."""
     auth = headers.get(b"authorization")
     api_key = headers.get(b"x-api-key")
-    return state.keys.authenticate(
-        extract_key(auth.decode("latin-1") if auth else None, api_key.decode("latin-1") if api_key else None)
-    )
+    try:
+        return state.keys.authenticate(
+            extract_key(
+                auth.decode("latin-1") if auth else None, api_key.decode("latin-1") if api_key else None
+            )
+        )
+    except Unauthorized:
+        if state.auth_failures.enabled:
+            state.auth_failures.check(client_address(scope))
+        raise
+
+
+def retry_after(err: ModelServeError) -> list[tuple[bytes, bytes]]:
+    """Every 429 says when to come back."""
+    retry = getattr(err, "retry_after_seconds", None)
+    return [] if retry is None else [(b"retry-after", str(retry).encode())]
 
 
 def check_model(settings: Settings, scope: Scope) -> None:
@@ -200,9 +226,7 @@ class Exchange:
         self.status = err.status_code
         self.error = err.message
         self.payload = error_body(err.message)
-        retry = getattr(err, "retry_after_seconds", None)
-        if retry is not None:
-            self.headers.append((b"retry-after", str(retry).encode()))
+        self.headers.extend(retry_after(err))
 
     def crashed(self, err: Exception) -> None:
         """A bug of ours: the trace goes to stderr, the client gets a short 500."""
@@ -219,8 +243,9 @@ class PredictEndpoint:
         self.state = state
         self.route = route
         self.protocol = protocol
-        self.schema = state.loaded.schema
+        self.schema = state.schema
         self.available_outputs = state.loaded.output_names
+        self.max_rows = state.settings.max_rows
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -248,6 +273,10 @@ class PredictEndpoint:
             exchange.key_id = self.admit(scope, headers)
             body = await read_body(receive, headers, state.settings.max_body_bytes)
             rows, context = self.parse(body, headers)
+        if self.max_rows and len(rows) > self.max_rows:
+            raise PayloadTooLarge(
+                f"request has {len(rows)} rows; the limit is {self.max_rows} (MODELSERVE_MAX_ROWS)"
+            )
         exchange.rows = rows
         exchange.outputs = await self.predict(rows)
         return self.encode(exchange.outputs, context)
@@ -255,10 +284,9 @@ class PredictEndpoint:
     def admit(self, scope: Scope, headers: dict[bytes, bytes]) -> str | None:
         """API key, rate limit, model name and version; the caller's key id."""
         state = self.state
-        key_id = authenticate(state, headers)
+        key_id = authenticate(state, scope, headers)
         if state.limiter.enabled:
-            client = scope.get("client")
-            state.limiter.check(key_id or (client[0] if client else "anonymous"))
+            state.limiter.check(key_id or client_address(scope))
         check_model(state.settings, scope)
         return key_id
 
@@ -327,12 +355,13 @@ class JsonEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        extra: list[tuple[bytes, bytes]] = []
         try:
             if self.protected:
-                authenticate(self.state, dict(scope["headers"]))
+                authenticate(self.state, scope, dict(scope["headers"]))
             status, body = self.handler(scope)
         except ModelServeError as err:
-            status, body = err.status_code, error_body(err.message)
+            status, body, extra = err.status_code, error_body(err.message), retry_after(err)
         await send(
             {
                 "type": "http.response.start",
@@ -341,6 +370,7 @@ class JsonEndpoint:
                     (b"content-type", self.content_type),
                     (b"content-length", b"%d" % len(body)),
                     *self.state.identity,
+                    *extra,
                 ],
             }
         )

@@ -99,9 +99,10 @@ def _get(summary: str) -> dict[str, Any]:
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def build_openapi(state: ServerState) -> dict[str, Any]:
+def build_openapi(state: ServerState, with_features: bool = True) -> dict[str, Any]:
+    """The document; `with_features=False` leaves out the feature names (metadata a key protects)."""
     doc = get_openapi(title="modelserve", version=__version__, routes=[])
-    names = [f.name for f in state.loaded.schema.features]
+    names = [f.name for f in state.loaded.schema.features] if with_features else []
     record = {"type": "object", "properties": {n: {} for n in names}} if names else {"type": "object"}
     paths: dict[str, Any] = {
         "/v2/models/{name}/infer": _post(

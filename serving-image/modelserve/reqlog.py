@@ -95,8 +95,10 @@ class RequestLogger:
         redact_fields: frozenset[str],
         labels: dict[str, str],
         lines: LineBuffer = LINES,
+        payloads: bool = False,
     ):
         self.sample_rate = sample_rate
+        self.payloads = payloads  # inputs and outputs are logged only when asked for
         self.redact_fields = redact_fields
         self.lines = lines
         # The fields every line shares, serialised once: each line is this prefix plus its own fields.
@@ -136,6 +138,10 @@ class RequestLogger:
         }
         if key_id:
             record["api_key"] = key_id
+        if inputs is not None:
+            record["rows"] = len(inputs)
+        if not self.payloads:
+            inputs = outputs = None
         if inputs is not None:
             as_records = rows_as_records(inputs, feature_names)
             if self.redact_fields and as_records and isinstance(as_records[0], dict):

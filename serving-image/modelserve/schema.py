@@ -67,6 +67,7 @@ class InputSchema:
     dtype: str = "float64"
     output_names: tuple[str, ...] = ()
     source: str = "model"
+    redacted: frozenset[str] = frozenset()  # features whose values error messages never quote
 
     @cached_property
     def tabular(self) -> bool:
@@ -79,6 +80,11 @@ class InputSchema:
     @cached_property
     def numeric(self) -> bool:
         return all(f.dtype in NUMERIC_DTYPES or f.dtype == "bool" for f in self.features)
+
+    @cached_property
+    def value_checked(self) -> bool:
+        """Rules numpy cannot check in bulk (categories, integers): every value is checked in Python."""
+        return any(f.categories is not None or f.dtype == "int" for f in self.features)
 
     @cached_property
     def accepts_bool(self) -> bool:
@@ -239,18 +245,38 @@ def manifest_schema(manifest: SchemaManifest, base: InputSchema, path: Path) -> 
 # ---------------------------------------------------------------- validation
 
 
-def _describe(value: Any) -> str:
+EXCERPT_CHARS = 24
+INT64_MAX = 2**63 - 1
+
+
+def excerpt(value: Any, hidden: bool = False) -> str:
+    """A client's value as error messages may quote it: at most EXCERPT_CHARS characters, none if redacted."""
+    if hidden:
+        return "[REDACTED]"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
+
+
+def _describe(value: Any, hidden: bool = False) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, str):
-        return f"string {value[:40]!r}"
+        return f"string {excerpt(value, hidden)}"
+    if isinstance(value, int) and abs(value) > INT64_MAX:
+        return "an integer beyond 64 bits"
     if isinstance(value, list):
         return "list"
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
+
+
+def _hidden(schema: InputSchema, col: int) -> bool:
+    return (
+        bool(schema.redacted) and col < len(schema.features) and schema.features[col].name in schema.redacted
+    )
 
 
 def _feature_label(schema: InputSchema, col: int) -> str:
@@ -267,10 +293,12 @@ def rows_to_array(rows: Any, schema: InputSchema, field_name: str) -> np.ndarray
         raise BadRequest(f"{field_name}: expected at least one row, got none")
     if schema.tabular and not schema.numeric:
         return _object_rows(rows, schema, field_name)
+    if schema.value_checked:
+        _check_rows(rows, schema, field_name)  # categories and integers; the model still gets numbers
     np_dtype = NUMERIC_DTYPES.get(schema.dtype, np.float64)
     try:
         array = np.asarray(rows, dtype=np_dtype)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         _explain_bad_rows(rows, schema, field_name)
         raise BadRequest(f"{field_name}: rows must be lists of numbers of equal length") from None
     if array.ndim == 2 and not schema.accepts_bool and _has_bool(rows):
@@ -321,16 +349,18 @@ def _check_bounds(array: np.ndarray, schema: InputSchema, field_name: str) -> No
         column = array[:, col]
         if feat.minimum is not None and (column < feat.minimum).any():
             row = int(np.argmax(column < feat.minimum))
-            raise BadRequest(
-                f"{field_name}: row {row}, feature '{feat.name}': {column[row]:g} is below the minimum "
-                f"{feat.minimum:g}"
-            )
+            raise BadRequest(_out_of_bounds(field_name, row, feat, schema, column[row], "below the minimum"))
         if feat.maximum is not None and (column > feat.maximum).any():
             row = int(np.argmax(column > feat.maximum))
-            raise BadRequest(
-                f"{field_name}: row {row}, feature '{feat.name}': {column[row]:g} is above the maximum "
-                f"{feat.maximum:g}"
-            )
+            raise BadRequest(_out_of_bounds(field_name, row, feat, schema, column[row], "above the maximum"))
+
+
+def _out_of_bounds(
+    field_name: str, row: int, feat: Feature, schema: InputSchema, value: Any, words: str
+) -> str:
+    bound = feat.minimum if words.startswith("below") else feat.maximum
+    shown = "[REDACTED]" if feat.name in schema.redacted else f"{value:g}"
+    return f"{field_name}: row {row}, feature '{feat.name}': {shown} is {words} {bound:g}"
 
 
 def _explain_bad_rows(rows: list[Any], schema: InputSchema, field_name: str) -> None:
@@ -347,10 +377,11 @@ def _explain_bad_rows(rows: list[Any], schema: InputSchema, field_name: str) -> 
                 raise BadRequest(f"{field_name}: row {r}, {_feature_label(schema, c)}: missing value (null)")
             if isinstance(value, list) and len(schema.shape) > 2:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > INT64_MAX:
+                hidden = _hidden(schema, c)
                 raise BadRequest(
                     f"{field_name}: row {r}, {_feature_label(schema, c)}: expected a number, got "
-                    f"{_describe(value)}"
+                    f"{_describe(value, hidden)}"
                 )
     if width < 0:
         lengths = {len(row) for row in rows if isinstance(row, list)}
@@ -360,6 +391,13 @@ def _explain_bad_rows(rows: list[Any], schema: InputSchema, field_name: str) -> 
 
 def _object_rows(rows: list[Any], schema: InputSchema, field_name: str) -> np.ndarray:
     """Mixed-type tabular input (strings, categories): checked column by column in Python."""
+    _check_rows(rows, schema, field_name)
+    array = np.empty((len(rows), len(schema.features)), dtype=object)
+    array[:] = rows
+    return array
+
+
+def _check_rows(rows: list[Any], schema: InputSchema, field_name: str) -> None:
     width = len(schema.features)
     for r, row in enumerate(rows):
         if not isinstance(row, list):
@@ -367,36 +405,40 @@ def _object_rows(rows: list[Any], schema: InputSchema, field_name: str) -> np.nd
         if len(row) != width:
             raise BadRequest(f"{field_name}: row {r}: expected {width} features, got {len(row)}")
         for feat, value in zip(schema.features, row, strict=True):
-            check_value(value, feat, f"{field_name}: row {r}, feature '{feat.name}'")
-    array = np.empty((len(rows), width), dtype=object)
-    array[:] = rows
-    return array
+            check_value(
+                value, feat, f"{field_name}: row {r}, feature '{feat.name}'", feat.name in schema.redacted
+            )
 
 
-def check_value(value: Any, feat: Feature, where: str) -> None:
+def check_value(value: Any, feat: Feature, where: str, hidden: bool = False) -> None:
+    """One value against its feature's rules; messages quote at most an excerpt of it (none if `hidden`)."""
     if value is None:
         if feat.required:
             raise BadRequest(f"{where}: missing value (null)")
         return
     if feat.dtype == "string":
         if not isinstance(value, str):
-            raise BadRequest(f"{where}: expected a string, got {_describe(value)}")
+            raise BadRequest(f"{where}: expected a string, got {_describe(value, hidden)}")
     elif feat.dtype == "bool":
         if not isinstance(value, bool):
-            raise BadRequest(f"{where}: expected a boolean, got {_describe(value)}")
+            raise BadRequest(f"{where}: expected a boolean, got {_describe(value, hidden)}")
     else:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise BadRequest(f"{where}: expected a number, got {_describe(value)}")
+            raise BadRequest(f"{where}: expected a number, got {_describe(value, hidden)}")
+        if isinstance(value, int) and abs(value) > INT64_MAX:
+            raise BadRequest(f"{where}: integers must fit in 64 bits")
         if isinstance(value, float) and not math.isfinite(value):
             raise BadRequest(f"{where}: NaN and Infinity are not allowed")
         if feat.dtype == "int" and isinstance(value, float) and not value.is_integer():
-            raise BadRequest(f"{where}: expected an integer, got {value}")
+            raise BadRequest(f"{where}: expected an integer, got {excerpt(value, hidden)}")
         if feat.minimum is not None and value < feat.minimum:
-            raise BadRequest(f"{where}: {value} is below the minimum {feat.minimum}")
+            raise BadRequest(f"{where}: {excerpt(value, hidden)} is below the minimum {feat.minimum}")
         if feat.maximum is not None and value > feat.maximum:
-            raise BadRequest(f"{where}: {value} is above the maximum {feat.maximum}")
+            raise BadRequest(f"{where}: {excerpt(value, hidden)} is above the maximum {feat.maximum}")
     if feat.categories is not None and value not in feat.categories:
-        raise BadRequest(f"{where}: {value!r} is not one of the allowed values {list(feat.categories)}")
+        raise BadRequest(
+            f"{where}: {excerpt(value, hidden)} is not one of the allowed values {list(feat.categories)}"
+        )
 
 
 def records_to_rows(records: Any, schema: InputSchema, field_name: str) -> list[list[Any]]:
@@ -423,7 +465,7 @@ def records_to_rows(records: Any, schema: InputSchema, field_name: str) -> list[
         if len(record) != len(names) or not known.issuperset(record):
             for name in record:
                 if name not in known:
-                    raise BadRequest(f"{field_name}: row {r}: unknown feature '{name}'")
+                    raise BadRequest(f"{field_name}: row {r}: unknown feature {excerpt(name)}")
             for feat in schema.features:
                 if feat.name not in record and feat.required:
                     raise BadRequest(f"{field_name}: row {r}: missing required feature '{feat.name}'")

@@ -112,11 +112,15 @@ def export_settings(settings: Settings) -> None:
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    http: Any = "httptools"
-    if settings.framework_bypass:
-        from .bypass.transport import CoalescingHttpToolsProtocol
+    from .guard import GuardLimits, guarded_protocol
 
-        http = CoalescingHttpToolsProtocol  # httptools, one socket write per response
+    limits = GuardLimits(
+        header_timeout=settings.header_timeout_seconds,
+        body_timeout=settings.body_timeout_seconds,
+        max_connections=settings.max_connections,
+    )
+    # httptools with header/body deadlines and a connection cap (and, bypassing, one write per response).
+    http = guarded_protocol(settings.framework_bypass, limits)
 
     return {
         "host": settings.host,

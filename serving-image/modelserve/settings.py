@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     max_batch_latency_ms: float = Field(2.0, ge=0)
     max_queue: int = Field(256, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1)
+    max_rows: int = Field(0, ge=0)
+    max_connections: int = Field(1024, ge=1)
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    body_timeout_seconds: float = Field(30.0, gt=0)
+    stall_seconds: float = Field(0.0, ge=0)
     predict_mode: Literal["auto", "inline", "thread"] = "auto"
     sklearn_fast_path: bool = True
     framework_bypass: bool = True
@@ -46,9 +51,12 @@ class Settings(BaseSettings):
     api_keys_file: str = "/etc/modelserve/keys/api-keys"
     rate_limit_rps: float = Field(0.0, ge=0)
     rate_limit_burst: int = Field(0, ge=0)
+    auth_failure_rps: float = Field(1.0, ge=0)
+    auth_failure_burst: int = Field(10, ge=0)
 
     log_sample_rate: float = Field(1.0, ge=0, le=1)
     log_redact_fields: str = ""
+    log_payloads: bool = False
 
     termination_message_path: str = "/dev/termination-log"
     drain_seconds: float = Field(0.0, ge=0)
@@ -70,6 +78,16 @@ class Settings(BaseSettings):
         if len(value) > 128 or any(not 0x21 <= ord(c) <= 0x7E for c in value):
             raise ValueError("must be at most 128 visible ASCII characters (no spaces)")
         return value
+
+    @property
+    def stall_limit_seconds(self) -> float:
+        """A model call running longer fails liveness: STALL_SECONDS, else max(3 x timeout, 30 s)."""
+        return self.stall_seconds or max(3 * self.timeout_seconds, 30.0)
+
+    @property
+    def api_keys_required(self) -> bool:
+        """A key file named explicitly must exist at start (fail closed); the default path may be absent."""
+        return bool(self.api_keys_file) and "api_keys_file" in self.model_fields_set
 
     @property
     def redact_fields(self) -> frozenset[str]:

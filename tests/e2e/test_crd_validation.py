@@ -141,6 +141,14 @@ INVALID = [
      "server.tolerations: tolerationSeconds needs effect NoExecute"),
     ("analysis that judges no traffic", manifest(rollout={"analysis": {"minRequests": 0}}),
      "should be greater than or equal to 1"),
+    # modelserve's limits: bodies are buffered whole, so their size is capped; deadlines are positive.
+    ("body limit over 64 MiB", manifest(server={"maxBodyBytes": 64 * 1024 * 1024 + 1}),
+     "should be less than or equal to 67108864"),
+    ("rows per request below the operator's own batches", manifest(server={"maxRowsPerRequest": 255}),
+     "should be greater than or equal to 256"),
+    ("zero header deadline", manifest(server={"requestHeaderTimeoutSeconds": 0}), "should be greater than 0"),
+    ("negative failed-key rate", manifest(security={"authFailureLimit": {"requestsPerSecond": -1}}),
+     "should be greater than or equal to 0"),
 ]  # fmt: skip
 
 

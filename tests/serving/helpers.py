@@ -55,6 +55,19 @@ CUSTOM_PACKAGE = textwrap.dedent(
             return np.zeros(len(X))
 
 
+    class HangingModel(BaseEstimator):
+        """Passes warm-up (all-zero rows), then hangs (far past any test) on anything else."""
+
+        def fit(self, X, y=None):
+            self.n_features_in_ = np.asarray(X).shape[1]
+            return self
+
+        def predict(self, X):
+            if np.asarray(X).any():
+                time.sleep(3600)
+            return np.zeros(len(X))
+
+
     class ExplodingModel(BaseEstimator):
         """Passes warm-up (all-zero rows), raises on anything else."""
 
@@ -98,7 +111,7 @@ def sha256_file(path: Path) -> str:
 
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELSERVE_")}
-    env.update({"MODELSERVE_API_KEYS_FILE": "/nonexistent/api-keys", "PYTHONUNBUFFERED": "1"})
+    env.update({"MODELSERVE_API_KEYS_FILE": "", "PYTHONUNBUFFERED": "1"})
     env.update(extra)
     return env
 

@@ -32,7 +32,9 @@ def value(found: dict[str, list], name: str, **labels: str) -> float:
 
 @pytest.fixture(scope="module")
 def observed_server(tmp_path_factory, iris_joblib):
-    env = iris_env(iris_joblib, MODELSERVE_LOG_REDACT_FIELDS="feature_2,predict_proba")
+    env = iris_env(
+        iris_joblib, MODELSERVE_LOG_REDACT_FIELDS="feature_2,predict_proba", MODELSERVE_LOG_PAYLOADS="true"
+    )
     server = start_server(tmp_path_factory.mktemp("observed"), env)
     ok = [[5.1, 3.5, 1.4, 0.2]] * 2 + [[6.7, 3.0, 5.2, 2.3]]
     for i in range(5):

@@ -102,7 +102,7 @@ def test_every_prediction_logged_exactly_once_through_sigterm(tmp_path, iris_job
     records = stdout_records(server)
     predictions = [r for r in records if r.get("event") == "prediction"]
     assert Counter(r["request_id"] for r in predictions) == Counter(answered)
-    assert all(len(r["inputs"]) == 8 and r["status"] == 200 for r in predictions)
+    assert all(r["rows"] == 8 and r["status"] == 200 for r in predictions)
     if workers > 1:
         assert len({r["pid"] for r in predictions}) == workers, "every worker should have logged"
 

@@ -507,6 +507,10 @@ _NODE_SELECTOR_MESSAGE = (
 )
 
 
+MAX_BODY_BYTES = 64 * 1024 * 1024  # bodies are buffered whole: a bound on each connection's memory
+MIN_ROWS_PER_REQUEST = 256  # the operator's own labelled-data requests carry up to 256 rows
+
+
 class Server(ApiModel):
     image: str | None = Field(
         default=None,
@@ -526,8 +530,35 @@ class Server(ApiModel):
     model_load_timeout_seconds: int = Field(
         default=600, ge=10, le=7200, description="How long a pod may take to fetch, load and warm the model."
     )
-    max_body_bytes: int | None = Field(default=None, ge=1024, description="Largest request body accepted.")
+    max_body_bytes: int | None = Field(
+        default=None, ge=1024, le=MAX_BODY_BYTES, description="Largest request body accepted (413 beyond)."
+    )
+    max_rows_per_request: int | None = Field(
+        default=None,
+        ge=MIN_ROWS_PER_REQUEST,
+        le=1_000_000,
+        description="Most rows in one request (413 beyond); at least 256, the rows the operator's quality "
+        "gate and evaluation send per request.",
+    )
     max_queue: int | None = Field(default=None, ge=1, description="Requests queued before answering 503.")
+    max_connections: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_536,
+        description="Open connections per server worker; past it the longest-idle closes. Default 1024.",
+    )
+    request_header_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=300,
+        description="A request's headers must arrive within this, else 408 and close. Default 10.",
+    )
+    request_body_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="A request's body must arrive within this after its headers, else 408. Default 30.",
+    )
     batching: Batching | None = Field(default=None, description="Adaptive request batching.")
     env: list[EnvVar] = Field(
         default_factory=list,
@@ -585,6 +616,15 @@ class RateLimit(ApiModel):
     )
 
 
+class AuthFailureLimit(ApiModel):
+    requests_per_second: float = Field(
+        ge=0, le=1_000, description="Failed API-key attempts per second per client address (0 = no limit)."
+    )
+    burst: int | None = Field(
+        default=None, ge=1, le=10_000, description="Failed attempts allowed at once; defaults to 10."
+    )
+
+
 class Security(ApiModel):
     api_key_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret with API keys; requests then need `Authorization: Bearer <key>`."
@@ -592,12 +632,23 @@ class Security(ApiModel):
     rate_limit: RateLimit | None = Field(
         default=None, description="Per-pod token-bucket rate limit (429 beyond)."
     )
+    auth_failure_limit: AuthFailureLimit | None = Field(
+        default=None,
+        description="Failed API-key attempts per client address before 429 (a valid key is always served); "
+        "default 1/s, burst 10.",
+    )
 
 
 class Logging(ApiModel):
     sample_rate: float = Field(default=1.0, ge=0, le=1, description="Fraction of requests logged (0..1).")
     redact_fields: list[Annotated[str, Field(max_length=128)]] = Field(
-        default_factory=list, description="Input field names replaced by *** in request logs.", max_length=64
+        default_factory=list,
+        description="Input and output names replaced by [REDACTED] in logs and never quoted in errors.",
+        max_length=64,
+    )
+    payloads: bool = Field(
+        default=False,
+        description="Log each prediction's inputs and outputs (off: request lines carry metadata only).",
     )
 
 

@@ -113,6 +113,13 @@ def server_env(
         env.append(_env("MODELSERVE_MAX_BODY_BYTES", server.max_body_bytes))
     if server.max_queue:
         env.append(_env("MODELSERVE_MAX_QUEUE", server.max_queue))
+    env += _optional_env(
+        ("MODELSERVE_MAX_ROWS", server.max_rows_per_request),
+        ("MODELSERVE_MAX_CONNECTIONS", server.max_connections),
+        ("MODELSERVE_HEADER_TIMEOUT_SECONDS", server.request_header_timeout_seconds),
+        ("MODELSERVE_BODY_TIMEOUT_SECONDS", server.request_body_timeout_seconds),
+        ("MODELSERVE_LOG_PAYLOADS", spec.logging.payloads or None),  # off is modelserve's default
+    )
     security = spec.security
     if security and security.api_key_secret_ref:
         env.append(_env("MODELSERVE_API_KEYS_FILE", f"{KEYS_DIR}/{KEYS_FILE}"))
@@ -122,9 +129,18 @@ def server_env(
         env.append(
             _env("MODELSERVE_RATE_LIMIT_BURST", rate.burst or max(1, math.ceil(2 * rate.requests_per_second)))
         )
+    if security and security.auth_failure_limit:
+        failures = security.auth_failure_limit
+        env.append(_env("MODELSERVE_AUTH_FAILURE_RPS", failures.requests_per_second))
+        env += _optional_env(("MODELSERVE_AUTH_FAILURE_BURST", failures.burst))
     if spec.resources and NVIDIA_GPU in spec.resources.extended():
         env.append(_env("MODELSERVE_DEVICE", "cuda"))  # a pod given a GPU fails loudly if it cannot use it
     return env + _user_env(spec)
+
+
+def _optional_env(*pairs: tuple[str, Any]) -> list[dict[str, str]]:
+    """Settings the spec leaves unset stay unset: modelserve's defaults apply and the template keeps still."""
+    return [_env(name, value) for name, value in pairs if value is not None]
 
 
 def _user_env(spec: ModelDeploymentSpec) -> list[dict[str, str]]:
@@ -345,7 +361,8 @@ def _serving_container(
         "volumeMounts": mounts,
         "securityContext": _container_security(),
         "terminationMessagePath": TERMINATION_LOG,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
+        # modelserve writes its own reason; a log tail would copy request lines into the status.
+        "terminationMessagePolicy": "File",
     }
     _set_pull_policy(container, spec, params)
     return container
