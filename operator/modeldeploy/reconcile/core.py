@@ -12,9 +12,11 @@ Raised to the caller (handlers translate them to kopf):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -91,6 +93,9 @@ class Context:
     # Whether other passes wait for a slot: then a pass that has written its Deployments hands its slot
     # over and finishes in a later pass (see finish_later). The handlers wire it to their semaphore.
     passes_waiting: Callable[[], bool] = lambda: False
+    # Hands the pass's slot to others while a check waits on a tenant's endpoints (a trickling dataset
+    # must not hold a slot that other ModelDeployments' passes need). The handlers wire it to their queue.
+    slot_handed_back: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
     # (kind, namespace, name) -> resourceVersion of our last write: its watch event needs no reconcile.
     own_writes: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # The newest ModelDeployment bodies seen (watch events, our status patches): passes need no GET.
@@ -194,7 +199,8 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
     changes = any(step.action != Action.UNCHANGED for step in steps)
     # A check judges what runs: it waits until the children match the plan (and never delays their writes).
     if planned.check is not None and ctx.check_runner is not None and not changes:
-        report = await ctx.check_runner(body, spec, planned.check, observed)
+        async with ctx.slot_handed_back():
+            report = await ctx.check_runner(body, spec, planned.check, observed)
         planned = desired.rollout_pass(body, spec, observed, params, report=report)
         patch = await _write_pass_status(ctx, body, planned)
         # The pass ends with its findings written; the next one, at once, applies what they call for.
