@@ -39,7 +39,7 @@ from modeldeploy.reconcile.observe import (
     unpacked,
 )
 from modeldeploy.reconcile.plan import Action, Step, plan_children
-from modeldeploy.reconcile.status import write_status
+from modeldeploy.reconcile.status import StaleBody, write_status
 from modeldeploy.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ async def reconcile(
     for kind, child in with_unechoed(observed, unechoed, meta.get("uid")):
         ctx.echoed(kind, meta["namespace"], child, meta["name"])
     try:
-        outcome = await _reconcile(ctx, body, observed)
+        outcome = await _replanned_when_stale(ctx, body, observed)
     except InvalidSpec:
         metrics.RECONCILES.labels(trigger=trigger, result="invalid").inc()
         raise
@@ -183,6 +183,30 @@ async def reconcile(
         metrics.RECONCILE_SECONDS.labels(trigger=trigger).observe(time.perf_counter() - started)
     metrics.RECONCILES.labels(trigger=trigger, result=outcome.result).inc()
     return outcome
+
+
+# Passes planned anew after a status write found the ModelDeployment changed (then the handler's retry).
+STALE_REPLANS = 2
+
+
+async def _replanned_when_stale(ctx: Context, body: Mapping[str, Any], observed: Observed) -> PassOutcome:
+    """The pass; when its status write finds that the ModelDeployment changed since `body` (another writer,
+    e.g. a replica that has just lost its lease), it reads the object again and plans anew from it."""
+    for replan in range(STALE_REPLANS + 1):
+        try:
+            return await _reconcile(ctx, body, observed)
+        except StaleBody:
+            meta = body["metadata"]
+            metrics.ERRORS.labels(error="StaleBody").inc()
+            if replan == STALE_REPLANS:
+                raise
+            log.info("%s/%s changed since it was read: planning again", meta["namespace"], meta["name"])
+            fresh = await ctx.kube.get(MODEL_DEPLOYMENT, meta["namespace"], meta["name"])
+            if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
+                return PassOutcome("unchanged")
+            ctx.bodies.remember(fresh)
+            body = fresh
+    raise AssertionError("unreachable")
 
 
 async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) -> PassOutcome:
