@@ -20,7 +20,7 @@ from modeldeploy.desired import CheckReport
 from modeldeploy.desired.revision import revision_of
 from modeldeploy.desired.rollout import Check
 from modeldeploy.k8s import ApiError, Kind
-from modeldeploy.reconcile import Context, reconcile
+from modeldeploy.reconcile import Context, WaitingFor, reconcile
 from modeldeploy.reconcile import core as reconcile_core
 from modeldeploy.settings import OperatorSettings
 
@@ -100,6 +100,7 @@ class RecordingApiServer:
         self.body = copy.deepcopy(body)
         self.objects = dict(objects)
         self.fail_applies = fail_applies
+        self.refuse_applies: Exception | None = None  # what the API server answers every apply with
         self.requests: list[tuple[str, str]] = []
         self._version = 100
 
@@ -121,6 +122,8 @@ class RecordingApiServer:
 
     async def apply(self, manifest: dict, *, force: bool = True) -> dict:
         self.requests.append(("apply", f"{manifest['kind']}/{manifest['metadata']['name']}"))
+        if isinstance(self.refuse_applies, Exception):
+            raise self.refuse_applies
         if self.fail_applies:
             raise RuntimeError("the API server refused the write")
         self._version += 1
@@ -307,3 +310,32 @@ def test_a_status_write_from_the_current_body_carries_its_version_and_succeeds_f
     ctx = Context(kube=kube, settings=OperatorSettings(), check_runner=SmokeRunner())  # type: ignore[arg-type]
     asyncio.run(reconcile(ctx, kube.body, [], [CANDIDATE_POD], trigger="update"))
     assert ("get", "ModelDeployment/iris") not in kube.requests
+
+
+def test_a_write_the_api_server_refuses_is_reported_and_retried_with_backoff_not_at_every_trigger():
+    spec = {"model": {"uri": URI, "version": "3"}, "replicas": 1}
+    kube = RecordingApiServer(_body(spec))
+    kube.refuse_applies = ApiError(
+        403, 'deployments.apps "iris-blue" is forbidden: exceeded quota', "Forbidden"
+    )
+    ctx = Context(kube=kube, settings=OperatorSettings())  # type: ignore[arg-type]
+    with pytest.raises(WaitingFor) as first:
+        asyncio.run(reconcile(ctx, kube.body, [], [], trigger="create"))
+    assert (first.value.reason, first.value.delay) == ("ApplyRejected", 5.0)
+    ready = next(c for c in kube.body["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ApplyRejected")
+    assert "Deployment iris-blue" in ready["message"] and "exceeded quota" in ready["message"]
+    assert kube.body["status"]["phase"] == "Failed"  # nothing served yet
+    assert ("event", "iris") in kube.requests
+
+    applies = len(kube.targets("apply"))
+    with pytest.raises(WaitingFor) as again:
+        asyncio.run(reconcile(ctx, ctx.bodies.get("ml", "iris") or {}, [], [], trigger="pod"))
+    assert len(kube.targets("apply")) == applies, "retried before the backoff ran out"
+    assert 0 < again.value.delay <= 5.0
+
+    kube.refuse_applies = None
+    changed = ctx.bodies.get("ml", "iris") or {}
+    changed["metadata"]["generation"] = 2  # a fixed spec is tried at once
+    outcome = asyncio.run(reconcile(ctx, changed, [], [], trigger="update"))
+    assert outcome.result in ("changed", "partial") and len(kube.targets("apply")) > applies

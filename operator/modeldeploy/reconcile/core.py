@@ -27,7 +27,7 @@ from modeldeploy import api, desired, metrics
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.rollout import Check
 from modeldeploy.k8s import MODEL_DEPLOYMENT, Kube
-from modeldeploy.reconcile.apply import NameConflict, apply_steps
+from modeldeploy.reconcile.apply import ApplyRejected, NameConflict, Rejections, apply_steps
 from modeldeploy.reconcile.bodies import BodyCache
 from modeldeploy.reconcile.observe import (
     INDEXED_KINDS,
@@ -100,6 +100,8 @@ class Context:
     own_writes: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # The newest ModelDeployment bodies seen (watch events, our status patches): passes need no GET.
     bodies: BodyCache = field(default_factory=BodyCache)
+    # Writes the API server refused, per ModelDeployment: retried with backoff, not at every trigger.
+    rejections: Rejections = field(default_factory=Rejections)
 
     # Children we wrote whose watch echo has not reached the indexes yet, packed, by parent key. A pass
     # lays them over the indexes: when the watch lags in a burst, a pass must not take a child it has
@@ -127,6 +129,7 @@ class Context:
 
     def forget_parent(self, namespace: str, parent: str) -> None:
         self.unechoed.pop((namespace, parent), None)
+        self.rejections.clear((namespace, parent))
 
     _crds: dict[str, tuple[bool, float]] = field(default_factory=dict)
 
@@ -230,10 +233,17 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
         # The pass ends with its findings written; the next one, at once, applies what they call for.
         requeue = 0.0 if patch is not None else planned.requeue_after
         return PassOutcome("partial", [], patch, planned.status.get("phase"), requeue)
+    key, generation = (meta["namespace"], meta["name"]), meta.get("generation")
+    if changes and (wait := ctx.rejections.wait_left(key, generation, time.monotonic())) > 0:
+        raise WaitingFor("ApplyRejected", "the API server refused this generation's writes", delay=wait)
     try:
         written = await apply_steps(ctx, meta, steps, observed)
     except NameConflict as exc:
         await _name_conflict(ctx, body, exc.message)
+    except ApplyRejected as exc:
+        await _apply_rejected(ctx, body, exc.message)
+    if changes:
+        ctx.rejections.clear(key)
     if written is not None:
         return PassOutcome("partial", written, None, planned.status.get("phase"), requeue_after=0.0)
     patch = await _write_pass_status(ctx, body, planned)
@@ -252,6 +262,22 @@ async def _name_conflict(ctx: Context, body: Mapping[str, Any], message: str) ->
         meta = body["metadata"]
         log.warning("ModelDeployment %s/%s: %s", meta["namespace"], meta["name"], message)
     raise WaitingFor("NameConflict", message, delay=NAME_CONFLICT_RETRY_SECONDS)
+
+
+async def _apply_rejected(ctx: Context, body: Mapping[str, Any], message: str) -> None:
+    """The API server refused a write: status says so (ApplyRejected, quoting it, with an Event); what runs
+    keeps running; the pass waits, longer after each refusal in a row (raises WaitingFor)."""
+    meta = body["metadata"]
+    delay = ctx.rejections.record((meta["namespace"], meta["name"]), meta.get("generation"), time.monotonic())
+    phase = "Degraded" if (body.get("status") or {}).get("activeRevision") else "Failed"
+    rejected = desired.failure_status(body, "ApplyRejected", message, phase, datetime.now(UTC))
+    if await write_status(ctx, body, rejected) is not None:
+        log.warning("ModelDeployment %s/%s: the API server refused a write: %s", *_key(meta), message)
+    raise WaitingFor("ApplyRejected", message, delay=delay)
+
+
+def _key(meta: Mapping[str, Any]) -> tuple[str, str]:
+    return meta["namespace"], meta["name"]
 
 
 async def _write_pass_status(

@@ -18,7 +18,7 @@ WARNING_REASONS = frozenset(
     {
         "InvalidSpec", "SecretNotFound", "PVCNotFound", "CrashLoopBackOff", "OOMKilled", "ImagePullBackOff",
         "ErrImagePull", "ModelLoadFailed", "WarmupFailed", "ChecksumMismatch", "Error", "Failed",
-        "ProgressDeadlineExceeded", "Aborted", "NameConflict",
+        "ProgressDeadlineExceeded", "Aborted", "NameConflict", "ApplyRejected",
     }
 )  # fmt: skip
 
