@@ -45,6 +45,7 @@ __all__ = [
     "children_for",
     "optional_children",
     "rollout_pass",
+    "unwanted_optional_children",
 ]
 
 _SERVER_OWNED_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
@@ -153,6 +154,18 @@ def optional_children(
         build_service_monitor(body, spec),
     ]
     return [child for child in optional if child is not None]
+
+
+# Optional children of kinds the operator does not watch: found only by looking under their name.
+UNWATCHED_OPTIONAL_KINDS = ("HTTPRoute", "ServiceMonitor")
+
+
+def unwanted_optional_children(body: Mapping[str, Any], spec: ModelDeploymentSpec) -> list[tuple[str, str]]:
+    """(kind, name) of each route or ServiceMonitor this spec does not ask for, under the name it gets when
+    asked for: where one left by an earlier spec would be (to delete it)."""
+    name = body["metadata"]["name"]
+    wanted = {child["kind"] for child in optional_children(body, spec)}
+    return [(kind, name) for kind in UNWATCHED_OPTIONAL_KINDS if kind not in wanted]
 
 
 def rollout_pass(

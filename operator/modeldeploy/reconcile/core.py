@@ -219,7 +219,7 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
     observed = await read_live(ctx, body, spec, observed)
     if observed.missing is not None:
         await _wait_for(ctx, body, observed.missing)
-    params = BuildParams(default_image=ctx.settings.serving_image)
+    params = BuildParams(default_image=ctx.settings.serving_image, cluster_domain=ctx.settings.cluster_domain)
     planned = desired.rollout_pass(body, spec, observed, params)
     wanted = [child for child in planned.children if child["kind"] not in observed.absent_kinds]
     steps = plan_children(wanted, observed.children)
