@@ -96,10 +96,14 @@ def _scale_only(
         return None
     saved = ((live.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_ANNOTATION)
     if saved:
-        doc = json.loads(saved)
-        old = _merge_pod_fields(spec, doc["spec"])
-        saved_params = dataclasses.replace(params, default_image=doc["image"])
-        return build_deployment(body, old, color, revision or "", replicas, saved_params)
+        try:
+            doc = json.loads(saved)
+            old = _merge_pod_fields(spec, doc["spec"])
+            saved_params = dataclasses.replace(params, default_image=doc["image"])
+        except (ValueError, TypeError, KeyError):
+            pass  # edited by hand, or saved by a release with another schema: the live copy is the template
+        else:
+            return build_deployment(body, old, color, revision or "", replicas, saved_params)
     copy = json.loads(
         json.dumps({k: live[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in live})
     )
