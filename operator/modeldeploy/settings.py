@@ -79,6 +79,12 @@ class OperatorSettings(BaseSettings):
     check_budget_seconds: float = Field(
         default=60.0, gt=0, description="Longest one rollout check may take inside a reconcile pass."
     )
+    cluster_domain: str = Field(
+        default="cluster.local",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length=253,
+        description="The cluster's DNS domain, in the Service names the probes connect to.",
+    )
     dataset_blocked_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Address ranges (CIDR, comma list or JSON list) the operator never fetches a data set "

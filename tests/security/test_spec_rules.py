@@ -117,3 +117,40 @@ def test_the_crd_carries_the_same_rules_as_cel():
         assert needle in rules, needle
     analysis = root["properties"]["spec"]["properties"]["rollout"]["properties"]["analysis"]
     assert analysis["properties"]["minRequests"]["minimum"] == 1
+
+
+@pytest.mark.parametrize(
+    ("toleration", "message"),
+    [
+        ({"key": "bad key!"}, "key must be a label key"),
+        ({"key": "-pool"}, "key must be a label key"),
+        ({"key": "pool", "value": "gpu a100"}, "value must be a label value"),
+        ({"key": "pool", "value": "x" * 64}, "at most 63"),
+    ],
+)
+def test_toleration_keys_and_values_must_be_label_keys_and_values(toleration, message):
+    with pytest.raises(ValidationError, match=message):
+        spec(server={"tolerations": [toleration]})
+
+
+def test_well_formed_tolerations_are_accepted():
+    ok = spec(
+        server={
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}, {"key": "p", "value": "a.b"}]
+        }
+    )
+    assert [t.key for t in ok.server.tolerations] == ["nvidia.com/gpu", "p"]
+
+
+@pytest.mark.parametrize("hostname", ["Iris.example", "iris.example:443", "http://iris.example", "a..b", "*"])
+def test_route_hostnames_must_be_dns_names(hostname):
+    routing = {"gatewayAPI": {"parentRefs": [{"name": "gw"}], "hostnames": [hostname]}}
+    with pytest.raises(ValidationError, match="must be a lower-case DNS name"):
+        spec(rollout={"trafficRouting": routing})
+
+
+def test_route_hostnames_may_be_wildcards():
+    routing = {
+        "gatewayAPI": {"parentRefs": [{"name": "gw"}], "hostnames": ["*.models.example", "iris.example"]}
+    }
+    assert spec(rollout={"trafficRouting": routing}).rollout.traffic_routing is not None

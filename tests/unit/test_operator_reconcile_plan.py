@@ -7,11 +7,14 @@ import copy
 
 import pytest
 
+from modeldeploy.api import parse_spec
+from modeldeploy.desired import unwanted_optional_children
 from modeldeploy.reconcile.observe import (
     crd_preserves_status_field,
     observed_for,
     owner_name,
     pod_parent_name,
+    spec_unobserved,
 )
 from modeldeploy.reconcile.plan import (
     APPLIED_HASH_ANNOTATION,
@@ -361,3 +364,39 @@ def test_indexed_children_are_packed_and_unpacked_unchanged():
     child = observed.children[("Deployment", "iris-blue")]
     assert child["spec"] == live["spec"] and "managedFields" not in child["metadata"]
     assert plan_child(DESIRED, child).action == Action.UNCHANGED
+
+
+@pytest.mark.parametrize(
+    ("rollout", "monitoring", "unwanted"),
+    [
+        ({}, {}, [("HTTPRoute", "iris"), ("ServiceMonitor", "iris")]),
+        (
+            {"trafficRouting": {"gatewayAPI": {"parentRefs": [{"name": "gw"}]}}},
+            {},
+            [("ServiceMonitor", "iris")],
+        ),
+        ({}, {"serviceMonitor": {"enabled": True}}, [("HTTPRoute", "iris")]),
+        ({}, {"serviceMonitor": {"enabled": False}}, [("HTTPRoute", "iris"), ("ServiceMonitor", "iris")]),
+    ],
+)
+def test_the_route_and_service_monitor_a_spec_does_not_ask_for_are_looked_for_under_their_names(
+    rollout, monitoring, unwanted
+):
+    spec = parse_spec(
+        {"model": {"uri": "https://m.example/model.onnx"}, "rollout": rollout, "monitoring": monitoring}
+    )
+    body = {"metadata": {"name": "iris", "namespace": "ml", "uid": "u-1"}}
+    assert unwanted_optional_children(body, spec) == unwanted
+
+
+@pytest.mark.parametrize(
+    ("status", "generation", "look"),
+    [
+        (None, 1, False),  # new: nothing of an earlier spec can be left
+        ({"observedGeneration": 1}, 1, False),  # handled: looked already
+        ({"observedGeneration": 1}, 2, True),  # the spec changed: what it dropped may be left
+    ],
+)
+def test_a_pass_looks_for_left_over_children_only_after_a_spec_change(status, generation, look):
+    body = {"metadata": {"generation": generation}, **({"status": status} if status else {})}
+    assert spec_unobserved(body) is look

@@ -10,7 +10,13 @@ import pytest
 from modeldeploy import metrics
 from modeldeploy.api import CheckResult
 from modeldeploy.probes import Target
-from modeldeploy.reconcile.checks import AddressBook, _log_text, first_api_key, ready_pod_ips
+from modeldeploy.reconcile.checks import (
+    AddressBook,
+    ProbeCheckRunner,
+    _log_text,
+    first_api_key,
+    ready_pod_ips,
+)
 from modeldeploy.reconcile.status import merge_patch
 from modeldeploy.settings import OperatorSettings
 
@@ -131,3 +137,23 @@ def test_check_log_line_carries_the_verdict_and_the_snapshot_time(passed, messag
     at = datetime(2026, 11, 25, 18, 0, 1, 250000, tzinfo=UTC)
     text = _log_text(CheckResult(passed=passed, message=message, at=at))
     assert text == f"{logged} [at 2026-11-25T18:00:01.250000+00:00]"  # benchmarks/rollout_bench.py parses it
+
+
+@pytest.mark.parametrize(
+    ("env", "url"),
+    [
+        ({}, "http://iris-preview.ml.svc.cluster.local:80"),
+        ({"MODELDEPLOY_CLUSTER_DOMAIN": "corp.example"}, "http://iris-preview.ml.svc.corp.example:80"),
+    ],
+)
+def test_checks_call_services_in_the_configured_cluster_domain(monkeypatch, env, url):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runner = ProbeCheckRunner(kube=None, settings=OperatorSettings())  # type: ignore[arg-type]
+    assert runner.client.resolver.service_url(Target("ml", "iris-preview")) == url
+
+
+def test_a_cluster_domain_that_is_no_dns_name_is_refused_at_start(monkeypatch):
+    monkeypatch.setenv("MODELDEPLOY_CLUSTER_DOMAIN", "cluster.local/evil")
+    with pytest.raises(ValueError, match="cluster_domain"):
+        OperatorSettings()

@@ -19,8 +19,8 @@ from modeldeploy.api import CheckResult, Color, ColorStats, parse_spec
 from modeldeploy.desired import CheckReport
 from modeldeploy.desired.revision import revision_of
 from modeldeploy.desired.rollout import Check
-from modeldeploy.k8s import Kind
-from modeldeploy.reconcile import Context, reconcile
+from modeldeploy.k8s import ApiError, Kind
+from modeldeploy.reconcile import Context, WaitingFor, reconcile
 from modeldeploy.reconcile import core as reconcile_core
 from modeldeploy.settings import OperatorSettings
 
@@ -100,12 +100,21 @@ class RecordingApiServer:
         self.body = copy.deepcopy(body)
         self.objects = dict(objects)
         self.fail_applies = fail_applies
+        self.refuse_applies: Exception | None = None  # what the API server answers every apply with
         self.requests: list[tuple[str, str]] = []
         self._version = 100
 
     async def get(self, kind: Kind, namespace: str, name: str) -> dict | None:
         self.requests.append(("get", f"{kind.kind}/{name}"))
+        if kind.kind == "ModelDeployment" and name == self.body["metadata"]["name"]:
+            return copy.deepcopy(self.body)
         return copy.deepcopy(self.objects.get((kind.kind, name)))
+
+    def written_by_another(self, status: dict) -> None:
+        """Another writer (a second operator replica) changes status behind this operator's back."""
+        self._version += 1
+        self.body["status"] = copy.deepcopy(status)
+        self.body["metadata"]["resourceVersion"] = str(self._version)
 
     async def get_crd(self, name: str) -> dict | None:
         self.requests.append(("get", f"CustomResourceDefinition/{name}"))
@@ -113,6 +122,8 @@ class RecordingApiServer:
 
     async def apply(self, manifest: dict, *, force: bool = True) -> dict:
         self.requests.append(("apply", f"{manifest['kind']}/{manifest['metadata']['name']}"))
+        if isinstance(self.refuse_applies, Exception):
+            raise self.refuse_applies
         if self.fail_applies:
             raise RuntimeError("the API server refused the write")
         self._version += 1
@@ -122,8 +133,12 @@ class RecordingApiServer:
         self.requests.append(("delete", f"{kind.kind}/{name}"))
         return True
 
-    async def patch_status(self, namespace: str, name: str, patch: dict, **_: object) -> dict:
+    async def patch_status(
+        self, namespace: str, name: str, patch: dict, *, resource_version: str | None = None, **_: object
+    ) -> dict:
         self.requests.append(("status", name))
+        if resource_version is not None and resource_version != self.body["metadata"]["resourceVersion"]:
+            raise ApiError(409, "the object has been modified", "Conflict")
         self._version += 1
         self.body["status"] = _merged(self.body.get("status") or {}, patch)
         self.body["metadata"]["resourceVersion"] = str(self._version)
@@ -268,3 +283,59 @@ def test_a_check_result_is_kept_when_the_apply_after_it_fails():
         _next_pass(ctx)
     assert kube.targets("apply")[-1] == "Service/iris", "the pass after the check tried to apply"
     assert kube.body["status"]["rollout"]["smoke"]["at"] == "2026-01-01T12:00:05Z"
+
+
+def test_a_pass_planned_from_an_older_body_never_writes_its_older_phase_back_and_plans_again():
+    kube = RecordingApiServer(_body(SMOKE_SPEC, SMOKE_TESTING))
+    runner = SmokeRunner()
+    ctx = Context(kube=kube, settings=OperatorSettings(), check_runner=runner)  # type: ignore[arg-type]
+    asyncio.run(reconcile(ctx, kube.body, [], [CANDIDATE_POD], trigger="update"))  # children written
+    stale = ctx.bodies.get("ml", "iris")  # what this replica read, before the other one aborted
+    assert stale is not None and stale["status"]["rollout"]["phase"] == "SmokeTesting"
+    aborted = copy.deepcopy(stale["status"])
+    aborted["rollout"]["phase"] = "Aborted"
+    kube.written_by_another(aborted)
+    reads = kube.requests.count(("get", "ModelDeployment/iris"))
+
+    asyncio.run(reconcile(ctx, stale, [], [CANDIDATE_POD], trigger="requeue"))
+    assert runner.asked == [Check.smoke]  # from the stale body the smoke test passed: it would say Stepping
+    assert kube.requests.count(("get", "ModelDeployment/iris")) == reads + 1  # read again after the conflict
+    assert kube.body["status"]["rollout"]["phase"] == "Aborted", "the older replica's phase was written back"
+    cached = ctx.bodies.get("ml", "iris")
+    assert cached is not None and cached["status"]["rollout"]["phase"] == "Aborted"
+
+
+def test_a_status_write_from_the_current_body_carries_its_version_and_succeeds_first_time():
+    kube = RecordingApiServer(_body(SMOKE_SPEC, SMOKE_TESTING))
+    ctx = Context(kube=kube, settings=OperatorSettings(), check_runner=SmokeRunner())  # type: ignore[arg-type]
+    asyncio.run(reconcile(ctx, kube.body, [], [CANDIDATE_POD], trigger="update"))
+    assert ("get", "ModelDeployment/iris") not in kube.requests
+
+
+def test_a_write_the_api_server_refuses_is_reported_and_retried_with_backoff_not_at_every_trigger():
+    spec = {"model": {"uri": URI, "version": "3"}, "replicas": 1}
+    kube = RecordingApiServer(_body(spec))
+    kube.refuse_applies = ApiError(
+        403, 'deployments.apps "iris-blue" is forbidden: exceeded quota', "Forbidden"
+    )
+    ctx = Context(kube=kube, settings=OperatorSettings())  # type: ignore[arg-type]
+    with pytest.raises(WaitingFor) as first:
+        asyncio.run(reconcile(ctx, kube.body, [], [], trigger="create"))
+    assert (first.value.reason, first.value.delay) == ("ApplyRejected", 5.0)
+    ready = next(c for c in kube.body["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ApplyRejected")
+    assert "Deployment iris-blue" in ready["message"] and "exceeded quota" in ready["message"]
+    assert kube.body["status"]["phase"] == "Failed"  # nothing served yet
+    assert ("event", "iris") in kube.requests
+
+    applies = len(kube.targets("apply"))
+    with pytest.raises(WaitingFor) as again:
+        asyncio.run(reconcile(ctx, ctx.bodies.get("ml", "iris") or {}, [], [], trigger="pod"))
+    assert len(kube.targets("apply")) == applies, "retried before the backoff ran out"
+    assert 0 < again.value.delay <= 5.0
+
+    kube.refuse_applies = None
+    changed = ctx.bodies.get("ml", "iris") or {}
+    changed["metadata"]["generation"] = 2  # a fixed spec is tried at once
+    outcome = asyncio.run(reconcile(ctx, changed, [], [], trigger="update"))
+    assert outcome.result in ("changed", "partial") and len(kube.targets("apply")) > applies

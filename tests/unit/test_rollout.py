@@ -533,3 +533,32 @@ def test_first_deployment_world_uses_one_colour():
     placement = plan_placement(spec(), NEW, ModelDeploymentStatus(), observe(None), T0)
     assert placement.colors[Color.blue].replicas == 2 and placement.colors[Color.green].replicas == 0
     assert placement.stable_colors == (Color.blue,) and placement.preview_color == Color.blue
+
+
+@pytest.mark.parametrize(
+    ("result", "event"),
+    [
+        (CheckResult(passed=True, message="0.97 >= 0.9"), "EvaluationPassed"),
+        (CheckResult(passed=False, message="0.5 < 0.9"), "EvaluationFailed"),
+        (CheckResult(passed=None, message="inconclusive: dataset timed out"), None),
+    ],
+)
+def test_only_a_conclusive_evaluation_is_announced_and_inconclusive_is_never_a_pass(result, event):
+    seen = observe((OLD, 0), (NEW, 2), evaluation=result)
+    plan = plan_rollout_step(
+        spec(monitoring=EVAL), NEW, promoted(Ph.Completed), seen, T0 + timedelta(hours=1)
+    )
+    reasons = [e.reason for e in plan.events]
+    assert "EvaluationPassed" not in reasons or event == "EvaluationPassed"
+    assert (event in reasons) if event else not [r for r in reasons if r.startswith("Evaluation")]
+
+
+# A check message that fits its own field (4096) but not once a verdict prefixes it.
+def test_an_aborted_gate_with_a_message_just_under_the_limit_still_gives_a_valid_status():
+    seen = observe(green=(NEW, 2), quality_gate=CheckResult(passed=False, message="x" * 4090))
+    plan = plan_rollout_step(spec(qualityGate=GATE), NEW, status(Ph.QualityGate), seen, T0)
+    assert plan.status.rollout is not None and plan.status.rollout.phase == Ph.Aborted
+    dumped = plan.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    assert ModelDeploymentStatus.model_validate(dumped) == plan.status  # round-trips: the API server takes it
+    assert len(plan.status.history[0].reason) <= 4096
+    assert len(plan.status.rollout.abort_reason or "") <= 4096

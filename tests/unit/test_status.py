@@ -288,6 +288,21 @@ def test_old_revision_is_rebuilt_from_its_saved_spec_even_after_image_default_ch
     assert green["spec"]["template"]["spec"]["containers"][0]["image"] == "modelserve:next"
 
 
+@pytest.mark.parametrize("saved", ["{not json", '{"spec": {"replicas": "many"}}', '["a list"]', "{}"])
+def test_an_unreadable_saved_spec_scales_the_live_copy_instead_of_failing_the_pass(saved):
+    spec = parse_spec(SPEC)
+    old = build_deployment(body(SPEC), spec, Color.blue, REV, 2, PARAMS)
+    old["metadata"]["annotations"]["modeldeploy.io/template-spec"] = saved  # edited by someone
+    new_spec = {**SPEC, "model": {"uri": URI, "version": "4"}}
+    status = {"activeColor": "blue", "activeRevision": REV, "rollout": {"phase": "Completed", "revision": REV,
+                                                                        "color": "blue"}}  # fmt: skip
+    observed = Observed({("Deployment", "iris-blue"): old}, ready_pods("blue", REV, 2))
+    after = rollout_pass(body(new_spec, status), parse_spec(new_spec), observed, PARAMS, T0)
+    blue = next(c for c in after.children if c["metadata"]["name"] == "iris-blue")
+    assert blue["spec"]["template"] == old["spec"]["template"]
+    assert after.status["rollout"]["phase"] == "WaitingForCandidate"
+
+
 def test_rollout_control_written_by_a_person_survives_the_status_write():
     control = {"action": "abort", "requestId": "7"}
     result, observed = converge(SPEC, 3, {"blue": 2})

@@ -443,7 +443,20 @@ class EnvVar(ApiModel):
         return name
 
 
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?" + _LABEL_NAME + "$"
+)
+LABEL_VALUE_PATTERN = r"^(" + _LABEL_NAME + ")?$"
 _TOLERATION_VALUE_MESSAGE = "server.tolerations: value must be empty when operator is Exists"
+_TOLERATION_KEY_MESSAGE = (
+    "server.tolerations: key must be a label key (an optional DNS-subdomain prefix and '/', then a name of "
+    "at most 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit)"
+)
+_TOLERATION_VALUE_FORM_MESSAGE = (
+    "server.tolerations: value must be a label value (at most 63 letters, digits, '-', '_', '.', starting "
+    "and ending with a letter or digit)"
+)
 _TOLERATION_SECONDS_MESSAGE = "server.tolerations: tolerationSeconds needs effect NoExecute"
 
 
@@ -459,6 +472,16 @@ class Toleration(ApiModel):
                 "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
                 _TOLERATION_SECONDS_MESSAGE,
                 field_path=".tolerationSeconds",
+            ),
+            rule(
+                f"!has(self.key) || self.key == '' || self.key.matches('{LABEL_KEY_PATTERN}')",
+                _TOLERATION_KEY_MESSAGE,
+                field_path=".key",
+            ),
+            rule(
+                f"!has(self.value) || self.value.matches('{LABEL_VALUE_PATTERN}')",
+                _TOLERATION_VALUE_FORM_MESSAGE,
+                field_path=".value",
             ),
         )
     )
@@ -485,6 +508,10 @@ class Toleration(ApiModel):
             raise ValueError(_TOLERATION_VALUE_MESSAGE)
         if self.toleration_seconds is not None and self.effect != "NoExecute":
             raise ValueError(_TOLERATION_SECONDS_MESSAGE)
+        if self.key and not re.match(LABEL_KEY_PATTERN, self.key):
+            raise ValueError(_TOLERATION_KEY_MESSAGE)
+        if self.value is not None and not re.match(LABEL_VALUE_PATTERN, self.value):
+            raise ValueError(_TOLERATION_VALUE_FORM_MESSAGE)
         return self
 
 
@@ -496,11 +523,6 @@ _ENV_SIZE_MESSAGE = (
     f"server.env: names and values together must be at most {MAX_ENV_BYTES} bytes (the pod template is "
     "stored in a 256 KiB annotation); mount large values from a ConfigMap-backed image or file instead"
 )
-_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-LABEL_KEY_PATTERN = (
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?" + _LABEL_NAME + "$"
-)
-LABEL_VALUE_PATTERN = r"^(" + _LABEL_NAME + ")?$"
 _NODE_SELECTOR_MESSAGE = (
     "server.nodeSelector keys must be label keys: an optional DNS-subdomain prefix and '/', then a name of "
     "at most 63 characters (letters, digits, '-', '_', '.'), starting and ending with a letter or digit"
@@ -809,16 +831,36 @@ class HeaderMatch(ApiModel):
     )
 
 
+# Character classes, not backslashes: the pattern is also a CEL string literal.
+HOSTNAME_PATTERN = r"^([*][.])?[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_HOSTNAME_MESSAGE = (
+    "rollout.trafficRouting.gatewayAPI.hostnames: each must be a lower-case DNS name, optionally starting "
+    "with '*.', without a port or an IP address"
+)
+
+
 class GatewayAPIRouting(ApiModel):
     parent_refs: list[ParentRef] = Field(
         description="Gateways the HTTPRoute attaches to.", min_length=1, max_length=16
     )
     hostnames: list[Annotated[str, Field(max_length=253)]] = Field(
-        default_factory=list, description="Hostnames the HTTPRoute serves.", max_length=16
+        default_factory=list,
+        description="Hostnames the HTTPRoute serves (DNS names, lower case; a leading '*.' for a wildcard).",
+        max_length=16,
+        json_schema_extra=validations(
+            rule(f"self.all(h, h.matches('{HOSTNAME_PATTERN}'))", _HOSTNAME_MESSAGE)
+        ),
     )
     header_match: HeaderMatch | None = Field(
         default=None, description="Requests with this header always go to the candidate during a rollout."
     )
+
+    @field_validator("hostnames")
+    @classmethod
+    def _hostnames_mirror_cel(cls, hostnames: list[str]) -> list[str]:
+        if any(not re.match(HOSTNAME_PATTERN, h) for h in hostnames):
+            raise ValueError(_HOSTNAME_MESSAGE)
+        return hostnames
 
 
 class TrafficRouting(ApiModel):

@@ -21,9 +21,47 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field
+from annotated_types import MaxLen
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from modeldeploy.api.spec import ApiModel
+
+# What a cut message ends with, so a reader knows there was more.
+CUT_MARK = "…"
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` shortened to at most `limit` characters, marked when it was cut."""
+    return text if len(text) <= limit else text[: max(limit - len(CUT_MARK), 0)] + CUT_MARK
+
+
+class StatusModel(ApiModel):
+    """Base of every status part: a text longer than its field's limit is cut to it, on construction and on
+    assignment, so no message (a check's finding, an API server's answer) can make status fail validation."""
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _cut_to_limit(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str) or info.field_name is None:
+            return value
+        limit = cls.text_limit(info.field_name)
+        return value if limit is None else cut(value, limit)
+
+    @classmethod
+    def text_limit(cls, field_name: str) -> int | None:
+        """The max_length of a text field, or None."""
+        for meta in cls.model_fields[field_name].metadata:
+            if isinstance(meta, MaxLen):
+                return meta.max_length
+        return None
+
+    @classmethod
+    def cut_field(cls, field_name: str, text: str) -> str:
+        """`text` cut to the limit of `field_name` (for status written as plain dicts)."""
+        limit = cls.text_limit(field_name)
+        return text if limit is None else cut(text, limit)
 
 
 class Color(StrEnum):
@@ -79,7 +117,7 @@ class Outcome(StrEnum):
     Superseded = "Superseded"
 
 
-class Condition(ApiModel):
+class Condition(StatusModel):
     type: str = Field(description="Ready, Progressing or Degraded.", max_length=316)
     status: str = Field(
         description="True, False or Unknown.", json_schema_extra={"enum": ["True", "False", "Unknown"]}
@@ -92,7 +130,7 @@ class Condition(ApiModel):
     last_transition_time: datetime | None = Field(default=None, description="When status last changed.")
 
 
-class TrafficTarget(ApiModel):
+class TrafficTarget(StatusModel):
     color: Color = Field(description="blue or green.")
     revision: str | None = Field(default=None, description="Revision on that colour.", max_length=64)
     weight: int = Field(
@@ -100,7 +138,7 @@ class TrafficTarget(ApiModel):
     )
 
 
-class CheckResult(ApiModel):
+class CheckResult(StatusModel):
     """Outcome of a smoke test, quality gate, analysis or evaluation; passed null = inconclusive."""
 
     passed: bool | None = Field(default=None, description="true/false; null = inconclusive.")
@@ -117,7 +155,7 @@ class CheckResult(ApiModel):
     at: datetime | None = Field(default=None, description="When the check ran.")
 
 
-class ColorStats(ApiModel):
+class ColorStats(StatusModel):
     color: Color = Field(description="blue or green.")
     revision: str | None = Field(default=None, description="Revision on that colour.", max_length=64)
     requests: int = Field(default=0, description="Requests since the current step began.")
@@ -127,7 +165,7 @@ class ColorStats(ApiModel):
     )
 
 
-class HistoryEntry(ApiModel):
+class HistoryEntry(StatusModel):
     revision: str = Field(description="Revision rolled out.", max_length=64)
     version: str | None = Field(default=None, description="spec.model.version at the time.", max_length=63)
     outcome: Outcome = Field(description="Promoted, Aborted, RolledBack or Superseded.")
@@ -136,7 +174,7 @@ class HistoryEntry(ApiModel):
     finished_at: datetime | None = Field(default=None, description="When it ended.")
 
 
-class RolloutControl(ApiModel):
+class RolloutControl(StatusModel):
     action: ControlAction = Field(description="promote, promoteFull, abort or retry.")
     request_id: str = Field(
         description="Unique per request (e.g. a timestamp); the operator acts once per id.",
@@ -145,7 +183,7 @@ class RolloutControl(ApiModel):
     )
 
 
-class RolloutState(ApiModel):
+class RolloutState(StatusModel):
     """Everything the rollout step function needs to continue after an operator restart."""
 
     phase: RolloutPhase = Field(default=RolloutPhase.Deploying, description="Where the rollout is.")
@@ -185,12 +223,12 @@ class RolloutState(ApiModel):
     )
 
 
-class EvaluationStatus(ApiModel):
+class EvaluationStatus(StatusModel):
     revision: str | None = Field(default=None, description="Revision evaluated.", max_length=64)
     result: CheckResult | None = Field(default=None, description="Latest result.")
 
 
-class ModelDeploymentStatus(ApiModel):
+class ModelDeploymentStatus(StatusModel):
     observed_generation: int | None = Field(
         default=None, description="metadata.generation this status is for."
     )

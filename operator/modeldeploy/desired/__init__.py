@@ -14,13 +14,20 @@ Modules and their public functions:
 - ``status``: ``observe_rollout``, ``effective_traffic``, ``status_from``, ``set_condition``,
   ``overall_phase``, ``current_status``, ``failure_status``
 - ``plan`` (re-exported here): ``rollout_pass(body, spec, observed, params, now, report) -> PlannedPass``,
-  ``CheckReport`` (a check's findings, an input of the pass), ``optional_children(body, spec)``
+  ``CheckReport`` (a check's findings, an input of the pass), ``optional_children(body, spec)``,
+  ``unwanted_optional_children(body, spec)``
 - ``rollout``: ``plan_rollout_step(spec, revision, status, observed, now)``, ``plan_placement(...)``,
   ``replica_split``, ``RolloutObservation``, ``ColorObservation`` (promote/abort/retry: status.rolloutControl)
 """
 
 from modeldeploy.desired.deployment import referenced_objects
-from modeldeploy.desired.plan import CheckReport, PlannedPass, optional_children, rollout_pass
+from modeldeploy.desired.plan import (
+    CheckReport,
+    PlannedPass,
+    optional_children,
+    rollout_pass,
+    unwanted_optional_children,
+)
 from modeldeploy.desired.status import current_status, failure_status
 
 __all__ = [
@@ -31,4 +38,5 @@ __all__ = [
     "optional_children",
     "referenced_objects",
     "rollout_pass",
+    "unwanted_optional_children",
 ]

@@ -45,6 +45,7 @@ __all__ = [
     "children_for",
     "optional_children",
     "rollout_pass",
+    "unwanted_optional_children",
 ]
 
 _SERVER_OWNED_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
@@ -95,10 +96,14 @@ def _scale_only(
         return None
     saved = ((live.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_ANNOTATION)
     if saved:
-        doc = json.loads(saved)
-        old = _merge_pod_fields(spec, doc["spec"])
-        saved_params = dataclasses.replace(params, default_image=doc["image"])
-        return build_deployment(body, old, color, revision or "", replicas, saved_params)
+        try:
+            doc = json.loads(saved)
+            old = _merge_pod_fields(spec, doc["spec"])
+            saved_params = dataclasses.replace(params, default_image=doc["image"])
+        except (ValueError, TypeError, KeyError):
+            pass  # edited by hand, or saved by a release with another schema: the live copy is the template
+        else:
+            return build_deployment(body, old, color, revision or "", replicas, saved_params)
     copy = json.loads(
         json.dumps({k: live[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in live})
     )
@@ -153,6 +158,18 @@ def optional_children(
         build_service_monitor(body, spec),
     ]
     return [child for child in optional if child is not None]
+
+
+# Optional children of kinds the operator does not watch: found only by looking under their name.
+UNWATCHED_OPTIONAL_KINDS = ("HTTPRoute", "ServiceMonitor")
+
+
+def unwanted_optional_children(body: Mapping[str, Any], spec: ModelDeploymentSpec) -> list[tuple[str, str]]:
+    """(kind, name) of each route or ServiceMonitor this spec does not ask for, under the name it gets when
+    asked for: where one left by an earlier spec would be (to delete it)."""
+    name = body["metadata"]["name"]
+    wanted = {child["kind"] for child in optional_children(body, spec)}
+    return [(kind, name) for kind in UNWATCHED_OPTIONAL_KINDS if kind not in wanted]
 
 
 def rollout_pass(

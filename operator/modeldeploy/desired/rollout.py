@@ -348,7 +348,8 @@ def _evaluation(draft: _Draft, observed: RolloutObservation) -> bool:
             "Warning", "EvaluationFailed", f"live model {draft.status.active_revision}: {result.message}"
         )
         return wanted.rollback_on_failure and _previous_warm(draft.state, draft.now)
-    if last is None or last.passed is not True:
+    # Inconclusive (no answer, a timeout) is no pass: status shows it, no Event claims one.
+    if result.passed is True and (last is None or last.passed is not True):
         draft.event(
             "Normal", "EvaluationPassed", f"live model {draft.status.active_revision}: {result.message}"
         )

@@ -53,6 +53,7 @@ def failure_status(
     """Status for a spec that cannot be served now (invalid, or a referenced object missing): Ready=False
     with the reason, the other conditions kept (or added with it), nothing else changed."""
     generation = body.get("metadata", {}).get("generation")
+    message = Condition.cut_field("message", message)
     old = dict(body.get("status") or {})
     conditions = {c["type"]: c for c in old.get("conditions") or [] if "type" in c}
     stamp = {"observedGeneration": generation, "lastTransitionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")}

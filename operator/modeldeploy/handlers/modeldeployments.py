@@ -93,20 +93,36 @@ async def reconcile_in_background(memo: Any, key: Key, kwargs: Mapping[str, Any]
         log.debug("%s/%s not reconciled on %s: %s", *key, trigger, exc)
     except ApiError as exc:
         log.warning("%s/%s reconcile on %s failed: %s", *key, trigger, exc)
+    except Exception:  # one object's failure never stops the loop that called (resync, requeue, control)
+        metrics.ERRORS.labels(error="BackgroundPass").inc()
+        log.exception("%s/%s reconcile on %s failed", *key, trigger)
 
 
 async def resync_forever(memo: Any, indexes: Mapping[str, Any]) -> None:
     """Every resync interval, reconcile each known ModelDeployment (spread out): the drift safety net.
     A plain task rather than a kopf timer, because kopf timers put a finalizer on every object, and a
     finalizer makes `kubectl delete` hang whenever the operator is down."""
-    runtime = runtime_of(memo)
-    interval = runtime.ctx.settings.resync_seconds
+    interval = runtime_of(memo).ctx.settings.resync_seconds
     while True:
         await asyncio.sleep(interval)
-        keys = list(runtime.phases)
-        for key in keys:
+        await resync_round(memo, indexes, interval)
+
+
+async def resync_round(memo: Any, indexes: Mapping[str, Any], interval: float) -> int:
+    """Reconcile every known ModelDeployment once, spread over `interval`; returns how many failed. A
+    failure is logged and counted for its key and the round goes on: one bad object never ends the
+    drift repair of the others."""
+    keys = list(runtime_of(memo).phases)
+    failed = 0
+    for key in keys:
+        try:
             await reconcile_in_background(memo, key, indexes, "resync")
-            await asyncio.sleep(min(1.0, interval / max(len(keys), 1)))
+        except Exception:
+            failed += 1
+            metrics.ERRORS.labels(error="ResyncPass").inc()
+            log.exception("%s/%s: resync pass failed", *key)
+        await asyncio.sleep(min(1.0, interval / max(len(keys), 1)))
+    return failed
 
 
 def control_pending(status: Mapping[str, Any]) -> bool:

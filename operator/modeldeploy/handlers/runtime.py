@@ -31,6 +31,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.ctx.passes_waiting = self.queue.waiting  # one queue: what passes see is what they queue on
+        self.ctx.slot_handed_back = self.queue.place_handed_back
 
     def forget(self, key: Key) -> None:
         self.queue.forget(key)

@@ -49,6 +49,10 @@ class ApiError(Exception):
     def retriable(self) -> bool:
         return self.status in RETRIED_STATUSES or self.status == 0
 
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
 
 def starts_pods(manifest: Mapping[str, Any]) -> bool:
     """A Deployment with replicas (or none given: an HPA sets them): its apply goes ahead of other writes,
@@ -130,8 +134,11 @@ class Kube:
                 raise ApiError(response.status, data.decode(errors="replace")[:500]) from None
         return json.loads(data) if data else None
 
-    async def _request(self, method: str, path: str, priority: int = NORMAL, **kwargs: Any) -> dict | None:
-        """Retry what a retry can fix (conflict, throttling, 5xx, timeout) with jittered backoff."""
+    async def _request(
+        self, method: str, path: str, priority: int = NORMAL, *, retry_conflict: bool = True, **kwargs: Any
+    ) -> dict | None:
+        """Retry what a retry can fix (conflict, throttling, 5xx, timeout) with jittered backoff; a
+        conflict on a write with a precondition is the caller's to handle (the same request fails again)."""
         loop = asyncio.get_running_loop()
         for attempt in range(self._attempts):
             try:
@@ -140,7 +147,8 @@ class Kube:
                         self._executor, lambda: self._request_sync(method, path, **kwargs)
                     )
             except ApiError as exc:
-                if not exc.retriable or attempt == self._attempts - 1:
+                final = attempt == self._attempts - 1 or (exc.conflict and not retry_conflict)
+                if not exc.retriable or final:
                     raise
                 delay = min(0.1 * 2**attempt, 2.0) * (0.5 + random.random())
                 log.info("retrying %s %s in %.2fs after %s", method, path, delay, exc)
@@ -206,15 +214,27 @@ class Kube:
         return True
 
     async def patch_status(
-        self, namespace: str, name: str, status_patch: dict, kind: Kind = MODEL_DEPLOYMENT
+        self,
+        namespace: str,
+        name: str,
+        status_patch: dict,
+        kind: Kind = MODEL_DEPLOYMENT,
+        *,
+        resource_version: str | None = None,
     ) -> dict:
-        """A JSON merge patch through the status subresource (None values remove keys)."""
+        """A JSON merge patch through the status subresource (None values remove keys). With
+        `resource_version`, it applies only to that version of the object: else ApiError 409, not retried
+        (a writer that planned from an older body must read again, never write an older state back)."""
         metrics.API_WRITES.labels(verb="patch", resource=f"{kind.plural}/status").inc()
+        body: dict[str, Any] = {"status": status_patch}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
         result = await self._request(
             "PATCH",
             kind.path(namespace, name, "status"),
-            body={"status": status_patch},
+            body=body,
             content_type=MERGE_CONTENT_TYPE,
+            retry_conflict=not resource_version,
         )
         assert result is not None
         return result

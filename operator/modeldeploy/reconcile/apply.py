@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from modeldeploy.k8s import kind_of, starts_pods
+from modeldeploy.k8s import ApiError, kind_of, starts_pods
 from modeldeploy.reconcile.observe import Observed, read_taken
 from modeldeploy.reconcile.plan import Action, Claim, Step, claim, conflict_message, name_conflicts
 
@@ -27,6 +28,56 @@ class NameConflict(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class ApplyRejected(Exception):
+    """The API server refused a write for a reason a retry of the same write cannot fix (a 4xx); the
+    message names the object and quotes the API server."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# 4xx a retry of the same write can fix: gone meanwhile, timeout, conflict, throttling (the client retries).
+_TRANSIENT_CLIENT_STATUSES = frozenset({404, 408, 409, 429})
+FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS = 5.0, 300.0
+
+
+def is_rejection(exc: ApiError) -> bool:
+    """Whether the API server refused the write itself (validation, admission, quota, forbidden)."""
+    return 400 <= exc.status < 500 and exc.status not in _TRANSIENT_CLIENT_STATUSES
+
+
+def rejection_retry_seconds(rejections: int) -> float:
+    """Wait before retrying after the `rejections`-th refusal in a row: doubling from 5 s, at most 300 s."""
+    return min(FIRST_RETRY_SECONDS * 2 ** max(rejections - 1, 0), MAX_RETRY_SECONDS)
+
+
+@dataclass
+class Rejections:
+    """Refused writes in a row per ModelDeployment and generation, and when the next try is due: a refused
+    spec is retried with backoff, whatever triggers its passes; a new generation starts afresh."""
+
+    _seen: dict[Hashable, tuple[Any, int, float]] = field(default_factory=dict)
+
+    def record(self, key: Hashable, generation: Any, now: float) -> float:
+        """Count one more refusal; returns the seconds until the next try."""
+        known = self._seen.get(key)
+        count = known[1] + 1 if known is not None and known[0] == generation else 1
+        delay = rejection_retry_seconds(count)
+        self._seen[key] = (generation, count, now + delay)
+        return delay
+
+    def wait_left(self, key: Hashable, generation: Any, now: float) -> float:
+        """Seconds before this generation may be written again (0 when it may now)."""
+        known = self._seen.get(key)
+        if known is None or known[0] != generation:
+            return 0.0
+        return max(known[2] - now, 0.0)
+
+    def clear(self, key: Hashable) -> None:
+        self._seen.pop(key, None)
 
 
 async def claimed(ctx: Context, meta: Mapping[str, Any], steps: list[Step], observed: Observed) -> list[Step]:
@@ -60,7 +111,12 @@ async def apply_steps(
         assert step.manifest is not None
         log.info("%s %s %s/%s (%s)", step.action, step.kind, namespace, step.name, step.why)
         # Force only over an object we control (an update); a create must not take over a namesake.
-        applied = await ctx.kube.apply(step.manifest, force=step.action == Action.UPDATE)
+        try:
+            applied = await ctx.kube.apply(step.manifest, force=step.action == Action.UPDATE)
+        except ApiError as exc:
+            if is_rejection(exc):
+                raise ApplyRejected(f"{step.kind} {step.name}: {exc.message or exc}") from exc
+            raise
         applied.setdefault("kind", step.kind)
         ctx.wrote(namespace, parent, applied)
 

@@ -122,7 +122,7 @@ class ProbeCheckRunner:
         self.kube = kube
         self.budget = settings.check_budget_seconds
         self.client = client or ProbeClient(
-            AddressBook(settings.probe_addresses),
+            AddressBook(settings.probe_addresses, ClusterResolver(cluster_domain=settings.cluster_domain)),
             timeout_seconds=settings.probe_timeout_seconds,
             prometheus_url=settings.prometheus_url or None,
         )

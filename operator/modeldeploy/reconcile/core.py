@@ -12,9 +12,11 @@ Raised to the caller (handlers translate them to kopf):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +27,7 @@ from modeldeploy import api, desired, metrics
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.rollout import Check
 from modeldeploy.k8s import MODEL_DEPLOYMENT, Kube
-from modeldeploy.reconcile.apply import NameConflict, apply_steps
+from modeldeploy.reconcile.apply import ApplyRejected, NameConflict, Rejections, apply_steps
 from modeldeploy.reconcile.bodies import BodyCache
 from modeldeploy.reconcile.observe import (
     INDEXED_KINDS,
@@ -37,7 +39,7 @@ from modeldeploy.reconcile.observe import (
     unpacked,
 )
 from modeldeploy.reconcile.plan import Action, Step, plan_children
-from modeldeploy.reconcile.status import write_status
+from modeldeploy.reconcile.status import StaleBody, write_status
 from modeldeploy.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -91,10 +93,15 @@ class Context:
     # Whether other passes wait for a slot: then a pass that has written its Deployments hands its slot
     # over and finishes in a later pass (see finish_later). The handlers wire it to their semaphore.
     passes_waiting: Callable[[], bool] = lambda: False
+    # Hands the pass's slot to others while a check waits on a tenant's endpoints (a trickling dataset
+    # must not hold a slot that other ModelDeployments' passes need). The handlers wire it to their queue.
+    slot_handed_back: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
     # (kind, namespace, name) -> resourceVersion of our last write: its watch event needs no reconcile.
     own_writes: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # The newest ModelDeployment bodies seen (watch events, our status patches): passes need no GET.
     bodies: BodyCache = field(default_factory=BodyCache)
+    # Writes the API server refused, per ModelDeployment: retried with backoff, not at every trigger.
+    rejections: Rejections = field(default_factory=Rejections)
 
     # Children we wrote whose watch echo has not reached the indexes yet, packed, by parent key. A pass
     # lays them over the indexes: when the watch lags in a burst, a pass must not take a child it has
@@ -122,6 +129,7 @@ class Context:
 
     def forget_parent(self, namespace: str, parent: str) -> None:
         self.unechoed.pop((namespace, parent), None)
+        self.rejections.clear((namespace, parent))
 
     _crds: dict[str, tuple[bool, float]] = field(default_factory=dict)
 
@@ -163,7 +171,7 @@ async def reconcile(
     for kind, child in with_unechoed(observed, unechoed, meta.get("uid")):
         ctx.echoed(kind, meta["namespace"], child, meta["name"])
     try:
-        outcome = await _reconcile(ctx, body, observed)
+        outcome = await _replanned_when_stale(ctx, body, observed)
     except InvalidSpec:
         metrics.RECONCILES.labels(trigger=trigger, result="invalid").inc()
         raise
@@ -180,6 +188,30 @@ async def reconcile(
     return outcome
 
 
+# Passes planned anew after a status write found the ModelDeployment changed (then the handler's retry).
+STALE_REPLANS = 2
+
+
+async def _replanned_when_stale(ctx: Context, body: Mapping[str, Any], observed: Observed) -> PassOutcome:
+    """The pass; when its status write finds that the ModelDeployment changed since `body` (another writer,
+    e.g. a replica that has just lost its lease), it reads the object again and plans anew from it."""
+    for replan in range(STALE_REPLANS + 1):
+        try:
+            return await _reconcile(ctx, body, observed)
+        except StaleBody:
+            meta = body["metadata"]
+            metrics.ERRORS.labels(error="StaleBody").inc()
+            if replan == STALE_REPLANS:
+                raise
+            log.info("%s/%s changed since it was read: planning again", meta["namespace"], meta["name"])
+            fresh = await ctx.kube.get(MODEL_DEPLOYMENT, meta["namespace"], meta["name"])
+            if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
+                return PassOutcome("unchanged")
+            ctx.bodies.remember(fresh)
+            body = fresh
+    raise AssertionError("unreachable")
+
+
 async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) -> PassOutcome:
     """One pass as a script of steps (after Argo Rollouts' rolloutBlueGreen)."""
     meta = body["metadata"]
@@ -187,23 +219,31 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
     observed = await read_live(ctx, body, spec, observed)
     if observed.missing is not None:
         await _wait_for(ctx, body, observed.missing)
-    params = BuildParams(default_image=ctx.settings.serving_image)
+    params = BuildParams(default_image=ctx.settings.serving_image, cluster_domain=ctx.settings.cluster_domain)
     planned = desired.rollout_pass(body, spec, observed, params)
     wanted = [child for child in planned.children if child["kind"] not in observed.absent_kinds]
     steps = plan_children(wanted, observed.children)
     changes = any(step.action != Action.UNCHANGED for step in steps)
     # A check judges what runs: it waits until the children match the plan (and never delays their writes).
     if planned.check is not None and ctx.check_runner is not None and not changes:
-        report = await ctx.check_runner(body, spec, planned.check, observed)
+        async with ctx.slot_handed_back():
+            report = await ctx.check_runner(body, spec, planned.check, observed)
         planned = desired.rollout_pass(body, spec, observed, params, report=report)
         patch = await _write_pass_status(ctx, body, planned)
         # The pass ends with its findings written; the next one, at once, applies what they call for.
         requeue = 0.0 if patch is not None else planned.requeue_after
         return PassOutcome("partial", [], patch, planned.status.get("phase"), requeue)
+    key, generation = (meta["namespace"], meta["name"]), meta.get("generation")
+    if changes and (wait := ctx.rejections.wait_left(key, generation, time.monotonic())) > 0:
+        raise WaitingFor("ApplyRejected", "the API server refused this generation's writes", delay=wait)
     try:
         written = await apply_steps(ctx, meta, steps, observed)
     except NameConflict as exc:
         await _name_conflict(ctx, body, exc.message)
+    except ApplyRejected as exc:
+        await _apply_rejected(ctx, body, exc.message)
+    if changes:
+        ctx.rejections.clear(key)
     if written is not None:
         return PassOutcome("partial", written, None, planned.status.get("phase"), requeue_after=0.0)
     patch = await _write_pass_status(ctx, body, planned)
@@ -222,6 +262,22 @@ async def _name_conflict(ctx: Context, body: Mapping[str, Any], message: str) ->
         meta = body["metadata"]
         log.warning("ModelDeployment %s/%s: %s", meta["namespace"], meta["name"], message)
     raise WaitingFor("NameConflict", message, delay=NAME_CONFLICT_RETRY_SECONDS)
+
+
+async def _apply_rejected(ctx: Context, body: Mapping[str, Any], message: str) -> None:
+    """The API server refused a write: status says so (ApplyRejected, quoting it, with an Event); what runs
+    keeps running; the pass waits, longer after each refusal in a row (raises WaitingFor)."""
+    meta = body["metadata"]
+    delay = ctx.rejections.record((meta["namespace"], meta["name"]), meta.get("generation"), time.monotonic())
+    phase = "Degraded" if (body.get("status") or {}).get("activeRevision") else "Failed"
+    rejected = desired.failure_status(body, "ApplyRejected", message, phase, datetime.now(UTC))
+    if await write_status(ctx, body, rejected) is not None:
+        log.warning("ModelDeployment %s/%s: the API server refused a write: %s", *_key(meta), message)
+    raise WaitingFor("ApplyRejected", message, delay=delay)
+
+
+def _key(meta: Mapping[str, Any]) -> tuple[str, str]:
+    return meta["namespace"], meta["name"]
 
 
 async def _write_pass_status(

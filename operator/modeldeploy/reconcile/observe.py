@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from modeldeploy import desired
 from modeldeploy.api import ModelDeploymentSpec
 from modeldeploy.k8s import OPTIONAL_CHILD_KINDS, PVC, SECRET, WATCHED_CHILD_KINDS, kind_of
-from modeldeploy.reconcile.plan import OWNER_API_GROUP, OWNER_KIND, Action, ChildKey, Step
+from modeldeploy.reconcile.plan import OWNER_API_GROUP, OWNER_KIND, Action, ChildKey, Claim, Step, claim
 
 if TYPE_CHECKING:
     from modeldeploy.reconcile.core import Context
@@ -37,6 +37,7 @@ _KEPT_METADATA = (
 # Kinds watched through kopf indexes; others (optional CRDs) are read when a pass wants them.
 INDEXED_KINDS = frozenset(kind.kind for kind in WATCHED_CHILD_KINDS)
 OPTIONAL_CRDS = {kind.kind: kind.crd_name for kind in OPTIONAL_CHILD_KINDS}
+_OPTIONAL_KINDS = {kind.kind: kind for kind in OPTIONAL_CHILD_KINDS}
 _REFERENCED_KINDS = {"Secret": SECRET, "PersistentVolumeClaim": PVC}
 
 
@@ -171,7 +172,31 @@ async def read_live(
         live = await ctx.kube.get(kind_of(manifest), namespace, name)
         if live is not None:
             observed.children[(kind, name)] = slim_child(live)
+    if spec_unobserved(body):
+        await _read_unwanted(ctx, body, spec, observed)
     return observed
+
+
+def spec_unobserved(body: Mapping[str, Any]) -> bool:
+    """Whether the spec changed since an earlier generation's status was written (a route or ServiceMonitor
+    it dropped may be left over); a new ModelDeployment and the passes after that need not look."""
+    seen = (body.get("status") or {}).get("observedGeneration")
+    return seen is not None and seen != body.get("metadata", {}).get("generation")
+
+
+async def _read_unwanted(
+    ctx: Context, body: Mapping[str, Any], spec: ModelDeploymentSpec, observed: Observed
+) -> None:
+    """Children of unwatched kinds the spec no longer asks for, when this ModelDeployment controls them:
+    observed, so the plan deletes them (anyone else's object of that name is left alone)."""
+    meta = body["metadata"]
+    for kind, name in desired.unwanted_optional_children(body, spec):
+        crd = OPTIONAL_CRDS.get(kind)
+        if crd and not await ctx.crd_available(crd):
+            continue
+        live = await ctx.kube.get(_OPTIONAL_KINDS[kind], meta["namespace"], name)
+        if live is not None and claim(live, meta.get("uid", ""), meta["name"]) == Claim.OURS:
+            observed.children[(kind, name)] = slim_child({**live, "kind": kind})
 
 
 def json_copy(value: Any) -> Any:

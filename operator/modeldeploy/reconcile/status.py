@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from modeldeploy.desired.rollout import KubeEvent
+from modeldeploy.k8s import ApiError
 
 if TYPE_CHECKING:
     from modeldeploy.reconcile.core import Context
@@ -17,9 +18,14 @@ WARNING_REASONS = frozenset(
     {
         "InvalidSpec", "SecretNotFound", "PVCNotFound", "CrashLoopBackOff", "OOMKilled", "ImagePullBackOff",
         "ErrImagePull", "ModelLoadFailed", "WarmupFailed", "ChecksumMismatch", "Error", "Failed",
-        "ProgressDeadlineExceeded", "Aborted", "NameConflict",
+        "ProgressDeadlineExceeded", "Aborted", "NameConflict", "ApplyRejected",
     }
 )  # fmt: skip
+
+
+class StaleBody(ApiError):
+    """The ModelDeployment changed since the body a pass planned from (its status write met a
+    resourceVersion conflict): nothing was written; the pass must read it again and plan anew."""
 
 
 def _conditions_by_type(status: Mapping[str, Any] | None) -> dict[str, dict]:
@@ -77,7 +83,15 @@ async def write_status(
     new_status = keep_transition_times(old, new_status)
     patch = status_merge_patch(old, new_status)
     if patch is not None:
-        ctx.bodies.remember(await ctx.kube.patch_status(meta["namespace"], meta["name"], patch))
+        try:
+            written = await ctx.kube.patch_status(
+                meta["namespace"], meta["name"], patch, resource_version=meta.get("resourceVersion")
+            )
+        except ApiError as exc:
+            if exc.conflict:
+                raise StaleBody(exc.status, exc.message, exc.reason) from exc
+            raise
+        ctx.bodies.remember(written)
     announced = list(events)
     if patch is not None:
         reasons = {reason for _, reason, _ in announced}

@@ -5,14 +5,30 @@ per key with a burst of triggers coalesced into one rerun, admitted by priority,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Hashable
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from modeldeploy.workqueue.keyed_serializer import KeyedSerializer
 from modeldeploy.workqueue.priority_gate import NORMAL, URGENT, PriorityGate
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Work = Callable[[], Coroutine[Any, Any, Any]]
+
+
+@dataclass
+class _Place:
+    """The place among the passes in flight that the running work holds (or has handed back for a while)."""
+
+    priority: int
+    held: bool = True
+
+
+_place: ContextVar[_Place | None] = ContextVar("modeldeploy_workqueue_place", default=None)
 
 
 class WorkQueue:
@@ -32,10 +48,33 @@ class WorkQueue:
         flight (urgent ones go first). With `coalesce`, triggers arriving while one waits join it (None)."""
 
         async def admitted() -> T:
-            async with self._slots.held(URGENT if urgent else NORMAL):
+            place = _Place(URGENT if urgent else NORMAL)
+            await self._slots.acquire(place.priority)
+            token = _place.set(place)
+            try:
                 return await work()
+            finally:
+                _place.reset(token)
+                if place.held:
+                    self._slots.release()
 
         return await self._serial.run(key, admitted, coalesce=coalesce)
+
+    @contextlib.asynccontextmanager
+    async def place_handed_back(self) -> AsyncIterator[None]:
+        """Inside a work: give its place to others while it waits on something slow that needs none (a check
+        reading a tenant's dataset), then queue for one again. The key stays held: its passes still wait."""
+        place = _place.get()
+        if place is None or not place.held:
+            yield
+            return
+        place.held = False
+        self._slots.release()
+        try:
+            yield
+        finally:
+            await self._slots.acquire(place.priority)
+            place.held = True
 
     def waiting(self) -> bool:
         """Whether passes wait for a place (then a pass in flight may hand its place over early)."""
@@ -66,10 +105,16 @@ class WorkQueue:
         self._debounced[key] = asyncio.get_running_loop().call_later(delay, fire)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run `coro` in the background, keeping a reference until it finishes."""
+        """Run `coro` in the background, keeping a reference until it finishes; an exception it ends with
+        is logged (an unretrieved one would vanish silently), never raised."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("background work failed: %r", exc, exc_info=exc)
 
     def forget(self, key: Hashable) -> None:
         """Drop what is scheduled or remembered for `key` (its object is gone)."""
