@@ -146,7 +146,7 @@ def _api_key_secret(name: str) -> tuple[dict, dict]:
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": f"{name}-keys"},
+        "metadata": {"name": f"{name}-keys", "labels": {"modeldeploy.io/usage": "api-keys"}},
         "stringData": {"api-keys": "k1"},
     }
     return spec, secret
@@ -157,7 +157,7 @@ def _model_claim(name: str) -> tuple[dict, dict]:
     claim = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": {"name": f"{name}-models"},
+        "metadata": {"name": f"{name}-models", "labels": {"modeldeploy.io/usage": "models"}},
         "spec": {
             "accessModes": ["ReadOnlyMany"],
             "storageClassName": "",
@@ -206,6 +206,39 @@ def test_missing_referenced_object_is_reported_then_picked_up(
         kubectl_apply(cluster, _volume_for(missing, namespace))
     kubectl_apply(cluster, {**missing, "metadata": {**missing["metadata"], "namespace": namespace}})
     wait_ready(cluster, namespace, name, timeout=120)  # the TemporaryError backoff retries
+
+
+def _unmarked(obj: dict) -> dict:
+    labels = {k: v for k, v in obj["metadata"]["labels"].items() if k != "modeldeploy.io/usage"}
+    return {**obj, "metadata": {**obj["metadata"], "labels": labels}}
+
+
+# A Secret or claim the namespace owner has not marked for ModelDeployments is refused until marked.
+@pytest.mark.parametrize(
+    ("name", "make", "reason"),
+    [("unmarked-keys", _api_key_secret, "SecretNotMarked"), ("unmarked-claim", _model_claim, "PVCNotMarked")],
+    ids=["unmarked-api-key-secret", "unmarked-model-pvc"],
+)
+def test_unmarked_referenced_object_is_refused_until_its_owner_marks_it(
+    cluster, namespace, operator, name, make, reason
+):
+    spec, marked = make(name)
+    if marked["kind"] == "PersistentVolumeClaim":
+        kubectl_apply(cluster, _volume_for(marked, namespace))
+    kubectl_apply(cluster, _unmarked(marked), namespace=namespace)
+    kubectl_apply(cluster, model_deployment(name, namespace, **spec))
+
+    def refused():
+        ready = condition(get_md(cluster, namespace, name), "Ready")
+        return ready if ready.get("reason") == reason else None
+
+    ready = wait_for(refused, timeout=30, what=f"Ready=False reason={reason}")
+    assert ready["status"] == "False" and get_obj(cluster, "deployment", namespace, f"{name}-blue") is None
+    # The message carries the command that marks it; running it is all it takes.
+    command = ready["message"].split("with: ", 1)[1].split()
+    assert command[:2] == ["kubectl", "label"], ready["message"]
+    cluster.kubectl(*command[1:])
+    wait_ready(cluster, namespace, name, timeout=120)
 
 
 def test_operator_exposes_its_metrics(operator, iris):

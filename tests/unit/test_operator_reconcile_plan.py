@@ -330,28 +330,6 @@ def test_invalid_spec_message_names_each_field_and_rule():
     assert "Traceback" not in message
 
 
-@pytest.mark.parametrize(
-    ("spec", "refs"),
-    [
-        ({"model": {"uri": "https://h/m.onnx"}}, []),
-        (
-            {"model": {"uri": "pvc://models/iris/m.onnx"}},
-            [("PersistentVolumeClaim", "models", "PVCNotFound")],
-        ),
-        (
-            {"model": {"uri": "https://h/m.onnx"}, "security": {"apiKeySecretRef": {"name": "keys"}}},
-            [("Secret", "keys", "SecretNotFound")],
-        ),
-    ],
-    ids=["nothing referenced", "pvc uri -> claim", "api keys -> secret"],
-)
-def test_referenced_objects_that_must_exist_before_pods(spec, refs):
-    from modeldeploy.desired import referenced_objects
-    from modeldeploy.reconcile.core import parse_spec
-
-    assert referenced_objects(parse_spec({"spec": spec})) == refs
-
-
 def test_indexed_children_are_packed_and_unpacked_unchanged():
     from modeldeploy.reconcile.observe import packed_child
 

@@ -176,7 +176,8 @@ def test_a_pass_goes_observe_plan_apply_write_status_once_each():
         "security": {"apiKeySecretRef": {"name": "keys"}},
         "monitoring": {"serviceMonitor": {"enabled": True}},
     }
-    kube = RecordingApiServer(_body(spec), {("Secret", "keys"): {"data": {"api-keys": "aw=="}}})
+    keys = {"metadata": {"labels": {"modeldeploy.io/usage": "api-keys"}}, "data": {"api-keys": "aw=="}}
+    kube = RecordingApiServer(_body(spec), {("Secret", "keys"): keys})
     ctx = Context(kube=kube, settings=OperatorSettings())  # type: ignore[arg-type]
     with traced_pass() as stages:
         outcome = asyncio.run(reconcile(ctx, kube.body, [], [], trigger="create"))

@@ -184,7 +184,8 @@ class ModelSource(ApiModel):
     uri: str = Field(
         description=(
             "Where the model lives: https://host/path, http://host/path, s3://bucket/key, "
-            "pvc://<claim>/<path> (mounted read-only from a PersistentVolumeClaim) or file:///<path> "
+            "pvc://<claim>/<path> (mounted read-only from a PersistentVolumeClaim labelled "
+            "`modeldeploy.io/usage: models`) or file:///<path> "
             "(baked into a custom server.image). The init container runs `modelserve fetch` for "
             "http(s) and s3. A .tar.gz, .tgz or .zip is an archive, unpacked by modelserve; a path ending in "
             "/MANIFEST names a directory whose MANIFEST lists its files (docs/models.md)."
@@ -545,7 +546,10 @@ class Server(ApiModel):
         json_schema_extra={"enum": ["Always", "IfNotPresent", "Never"]},
     )
     image_pull_secrets: list[LocalObjectReference] = Field(
-        default_factory=list, description="Secrets for pulling the image.", max_length=16
+        default_factory=list,
+        description="Secrets for pulling the image; each must carry the label "
+        "`modeldeploy.io/usage: image-pull`.",
+        max_length=16,
     )
     workers: int = Field(default=1, ge=1, le=64, description="Server worker processes per pod.")
     timeout_seconds: float = Field(default=10, gt=0, le=3600, description="Per-request timeout in seconds.")
@@ -649,7 +653,9 @@ class AuthFailureLimit(ApiModel):
 
 class Security(ApiModel):
     api_key_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Secret with API keys; requests then need `Authorization: Bearer <key>`."
+        default=None,
+        description="Secret with API keys; requests then need `Authorization: Bearer <key>`. The Secret must "
+        "carry the label `modeldeploy.io/usage: api-keys`.",
     )
     rate_limit: RateLimit | None = Field(
         default=None, description="Per-pod token-bucket rate limit (429 beyond)."

@@ -3,7 +3,7 @@
 Public: ``build_deployment(md, spec, color, revision, replicas, params)`` (md: the object as a dict, spec:
 its parsed ``ModelDeploymentSpec``), ``model_location(spec)``,
 ``ModelLocation``, ``server_env(md, spec, color, revision, location)``, ``probes(spec, port)``,
-``template_spec(spec, image)``, ``referenced_objects(spec)``, ``CONTAINER_NAME``, ``FETCH_CONTAINER_NAME``,
+``template_spec(spec, image)``, ``CONTAINER_NAME``, ``FETCH_CONTAINER_NAME``,
 ``KEYS_DIR``, ``SCHEMA_ANNOTATION``, ``TEMPLATE_ANNOTATION``.
 
 How the model gets into the pod (``model_location``):
@@ -58,19 +58,6 @@ def model_location(spec: ModelDeploymentSpec) -> ModelLocation:
         return ModelLocation("file", parts.path)
     basename = parts.path.rstrip("/").rsplit("/", 1)[-1] or "model"
     return ModelLocation("fetch", f"{MODELS_DIR}/{basename}")
-
-
-def referenced_objects(spec: ModelDeploymentSpec) -> list[tuple[str, str, str]]:
-    """(kind, name, reason-if-missing) of the namespaced objects the pods mount: they must exist first."""
-    refs = []
-    security = spec.security
-    if security is not None and security.api_key_secret_ref is not None:
-        refs.append(("Secret", security.api_key_secret_ref.name, "SecretNotFound"))
-    uri = spec.model.uri
-    if uri.startswith("pvc://"):
-        claim = uri[len("pvc://") :].split("/", 1)[0]
-        refs.append(("PersistentVolumeClaim", claim, "PVCNotFound"))
-    return refs
 
 
 def _env(name: str, value: Any) -> dict[str, str]:

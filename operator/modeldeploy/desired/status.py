@@ -67,6 +67,26 @@ def failure_status(
     return new
 
 
+def refused_status(body: Mapping[str, Any], reason: str, message: str, now: datetime) -> dict[str, Any]:
+    """Status while a referenced object may not be used. Before anything serves: Pending, Ready=False.
+    Once a revision serves it keeps serving (nothing is written while refused): phase Degraded with a
+    Degraded=True condition that says why changes wait; Ready stays as it was."""
+    old = body.get("status") or {}
+    if not old.get("activeRevision"):
+        return failure_status(body, reason, message, "Pending", now)
+    generation = body.get("metadata", {}).get("generation")
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")  # the status writer keeps an unflipped condition's stamp
+    conditions = [c for c in old.get("conditions") or [] if c.get("type") != "Degraded"]
+    conditions.append(
+        {"type": "Degraded", "status": "True", "reason": reason, "observedGeneration": generation,
+         "message": f"{message}; the current revision keeps serving, changes wait",
+         "lastTransitionTime": stamp}
+    )  # fmt: skip
+    new = {k: v for k, v in old.items() if k != "kopf"}
+    new.update({"phase": "Degraded", "conditions": conditions})
+    return new
+
+
 def _template_revision(deployment: Mapping[str, Any]) -> str | None:
     template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
     labels = template.get("labels") or (deployment.get("metadata") or {}).get("labels") or {}

@@ -217,8 +217,8 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
     meta = body["metadata"]
     spec = await _valid_spec(ctx, body)
     observed = await read_live(ctx, body, spec, observed)
-    if observed.missing is not None:
-        await _wait_for(ctx, body, observed.missing)
+    if observed.refused is not None:
+        await _wait_for(ctx, body, *observed.refused)
     params = BuildParams(default_image=ctx.settings.serving_image, cluster_domain=ctx.settings.cluster_domain)
     planned = desired.rollout_pass(body, spec, observed, params)
     wanted = [child for child in planned.children if child["kind"] not in observed.absent_kinds]
@@ -303,11 +303,10 @@ async def _valid_spec(ctx: Context, body: Mapping[str, Any]) -> api.ModelDeploym
         raise InvalidSpec(message) from exc
 
 
-async def _wait_for(ctx: Context, body: Mapping[str, Any], missing: tuple[str, str, str]) -> None:
-    """A referenced object is missing: status says so (Pending), and the pass waits (raises WaitingFor)."""
-    kind, name, reason = missing
-    message = f"{kind} {body['metadata']['namespace']}/{name} referenced by the spec does not exist"
-    await write_status(ctx, body, desired.failure_status(body, reason, message, "Pending", datetime.now(UTC)))
+async def _wait_for(ctx: Context, body: Mapping[str, Any], reason: str, message: str) -> None:
+    """A referenced object is missing or not marked for its use: status says so, nothing is written (what
+    serves keeps serving), and the pass waits (raises WaitingFor)."""
+    await write_status(ctx, body, desired.refused_status(body, reason, message, datetime.now(UTC)))
     raise WaitingFor(reason, message)
 
 

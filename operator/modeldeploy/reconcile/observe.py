@@ -44,12 +44,12 @@ _REFERENCED_KINDS = {"Secret": SECRET, "PersistentVolumeClaim": PVC}
 @dataclass
 class Observed:
     """What exists for one ModelDeployment: children by (kind, name), and its serving pods; after
-    ``read_live`` also the first object the pods mount that is missing and the child kinds whose CRD is
-    not installed."""
+    ``read_live`` also why the first object the pods mount may not be used (missing or not marked for
+    that use) and the child kinds whose CRD is not installed."""
 
     children: dict[ChildKey, dict] = field(default_factory=dict)
     pods: list[dict] = field(default_factory=list)
-    missing: tuple[str, str, str] | None = None  # (kind, name, reason): the pods would hang on it
+    refused: tuple[str, str] | None = None  # (reason, message): a referenced object may not be used
     absent_kinds: set[str] = field(default_factory=set)
 
     def of_kind(self, kind: str) -> dict[str, dict]:
@@ -153,12 +153,14 @@ def observed_for(
 async def read_live(
     ctx: Context, body: Mapping[str, Any], spec: ModelDeploymentSpec, observed: Observed
 ) -> Observed:
-    """The reads a pass makes beyond the indexes: the objects the pods mount (stops at the first one
-    missing), then the wanted children of kinds that are not indexed (none while the CRD is missing)."""
+    """The reads a pass makes beyond the indexes: the objects the pods mount (stops at the first one that
+    is missing or not marked for its use), then the wanted children of kinds that are not indexed (none
+    while the CRD is missing)."""
     namespace = body["metadata"]["namespace"]
-    for kind, name, reason in desired.referenced_objects(spec):
-        if await ctx.kube.get(_REFERENCED_KINDS[kind], namespace, name) is None:
-            observed.missing = (kind, name, reason)
+    for ref in desired.references(spec):
+        live = await ctx.kube.get(_REFERENCED_KINDS[ref.kind], namespace, ref.name)
+        observed.refused = desired.refusal(ref, namespace, live)
+        if observed.refused is not None:
             return observed
     for manifest in desired.optional_children(body, spec):
         kind, name = manifest["kind"], manifest["metadata"]["name"]
