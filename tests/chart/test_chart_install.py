@@ -82,6 +82,9 @@ def test_replicas_run_with_distinct_pod_indexes_and_a_peering_object(cluster, re
         ("create", "deployments.apps", "own", True),
         ("get", "secrets", "own", True),
         ("update", "modeldeployments.modeldeploy.io", "own", False),
+        ("patch", "modeldeployments.modeldeploy.io", "own", False),
+        ("update", "deployments.apps", "own", False),
+        ("delete", "deployments.apps", "own", False),
         ("delete", "modeldeployments.modeldeploy.io", "own", False),
         ("list", "secrets", "own", False),
         ("create", "pods", "own", False),
@@ -94,6 +97,9 @@ def test_replicas_run_with_distinct_pod_indexes_and_a_peering_object(cluster, re
 def test_service_account_has_exactly_the_rights_it_needs(cluster, release, verb, resource, where, allowed):
     sa = f"system:serviceaccount:{release['namespace']}:{release['sa']}"
     scope = {"own": ["-n", release["namespace"]], "other": ["-n", "default"], "cluster": []}[where]
+    resource, _, subresource = resource.partition("/")
+    if subresource:
+        scope = [*scope, f"--subresource={subresource}"]
     result = cluster.kubectl("auth", "can-i", verb, resource, *scope, "--as", sa, check=False)
     assert result.stdout.strip() == ("yes" if allowed else "no"), (verb, resource, where, result.stderr)
 

@@ -140,11 +140,19 @@ def test_rbac_grants_what_the_kind_table_says_the_operator_writes_and_watches(cl
     def verbs(group: str, plural: str) -> set[str]:
         return {v for r in rules if group in r["apiGroups"] and plural in r["resources"] for v in r["verbs"]}
 
-    for kind in CHILD_KINDS:  # server-side apply, and deletes of children a spec change removes
-        assert {"get", "create", "patch", "delete"} <= verbs(kind.group, kind.plural), kind.kind
+    for kind in CHILD_KINDS:  # a get before the first write, then server-side apply (patch; create)
+        assert {"get", "create", "patch"} <= verbs(kind.group, kind.plural), kind.kind
+        # Only the children a spec change can remove are ever deleted; nothing is updated (apply patches).
+        deleted = kind.kind not in ("Deployment", "Service")
+        assert ("delete" in verbs(kind.group, kind.plural)) is deleted, kind.kind
+        assert "update" not in verbs(kind.group, kind.plural), kind.kind
     for kind in (*WATCHED_KINDS, MODEL_DEPLOYMENT):
-        assert {"get", "list", "watch"} <= verbs(kind.group, kind.plural), kind.kind
+        assert {"list", "watch"} <= verbs(kind.group, kind.plural), kind.kind
+    # ModelDeployments are read, never written (status aside); their spec and metadata belong to users.
+    assert verbs("modeldeploy.io", "modeldeployments") == {"get", "list", "watch"}
+    assert verbs("modeldeploy.io", "modeldeployments/status") == {"patch"}
     assert verbs("discovery.k8s.io", "endpointslices") == set()  # nothing in the operator reads them
+    assert verbs("events.k8s.io", "events") == set()  # kopf and the operator post core v1 Events
 
 
 def test_replicas_get_distinct_peering_priorities_from_their_ordinal(cluster):

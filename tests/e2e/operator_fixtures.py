@@ -1,8 +1,9 @@
 """Harness for the operator's e2e tests: CRDs, an RBAC-limited identity, the operator as a real subprocess,
 kwok fault Stages, and the audit log reader.
 
-The operator runs as its own ServiceAccount (token in a kubeconfig of its own), so the audit log tells its
-writes apart from the tests' and RBAC is exercised; it is restricted to the test module's namespace, so
+The operator runs as its own ServiceAccount (token in a kubeconfig of its own) bound to the chart's own RBAC
+(rendered by helm), so the audit log tells its writes apart from the tests' and the chart's grants are what
+every e2e test exercises; it is restricted to the test module's namespace, so
 modules (and other suites running operators) never fight over objects.
 """
 
@@ -86,34 +87,23 @@ PEERING_CRDS = [
     _peering_crd("Namespaced", "KopfPeering", "kopfpeerings"),
 ]
 
-READ = ["get", "list", "watch"]
-ALL = [*READ, "create", "update", "patch", "delete"]
-# What the operator may do; the chart's ClusterRole is the production twin of this one.
-OPERATOR_RULES = [
-    # Framework: kopf's peering, CRD discovery, namespaces, its own Events.
-    {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings", "kopfpeerings"],
-     "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
-     "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
-    # Application: ModelDeployments (never their spec: no update), children, pods and referenced objects.
-    {"apiGroups": ["modeldeploy.io"], "resources": ["modeldeployments"], "verbs": [*READ, "patch"]},
-    {"apiGroups": ["modeldeploy.io"], "resources": ["modeldeployments/status"], "verbs": ["get", "patch"]},
-    {"apiGroups": ["apps"], "resources": ["deployments"],
-     "verbs": ALL},
-    {"apiGroups": [""], "resources": ["services"], "verbs": ALL},
-    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"],
-     "verbs": ALL},
-    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"],
-     "verbs": ALL},
-    {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors"],
-     "verbs": ALL},
-    {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"],
-     "verbs": ALL},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["secrets", "persistentvolumeclaims"], "verbs": ["get"]},
-]  # fmt: skip
+CHART = REPO / "charts" / "modeldeploy"
+KUBE_VERSION = "1.34.4"  # helm built from Go modules reports v1.20 without a cluster; render for ours
+OPERATOR_SA = "modeldeploy-operator"
+
+
+def chart_rbac(cluster, namespace: str, sa: str = OPERATOR_SA, *, cluster_wide: bool = False) -> list[dict]:
+    """The chart's own RBAC for an operator watching `namespace` (a ClusterRole for the cluster-scoped
+    reads, a Role there; with cluster_wide, one ClusterRole for all namespaces), bound to ServiceAccount
+    `sa` of that namespace: e2e operators run with exactly what an installation grants."""
+    scope = [] if cluster_wide else ["--set", f"watchNamespaces={{{namespace}}}"]
+    out = subprocess.run(
+        ["helm", "template", "md", str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION,
+         "--show-only", "templates/rbac.yaml", *scope,
+         "--set", f"fullnameOverride=modeldeploy-operator-{namespace}", "--set", f"serviceAccount.name={sa}"],
+        capture_output=True, text=True, check=True, env=cluster.env, timeout=120,
+    ).stdout  # fmt: skip
+    return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
 def _stage(name: str, fault: str, phase: str, ready_selector: dict, template: str) -> dict:
@@ -220,6 +210,19 @@ def install_crds(cluster) -> None:
     kubectl_apply(cluster, FAULT_STAGES)
 
 
+def install_optional_crds(cluster, *names: str) -> None:
+    """Third-party CRDs of optional children (`gateway-api`, `prometheus-operator`), pinned; idempotent."""
+    for name in names:
+        subprocess.run(
+            ["bash", str(REPO / "tests" / "cluster" / "cluster.sh"), "install-crds", name],
+            check=True, capture_output=True, env=cluster.env, timeout=120,
+        )  # fmt: skip
+    crds = {"gateway-api": "httproutes.gateway.networking.k8s.io",
+            "prometheus-operator": "servicemonitors.monitoring.coreos.com"}  # fmt: skip
+    for name in names:
+        cluster.wait_established(crds[name])
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -233,21 +236,14 @@ class OperatorIdentity:
 
 
 def create_operator_identity(cluster, namespace: str, workdir: Path) -> OperatorIdentity:
-    """A ServiceAccount bound to the operator's ClusterRole, and a kubeconfig carrying its token."""
-    sa = "modeldeploy-operator"
-    role = f"modeldeploy-operator-{namespace}"
-    kubectl_apply(
-        cluster,
-        [
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": namespace}},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
-             "rules": OPERATOR_RULES},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-             "metadata": {"name": role},
-             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]},
-        ],
-    )  # fmt: skip
+    """A ServiceAccount bound to the chart's RBAC for this namespace, and a kubeconfig carrying its token."""
+    sa = OPERATOR_SA
+    service_account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": sa, "namespace": namespace},
+    }
+    kubectl_apply(cluster, [service_account, *chart_rbac(cluster, namespace, sa)])
     token = cluster.kubectl("create", "token", sa, "-n", namespace, "--duration=4h").stdout.strip()
     admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
     context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
@@ -465,6 +461,48 @@ def audit_writes(
                          "subresource": ref.get("subresource"), "name": ref.get("name"),
                          "at": event["requestReceivedTimestamp"]}
                     )  # fmt: skip
+    return found
+
+
+@dataclass(frozen=True)
+class AuditedRequest:
+    group: str
+    resource: str  # plural, with "/subresource" when there is one
+    verb: str
+    code: int
+    allowed: bool  # the authorizer's decision
+
+
+def audit_requests(audit_log: Path, username: str, since: dt.datetime) -> list[AuditedRequest]:
+    """Every resource request `username` made since `since` (non-resource URLs such as discovery aside)."""
+    found = []
+    with audit_log.open() as lines:
+        for line in lines:
+            if username not in line:
+                continue  # cheap prefilter: the log is shared by every test
+            event = json.loads(line)
+            ref = event.get("objectRef")
+            if (
+                event.get("user", {}).get("username") != username
+                or not ref
+                or event.get("stage") != "ResponseComplete"
+            ):
+                continue
+            at = dt.datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00"))
+            if at < since:
+                continue
+            resource = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+            decision = (event.get("annotations") or {}).get("authorization.k8s.io/decision")
+            code = int((event.get("responseStatus") or {}).get("code") or 0)
+            found.append(
+                AuditedRequest(
+                    ref.get("apiGroup", ""),
+                    resource,
+                    event["verb"],
+                    code,
+                    decision != "forbid" and code != 403,
+                )
+            )
     return found
 
 

@@ -284,6 +284,30 @@ def test_crd_preserves_status_field(status_schema, kept):
     assert crd_preserves_status_field(crd, "kopf") is kept
 
 
+def _crd(status_schema: dict) -> dict:
+    schema = {"openAPIV3Schema": {"properties": {"status": status_schema}}}
+    return {"spec": {"versions": [{"storage": True, "schema": schema}]}}
+
+
+@pytest.mark.parametrize(
+    ("crd", "says"),
+    [
+        (_crd({"type": "object", "properties": {"kopf": PRESERVED}}), None),
+        (_crd({"type": "object", "properties": {"phase": {"type": "string"}}}), "has no status.kopf field"),
+        (None, "is not installed"),
+    ],
+    ids=["status.kopf kept: runs", "no status.kopf: refuses", "no CRD: refuses"],
+)
+def test_the_operator_runs_only_on_a_crd_that_keeps_its_retry_state_in_status(crd, says):
+    """Without status.kopf kopf would keep its state in annotations: a patch of the user's object."""
+    from modeldeploy.handlers.startup import bookkeeping_refusal
+
+    refusal = bookkeeping_refusal(crd)
+    assert refusal is None if says is None else says in (refusal or "")
+    if refusal:
+        assert "modeldeployments.modeldeploy.io" in refusal and "install" in refusal
+
+
 def test_serializer_runs_one_at_a_time_and_coalesces_a_burst_into_one_rerun():
     runs: list[int] = []
 

@@ -3,47 +3,52 @@ Rules the operator needs in every namespace it serves, as one list so the Cluste
 and the per-namespace Roles (watchNamespaces) can never drift apart.
 */}}
 {{- define "modeldeploy.namespacedRules" -}}
-# Framework: kopf posts Events about handler failures; the operator posts its own rollout Events.
+# Framework: kopf posts Events about handler failures; the operator posts its own rollout Events (core v1
+# Events for both; nothing writes events.k8s.io).
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create]
-# Application: watch ModelDeployments and patch their metadata (finalizer); never update the spec a user owns.
+# Application: watch ModelDeployments, and read one a pass has no body for yet. Never patch or update
+# them: their spec and metadata belong to users; kopf keeps its retry state in status.kopf (the operator
+# refuses to start on a CRD without it) and adds no finalizer.
 - apiGroups: [modeldeploy.io]
   resources: [modeldeployments]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch]
 # Application: status is computed by the operator (and rolloutControl acknowledged there).
 - apiGroups: [modeldeploy.io]
   resources: [modeldeployments/status]
-  verbs: [get, patch]
-# Application: the children of a ModelDeployment, written with server-side apply and garbage-collected
-# by owner references (delete is for colours and routes that a spec change removes).
+  verbs: [patch]
+# Application: the children of a ModelDeployment, written with server-side apply (a patch; the first
+# one of an object also needs create) after a get that checks the name is not taken; Deployments and
+# Services are never deleted by the operator (garbage collection does it through owner references).
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, update, patch, delete]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, create, update, patch, delete]
+  verbs: [get, list, watch, create, patch]
+# Application: an HPA or PDB is deleted when a spec change no longer wants it (autoscaling removed,
+# replicas down to 1).
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [get, list, watch, create, update, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
-  verbs: [get, list, watch, create, update, patch, delete]
-# Application: optional children, only when the user asks for them (ServiceMonitor, Gateway API routing).
+  verbs: [get, list, watch, create, patch, delete]
+# Application: optional children, only when the user asks for them (ServiceMonitor, Gateway API routing);
+# watched, and deleted when no longer wanted.
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors]
-  verbs: [get, list, watch, create, update, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
-  verbs: [get, list, watch, create, update, patch, delete]
-# Application: read-only views of serving pods (failure causes, readiness).
+  verbs: [get, list, watch, create, patch, delete]
+# Application: serving pods, watched (failure causes, readiness); never read one by one.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
-# Application: check that referenced API-key Secrets and model PVCs exist (never list, never read others).
+  verbs: [list, watch]
+# Application: read the API-key Secrets, image pull Secrets and model PVCs a ModelDeployment names, to
+# check they are marked for that use (never list, never read others).
 - apiGroups: [""]
   resources: [secrets, persistentvolumeclaims]
   verbs: [get]
@@ -51,12 +56,15 @@ and the per-namespace Roles (watchNamespaces) can never drift apart.
 
 {{/* Cluster-scoped reads every mode needs. */}}
 {{- define "modeldeploy.clusterRules" -}}
-# Framework: kopf discovers resources through CRDs; the operator checks its CRD keeps status.kopf.
+# Framework: kopf follows CRDs to discover resources; the operator checks its CRD keeps status.kopf and
+# whether the optional children's CRDs are installed.
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [get, list, watch]
-# Framework: kopf follows namespaces to (re)start watches in the ones it serves.
+{{- if .Values.watchNamespaces }}
+# Framework: kopf follows namespaces to (re)start watches in the ones it serves (cluster-wide it has no need).
 - apiGroups: [""]
   resources: [namespaces]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
+{{- end }}
 {{- end }}

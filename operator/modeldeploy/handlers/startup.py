@@ -22,6 +22,20 @@ log = logging.getLogger(__name__)
 BOOKKEEPING_FIELD = "kopf"  # status.kopf: kopf's progress of handlers that retry
 
 
+def bookkeeping_refusal(crd: dict | None) -> str | None:
+    """Why the operator cannot run with this CRD (None when it can): kopf's retry state needs
+    status.kopf, else it would fall back to annotations, a write to the object users own."""
+    if crd is None:
+        return f"CRD {api.CRD_NAME} is not installed: install it (the chart does, with crds.install: true)"
+    if crd_preserves_status_field(crd, BOOKKEEPING_FIELD):
+        return None
+    return (
+        f"CRD {api.CRD_NAME} has no status.{BOOKKEEPING_FIELD} field (an older CRD?): the operator keeps "
+        f"its retry state there and never writes a ModelDeployment's metadata; install the CRD of this "
+        f"release (crds/modeldeployments.yaml, or the chart with crds.install: true)"
+    )
+
+
 @kopf.on.startup()
 async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     ours = get_settings()
@@ -37,25 +51,19 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
         workers=ours.api_workers,
         request_timeout=ours.request_timeout_seconds,
     )
-    # kopf's progress of a handler that must retry lives in status (which GitOps tools never diff and
-    # users never write), not in metadata.annotations that Argo CD / Flux compare with Git; its
-    # last-handled spec lives in memory (handled.py), so a new ModelDeployment costs no extra write.
+    # kopf's last-handled spec lives in memory (handled.py), so a new ModelDeployment costs no write.
     handled = HandledSpecs()
     settings.persistence.diffbase_storage = handled
     crd = await kube.get_crd(api.CRD_NAME)
-    if crd is not None and crd_preserves_status_field(crd, BOOKKEEPING_FIELD):
-        settings.persistence.progress_storage = kopf.StatusProgressStorage(
-            field=f"status.{BOOKKEEPING_FIELD}.progress", touch_field=f"status.{BOOKKEEPING_FIELD}.dummy"
-        )
-    else:
-        # Without status.kopf in the schema the API server would prune it and kopf would forget its
-        # retries; annotations under our own prefix are the (documented) fallback.
-        log.warning(
-            "CRD %s has no status.%s field; kopf keeps its retry state in annotations",
-            api.CRD_NAME,
-            BOOKKEEPING_FIELD,
-        )
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="modeldeploy.io")
+    refusal = bookkeeping_refusal(crd)
+    if refusal is not None:
+        log.error("%s", refusal)
+        raise kopf.PermanentError(refusal)
+    # kopf's progress of a handler that must retry lives in status (which GitOps tools never diff and
+    # users never write), not in metadata.annotations: so the operator never patches a ModelDeployment.
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(
+        field=f"status.{BOOKKEEPING_FIELD}.progress", touch_field=f"status.{BOOKKEEPING_FIELD}.dummy"
+    )
 
     # Handler logs stay in the operator's log; users get our own Events, so kopf posts only problems.
     settings.posting.level = logging.WARNING
