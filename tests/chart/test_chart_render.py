@@ -308,3 +308,33 @@ def test_several_replicas_without_peering_are_refused(cluster):
     result = helm(cluster, "template", "md", str(CHART), "--kube-version", KUBE_VERSION, *args, check=False)
     assert result.returncode != 0
     assert "replicas > 1 needs peering.create=true" in result.stderr
+
+
+def test_model_network_policy_admits_only_the_operator_and_listed_namespaces(cluster):
+    assert find(render(cluster, "--set", "watchNamespaces={ml}"), "NetworkPolicy") == []  # opt-in
+    docs = render(
+        cluster,
+        "--set", "watchNamespaces={ml,ml-staging}", "--set", "modelNetworkPolicy.enabled=true",
+        "--set", "modelNetworkPolicy.allowSameNamespace=false",
+        "--set", "modelNetworkPolicy.fromNamespaces={gw}",
+    )  # fmt: skip
+    policies = find(docs, "NetworkPolicy")
+    assert sorted(p["metadata"]["namespace"] for p in policies) == ["ml", "ml-staging"]
+    spec = policies[0]["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/managed-by": "modeldeploy"}}
+    assert spec["policyTypes"] == ["Ingress"]
+    (rule,) = spec["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+    operator_pods = find(docs, "StatefulSet")[0]["spec"]["selector"]["matchLabels"]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "modeldeploy-system"}},
+         "podSelector": {"matchLabels": operator_pods}},
+        {"namespaceSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["gw"]}]}},
+    ]  # fmt: skip
+
+
+def test_model_network_policy_needs_watch_namespaces(cluster):
+    args = ("--set", "modelNetworkPolicy.enabled=true")
+    result = helm(cluster, "template", "md", str(CHART), "--kube-version", KUBE_VERSION, *args, check=False)
+    assert result.returncode != 0 and "modelNetworkPolicy.enabled needs watchNamespaces" in result.stderr
