@@ -158,6 +158,15 @@ INVALID = [
     ("zero header deadline", manifest(server={"requestHeaderTimeoutSeconds": 0}), "should be greater than 0"),
     ("negative failed-key rate", manifest(security={"authFailureLimit": {"requestsPerSecond": -1}}),
      "should be greater than or equal to 0"),
+    ("toleration of every taint", manifest(server={"tolerations": [{"operator": "Exists"}]}),
+     "server.tolerations: every toleration must name a key"),
+    ("quality gate over the row cap",
+     manifest(rollout={"qualityGate": {**dataset("https://d/h.csv"), "maxRows": 1000000}}),
+     "should be less than or equal to 100000"),
+    ("route hostname that is no DNS name",
+     manifest(rollout={"trafficRouting": {"gatewayAPI": {"parentRefs": [{"name": "gw"}],
+                                                         "hostnames": ["a b"]}}}),
+     "must be a lower-case DNS name"),
 ]  # fmt: skip
 
 

@@ -94,6 +94,39 @@ def test_toleration_fields_the_api_server_would_refuse():
         spec(server={"tolerations": [{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5}]})
 
 
+def test_a_toleration_must_name_a_key():
+    with pytest.raises(ValidationError, match="every toleration must name a key"):
+        spec(server={"tolerations": [{"operator": "Exists"}]})
+    with pytest.raises(ValidationError, match="every toleration must name a key"):
+        spec(server={"tolerations": [{"operator": "Exists", "effect": "NoSchedule", "key": ""}]})
+    ok = spec(server={"tolerations": [{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}]})
+    assert ok.server.tolerations[0].key == "pool"
+
+
+@pytest.mark.parametrize(("value", "ok"), [("(", False), ("[a-", False), ("^canary-(a|b)$", True)])
+def test_a_regular_expression_header_match_must_compile(value, ok):
+    match = {"name": "x-canary", "value": value, "type": "RegularExpression"}
+    routing = {"gatewayAPI": {"parentRefs": [{"name": "gw"}], "headerMatch": match}}
+    if ok:
+        assert spec(rollout={"trafficRouting": routing}).rollout.traffic_routing.gateway_api.header_match
+    else:
+        with pytest.raises(ValidationError, match=r"headerMatch\.value is not a regular expression"):
+            spec(rollout={"trafficRouting": routing})
+    # An Exact match is a literal: any text will do.
+    exact = {**match, "type": "Exact"}
+    assert spec(
+        rollout={"trafficRouting": {"gatewayAPI": {"parentRefs": [{"name": "gw"}], "headerMatch": exact}}}
+    )
+
+
+@pytest.mark.parametrize("model", [QualityGate, Evaluation])
+def test_max_rows_is_capped_and_objects_stored_with_more_are_read_as_the_cap(model):
+    assert (
+        model.model_validate({**dataset("https://d.example/h.csv"), "maxRows": 1_000_000}).max_rows == 100_000
+    )
+    assert model.model_validate({**dataset("https://d.example/h.csv"), "maxRows": 5000}).max_rows == 5000
+
+
 def test_min_requests_zero_means_one():
     assert Analysis.model_validate({"minRequests": 0}).min_requests == 1
     assert Analysis.model_validate({"minRequests": 7}).min_requests == 7
@@ -117,6 +150,9 @@ def test_the_crd_carries_the_same_rules_as_cel():
         assert needle in rules, needle
     analysis = root["properties"]["spec"]["properties"]["rollout"]["properties"]["analysis"]
     assert analysis["properties"]["minRequests"]["minimum"] == 1
+    gate = root["properties"]["spec"]["properties"]["rollout"]["properties"]["qualityGate"]
+    assert gate["properties"]["maxRows"]["maximum"] == 100_000
+    assert "has(self.key) && self.key != ''" in rules
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,15 @@ def test_deploying_past_deadline_says_why_and_keeps_waiting():
     assert "progress deadline" in plan.status.rollout.message
 
 
+def test_a_new_deployment_with_zero_replicas_is_parked_without_polling():
+    parked = parse_spec({"model": {"uri": "https://m.example/iris/model.onnx"}, "replicas": 0})
+    st = ModelDeploymentStatus(rollout=RolloutState(phase=Ph.Deploying, revision=NEW, color=Color.blue))
+    plan = plan_rollout_step(parked, NEW, st, observe((NEW, 0)), T0 + timedelta(seconds=900))
+    assert plan.status.rollout.phase == Ph.Deploying and plan.status.active_color is None
+    assert plan.status.rollout.message == "spec.replicas is 0: nothing serves until it is raised"
+    assert plan.requeue_after is None  # raising spec.replicas is a spec change: that wakes it
+
+
 def test_deploying_follows_a_spec_change_in_place():
     st = ModelDeploymentStatus(rollout=RolloutState(phase=Ph.Deploying, revision=NEW, color=Color.blue))
     plan = plan_rollout_step(spec(), NEWER, st, observe((NEW, 0)), T0)

@@ -459,6 +459,10 @@ _TOLERATION_VALUE_FORM_MESSAGE = (
     "and ending with a letter or digit)"
 )
 _TOLERATION_SECONDS_MESSAGE = "server.tolerations: tolerationSeconds needs effect NoExecute"
+_TOLERATION_KEY_REQUIRED_MESSAGE = (
+    "server.tolerations: every toleration must name a key (an empty key with operator Exists tolerates every "
+    "taint, control-plane and dedicated nodes included)"
+)
 
 
 class Toleration(ApiModel):
@@ -484,11 +488,12 @@ class Toleration(ApiModel):
                 _TOLERATION_VALUE_FORM_MESSAGE,
                 field_path=".value",
             ),
+            rule("has(self.key) && self.key != ''", _TOLERATION_KEY_REQUIRED_MESSAGE, field_path=".key"),
         )
     )
 
     key: str | None = Field(
-        default=None, description="Taint key; empty with operator Exists matches all.", max_length=316
+        default=None, description="Taint key (required: no toleration of every taint).", max_length=316
     )
     operator: str = Field(
         default="Equal", description="Equal or Exists.", json_schema_extra={"enum": ["Equal", "Exists"]}
@@ -509,6 +514,8 @@ class Toleration(ApiModel):
             raise ValueError(_TOLERATION_VALUE_MESSAGE)
         if self.toleration_seconds is not None and self.effect != "NoExecute":
             raise ValueError(_TOLERATION_SECONDS_MESSAGE)
+        if not self.key:
+            raise ValueError(_TOLERATION_KEY_REQUIRED_MESSAGE)
         if self.key and not re.match(LABEL_KEY_PATTERN, self.key):
             raise ValueError(_TOLERATION_KEY_MESSAGE)
         if self.value is not None and not re.match(LABEL_VALUE_PATTERN, self.value):
@@ -761,6 +768,7 @@ class DatasetFormat(StrEnum):
 # The operator reads data sets itself, over HTTP only: never its own disk (file://), and it holds no
 # credentials for s3:// or volumes for pvc://.
 DATASET_URI_PATTERN = r"^https?://[^/?#]+([/?#].*)?$"
+MAX_DATASET_ROWS = 100_000
 DATASET_URI_MESSAGE = (
     "datasetUri must be an https:// or http:// URL: the operator reads the data set itself and cannot read "
     "file://, s3:// or pvc:// (publish it over HTTP, e.g. as a presigned URL)"
@@ -787,7 +795,21 @@ class Evaluation(ApiModel):
     threshold: float = Field(
         description="Score the model must reach (>= for accuracy/f1/roc_auc, <= for rmse/mae)."
     )
-    max_rows: int = Field(default=10000, ge=1, le=1_000_000, description="Rows used at most.")
+    max_rows: int = Field(
+        default=10000,
+        ge=1,
+        le=MAX_DATASET_ROWS,
+        description=f"Rows used at most (at most {MAX_DATASET_ROWS:,}: more would not fit the check's time "
+        "budget, and every rollout would abort).",
+    )
+
+    @field_validator("max_rows", mode="before")
+    @classmethod
+    def _at_most_the_cap(cls, value: Any) -> Any:
+        # Objects stored before the CRD maximum keep working, read as the maximum.
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_DATASET_ROWS:
+            return MAX_DATASET_ROWS
+        return value
 
     @field_validator("dataset_uri")
     @classmethod
@@ -832,9 +854,21 @@ class HeaderMatch(ApiModel):
     value: str = Field(description="Value to match.", min_length=1, max_length=4096)
     type: str = Field(
         default="Exact",
-        description="Exact or RegularExpression.",
+        description="Exact or RegularExpression (the expression must compile).",
         json_schema_extra={"enum": ["Exact", "RegularExpression"]},
     )
+
+    @model_validator(mode="after")
+    def _expression_compiles(self) -> HeaderMatch:
+        # A broken expression would be accepted here and refused by the Gateway mid-rollout.
+        if self.type == "RegularExpression":
+            try:
+                re.compile(self.value)
+            except re.error as err:
+                raise ValueError(
+                    f"trafficRouting.gatewayAPI.headerMatch.value is not a regular expression: {err}"
+                ) from None
+        return self
 
 
 # Character classes, not backslashes: the pattern is also a CEL string literal.

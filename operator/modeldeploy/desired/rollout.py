@@ -518,6 +518,10 @@ def _deploying(draft: _Draft, observed: RolloutObservation) -> None:
         draft.go(RolloutPhase.Completed, f"revision {state.revision} is serving")
         draft.event("Normal", "Deployed", f"revision {state.revision} is Ready on {state.color}")
         return
+    if replicas == 0:
+        # Parked: nothing to wait for, so no polling; raising spec.replicas (a spec change) wakes it.
+        state.message = "spec.replicas is 0: nothing serves until it is raised"
+        return
     deadline = draft.spec.rollout.progress_deadline_seconds
     late = _elapsed(state.phase_started_at, draft.now) > deadline
     state.message = _waiting_message(candidate, replicas, late, deadline)
