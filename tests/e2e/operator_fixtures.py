@@ -106,6 +106,19 @@ def chart_rbac(cluster, namespace: str, sa: str = OPERATOR_SA, *, cluster_wide: 
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
+def rbac_grants(docs: list[dict]) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) of every rule in the Roles and ClusterRoles among `docs`."""
+    return {
+        (group, resource, verb)
+        for doc in docs
+        if doc["kind"] in ("ClusterRole", "Role")
+        for rule in doc["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
 def _stage(name: str, fault: str, phase: str, ready_selector: dict, template: str) -> dict:
     return {
         "apiVersion": "kwok.x-k8s.io/v1alpha1",
@@ -468,6 +481,7 @@ def audit_writes(
 class AuditedRequest:
     group: str
     resource: str  # plural, with "/subresource" when there is one
+    name: str
     verb: str
     code: int
     allowed: bool  # the authorizer's decision
@@ -498,6 +512,7 @@ def audit_requests(audit_log: Path, username: str, since: dt.datetime) -> list[A
                 AuditedRequest(
                     ref.get("apiGroup", ""),
                     resource,
+                    ref.get("name", ""),
                     event["verb"],
                     code,
                     decision != "forbid" and code != 403,

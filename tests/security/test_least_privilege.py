@@ -19,6 +19,7 @@ from operator_fixtures import (
     install_optional_crds,
     kubectl_apply,
     model_deployment,
+    rbac_grants,
     running_operator,
     wait_for,
     wait_ready,
@@ -26,10 +27,8 @@ from operator_fixtures import (
 
 pytestmark = pytest.mark.e2e
 
-Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
-
 # Granted, and not necessarily used by the scenario: why each is kept.
-KEPT_UNUSED: dict[Grant, str] = {
+KEPT_UNUSED: dict[tuple[str, str, str], str] = {
     ("gateway.networking.k8s.io", "httproutes", "delete"): "removes a route the spec no longer wants",
     ("gateway.networking.k8s.io", "httproutes", "list"): "watches the routes it controls (hand deletions)",
     ("gateway.networking.k8s.io", "httproutes", "watch"): "watches the routes it controls (hand deletions)",
@@ -38,18 +37,6 @@ KEPT_UNUSED: dict[Grant, str] = {
     ("monitoring.coreos.com", "servicemonitors", "watch"): "watches the monitors it controls",
     ("modeldeploy.io", "modeldeployments", "get"): "a pass for a key whose body is not cached reads it",
 }
-
-
-def _grants(docs: list[dict]) -> set[Grant]:
-    return {
-        (group, resource, verb)
-        for doc in docs
-        if doc["kind"] in ("ClusterRole", "Role")
-        for rule in doc["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
 
 
 def _labelled(kind: str, name: str, usage: str, **fields) -> dict:
@@ -127,7 +114,7 @@ def test_the_chart_grants_exactly_what_the_operator_uses(cluster, namespace, tmp
     used = {(r.group, r.resource, r.verb) for r in requests}
     # Server-side apply of a missing object is a patch that creates it: it needs `create` too.
     used |= {(r.group, r.resource, "create") for r in requests if r.verb == "patch" and r.code == 201}
-    granted = _grants(chart_rbac(cluster, namespace))
+    granted = rbac_grants(chart_rbac(cluster, namespace))
     assert used <= granted, sorted(used - granted)
     unused = sorted(granted - used - set(KEPT_UNUSED))
     assert unused == [], f"granted but never used (drop them, or say in KEPT_UNUSED why they stay): {unused}"
@@ -136,8 +123,8 @@ def test_the_chart_grants_exactly_what_the_operator_uses(cluster, namespace, tmp
 def test_cluster_wide_installs_grant_the_same_rights_in_every_namespace(cluster):
     """The audit above runs namespaced; cluster-wide the chart grants the same, bar the peering kind and the
     namespace watch kopf needs only to follow a list of namespaces."""
-    namespaced = _grants(chart_rbac(cluster, "ml"))
-    cluster_wide = _grants(chart_rbac(cluster, "ml", cluster_wide=True))
+    namespaced = rbac_grants(chart_rbac(cluster, "ml"))
+    cluster_wide = rbac_grants(chart_rbac(cluster, "ml", cluster_wide=True))
     peering = {("kopf.dev", "kopfpeerings", verb) for verb in ("list", "watch", "patch")}
     assert {("", "namespaces", "list"), ("", "namespaces", "watch")} <= namespaced
     expected = {g for g in namespaced - peering if g[1] != "namespaces"}
