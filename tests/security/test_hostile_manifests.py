@@ -3,7 +3,8 @@ server and the operator as a subprocess under the chart's RBAC. Each row asserts
 (refused at `kubectl apply` with the rule named, or reported in status without harm); after every row the
 shared invariants are checked: objects that are not a ModelDeployment's own are unchanged and never written,
 no secret or fetched content is in any status, Event or operator log line, the operator is alive, and a
-healthy neighbour still takes a spec change. docs/security.md states each outcome as a guarantee."""
+healthy neighbour is still reconciled (a Service deleted by hand comes back). docs/security.md states each
+outcome as a guarantee."""
 
 from __future__ import annotations
 
@@ -55,7 +56,6 @@ class Scene:
     username: str
     since: Any
     foreign: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> resourceVersion
-    neighbour_changes: int = 0
 
     def md(self, name: str, **spec: Any) -> dict:
         return model_deployment(name, self.namespace, **spec)
@@ -384,11 +384,15 @@ def _no_secret_shown(s: Scene) -> None:
 
 
 def _neighbour_still_reconciled(s: Scene) -> None:
-    s.neighbour_changes += 1
-    kubectl_apply(
-        s.cluster, s.md("neighbour", replicas=1, server={"timeoutSeconds": 10 + s.neighbour_changes})
-    )
-    wait_ready(s.cluster, s.namespace, "neighbour", timeout=20)
+    """A child deleted by hand is repaired: the neighbour's passes still run (no pods to wait for)."""
+    before = get_obj(s.cluster, "service", s.namespace, "neighbour-preview")["metadata"]["uid"]
+    s.cluster.kubectl("delete", "service", "neighbour-preview", "-n", s.namespace, "--wait=false")
+
+    def repaired() -> bool:
+        now = get_obj(s.cluster, "service", s.namespace, "neighbour-preview")
+        return bool(now) and now["metadata"]["uid"] != before
+
+    wait_for(repaired, timeout=20, what="the neighbour's deleted Service re-created")
 
 
 @pytest.mark.parametrize(
