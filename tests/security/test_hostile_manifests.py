@@ -34,7 +34,7 @@ from operator_fixtures import (
     wait_ready,
 )
 
-from .hostile import SECRET, hostile_origin
+from .hostile import SECRET, Origin, hostile_origin
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ class Scene:
     cluster: Any
     namespace: str
     operator: OperatorProcess
-    origin_url: str
+    origin: Origin
     username: str
     since: Any
     foreign: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> resourceVersion
@@ -86,12 +86,16 @@ class Scene:
             reason,
         )
 
-    def evaluation_message(self, name: str, timeout: float = 90) -> str:
-        def done(body: dict) -> str | None:
-            result = ((body.get("status") or {}).get("evaluation") or {}).get("result") or {}
-            return result.get("message") if result.get("at") else None
+    def inconclusive_evaluation(self, name: str, timeout: float = 90) -> str:
+        """The message of the first evaluation result, which must be inconclusive (no verdict, no harm)."""
 
-        return self.status_until(name, done, "an evaluation result", timeout=timeout)
+        def done(body: dict) -> dict | None:
+            result = ((body.get("status") or {}).get("evaluation") or {}).get("result") or {}
+            return result if result.get("at") else None
+
+        result = self.status_until(name, done, "an evaluation result", timeout=timeout)
+        assert result.get("passed") is None, result
+        return result["message"]
 
     def operator_tried(self, resource: str, name: str) -> None:
         wait_for(
@@ -137,7 +141,7 @@ def scene(cluster, namespace, tmp_path_factory):
         env = {"MODELDEPLOY_PROBE_ADDRESSES": json.dumps(addresses), "MODELDEPLOY_CHECK_BUDGET_SECONDS": "20"}
         operator = OperatorProcess(identity, namespace, workdir / "operator.log", extra_env=env).start()
         try:
-            scene = Scene(cluster, namespace, operator, origin.url, identity.username, audit_timestamp())
+            scene = Scene(cluster, namespace, operator, origin, identity.username, audit_timestamp())
             for kind, name in FOREIGN:
                 scene.foreign[(kind, name)] = get_obj(cluster, kind, namespace, name)["metadata"][
                     "resourceVersion"
@@ -171,8 +175,8 @@ def h2_endless_special_file(s: Scene) -> None:
 def h3_cloud_metadata(s: Scene) -> None:
     uri = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
     assert s.apply(s.md("h3", monitoring={"evaluation": _dataset(uri)})).returncode == 0
-    message = s.evaluation_message("h3")
-    assert "link-local" in message and "security-credentials" not in message.split("169.254.169.254")[0]
+    message = s.inconclusive_evaluation("h3")
+    assert "link-local" in message, message
 
 
 def h4_name_of_a_foreign_service(s: Scene) -> None:
@@ -235,9 +239,9 @@ def h9_schema_too_large_for_a_pod(s: Scene) -> None:
 
 
 def h10_secret_looking_data_set_header(s: Scene) -> None:
-    evaluation = _dataset(f"{s.origin_url}/wide.csv", labelColumn="label")
+    evaluation = _dataset(f"{s.origin.url}/wide.csv", labelColumn="label")
     kubectl_apply(s.cluster, s.md("h10", replicas=1, monitoring={"evaluation": evaluation}))
-    message = s.evaluation_message("h10")
+    message = s.inconclusive_evaluation("h10")
     assert f"not among the {WIDE_COLUMNS} columns" in message and len(message) < 4096, message
 
 
@@ -273,10 +277,13 @@ def h15_more_rows_than_a_check_can_score(s: Scene) -> None:
 
 def h16_tarpit_data_sets(s: Scene) -> None:
     for i in range(TARPITS):
-        evaluation = _dataset(f"{s.origin_url}/trickle-{i}.csv", intervalSeconds=60)
+        evaluation = _dataset(f"{s.origin.url}/trickle-{i}.csv", intervalSeconds=60)
         kubectl_apply(s.cluster, s.md(f"h16-{i}", replicas=1, monitoring={"evaluation": evaluation}))
-    for i in range(TARPITS):  # each holds a check for its deadline; the neighbour check below must not wait
+    for i in range(TARPITS):
         wait_ready(s.cluster, s.namespace, f"h16-{i}")
+    # Every tarpit is being read (each holds a check for its deadline) when the neighbour check below runs.
+    tarpits = {f"/trickle-{i}.csv" for i in range(TARPITS)}
+    wait_for(lambda: tarpits <= set(s.origin.requests), timeout=60, what="the tarpits being read")
 
 
 def h17_route_for_another_tenants_hostname(s: Scene) -> None:
