@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import joblib
 import numpy as np
+import pytest
 from operator_fixtures import FAULT_STAGES, REPO, get_md, kubectl_apply, wait_for
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -390,11 +391,30 @@ def wait_rollout(
 ) -> dict:
     """Waits until predicate(ModelDeployment) holds; returns the ModelDeployment."""
 
+    last: dict = {}
+
     def check() -> dict | None:
-        md = get_md(cluster, namespace, name)
+        md = last["md"] = get_md(cluster, namespace, name)
         return md if md and predicate(md) else None
 
-    return wait_for(check, timeout=timeout, interval=0.3, what=what or f"{namespace}/{name}")
+    try:
+        return wait_for(check, timeout=timeout, interval=0.3, what=what or f"{namespace}/{name}")
+    except pytest.fail.Exception:
+        pytest.fail(f"{what or name} not met within {timeout}s; last status: {status_digest(last.get('md'))}")
+
+
+def status_digest(md: dict | None) -> str:
+    """The phase, rollout step and conditions of a ModelDeployment, short enough for a failure message."""
+    status = (md or {}).get("status") or {}
+    rollout = status.get("rollout") or {}
+    conditions = [
+        f"{c.get('type')}={c.get('status')}/{c.get('reason')}: {(c.get('message') or '')[:120]}"
+        for c in status.get("conditions") or []
+    ]
+    return (
+        f"phase={status.get('phase')} rollout={rollout.get('phase')} step={rollout.get('step')} "
+        f"traffic={status.get('traffic')} conditions={conditions}"
+    )
 
 
 def stable_color(cluster, namespace: str, name: str) -> str | None:

@@ -169,7 +169,7 @@ def test_good_candidate_goes_through_every_step_and_is_promoted(env):
     with env.watch(name) as watcher, env.traffic(name):
         env.apply_v2(name)
         md = wait_rollout(
-            env.cluster, env.namespace, name, serving(revision(pair.v2)), timeout=120, what="v2 promoted"
+            env.cluster, env.namespace, name, serving(revision(pair.v2)), timeout=180, what="v2 promoted"
         )
         wait_for(lambda: watcher.samples[-1].colors == GREEN, timeout=20, what="all traffic on green")
 
