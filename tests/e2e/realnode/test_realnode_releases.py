@@ -70,6 +70,10 @@ def md_status(cluster, namespace: str) -> dict:
     return cluster.get_json("md", NAME, "-n", namespace).get("status", {})
 
 
+def cpu_milli(quantity: str) -> float:
+    return float(quantity[:-1]) if quantity.endswith("m") else float(quantity) * 1000
+
+
 def serving_pods(cluster, namespace: str) -> list[dict]:
     return cluster.get_json("pods", "-n", namespace, "-l", f"modeldeploy.io/name={NAME}")["items"]
 
@@ -278,9 +282,13 @@ def test_abort_during_the_traffic_step_under_load_fails_no_request(cluster, stac
     assert release.final["traffic"] == [
         {"color": stable, "revision": release.final["activeRevision"], "weight": 100}
     ]
-    assert (
-        all_answers_from(release.load.buckets, stable) is not None
-    )  # the last answers all from the stable colour
+    back = all_answers_from(release.load.buckets, stable)
+    assert back is not None  # the last answers all came from the stable colour
+    aborted_at = next(t for t, phase in release.phases if phase == "Aborted")
+    print(
+        f"abort: Aborted {aborted_at - release.applied_at:.1f}s after kubectl apply; every answer from "
+        f"{stable} again from {back - release.applied_at:.1f}s"
+    )
 
 
 def test_failed_quality_gate_under_load_fails_no_request_and_keeps_traffic_on_the_stable_colour(
@@ -379,3 +387,6 @@ def test_no_pod_of_the_lane_was_ever_unschedulable(cluster, stack):
     for pod in pods:
         scheduled = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
         assert scheduled["status"] == "True", (pod["metadata"]["name"], scheduled)
+        for c in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
+            cpu = c.get("resources", {}).get("requests", {}).get("cpu", "0")
+            assert cpu_milli(cpu) <= 50, (pod["metadata"]["name"], c["name"], cpu)
