@@ -20,12 +20,12 @@ SPLIT = {"blue": 50, "green": 50}
     ("timeline", "expected"),
     [
         ([(0, {"blue": 100}), (5, {"blue": 100})], []),
-        ([(0, {"blue": 100}), (1, SPLIT), (2, SPLIT), (11, {"green": 100})], [(3, 11, SPLIT)]),
-        ([(0, SPLIT), (1, {"blue": 100})], []),  # shorter than the settling time
+        ([(0, {"blue": 100}), (1, SPLIT), (2, SPLIT), (11, {"green": 100})], [(3, 10, SPLIT)]),
+        ([(0, SPLIT), (3, {"blue": 100})], []),  # not longer than the settling time and the tail
         ([(0, {"blue": 100, "green": 0}), (9, {"blue": 100})], []),  # a colour at weight 0 takes no share
         (
             [(0, SPLIT), (4, {"blue": 100}), (5, {"blue": 80, "green": 20}), (10, {"green": 100})],
-            [(2, 4, SPLIT), (7, 10, {"blue": 80, "green": 20})],
+            [(2, 3, SPLIT), (7, 9, {"blue": 80, "green": 20})],
         ),
     ],
 )

@@ -140,11 +140,12 @@ def run_load(
 
 
 def step_windows(
-    timeline: list[tuple[float, dict[str, int]]], settle: float = 2.0
+    timeline: list[tuple[float, dict[str, int]]], settle: float = 2.0, tail: float = 1.0
 ) -> list[tuple[float, float, dict]]:
     """(start, end, weights) of each span where the traffic was split between colours, from a timeline of
-    (wall clock, {colour: weight}) observations; the first `settle` seconds are left out (endpoints and
-    kube-proxy's rules follow the Service a moment later)."""
+    (wall clock, {colour: weight}) observations. The first `settle` seconds are left out (endpoints and
+    kube-proxy's rules follow the Service a moment later), and the last `tail` (the Service may move on a
+    poll before the status says so)."""
     windows: list[tuple[float, float, dict]] = []
     ends = [t for t, _ in timeline[1:]] + [timeline[-1][0]]
     for (t, weights), t_next in zip(timeline, ends, strict=True):
@@ -154,7 +155,7 @@ def step_windows(
             windows[-1] = (windows[-1][0], t_next, split)
         elif split:
             windows.append((t, t_next, split))
-    return [(start + settle, end, w) for start, end, w in windows if end - start > settle]
+    return [(start + settle, end - tail, w) for start, end, w in windows if end - start > settle + tail]
 
 
 def all_answers_from(buckets: list[dict], color: str) -> float | None:

@@ -240,7 +240,7 @@ def test_promotion_under_load_fails_no_request_and_splits_traffic_as_the_step_pl
         cluster,
         stack,
         "load-promote",
-        stack.spec("2"),
+        stack.spec("2", steps=[{"weight": 50, "pauseSeconds": 15}]),
         duration=60,
         done=lambda st: st.get("phase") == "Healthy" and st.get("modelVersion") == "2",
     )
