@@ -1,0 +1,392 @@
+"""Releases under load on the real node: a load pod sends predictions through the stable Service's ClusterIP,
+each on a new connection, while the operator (the chart's pod on `real-0`) rolls iris between models. Every
+release path keeps 0 failed requests, and during a traffic step the colours answer in the planned shares.
+
+The namespace enforces the `restricted` Pod Security Standard, so every pod here is admitted under it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from load_pods import all_answers_from, finish_load, run_load, start_load, step_windows
+from operator_fixtures import install_crds, wait_for
+from realnode_pods import pod_manifest, require_real_node
+from startup_probe import last_not_ready, outcomes_while_not_ready, probe_until_ready
+
+pytestmark = [pytest.mark.e2e, pytest.mark.realnode]
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "scripts"))
+from demo import ROWS, train  # noqa: E402  (the demo's models and holdout, trained here)
+from demo_plan import NAME, chart_values, model_store_manifests, spec_for, store_url  # noqa: E402
+
+RELEASE = "releases-e2e"
+TOOLS_IMAGE = "localhost/modeldeploy-tools:local"
+RATE = 30  # requests/s: the load pod, the servers and the operator share the node's two cores
+SHARE_TOLERANCE = 10  # percentage points
+BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": ROWS[0]}]}
+LANE_STARTED = time.monotonic()
+
+
+@dataclass
+class Stack:
+    namespace: str
+    url: str
+    node: str
+    taint: str
+    digests: dict[str, str]
+
+    def spec(self, version: str, **rollout: object) -> dict:
+        spec = spec_for(
+            version=version,
+            namespace=self.namespace,
+            sha256=self.digests[version],
+            node=self.node,
+            taint=self.taint,
+        )
+        spec["rollout"] |= rollout
+        return spec
+
+
+def apply_md(cluster, namespace: str, spec: dict) -> float:
+    body = {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": NAME, "namespace": namespace},
+        "spec": spec,
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(body))
+    return time.time()
+
+
+def md_status(cluster, namespace: str) -> dict:
+    return cluster.get_json("md", NAME, "-n", namespace).get("status", {})
+
+
+def cpu_milli(quantity: str) -> float:
+    return float(quantity[:-1]) if quantity.endswith("m") else float(quantity) * 1000
+
+
+def serving_pods(cluster, namespace: str) -> list[dict]:
+    return cluster.get_json("pods", "-n", namespace, "-l", f"modeldeploy.io/name={NAME}")["items"]
+
+
+def helm(cluster, *args: str) -> None:
+    subprocess.run(["helm", *args], env=cluster.env, check=True, stdout=subprocess.DEVNULL, timeout=360)
+
+
+@pytest.fixture(scope="module")
+def stack(cluster, namespace):
+    """The operator pod, the model store and iris v1 Healthy, in a namespace enforcing `restricted`."""
+    node = require_real_node()
+    taint = cluster.env["MODELDEPLOY_REAL_NODE_TAINT"]
+    release_namespace = f"{namespace}-system"
+    cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    install_crds(cluster)  # applied beside the chart: the release leaves them alone (crds.install false)
+    values = chart_values(
+        operator_image=cluster.env["MODELDEPLOY_OPERATOR_IMAGE"],
+        serving_image=cluster.env["MODELDEPLOY_SERVING_IMAGE"],
+        namespace=namespace,
+        node=node,
+        taint=taint,
+        install_crds=False,
+    )
+    values_file = Path(cluster.kubeconfig).parent / f"{RELEASE}-values.json"
+    values_file.write_text(json.dumps(values))
+    try:
+        helm(
+            cluster,
+            "upgrade",
+            "--install",
+            RELEASE,
+            str(REPO / "charts" / "modeldeploy"),
+            "-n",
+            release_namespace,
+            "--create-namespace",
+            "-f",
+            str(values_file),
+            "--wait",
+            "--timeout",
+            "5m",
+        )
+        files = train()
+        wrong = files["holdout.csv"].decode().splitlines()
+        # The same rows with every label moved to the next class: any good model fails a gate on it.
+        files["holdout-wrong.csv"] = (
+            "\n".join(
+                [wrong[0]]
+                + [f"{r.rsplit(',', 1)[0]},{(int(r.rsplit(',', 1)[1]) + 1) % 3}" for r in wrong[1:]]
+            ).encode()
+            + b"\n"
+        )
+        manifests = model_store_manifests(
+            namespace=namespace, files=files, image=TOOLS_IMAGE, node=node, taint=taint
+        )
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input="\n---\n".join(map(json.dumps, manifests)))
+        cluster.kubectl("rollout", "status", "deploy/model-store", "-n", namespace, "--timeout=120s")
+        digests = {v: hashlib.sha256(files[f"iris-v{v}.joblib"]).hexdigest() for v in ("1", "2")}
+        built = Stack(namespace, "", node, taint, digests)
+        apply_md(cluster, namespace, built.spec("1"))
+        wait_for(lambda: md_status(cluster, namespace).get("phase") == "Healthy", timeout=300, what="iris v1")
+        ip = cluster.get_json("service", NAME, "-n", namespace)["spec"]["clusterIP"]
+        built.url = f"http://{ip}/v2/models/{NAME}/infer"
+        yield built
+    finally:
+        cluster.kubectl("delete", "md", "--all", "-n", namespace, "--wait=true", "--timeout=60s", check=False)
+        subprocess.run(
+            ["helm", "uninstall", RELEASE, "-n", release_namespace, "--wait"],
+            env=cluster.env,
+            check=False,
+            timeout=120,
+        )
+        cluster.kubectl("delete", "namespace", release_namespace, "--wait=false", check=False)
+        print(f"\nrelease lane: {time.monotonic() - LANE_STARTED:.0f}s in all")
+
+
+@dataclass
+class Release:
+    applied_at: float
+    load: object  # load_pods.LoadRun
+    timeline: list[tuple[float, dict[str, int]]]  # (wall clock, {colour: weight}) as the test saw the status
+    phases: list[tuple[float, str]]
+    final: dict
+
+
+def release_under_load(
+    cluster,
+    stack: Stack,
+    name: str,
+    spec: dict,
+    done,
+    *,
+    duration: float,
+    control: tuple[str, str] | None = None,
+) -> Release:
+    """Starts the load pod, applies `spec` three seconds into it, follows the status until `done(status)`,
+    writes `control` ((rollout phase, action)) when that phase is reached, then waits for the load to end."""
+    history = len(md_status(cluster, stack.namespace).get("history", []))
+    start_load(cluster, stack.namespace, name, url=stack.url, body=BODY, rate=RATE, duration=duration)
+    time.sleep(3)
+    applied = apply_md(cluster, stack.namespace, spec)
+    timeline, phases, sent_control = [], [], False
+    deadline = time.monotonic() + duration
+    status = {}
+    while time.monotonic() < deadline:
+        status = md_status(cluster, stack.namespace)
+        now = time.time()
+        timeline.append((now, {t["color"]: t.get("weight", 0) for t in status.get("traffic", [])}))
+        phase = status.get("rollout", {}).get("phase", "")
+        if not phases or phases[-1][1] != phase:
+            phases.append((now, phase))
+        if control and not sent_control and phase == control[0] and now - phases[-1][0] > 8:
+            patch = {"status": {"rolloutControl": {"action": control[1], "requestId": f"{name}-{int(now)}"}}}
+            cluster.kubectl(
+                "patch",
+                "md",
+                NAME,
+                "-n",
+                stack.namespace,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                json.dumps(patch),
+            )
+            sent_control = True
+        if len(status.get("history", [])) > history and done(status):  # this release's outcome
+            break
+        time.sleep(0.5)
+    assert done(status), (
+        f"release {name} did not finish within the load's {duration}s: {json.dumps(status)[:3000]}"
+    )
+    load = finish_load(cluster, stack.namespace, name)
+    print(
+        f"\n{name}: sent {load.summary['sent']}, failed {load.summary['failed']}, "
+        f"reasons {load.summary['reasons']}, colours {load.summary['colors']}, "
+        f"p99 {load.summary['latency_ms']['p99']} ms; phases "
+        + " -> ".join(f"{p or '-'}@{t - applied:+.1f}s" for t, p in phases)
+    )
+    return Release(applied, load, timeline, phases, status)
+
+
+def aborted_and_back(status: dict) -> bool:
+    """The rollout aborted and the stable Service again selects one colour only."""
+    return status.get("rollout", {}).get("phase") == "Aborted" and len(status.get("traffic", [])) == 1
+
+
+def assert_no_failures(release: Release) -> None:
+    s = release.load.summary
+    assert s["sent"] >= RATE * 20, s
+    assert (s["failed"], s["unexpected"]) == (0, 0), s["failures"][:20]
+
+
+def test_load_pod_reports_every_request_of_a_bounded_run_through_the_cluster_ip(cluster, stack):
+    run = run_load(cluster, stack.namespace, "load-steady", url=stack.url, body=BODY, rate=RATE, duration=5)
+    assert run.summary["sent"] == RATE * 5
+    assert run.summary["failed"] == 0 and run.summary["ok"] == RATE * 5, run.summary
+    assert run.summary["colors"] == {"blue": RATE * 5}  # v1 is blue, alone behind the stable Service
+    assert sum(b["ok"] for b in run.buckets) == RATE * 5 and len(run.buckets) in (5, 6)
+    print(f"\nsteady load: {run.summary['latency_ms']}")
+
+
+def test_promotion_under_load_fails_no_request_and_splits_traffic_as_the_step_plans(cluster, stack):
+    release = release_under_load(
+        cluster,
+        stack,
+        "load-promote",
+        stack.spec("2", steps=[{"weight": 50, "pauseSeconds": 15}]),
+        duration=60,
+        done=lambda st: st.get("phase") == "Healthy" and st.get("modelVersion") == "2",
+    )
+    assert_no_failures(release)
+    windows = step_windows(release.timeline)
+    assert windows, f"no traffic step observed: {release.timeline[:5]}…"
+    for start, end, weights in windows:
+        answered = release.load.colors_between(start, end)
+        total = sum(answered.values())
+        assert total >= RATE * 3, (start, end, answered)
+        shares = {c: round(100 * answered.get(c, 0) / total, 1) for c in weights}
+        print(f"step {weights}: {end - start:.1f}s, {total} answers, shares {shares}")
+        for color, planned in weights.items():
+            assert abs(shares[color] - planned) <= SHARE_TOLERANCE, (weights, shares)
+    candidate = release.final["traffic"][0]["color"]
+    first = min(t for key, t in release.load.summary["first_answer_at"].items() if key.startswith(candidate))
+    full = all_answers_from(release.load.buckets, candidate)
+    assert full is not None and first <= full
+    print(
+        f"kubectl apply of v2 -> first answer from {candidate} {first - release.applied_at:.1f}s, "
+        f"-> 100% of answers {full - release.applied_at:.1f}s"
+    )
+
+
+def test_abort_during_the_traffic_step_under_load_fails_no_request(cluster, stack):
+    stable = md_status(cluster, stack.namespace)["traffic"][0]["color"]
+    spec = stack.spec("1", steps=[{"weight": 50, "pauseSeconds": 40}])
+    release = release_under_load(
+        cluster,
+        stack,
+        "load-abort",
+        spec,
+        duration=60,
+        control=("Stepping", "abort"),
+        done=aborted_and_back,
+    )
+    assert_no_failures(release)
+    assert step_windows(release.timeline), "the abort came before any traffic step"
+    assert release.final["traffic"] == [
+        {"color": stable, "revision": release.final["activeRevision"], "weight": 100}
+    ]
+    back = all_answers_from(release.load.buckets, stable)
+    assert back is not None  # the last answers all came from the stable colour
+    aborted_at = next(t for t, phase in release.phases if phase == "Aborted")
+    print(
+        f"abort: Aborted {aborted_at - release.applied_at:.1f}s after kubectl apply; every answer from "
+        f"{stable} again from {back - release.applied_at:.1f}s"
+    )
+
+
+def test_failed_quality_gate_under_load_fails_no_request_and_keeps_traffic_on_the_stable_colour(
+    cluster, stack
+):
+    stable = md_status(cluster, stack.namespace)["traffic"][0]["color"]
+    spec = stack.spec(
+        "1",
+        qualityGate={
+            **stack.spec("1")["rollout"]["qualityGate"],
+            "datasetUri": store_url(stack.namespace, "holdout-wrong.csv"),
+        },
+    )
+    spec["model"]["version"] = "1-gate"  # a revision of its own: the aborted v1 one stays aborted
+    release = release_under_load(
+        cluster,
+        stack,
+        "load-gate",
+        spec,
+        duration=45,
+        done=aborted_and_back,
+    )
+    assert_no_failures(release)
+    assert release.load.summary["colors"] == {stable: release.load.summary["ok"]}
+    gate = release.final["rollout"]["qualityGate"]
+    assert gate["passed"] is False and gate["score"] < 0.8, gate
+    assert step_windows(release.timeline) == []
+
+
+def test_restricted_namespace_rejects_a_privileged_pod_the_generated_ones_were_admitted(cluster, stack):
+    labels = cluster.get_json("namespace", stack.namespace)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    serving = cluster.get_json("pods", "-n", stack.namespace, "-l", f"modeldeploy.io/name={NAME}")["items"]
+    assert serving and all(p["status"].get("phase") == "Running" for p in serving)
+    control = pod_manifest(
+        "privileged-control", stack.node, ["/bin/sleep", "5"], securityContext={"runAsNonRoot": False}
+    )
+    control["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    denied = cluster.kubectl(
+        "apply", "--dry-run=server", "-n", stack.namespace, "-f", "-", input=json.dumps(control), check=False
+    )
+    assert denied.returncode != 0
+    assert 'violates PodSecurity "restricted:latest"' in denied.stderr and "privileged" in denied.stderr
+
+
+def test_a_new_pod_refuses_or_answers_503_until_ready_and_never_predicts_before(cluster, stack):
+    before = {p["metadata"]["name"] for p in serving_pods(cluster, stack.namespace)}
+    replicas = cluster.get_json("md", NAME, "-n", stack.namespace)["spec"]["replicas"]
+    cluster.kubectl("scale", "md", NAME, "-n", stack.namespace, f"--replicas={replicas + 1}")
+    try:
+        pod = wait_for(
+            lambda: next(
+                (
+                    p
+                    for p in serving_pods(cluster, stack.namespace)
+                    if p["metadata"]["name"] not in before and p["status"].get("podIP")
+                ),
+                None,
+            ),
+            timeout=60,
+            interval=0.1,
+            what="the new serving pod's IP",
+        )
+        port = pod["spec"]["containers"][0]["ports"][0]["containerPort"]
+        attempts = probe_until_ready(pod["status"]["podIP"], port, NAME, BODY)
+    finally:
+        cluster.kubectl("scale", "md", NAME, "-n", stack.namespace, f"--replicas={replicas}")
+    seen = outcomes_while_not_ready(attempts)
+    waited = last_not_ready(attempts) - attempts[0].at
+    print(
+        f"\nnew pod {pod['metadata']['name']}: {len(attempts)} requests; before ready: {sorted(seen)} "
+        f"for {waited:.1f}s"
+    )
+    assert seen and seen <= {"refused", "503"}, seen
+    assert attempts[-1].path == "infer" and attempts[-1].outcome == "200"  # and then it predicts
+
+
+def test_no_pod_of_the_lane_was_ever_unschedulable(cluster, stack):
+    release_namespace = f"{stack.namespace}-system"
+    events = [
+        e
+        for ns in (stack.namespace, release_namespace)
+        for e in cluster.get_json("events", "-n", ns)["items"]
+    ]
+    assert len(events) > 20  # the lane's pods left their Scheduled/Started events here
+    unschedulable = [
+        f"{e['involvedObject']['name']}: {e.get('message')}"
+        for e in events
+        if e.get("reason") == "FailedScheduling"
+    ]
+    assert unschedulable == []
+    pods = [
+        p for ns in (stack.namespace, release_namespace) for p in cluster.get_json("pods", "-n", ns)["items"]
+    ]
+    assert pods
+    for pod in pods:
+        scheduled = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
+        assert scheduled["status"] == "True", (pod["metadata"]["name"], scheduled)
+        for c in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
+            cpu = c.get("resources", {}).get("requests", {}).get("cpu", "0")
+            assert cpu_milli(cpu) <= 50, (pod["metadata"]["name"], c["name"], cpu)
