@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import free_port
+from .helpers import free_port, moto_s3
 
 PAYLOAD = os.urandom(300_000)
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
@@ -128,30 +128,10 @@ def test_local_directory_is_copied_whole(tmp_path):
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    s3.create_bucket(Bucket="models")
-    s3.put_object(Bucket="models", Key="iris/v3/model.onnx", Body=PAYLOAD)
-    yield env
-    server.stop()
+    with moto_s3() as (env, s3):
+        s3.create_bucket(Bucket="models")
+        s3.put_object(Bucket="models", Key="iris/v3/model.onnx", Body=PAYLOAD)
+        yield env
 
 
 def test_s3_download_with_the_right_digest(s3_endpoint, tmp_path):
