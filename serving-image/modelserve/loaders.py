@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -13,7 +12,7 @@ from typing import Any
 
 from .archive import is_archive, unpack
 from .errors import ModelLoadError
-from .manifest import MANIFEST_NAME, ManifestError, parse_manifest, verify_tree
+from .manifest import MANIFEST_NAME, ManifestError, file_sha256, parse_manifest, verify_tree
 from .runtimes import FORMATS, RUNTIMES, LoadOptions, ServedModel, explain_missing_code
 from .schema import InputSchema, load_manifest, manifest_path_for
 
@@ -151,14 +150,6 @@ def resolve_model_file(path: Path, fmt: str) -> Path:
     return files[0]
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def is_pickle_family(path: Path, fmt: str) -> bool:
     return fmt == "sklearn" or path.suffix.lower() in PICKLE_EXTENSIONS
 
@@ -166,7 +157,7 @@ def is_pickle_family(path: Path, fmt: str) -> bool:
 def check_pickle_allowed(path: Path, fmt: str, expected_sha256: str, allow_unverified: bool) -> None:
     """Pickle runs code on load: only a file whose digest was pinned (or an explicit waiver) may load."""
     if expected_sha256 and path.is_file():
-        actual = sha256_of(path)
+        actual = file_sha256(path)
         if actual != expected_sha256:
             raise ModelLoadError(
                 f"refusing to load {path.name}: its SHA-256 is {actual} "
@@ -201,7 +192,7 @@ def _digest_error(what: str, actual: str, expected: str) -> ModelLoadError:
 
 def _verified_tree(root: Path, manifest: Path, sha256: str) -> ModelFiles:
     """A directory pinned by its MANIFEST: the MANIFEST's digest first, then every file against it."""
-    if sha256 and (actual := sha256_of(manifest)) != sha256:
+    if sha256 and (actual := file_sha256(manifest)) != sha256:
         raise _digest_error(f"{root.name}/{MANIFEST_NAME}", actual, sha256)
     try:
         # The side file `MANIFEST.schema.json` (an inline model.schema) sits beside it, outside the MANIFEST.
@@ -233,7 +224,7 @@ def open_model_source(path: Path, sha256: str, max_bytes: int, max_files: int) -
             )
         return _verified_tree(path, path / MANIFEST_NAME, sha256)
     if is_archive(path):
-        if sha256 and (actual := sha256_of(path)) != sha256:  # before a single byte is unpacked
+        if sha256 and (actual := file_sha256(path)) != sha256:  # before a single byte is unpacked
             raise _digest_error(f"archive {path.name}", actual, sha256)
         return ModelFiles(unpack(path, _unpack_dir(), max_bytes, max_files), pinned=bool(sha256))
     return ModelFiles(path, pinned=False)
