@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
+import yaml
 from chart_tools import CHART, REPO
 
 pytestmark = pytest.mark.chart
@@ -59,3 +61,23 @@ def test_default_install_on_a_fresh_cluster_then_uninstall_keeps_modeldeployment
     assert "kept due to the resource policy" in uninstalled.stdout + uninstalled.stderr
     assert run(fresh, "kubectl", "get", "modeldeployment", "fraud-onnx", "-n", "default").returncode == 0
     assert run(fresh, "kubectl", "get", "clusterrole", "md-modeldeploy").returncode != 0
+
+
+def test_the_operator_refuses_to_start_on_a_crd_that_would_prune_its_bookkeeping(fresh):
+    """An older CRD without status.kopf: kopf would keep its retry state in annotations, a write to objects
+    the users own, so the operator exits at start-up with a message that says which CRD to install."""
+    crd = yaml.safe_load((REPO / "crds" / "modeldeployments.yaml").read_text())
+    for version in crd["spec"]["versions"]:
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+        assert status["properties"].pop("kopf", None) is not None  # the field the operator needs
+    applied = run(fresh, "kubectl", "apply", "--server-side", "--force-conflicts", "-f", "-",
+                  input=json.dumps(crd))  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+
+    env = {**fresh, "MODELDEPLOY_STANDALONE": "true", "MODELDEPLOY_NAMESPACES": "default",
+           "MODELDEPLOY_HEALTH_PORT": "0", "MODELDEPLOY_METRICS_PORT": "0"}  # fmt: skip
+    started = subprocess.run([sys.executable, "-m", "modeldeploy"], env=env, cwd=REPO, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    assert started.returncode != 0, started.stderr[-2000:]
+    assert "has no status.kopf field" in started.stderr + started.stdout, started.stderr[-2000:]
+    assert "crds/modeldeployments.yaml" in started.stderr + started.stdout

@@ -34,6 +34,8 @@ from operator_fixtures import (
     wait_ready,
 )
 
+from modeldeploy.api.status import CUT_MARK, Condition
+
 from .hostile import SECRET, Origin, hostile_origin
 
 pytestmark = pytest.mark.e2e
@@ -215,8 +217,16 @@ def h8_fields_the_api_server_refuses_on_the_deployment(s: Scene) -> None:
     late = [{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5}]
     s.refused(s.md("h8", server={"tolerations": late}), "tolerationSeconds needs effect NoExecute")
     # affinity is passed through unvalidated: the API server refuses the Deployment, nothing else is touched.
-    assert s.apply(s.md("h8", server={"affinity": {"foo": 1}})).returncode == 0
-    s.operator_tried("deployments", "h8-blue")
+    # Hundreds of bad terms make its answer far longer than a condition message may be: status must still be
+    # written (cut at the field's limit, marked) and the neighbour reconciled (the shared invariants).
+    terms = [{"matchExpressions": [{"key": f"zone-{i}-" + "k" * 40, "operator": "Near"}]} for i in range(400)]
+    required = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}
+    affinity = {"nodeAffinity": required}
+    assert s.apply(s.md("h8", server={"affinity": affinity})).returncode == 0
+    ready = s.ready_reason("h8", "ApplyRejected")
+    limit = Condition.text_limit("message")
+    assert limit is not None and len(ready["message"]) == limit, len(ready["message"])
+    assert "Deployment h8-blue" in ready["message"] and ready["message"].endswith(CUT_MARK)
     assert get_obj(s.cluster, "deployment", s.namespace, "h8-blue") is None
 
 
@@ -233,6 +243,7 @@ def h9_schema_too_large_for_a_pod(s: Scene) -> None:
         result.returncode == 0
     ):  # stored: the operator tries, the API server refuses the oversized pod template
         s.operator_tried("deployments", "h9-blue")
+        assert "Deployment h9-blue" in s.ready_reason("h9", "ApplyRejected")["message"]
         assert get_obj(s.cluster, "deployment", s.namespace, "h9-blue") is None
     else:
         assert "too large" in result.stderr.lower() or "must have at most" in result.stderr, result.stderr
