@@ -1,6 +1,6 @@
 """Spec rules that keep a ModelDeployment author inside their own namespace, checked by the operator's own
 models (objects stored before a CRD upgrade are parsed at the edge); the same rules as CEL in the CRD, which
-tests/e2e/test_crd_validation.py proves on a real API server."""
+tests/e2e/operator/test_crd_validation.py proves on a real API server."""
 
 from __future__ import annotations
 

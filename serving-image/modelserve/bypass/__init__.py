@@ -9,7 +9,7 @@
   without its per-call checks.
 
 Guards: upper version bounds on uvicorn and prometheus-client (serving-image/pyproject.toml), tests that
-pin each piece against the public behaviour (tests/serving/test_units.py), and one switch,
+pin each piece against the public behaviour (tests/unit/test_modelserve_units.py), and one switch,
 `MODELSERVE_FRAMEWORK_BYPASS=false`, that serves everything through the libraries' public paths instead.
 """
 

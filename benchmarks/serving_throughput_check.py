@@ -4,7 +4,7 @@ Trains the iris pipeline (StandardScaler + LogisticRegression), serves it with o
 with production switches on (API key, metrics, request log at its default sampling, a non-binding rate
 limit), drives it with wrk pinned to core 1, and prints req/s, p50 and p99 at each concurrency.
 
-    nice python tests/serving/throughput_check.py [--format onnx] [--seconds 5] [--concurrency 1 8 64]
+    nice python benchmarks/serving_throughput_check.py [--format onnx] [--seconds 5] [--concurrency 1 8 64]
 """
 
 from __future__ import annotations

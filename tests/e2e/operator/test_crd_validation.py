@@ -13,7 +13,7 @@ import yaml
 
 pytestmark = pytest.mark.e2e
 
-CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "modeldeployments.yaml"
+CRD_FILE = Path(__file__).resolve().parents[3] / "crds" / "modeldeployments.yaml"
 SHA = "4f2c" * 16
 ONNX = "https://models.example/iris/v3/model.onnx"
 

@@ -12,7 +12,7 @@ from kubernetes import client, config, watch
 
 pytestmark = pytest.mark.e2e
 
-CLUSTER_SH = Path(__file__).resolve().parents[1] / "cluster" / "cluster.sh"
+CLUSTER_SH = Path(__file__).resolve().parents[2] / "cluster" / "cluster.sh"
 
 WIDGET_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",
