@@ -49,6 +49,7 @@ from .openapi import build_openapi
 from .reqlog import LINES, RequestLogger, flush_periodically, log_event
 from .runtimes.device import device_of
 from .settings import Settings
+from .shadow import ShadowCopier
 
 
 def create_app(settings: Settings, loaded: LoadedModel) -> ASGIApp:
@@ -98,6 +99,9 @@ def build_state(settings: Settings, loaded: LoadedModel) -> ServerState:
         batcher=batcher,
         deadlines=Deadlines(settings.timeout_seconds),
         predict_in_thread=in_thread,
+        shadow=ShadowCopier(
+            settings.shadow_config_file, classifier, settings.metric_labels, metrics.registry
+        ),
     )
 
 
@@ -254,6 +258,7 @@ def lifespan_of(state: ServerState) -> Callable[[Starlette], contextlib.Abstract
         gc.freeze()
         loop = asyncio.get_running_loop()
         background = [loop.create_task(state.deadlines.watch()), loop.create_task(flush_periodically())]
+        state.shadow.start()
         state.ready = True
         state.metrics.ready.set(1)
         log_ready(state)
@@ -261,6 +266,7 @@ def lifespan_of(state: ServerState) -> Callable[[Starlette], contextlib.Abstract
         state.ready = False
         for task in background:
             task.cancel()
+        await state.shadow.stop()
         state.batcher.close()
         LINES.flush()  # every buffered request line is out before the process exits
 

@@ -36,6 +36,7 @@ from .protocols import (
 from .reqlog import RequestLogger
 from .schema import InputSchema
 from .settings import Settings
+from .shadow import ShadowCopier
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -54,6 +55,7 @@ class ServerState:
     batcher: Batcher
     deadlines: Deadlines
     predict_in_thread: bool
+    shadow: ShadowCopier
     ready: bool = False
     draining: bool = False
     identity: list[tuple[bytes, bytes]] = field(init=False)
@@ -210,7 +212,18 @@ class Arriving:
 class Exchange:
     """One prediction request on its way: what its response, metrics and log line are made of."""
 
-    __slots__ = ("error", "headers", "key_id", "outputs", "payload", "request_id", "rows", "status")
+    __slots__ = (
+        "body",
+        "error",
+        "headers",
+        "key_id",
+        "outputs",
+        "payload",
+        "request_id",
+        "rows",
+        "shadow_copy",
+        "status",
+    )
 
     def __init__(self, request_id: str, identity: list[tuple[bytes, bytes]]) -> None:
         self.request_id = request_id
@@ -221,6 +234,8 @@ class Exchange:
         self.outputs: dict[str, np.ndarray] | None = None
         self.error: str | None = None
         self.key_id: str | None = None
+        self.body = b""
+        self.shadow_copy = False  # a copy sent by the active colour (see modelserve.shadow)
 
     def failed(self, err: ModelServeError) -> None:
         self.status = err.status_code
@@ -251,6 +266,9 @@ class PredictEndpoint:
         started = time.perf_counter()
         headers = dict(scope["headers"])
         exchange = Exchange(request_id_from(headers), self.state.identity)
+        shadow = self.state.shadow
+        if shadow.config is not None:
+            exchange.shadow_copy = shadow.is_copy(headers)
         metrics = self.state.metrics
         metrics.inflight_add(1)
         try:
@@ -263,6 +281,12 @@ class PredictEndpoint:
             metrics.inflight_add(-1)
         await send_json(send, exchange.status, exchange.payload, exchange.headers)
         self.record(exchange, time.perf_counter() - started)
+        # Only after the answer is out: the copy never delays or fails it.
+        if shadow.config is not None and exchange.status == 200 and not exchange.shadow_copy:
+            assert exchange.outputs is not None
+            shadow.offer(
+                scope["path"], self.protocol, exchange.body, headers, exchange.outputs, exchange.request_id
+            )
 
     async def answer(
         self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], exchange: Exchange
@@ -270,8 +294,8 @@ class PredictEndpoint:
         """The 200 body; any refusal on the way is a ModelServeError."""
         state = self.state
         with Arriving(state.batcher):
-            exchange.key_id = self.admit(scope, headers)
-            body = await read_body(receive, headers, state.settings.max_body_bytes)
+            exchange.key_id = self.admit(scope, headers, exchange.shadow_copy)
+            body = exchange.body = await read_body(receive, headers, state.settings.max_body_bytes)
             rows, context = self.parse(body, headers)
         if self.max_rows and len(rows) > self.max_rows:
             raise PayloadTooLarge(
@@ -281,11 +305,12 @@ class PredictEndpoint:
         exchange.outputs = await self.predict(rows)
         return self.encode(exchange.outputs, context)
 
-    def admit(self, scope: Scope, headers: dict[bytes, bytes]) -> str | None:
-        """API key, rate limit, model name and version; the caller's key id."""
+    def admit(self, scope: Scope, headers: dict[bytes, bytes], shadow_copy: bool = False) -> str | None:
+        """API key, rate limit (not for shadow copies: the client was charged by the active colour), model
+        name and version; the caller's key id."""
         state = self.state
         key_id = authenticate(state, scope, headers)
-        if state.limiter.enabled:
+        if state.limiter.enabled and not shadow_copy:
             state.limiter.check(key_id or client_address(scope))
         check_model(state.settings, scope)
         return key_id
@@ -321,7 +346,10 @@ class PredictEndpoint:
 
     def record(self, exchange: Exchange, latency: float) -> None:
         state = self.state
-        state.metrics.observe_request(self.route, exchange.status, latency)
+        if exchange.shadow_copy:  # kept out of the figures the candidate's analysis reads
+            state.shadow.served_copy()
+        else:
+            state.metrics.observe_request(self.route, exchange.status, latency)
         if state.logger.sampled(exchange.status):
             state.logger.log(
                 exchange.request_id,

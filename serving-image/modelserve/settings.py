@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     auth_failure_rps: float = Field(1.0, ge=0)
     auth_failure_burst: int = Field(10, ge=0)
 
+    # Mounted from the ModelDeployment's shadow ConfigMap; absent or disabled = no copies.
+    shadow_config_file: str = "/etc/modelserve/shadow/shadow.json"
+
     log_sample_rate: float = Field(1.0, ge=0, le=1)
     log_redact_fields: str = ""
     log_payloads: bool = False
