@@ -42,7 +42,7 @@ def test_every_watched_kind_gets_one_index_and_one_event_handler():
 
 def test_children_are_watched_or_read_behind_their_crd_and_pods_are_watched_not_owned():
     assert {kind.kind for kind in WATCHED_CHILD_KINDS} == {
-        "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+        "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
     }  # fmt: skip
     assert {kind.kind: kind.crd_name for kind in OPTIONAL_CHILD_KINDS} == {
         "ServiceMonitor": "servicemonitors.monitoring.coreos.com",

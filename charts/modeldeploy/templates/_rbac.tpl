@@ -27,6 +27,11 @@ and the per-namespace Roles (watchNamespaces) can never drift apart.
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch]
+# Application: the shadow phase's settings, one ConfigMap per ModelDeployment that asks for a shadow phase,
+# mounted into its pods and rewritten (never deleted) to switch the copy on or off.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch, create, patch]
 # Application: an HPA or PDB is deleted when a spec change no longer wants it (autoscaling removed,
 # replicas down to 1).
 - apiGroups: [autoscaling]

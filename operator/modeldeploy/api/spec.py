@@ -3,7 +3,7 @@
 Public: ``ModelDeploymentSpec`` and its parts ``ModelSource``, ``ModelSchema``, ``Feature``,
 ``Resources``, ``ResourceList``, ``Autoscaling``, ``Server``, ``Batching``, ``EnvVar``, ``Toleration``,
 ``LocalObjectReference``, ``Security``, ``SecretKeyRef``, ``RateLimit``, ``Logging``, ``Rollout``,
-``RolloutStep``, ``Analysis``, ``Smoke``, ``SmokeRequest``, ``QualityGate``, ``Evaluation``,
+``RolloutStep``, ``Analysis``, ``Shadow``, ``Smoke``, ``SmokeRequest``, ``QualityGate``, ``Evaluation``,
 ``TrafficRouting``, ``GatewayAPIRouting``, ``ParentRef``, ``HeaderMatch``, ``Monitoring``,
 ``ServiceMonitorSpec``; enums ``ModelFormat``, ``Metric``, ``DatasetFormat``; constants
 ``PICKLE_FORMATS``, ``PICKLE_SUFFIXES``, ``MAX_NAME_LENGTH``, ``CHILD_SUFFIXES``.
@@ -749,6 +749,67 @@ class Smoke(ApiModel):
     )
 
 
+_SHADOW_PERCENT_MESSAGE = (
+    "rollout.shadow.percent must be above 0 and at most 100: the share of answered requests copied to the "
+    "candidate"
+)
+_SHADOW_AGREEMENT_MESSAGE = "rollout.shadow.minAgreement must be between 0 and 1, e.g. 0.97"
+
+
+class Shadow(ApiModel):
+    """Before any traffic step, the active colour copies a share of the requests it answered to the
+    candidate (after answering) and the rollout goes on only if the candidate agrees often enough."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "!has(self.percent) || (self.percent > 0.0 && self.percent <= 100.0)", _SHADOW_PERCENT_MESSAGE
+            ),
+            rule(
+                "!has(self.minAgreement) || (self.minAgreement >= 0.0 && self.minAgreement <= 1.0)",
+                _SHADOW_AGREEMENT_MESSAGE,
+            ),
+        )
+    )
+
+    percent: float = Field(
+        default=10,
+        gt=0,
+        le=100,
+        description="Percent of the requests the active colour answered that are copied to the candidate.",
+    )
+    min_requests: int = Field(
+        default=200,
+        ge=1,
+        le=1_000_000,
+        description="Compared rows needed before judging; fewer = keep copying (until maxSeconds).",
+    )
+    min_agreement: float = Field(
+        default=0.97,
+        ge=0,
+        le=1,
+        description="Share of compared rows on which the candidate must agree with the active model; below "
+        "it the rollout aborts (reason ShadowDisagreement).",
+    )
+    relative_tolerance: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Regressors (and outputs other than a classifier's label): values agree when "
+        "|a - b| <= absoluteTolerance + relativeTolerance * |a|.",
+    )
+    absolute_tolerance: float = Field(
+        default=0.0, ge=0, le=1e12, description="See relativeTolerance; 0 = exact."
+    )
+    max_seconds: int = Field(
+        default=900,
+        ge=10,
+        le=604800,
+        description="Still fewer than minRequests compared rows after this: the rollout pauses for a person "
+        "(promote goes on to the steps, abort stops).",
+    )
+
+
 class Metric(StrEnum):
     accuracy = "accuracy"
     f1 = "f1"
@@ -934,6 +995,11 @@ class Rollout(ApiModel):
     smoke: Smoke | None = Field(default=None, description="Requests sent to the preview before any traffic.")
     quality_gate: QualityGate | None = Field(
         default=None, description="Labelled-data check before any traffic."
+    )
+    shadow: Shadow | None = Field(
+        default=None,
+        description="Copy a share of live requests to the candidate before any traffic step and compare its "
+        "answers with the active model's (after smoke and quality gate).",
     )
     analysis: Analysis | None = Field(default=None, description="Error-rate and latency checks during steps.")
     auto_promote: bool = Field(

@@ -2,8 +2,9 @@
 place people write to it: ``status.rolloutControl``.
 
 Public: ``ModelDeploymentStatus``, ``Condition``, ``TrafficTarget``, ``CheckResult``, ``ColorStats``,
-``HistoryEntry``, ``RolloutControl``, ``RolloutState``, ``EvaluationStatus``; enums ``Color``, ``Phase``,
-``RolloutPhase``, ``ConditionType``, ``ControlAction``, ``Outcome``; ``other_color(color)``.
+``HistoryEntry``, ``ShadowFigures``, ``RolloutControl``, ``RolloutState``, ``EvaluationStatus``; enums
+``Color``, ``Phase``, ``RolloutPhase``, ``ConditionType``, ``ControlAction``, ``Outcome``;
+``other_color(color)``.
 
 Promote / abort / retry: a person (or ``kubectl modeldeploy``, or an Argo CD resource action) merge-patches
 the status subresource::
@@ -89,6 +90,7 @@ class RolloutPhase(StrEnum):
     WaitingForCandidate = "WaitingForCandidate"  # candidate scaling up on the idle colour
     SmokeTesting = "SmokeTesting"
     QualityGate = "QualityGate"
+    Shadowing = "Shadowing"  # the active colour copies requests to the candidate; no user sees its answers
     Stepping = "Stepping"  # candidate gets steps[stepIndex].weight
     Paused = "Paused"  # waiting for `promote`
     Promoting = "Promoting"  # candidate scaled to full size, then 100% traffic
@@ -155,6 +157,23 @@ class CheckResult(StatusModel):
     at: datetime | None = Field(default=None, description="When the check ran.")
 
 
+class ShadowFigures(StatusModel):
+    """What the active colour's pods counted for the current shadow phase (summed over its Ready pods)."""
+
+    id: str = Field(default="", description="The shadow phase these figures belong to.", max_length=128)
+    compared: int = Field(default=0, ge=0, description="Rows compared with the candidate's answer.")
+    agreed: int = Field(default=0, ge=0, description="Rows on which the candidate agreed.")
+    agreement: float | None = Field(default=None, description="agreed / compared.")
+    sent: int = Field(default=0, ge=0, description="Copies the candidate answered.")
+    dropped: int = Field(default=0, ge=0, description="Copies dropped because the queue was full.")
+    errors: int = Field(default=0, ge=0, description="Copies without a usable answer.")
+    pods: int = Field(default=0, ge=0, description="Active pods whose counts were read.")
+    held: bool = Field(
+        default=False, description="Inconclusive after maxSeconds: waiting for promote or abort."
+    )
+    at: datetime | None = Field(default=None, description="When the counts were read.")
+
+
 class ColorStats(StatusModel):
     color: Color = Field(description="blue or green.")
     revision: str | None = Field(default=None, description="Revision on that colour.", max_length=64)
@@ -216,6 +235,7 @@ class RolloutState(StatusModel):
         default=None, description="Quality gate result for this rollout."
     )
     analysis: CheckResult | None = Field(default=None, description="Latest analysis result.")
+    shadow: ShadowFigures | None = Field(default=None, description="Shadow phase figures for this rollout.")
     analysis_baselines: dict[str, Any] | None = Field(
         default=None,
         description="Metrics snapshot per colour at the start of the analysis window (direct mode).",

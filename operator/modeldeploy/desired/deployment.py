@@ -27,11 +27,13 @@ from modeldeploy.api import ModelDeploymentSpec
 from modeldeploy.desired.naming import ANNOTATION_REVISION, deployment_name, labels, object_meta, selector
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.revision import POD_FIELDS
+from modeldeploy.desired.shadow import SHADOW_CONFIG_KEY, shadow_config_name
 
 CONTAINER_NAME = "modelserve"
 FETCH_CONTAINER_NAME = "fetch-model"
 MODELS_DIR = "/models"
 KEYS_DIR = "/etc/modelserve/keys"
+SHADOW_DIR = "/etc/modelserve/shadow"  # modelserve's MODELSERVE_SHADOW_CONFIG_FILE default lives here
 KEYS_FILE = "api-keys"
 TERMINATION_LOG = "/dev/termination-log"
 NVIDIA_GPU = "nvidia.com/gpu"
@@ -367,6 +369,18 @@ def _pod_spec(
     a non-root security context, spreading over nodes, and the scheduling fields of spec.server."""
     location = model_location(spec)
     volumes, mounts, fetch_mounts = _volumes_and_mounts(spec, location)
+    # Always mounted (optional): switching shadow copies on or off must never change this template.
+    volumes.append(
+        {
+            "name": "shadow",
+            "configMap": {
+                "name": shadow_config_name(md["metadata"]["name"]),
+                "optional": True,
+                "items": [{"key": SHADOW_CONFIG_KEY, "path": SHADOW_CONFIG_KEY}],
+            },
+        }
+    )
+    mounts.append({"name": "shadow", "mountPath": SHADOW_DIR, "readOnly": True})
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from modeldeploy.api import CheckResult, Color, ColorStats, ModelDeploymentSpec, ModelDeploymentStatus
+from modeldeploy.api import (
+    CheckResult,
+    Color,
+    ColorStats,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    ShadowFigures,
+)
 from modeldeploy.desired.children import (
     build_hpa,
     build_httproute,
@@ -36,6 +43,7 @@ from modeldeploy.desired.naming import deployment_name
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.revision import POD_FIELDS, revision_of
 from modeldeploy.desired.rollout import Check, KubeEvent, Placement, plan_placement, plan_rollout_step
+from modeldeploy.desired.shadow import shadow_config_child
 from modeldeploy.desired.status import current_status, observe_rollout, status_from
 
 __all__ = [
@@ -61,6 +69,7 @@ class CheckReport:
     results: Mapping[Check, CheckResult] = field(default_factory=dict)
     baselines: Mapping[str, Mapping[str, Any]] | None = None
     color_stats: Sequence[ColorStats] | None = None
+    shadow: ShadowFigures | None = None  # the shadow check's counts (an input of the gate)
 
 
 @dataclass
@@ -187,11 +196,16 @@ def rollout_pass(
     observation = observe_rollout(name, observed.children, observed.pods)
     if report is not None:
         observation = observation.with_results(report.results)
+        if report.shadow is not None:
+            observation = dataclasses.replace(observation, shadow=report.shadow)
     plan = plan_rollout_step(spec, revision, current_status(body), observation, now)
     if report is not None:
         _record_report(plan.status, report)
     placement = plan_placement(spec, revision, plan.status, observation, now)
     children = children_for(body, spec, revision, placement, observed.children, params)
+    shadow_config = shadow_config_child(body, spec, plan.status, observed.children)
+    if shadow_config is not None:
+        children.append(shadow_config)
     status = status_from(
         body, spec, revision, plan.status, observation, observed.children, observed.pods, now
     )

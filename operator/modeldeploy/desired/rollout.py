@@ -3,14 +3,16 @@
 Public: ``plan_rollout_step(spec, revision, status, observed, now) -> RolloutPlan``,
 ``plan_placement(spec, revision, status, observed, now) -> Placement``, ``replica_split(replicas, weight)``,
 ``current_weight(spec, state)``, ``RolloutObservation``, ``ColorObservation``, ``RolloutPlan``, ``Placement``,
-``ColorPlan``, ``KubeEvent``, ``Check`` (``smoke``, ``quality_gate``, ``analysis``, ``evaluation``).
+``ColorPlan``, ``KubeEvent``, ``Check`` (``smoke``, ``quality_gate``, ``analysis``, ``evaluation``,
+``shadow``).
 
 How the reconciler drives it (after Argo Rollouts' rollout/bluegreen.go: each pass does at most one
 transition, persists status, and the next event continues):
 1. observe the colour Deployments (``ColorObservation``) and build a ``RolloutObservation``;
 2. ``plan = plan_rollout_step(...)``; if ``plan.check`` is set, run that check (probes component) and call
    ``plan_rollout_step`` again with the result in the observation (``smoke=`` / ``quality_gate=`` /
-   ``analysis=`` / ``evaluation=``) -- the result lands in status together with its transition;
+   ``analysis=`` / ``evaluation=``; ``shadow=`` the active pods' shadow counts) -- the result lands in
+   status together with its transition;
 3. apply ``plan_placement(spec, revision, plan.status, observed, now)``: replicas per colour, stable Service
    colours, preview colour, route weights (it never routes to a colour without Ready pods and never lowers
    the active colour below spec.replicas before the candidate's pods are Ready);
@@ -47,7 +49,15 @@ from modeldeploy.api import (
     Outcome,
     RolloutPhase,
     RolloutState,
+    ShadowFigures,
     other_color,
+)
+from modeldeploy.desired.shadow import (
+    SHADOW_CHECK_INTERVAL_SECONDS,
+    Verdict,
+    judge_shadow,
+    shadow_id,
+    with_agreement,
 )
 
 WAIT_FOR_PODS_SECONDS = 5.0
@@ -57,6 +67,7 @@ IN_FLIGHT = frozenset(
         RolloutPhase.WaitingForCandidate,
         RolloutPhase.SmokeTesting,
         RolloutPhase.QualityGate,
+        RolloutPhase.Shadowing,
         RolloutPhase.Stepping,
         RolloutPhase.Paused,
         RolloutPhase.Promoting,
@@ -70,6 +81,7 @@ class Check(StrEnum):
     quality_gate = "quality_gate"
     analysis = "analysis"
     evaluation = "evaluation"
+    shadow = "shadow"
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,7 @@ class RolloutObservation:
     quality_gate: CheckResult | None = None
     analysis: CheckResult | None = None
     evaluation: CheckResult | None = None
+    shadow: ShadowFigures | None = None  # what the active pods counted for the current shadow phase
 
     def color(self, color: Color | None) -> ColorObservation:
         return self.colors.get(Color(color), ColorObservation()) if color else ColorObservation()
@@ -194,7 +207,7 @@ def _start_candidate(draft: _Draft, message: str) -> None:
     state = draft.state
     state.revision, state.color = draft.revision, other_color(draft.status.active_color or Color.blue)
     state.step_index, state.started_at, state.step_started_at = 0, draft.now, None
-    state.smoke = state.quality_gate = state.analysis = None
+    state.smoke = state.quality_gate = state.analysis = state.shadow = None
     state.abort_reason = None
     draft.status.candidate_revision = draft.revision
     draft.go(RolloutPhase.WaitingForCandidate, message)
@@ -232,18 +245,26 @@ def _enter_step(draft: _Draft, index: int, promote: bool = False) -> None:
 
 def _after_checks(draft: _Draft, done: RolloutPhase) -> None:
     """The next pre-promotion check after `done`, or the first traffic step."""
+    rollout = draft.spec.rollout
     order = [
-        (RolloutPhase.SmokeTesting, draft.spec.rollout.smoke is not None),
-        (RolloutPhase.QualityGate, draft.spec.rollout.quality_gate is not None),
+        (RolloutPhase.SmokeTesting, rollout.smoke is not None, "running the smoke test"),
+        (RolloutPhase.QualityGate, rollout.quality_gate is not None, "running the quality gate"),
+        (
+            RolloutPhase.Shadowing,
+            rollout.shadow is not None,
+            f"copying {rollout.shadow.percent if rollout.shadow else 0:g}% of answered requests to the "
+            "candidate and comparing its answers",
+        ),
     ]
-    phases = [phase for phase, _ in order]
+    phases = [phase for phase, _, _ in order]
     start = phases.index(done) + 1 if done in phases else 0
-    for phase, wanted in order[start:]:
+    for phase, wanted, message in order[start:]:
         if wanted:
-            draft.go(
-                phase, f"running the {'smoke test' if phase == RolloutPhase.SmokeTesting else 'quality gate'}"
-            )
-            draft.requeue(0)
+            draft.go(phase, message)
+            if phase == RolloutPhase.Shadowing:
+                draft.state.shadow = ShadowFigures(id=shadow_id(draft.state))
+                draft.event("Normal", "ShadowStarted", message)
+            draft.requeue(0 if phase != RolloutPhase.Shadowing else SHADOW_CHECK_INTERVAL_SECONDS)
             return
     _enter_step(draft, 0)
 
@@ -398,6 +419,9 @@ def _handle_control(draft: _Draft) -> bool:
         and draft.revision != draft.status.active_revision
     ):
         _start_candidate(draft, "retrying")
+    elif action == ControlAction.promote and phase == RolloutPhase.Shadowing:
+        draft.event("Normal", "PromoteRequested", "promote requested: the shadow phase ends, steps follow")
+        _after_checks(draft, RolloutPhase.Shadowing)
     elif action == ControlAction.promote and phase in (RolloutPhase.Stepping, RolloutPhase.Paused):
         draft.event("Normal", "PromoteRequested", "promote requested: going on")
         _enter_step(draft, state.step_index + 1, promote=True)
@@ -565,6 +589,40 @@ def _quality_gate(draft: _Draft, observed: RolloutObservation) -> None:
     _check_phase(draft, RolloutPhase.QualityGate, Check.quality_gate, observed.quality_gate)
 
 
+def _shadowing(draft: _Draft, observed: RolloutObservation) -> None:
+    """The gate of the shadow phase: read the active pods' counts every few seconds and judge them."""
+    wanted, state = draft.spec.rollout.shadow, draft.state
+    if wanted is None:  # the spec dropped the shadow phase while it ran
+        _after_checks(draft, RolloutPhase.Shadowing)
+        return
+    last = state.shadow or ShadowFigures(id=shadow_id(state))
+    if observed.shadow is None:
+        waited = _elapsed(last.at or state.phase_started_at, draft.now)
+        if waited >= SHADOW_CHECK_INTERVAL_SECONDS:
+            draft.plan.check = Check.shadow
+        else:
+            draft.requeue(SHADOW_CHECK_INTERVAL_SECONDS - waited)
+        return
+    figures = with_agreement(
+        observed.shadow.model_copy(
+            update={"id": last.id, "held": last.held, "at": observed.shadow.at or draft.now}
+        )
+    )
+    state.shadow = figures
+    decision = judge_shadow(wanted, figures, _elapsed(state.phase_started_at, draft.now))
+    if decision.verdict == Verdict.failed:
+        _abort(draft, "ShadowDisagreement", decision.message)
+    elif decision.verdict == Verdict.passed:
+        draft.event("Normal", "CheckPassed", decision.message)
+        _after_checks(draft, RolloutPhase.Shadowing)
+    else:
+        if decision.verdict == Verdict.hold and not last.held:
+            state.shadow = figures.model_copy(update={"held": True})
+            draft.event("Warning", "ShadowInconclusive", decision.message)
+        state.message = decision.message
+        draft.requeue(SHADOW_CHECK_INTERVAL_SECONDS)
+
+
 def _post_promotion(draft: _Draft, observed: RolloutObservation) -> None:
     if _post_promotion_failed(draft, observed):
         return
@@ -640,6 +698,7 @@ PHASE_HANDLERS: dict[RolloutPhase, PhaseHandler] = {
     RolloutPhase.WaitingForCandidate: _waiting_for_candidate,
     RolloutPhase.SmokeTesting: _smoke_testing,
     RolloutPhase.QualityGate: _quality_gate,
+    RolloutPhase.Shadowing: _shadowing,
     RolloutPhase.Stepping: _traffic_step,
     RolloutPhase.Paused: _traffic_step,
     RolloutPhase.Promoting: _promoting,

@@ -28,6 +28,7 @@ from modeldeploy.api import (
     ModelDeploymentStatus,
     Phase,
     RolloutPhase,
+    RolloutState,
     TrafficTarget,
 )
 from modeldeploy.desired.naming import LABEL_COLOR, LABEL_REVISION, deployment_name, selector, service_names
@@ -184,6 +185,11 @@ def set_condition(conditions: list[Condition], new: Condition, now: datetime) ->
     return [*(c for c in conditions if c.type != new.type), new]
 
 
+def _shadow_held(state: RolloutState | None) -> bool:
+    """The shadow phase was inconclusive after maxSeconds and waits for a person."""
+    return bool(state and state.phase == RolloutPhase.Shadowing and state.shadow and state.shadow.held)
+
+
 def overall_phase(
     spec: ModelDeploymentSpec, status: ModelDeploymentStatus, active_ready: int, degraded: bool, serving: bool
 ) -> Phase:
@@ -192,7 +198,7 @@ def overall_phase(
         return Phase.Failed if degraded else Phase.Pending
     if not serving and degraded:
         return Phase.Failed
-    if rollout == RolloutPhase.Paused:
+    if rollout == RolloutPhase.Paused or _shadow_held(status.rollout):
         return Phase.Paused
     if rollout in IN_FLIGHT or rollout == RolloutPhase.PostPromotion:
         return Phase.Progressing
@@ -344,7 +350,7 @@ def _progressing(
     state = status.rollout
     phase = state.phase if state else RolloutPhase.Deploying
     message = state.message if state and state.message else phase.value
-    if phase == RolloutPhase.Paused:
+    if phase == RolloutPhase.Paused or _shadow_held(state):
         return False, "RolloutPaused", message
     if phase == RolloutPhase.Aborted:
         return False, "RolloutAborted", message

@@ -54,6 +54,7 @@ HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscaler
 PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", watched=True)
 SERVICE_MONITOR = Kind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors", optional=True)
 HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", optional=True)
+CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps", watched=True)  # the shadow phase's settings
 POD = Kind("v1", "Pod", "pods", watched=True)  # serving pods: owned by ReplicaSets, labelled by us
 SECRET = Kind("v1", "Secret", "secrets")
 PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
@@ -64,7 +65,7 @@ CRD = Kind(
 
 # The one table of the kinds the operator creates as children of a ModelDeployment, in apply order; the
 # watches, indexes, label selectors and CRD checks are all derived from it.
-CHILD_KINDS: tuple[Kind, ...] = (DEPLOYMENT, SERVICE, HPA, PDB, SERVICE_MONITOR, HTTP_ROUTE)
+CHILD_KINDS: tuple[Kind, ...] = (CONFIG_MAP, DEPLOYMENT, SERVICE, HPA, PDB, SERVICE_MONITOR, HTTP_ROUTE)
 WATCHED_CHILD_KINDS = tuple(kind for kind in CHILD_KINDS if kind.watched)
 OPTIONAL_CHILD_KINDS = tuple(kind for kind in CHILD_KINDS if kind.optional)
 WATCHED_KINDS = (*WATCHED_CHILD_KINDS, POD)

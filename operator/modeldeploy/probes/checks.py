@@ -9,7 +9,8 @@ Which model servers each check talks to:
   the active colour through ``<name>-<activeColor>`` on the same rows;
 - ``analysis``: the pods of ``rollout.color`` whose series carry ``rollout.revision``, since
   ``rollout.stepStartedAt`` (during steps the candidate; after promotion the promoted colour);
-- ``evaluation``: the live model through ``<name>-<activeColor>``.
+- ``evaluation``: the live model through ``<name>-<activeColor>``;
+- ``shadow``: the /metrics of the active colour's Ready pods (their counts of copies to the candidate).
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from modeldeploy.api import (
     ModelDeploymentSpec,
     ModelDeploymentStatus,
     RolloutState,
+    ShadowFigures,
 )
 from modeldeploy.probes.analysis_math import MetricsSnapshot, SeriesSelector
 from modeldeploy.probes.client import ProbeClient
 from modeldeploy.probes.resolver import Target
+from modeldeploy.probes.shadow import shadow_figures, shadow_result
 
-CHECK_NAMES = ("smoke", "quality_gate", "analysis", "evaluation")  # == desired.rollout.Check values
+CHECK_NAMES = ("smoke", "quality_gate", "analysis", "evaluation", "shadow")  # == desired.rollout.Check values
 _STATS_ONLY = Analysis(min_requests=0)
 
 
@@ -67,6 +70,7 @@ class CheckRun:
 
     result: CheckResult
     baselines: dict[str, dict[str, Any]]
+    shadow: ShadowFigures | None = None  # the shadow check's counts (the gate's input)
 
 
 def _now() -> datetime:
@@ -101,6 +105,13 @@ async def run_check(client: ProbeClient, check: str, ctx: CheckContext) -> Check
             return CheckRun(_inconclusive("no spec.monitoring.evaluation or no active colour"), baselines)
         live = ctx.target(active_color, f"{ctx.name}-{active_color}")
         return CheckRun(await client.evaluate(live, wanted, ctx.name, ctx.api_key), baselines)
+    if check == "shadow":
+        phase_id = state.shadow.id if state.shadow else ""
+        if rollout.shadow is None or active_color is None or not phase_id:
+            return CheckRun(_inconclusive("no spec.rollout.shadow, active colour or shadow phase"), baselines)
+        active = ctx.target(active_color, f"{ctx.name}-{active_color}")
+        figures = await shadow_figures(client, active, phase_id, ctx.name)
+        return CheckRun(shadow_result(figures), baselines, figures)
     if check == "analysis":
         if rollout.analysis is None or candidate_color is None:
             return CheckRun(_inconclusive("no spec.rollout.analysis or no candidate colour"), baselines)

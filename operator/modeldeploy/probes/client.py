@@ -293,6 +293,10 @@ class ProbeClient:
 
     # ---------------------------------------------------------------- helpers
 
+    async def metrics_text(self, pod_url: str) -> str | None:
+        """One pod's /metrics, within the cap and the deadline; None unless it answered 200."""
+        return await self._get_text(f"{pod_url}/metrics")
+
     async def _get_text(self, url: str) -> str | None:
         try:
             response = await self.reader.get(url, max_bytes=METRICS_MAX_BYTES)

@@ -24,7 +24,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modeldeploy import metrics
-from modeldeploy.api import CheckResult, ColorStats, ModelDeploymentSpec, ModelDeploymentStatus
+from modeldeploy.api import (
+    CheckResult,
+    ColorStats,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    ShadowFigures,
+)
 from modeldeploy.desired import CheckReport, current_status
 from modeldeploy.desired.naming import LABEL_COLOR
 from modeldeploy.desired.pods import pod_ready
@@ -42,6 +48,8 @@ from modeldeploy.probes import (
 from modeldeploy.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
+# What one check found: verdict, analysis windows, the A/B view, the shadow phase's counts.
+_Found = tuple[CheckResult, dict[str, dict[str, Any]], list[ColorStats] | None, ShadowFigures | None]
 
 _SERVICE_SUFFIXES = ("-preview", "-blue", "-green")
 # Numbers of a CheckResult exported as modeldeploy_check_score{metric=...}.
@@ -147,24 +155,22 @@ class ProbeCheckRunner:
             baselines=dict(saved or {}),
         )
         started = time.perf_counter()
-        result, baselines, stats = await self._run(str(check), ctx)
+        result, baselines, stats, shadow = await self._run(str(check), ctx)
         metrics.CHECK_SECONDS.labels(check=str(check)).observe(time.perf_counter() - started)
         metrics.CHECKS.labels(check=str(check), result=_verdict(result)).inc()
         self._export_scores(namespace, name, status, str(check), result)
         log.info("check %s of %s/%s: %s", check, namespace, name, _log_text(result))
-        return CheckReport(results={check: result}, baselines=baselines, color_stats=stats)
+        return CheckReport(results={check: result}, baselines=baselines, color_stats=stats, shadow=shadow)
 
-    async def _run(
-        self, check: str, ctx: CheckContext
-    ) -> tuple[CheckResult, dict[str, dict[str, Any]], list[ColorStats] | None]:
+    async def _run(self, check: str, ctx: CheckContext) -> _Found:
         """The check (and, with analysis, the A/B stats), bounded by the budget; never raises."""
 
-        async def work() -> tuple[CheckResult, dict[str, dict[str, Any]], list[ColorStats] | None]:
+        async def work() -> _Found:
             if check != "analysis":
                 run = await run_check(self.client, check, ctx)
-                return run.result, run.baselines, None
+                return run.result, run.baselines, None, run.shadow
             run, stats, baselines = await analysis_with_stats(self.client, ctx)
-            return run.result, baselines, stats
+            return run.result, baselines, stats, None
 
         try:
             return await asyncio.wait_for(work(), timeout=self.budget)
@@ -174,7 +180,7 @@ class ProbeCheckRunner:
             log.exception("check %s of %s/%s failed", check, ctx.namespace, ctx.name)
             metrics.ERRORS.labels(error=type(exc).__name__).inc()
             why = f"{check}: {type(exc).__name__}: {exc}"
-        return _inconclusive(why), {color: dict(saved) for color, saved in ctx.baselines.items()}, None
+        return _inconclusive(why), {color: dict(saved) for color, saved in ctx.baselines.items()}, None, None
 
     async def _api_key(self, namespace: str, spec: ModelDeploymentSpec) -> str | None:
         ref = spec.security.api_key_secret_ref if spec.security else None
