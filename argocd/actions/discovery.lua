@@ -2,7 +2,7 @@
 -- promote: a rollout is in flight or paused; promote-full: in flight and not already promoting;
 -- abort: a rollout is in flight or just promoted; retry: the last rollout was aborted.
 local in_flight = {
-  WaitingForCandidate = true, SmokeTesting = true, QualityGate = true, Stepping = true,
+  WaitingForCandidate = true, SmokeTesting = true, QualityGate = true, Shadowing = true, Stepping = true,
   Paused = true, Promoting = true,
 }
 local rollout_phase = ""
