@@ -71,7 +71,8 @@ def packed_child(body: Mapping[str, Any], **override: str) -> str:
     """slim_child as one compact JSON string: what the indexes hold for thousands of children (nested
     dicts cost several times their JSON size: at 1,000 ModelDeployments the indexes were the bulk of the
     operator's heap); `override` sets fields list responses omit (apiVersion, kind)."""
-    slim = {key: body[key] for key in ("apiVersion", "kind", "spec", "status") if key in body}
+    # "data": the shadow ConfigMap is compared by its content (it is small; no other child has data).
+    slim = {key: body[key] for key in ("apiVersion", "kind", "spec", "status", "data") if key in body}
     slim.update(override)
     slim["metadata"] = _slim_metadata(body.get("metadata", {}))
     return json.dumps(slim, separators=(",", ":"), default=dict)
