@@ -267,7 +267,7 @@ class PredictEndpoint:
         headers = dict(scope["headers"])
         exchange = Exchange(request_id_from(headers), self.state.identity)
         shadow = self.state.shadow
-        if shadow.config is not None:
+        if shadow.tokens:
             exchange.shadow_copy = shadow.is_copy(headers)
         metrics = self.state.metrics
         metrics.inflight_add(1)

@@ -24,13 +24,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import numpy as np
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
 SHADOW_HEADER = b"x-modelserve-shadow"
 RECHECK_SECONDS = 1.0
+# kubelet refreshes a mounted ConfigMap on each pod at its own time: copies of a phase that this pod already
+# saw end are still recognised for this long.
+TOKEN_GRACE_SECONDS = 180.0
 # Headers of the original request the copy keeps: how the body is framed and who the client is (the
 # candidate checks the same key, so its auth and logging rules apply to the copy).
 _FORWARDED = (b"content-type", b"inference-header-content-length", b"authorization", b"x-api-key")
@@ -148,11 +150,15 @@ class ShadowCopier:
         self.queue_size = queue_size
         self.senders = senders
         self.config: ShadowConfig | None = None
+        self.tokens: tuple[
+            bytes, ...
+        ] = ()  # tokens a copy may carry: the current one, and the last for a while
+        self._last_token: bytes | None = None
+        self._last_until = 0.0
         self._stamp: tuple[int, int] | None = None
         self._checked = 0.0
         self._queue: asyncio.Queue[_Copy] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._http: httpx.AsyncClient | None = None
         self._random = random.random
         base = list(labels)
         self._values = [labels[k] for k in base]
@@ -188,23 +194,35 @@ class ShadowCopier:
         try:
             st = os.stat(self.path)
         except OSError:
-            self._stamp, self.config = None, None
+            self._stamp = None
+            self._use(None, now)
             return
         stamp = (st.st_mtime_ns, st.st_size)
         if stamp == self._stamp and not force:
+            self._use(self.config, now)  # lets an expired grace token go
             return
         self._stamp = stamp
         try:
             with open(self.path, encoding="utf-8") as f:
-                self.config = parse_config(f.read(65536))
+                config = parse_config(f.read(65536))
         except OSError:
-            self.config = None
+            config = None
+        self._use(config, now)
+
+    def _use(self, config: ShadowConfig | None, now: float) -> None:
+        old = self.config
+        if old is not None and (config is None or config.token != old.token):
+            self._last_token, self._last_until = old.token.encode(), now + TOKEN_GRACE_SECONDS
+        self.config = config
+        tokens = [config.token.encode()] if config else []
+        if self._last_token is not None and now < self._last_until:
+            tokens.append(self._last_token)
+        self.tokens = tuple(tokens)
 
     def is_copy(self, headers: Mapping[bytes, bytes]) -> bool:
         """A request carrying the current token is a shadow copy (counted apart, not rate limited)."""
         mark = headers.get(SHADOW_HEADER)
-        config = self.config
-        return bool(mark and config and hmac.compare_digest(mark, config.token.encode()))
+        return bool(mark) and any(hmac.compare_digest(mark, token) for token in self.tokens)
 
     def served_copy(self) -> None:
         self._served.inc()
@@ -236,10 +254,6 @@ class ShadowCopier:
 
     def start(self) -> None:
         self._queue = asyncio.Queue(self.queue_size)
-        self._http = httpx.AsyncClient(
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=self.senders, max_keepalive_connections=self.senders),
-        )
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._watch())]
         self._tasks += [loop.create_task(self._send_forever()) for _ in range(self.senders)]
@@ -251,8 +265,6 @@ class ShadowCopier:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        if self._http is not None:
-            await self._http.aclose()
 
     async def _watch(self) -> None:
         while True:
@@ -261,33 +273,35 @@ class ShadowCopier:
 
     async def _send_forever(self) -> None:
         assert self._queue is not None
-        while True:
-            copy = await self._queue.get()
-            try:
-                await self._send(copy)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a copy must never take the sender down; counted as an error
-                self._copies.labels(*self._values, copy.config.id, "error").inc()
+        connection = KeepAlive()  # one connection per sender: no pool to manage
+        try:
+            while True:
+                copy = await self._queue.get()
+                try:
+                    await self._send(connection, copy)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a copy must never take the sender down; counted as an error
+                    connection.close()
+                    self._copies.labels(*self._values, copy.config.id, "error").inc()
+        finally:
+            connection.close()
 
-    async def _send(self, copy: _Copy) -> None:
-        assert self._http is not None
+    async def _send(self, connection: KeepAlive, copy: _Copy) -> None:
         config = copy.config
         try:
-            response = await self._http.post(
-                config.url + copy.path,
-                content=copy.body,
-                headers=copy.headers,
-                timeout=config.timeout_seconds,
+            status, content = await asyncio.wait_for(
+                connection.post(config.url, copy.path, copy.headers, copy.body), config.timeout_seconds
             )
-        except httpx.HTTPError:
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
+            connection.close()
             self._copies.labels(*self._values, config.id, "error").inc()
             return
-        if response.status_code != 200:
+        if status != 200:
             self._copies.labels(*self._values, config.id, "error").inc()
             return
         try:
-            theirs = answer_arrays(copy.protocol, response.content)
+            theirs = answer_arrays(copy.protocol, content)
             rows, agreed = rows_agreeing(
                 copy.own, theirs, self.classifier, config.relative_tolerance, config.absolute_tolerance
             )
@@ -299,6 +313,64 @@ class ShadowCopier:
             self._rows.labels(*self._values, config.id, "agreed").inc(agreed)
         if rows - agreed:
             self._rows.labels(*self._values, config.id, "disagreed").inc(rows - agreed)
+
+
+class KeepAlive:
+    """A minimal HTTP/1.1 client on one kept-alive connection: a copy is a small POST to a modelserve that
+    answers with a content-length; a general client costs several times the CPU on the active pod."""
+
+    MAX_ANSWER_BYTES = 16 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._origin: str | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._origin = self._reader = self._writer = None
+
+    async def _connect(self, origin: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._origin != origin or self._writer is None or self._writer.is_closing():
+            self.close()
+            if not origin.startswith("http://"):
+                raise ValueError("only http:// candidates")
+            host, _, port = origin[len("http://") :].partition(":")
+            self._reader, self._writer = await asyncio.open_connection(host, int(port or 80))
+            self._origin = origin
+        assert self._reader is not None and self._writer is not None
+        return self._reader, self._writer
+
+    async def post(
+        self, origin: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, bytes]:
+        reader, writer = await self._connect(origin)
+        host = origin.split("://", 1)[-1]
+        head = [f"POST {path} HTTP/1.1", f"host: {host}", f"content-length: {len(body)}"]
+        head += [f"{name}: {value}" for name, value in headers.items()]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        status_line = await reader.readline()
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+            raise ValueError("not an HTTP/1.x answer")
+        length, keep = None, True
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value.strip())
+            elif name == b"connection" and value.strip().lower() == b"close":
+                keep = False
+        if length is None or length > self.MAX_ANSWER_BYTES:
+            raise ValueError("answer without a usable content-length")
+        content = await reader.readexactly(length)
+        if not keep:
+            self.close()
+        return int(parts[1]), content
 
 
 def describe(config: ShadowConfig | None) -> dict[str, Any]:

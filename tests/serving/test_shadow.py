@@ -51,6 +51,19 @@ def wait_for(predicate, timeout: float = 20.0) -> None:
         time.sleep(0.1)
 
 
+def settled(read, interval: float = 1.0, timeout: float = 30.0):
+    """The value of `read()` once two reads `interval` apart agree."""
+    deadline = time.monotonic() + timeout
+    last = read()
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        now = read()
+        if now == last:
+            return now
+        last = now
+    raise AssertionError("the counts kept changing")
+
+
 def write_config(path: Path, url: str, percent: float = 100, shadow_id: str = "green-abc", **extra) -> None:
     doc = {"enabled": True, "id": shadow_id, "url": url, "percent": percent, "token": TOKEN, **extra}
     tmp = path.with_suffix(".tmp")
@@ -253,8 +266,8 @@ def test_removing_the_config_stops_the_copies_without_a_restart(live, shadow_fil
     X, _ = iris_xy
     pid = live.process.pid
     shadow_file.write_text(json.dumps({"enabled": False}))
-    time.sleep(1.5)  # one re-read interval of the live server (and copies still queued are finished)
-    before = counts(live, "modelserve_shadow_copies")
+    time.sleep(1.5)  # one re-read interval of the live server
+    before = settled(lambda: counts(live, "modelserve_shadow_copies"))  # copies still queued are finished
     send_rows(live, X[:20], AUTH)
     time.sleep(0.5)
     assert counts(live, "modelserve_shadow_copies") == before
@@ -269,3 +282,22 @@ def _copied_once(live: Server, X: np.ndarray, shadow_id: str, via_hole: BlackHol
         return bool(via_hole.accepted)
     time.sleep(0.2)
     return sum(counts(live, "modelserve_shadow_copies", shadow_id).values()) > 0
+
+
+def test_copies_of_a_phase_just_ended_are_still_recognised_for_a_while(tmp_path):
+    """kubelet updates each pod's copy of the ConfigMap at its own time: the candidate may see the phase end
+    before the active colour stops copying."""
+    from prometheus_client import CollectorRegistry
+
+    from modelserve.shadow import ShadowCopier
+
+    path = tmp_path / "shadow.json"
+    write_config(path, "http://127.0.0.1:9", shadow_id="p1")
+    copier = ShadowCopier(str(path), True, {"model": "iris"}, CollectorRegistry())
+    marked = {b"x-modelserve-shadow": TOKEN.encode()}
+    assert copier.is_copy(marked) and not copier.is_copy({b"x-modelserve-shadow": b"other"})
+    path.write_text(json.dumps({"enabled": False}))
+    copier.reload(force=True)
+    assert copier.config is None
+    assert copier.is_copy(marked)
+    assert not copier.is_copy({})
