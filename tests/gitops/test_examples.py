@@ -24,6 +24,8 @@ FEATURES = {
     "autoscaling": "08-autoscaling.yaml",
     "archive model": "09-archive-model.yaml",
     "GPU request": "10-gpu.yaml",
+    "private store credentials": "11-private-s3-credentials.yaml",
+    "ServiceAccount (IRSA)": "12-service-account-irsa.yaml",
 }
 
 
