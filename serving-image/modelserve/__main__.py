@@ -7,7 +7,10 @@ a flag given on the command line wins over the environment.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -66,7 +69,6 @@ class BadEnvironment(Exception):
 
 
 def refuse_misspelt_settings() -> None:
-    import os
 
     from .settings import misspelt_settings
 
@@ -80,7 +82,6 @@ def refuse_misspelt_settings() -> None:
 
 
 def refuse_missing_key_file(settings: Any) -> None:
-    import os
 
     if settings.api_keys_required and not os.path.isfile(settings.api_keys_file):
         raise BadEnvironment(
@@ -110,13 +111,23 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def _env_termination_path() -> str:
-    import os
 
     return os.environ.get("MODELSERVE_TERMINATION_MESSAGE_PATH", "/dev/termination-log")
 
 
 def _bad_digest(value: str) -> bool:
     return bool(value) and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value))
+
+
+def _fetch_failed(message: str, code: int) -> int:
+    """stderr, and the termination message when the pod names its file (the operator quotes it in status)."""
+    line = message.replace("\n", " ")
+    print(line, file=sys.stderr)
+    path = os.environ.get("MODELSERVE_TERMINATION_MESSAGE_PATH")
+    if path:
+        with contextlib.suppress(OSError):  # not writable: stderr still has it (FallbackToLogsOnError)
+            Path(path).write_text(line + "\n", encoding="utf-8")
+    return code
 
 
 def run_fetch(args: argparse.Namespace) -> int:
@@ -148,14 +159,11 @@ def run_fetch(args: argparse.Namespace) -> int:
             timeout_seconds=args.timeout_seconds,
         )
     except DigestMismatch as err:
-        print(f"fetch failed: {err}", file=sys.stderr)
-        return EXIT_DIGEST_MISMATCH
+        return _fetch_failed(f"fetch failed: {err}", EXIT_DIGEST_MISMATCH)
     except FetchError as err:
-        print(f"fetch failed: {err}", file=sys.stderr)
-        return EXIT_DOWNLOAD_FAILURE
+        return _fetch_failed(f"fetch failed: {err}", EXIT_DOWNLOAD_FAILURE)
     except OSError as err:
-        print(f"fetch failed: cannot write {args.dest}: {err}", file=sys.stderr)
-        return EXIT_DOWNLOAD_FAILURE
+        return _fetch_failed(f"fetch failed: cannot write {args.dest}: {err}", EXIT_DOWNLOAD_FAILURE)
     print(f"fetched {redact(args.uri)} -> {args.dest}" + (f" sha256={digest}" if digest else ""))
     return 0
 

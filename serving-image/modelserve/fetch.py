@@ -13,6 +13,11 @@ a 401/403/404 means "no manifest" (presigned URLs and GetObject-only S3 policies
 be pinned too. Every download has a size cap and an overall deadline (MODELSERVE_FETCH_MAX_BYTES,
 MODELSERVE_FETCH_TIMEOUT_SECONDS); an https source may not redirect to http; credentials and query strings
 of a URI never appear in messages.
+
+Credentials come from the environment, never from flags: boto3's AWS_* variables for s3, and
+MODELSERVE_FETCH_AUTHORIZATION, sent as the `Authorization` header to the URI's own origin only (never after
+a redirect to another host). MODELSERVE_FETCH_CREDENTIALS_SOURCE (e.g. `secret/iris-store`) names where
+they came from, so a refusal ("access denied") says which credentials were refused; values are never shown.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import quote, unquote, urljoin, urlparse, urlunparse
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import DigestMismatch, FetchError
@@ -50,6 +55,12 @@ class FetchSettings(BaseSettings):
     max_bytes: int = Field(20 * 1024**3, ge=1, description="Largest download; beyond it the fetch fails.")
     timeout_seconds: float = Field(
         3600.0, gt=0, description="Deadline of the whole fetch, manifest included."
+    )
+    authorization: SecretStr = Field(
+        SecretStr(""), description="`Authorization` header value for http(s) sources (same origin only)."
+    )
+    credentials_source: str = Field(
+        "", description="Where the credentials come from (e.g. secret/<name>), named when they are refused."
     )
 
 
@@ -90,6 +101,34 @@ def _scrub(text: str, uri: str) -> str:
     return text.replace(uri, redact(uri))
 
 
+DENIED_STATUSES = (401, 403)
+# S3 error codes that mean the store refused these credentials (or had none).
+S3_DENIED_CODES = frozenset(
+    {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
+)
+
+
+def _given() -> str:
+    source = FetchSettings().credentials_source
+    return f"with the credentials of {source}" if source else "without credentials (set model.credentials)"
+
+
+def denied_text(what: str) -> str:
+    """A refusal's message: says "access denied" and names the credentials' source (never their values)."""
+    return f"{what}: access denied {_given()}"
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parsed = urlparse(url)
+    return parsed.scheme, parsed.netloc.rsplit("@", 1)[-1].lower()
+
+
+def _auth_headers(uri: str, url: str) -> dict[str, str]:
+    """The configured Authorization header, for a request to the original URI's origin only."""
+    value = FetchSettings().authorization.get_secret_value()
+    return {"Authorization": value} if value and _origin(url) == _origin(uri) else {}
+
+
 def _redirect_target(uri: str, location: str) -> str:
     target = urljoin(uri, location)
     scheme = urlparse(target).scheme
@@ -109,7 +148,8 @@ def _http_chunks(uri: str, limits: Limits) -> Iterator[bytes]:
             # Each read waits at most the time left: a trickling origin cannot outlive the deadline by much.
             wait = max(0.1, min(60.0, limits.remaining()))
             timeout = httpx.Timeout(wait, connect=min(10.0, wait))
-            with httpx.stream("GET", url, follow_redirects=False, timeout=timeout) as resp:
+            headers = _auth_headers(uri, url)
+            with httpx.stream("GET", url, headers=headers, follow_redirects=False, timeout=timeout) as resp:
                 if resp.is_redirect and "location" in resp.headers:
                     url = _redirect_target(url, resp.headers["location"])
                     continue
@@ -128,6 +168,8 @@ def _http_chunks(uri: str, limits: Limits) -> Iterator[bytes]:
 
 
 def _absent_text(uri: str, status: int) -> str:
+    if status in DENIED_STATUSES:
+        return denied_text(f"GET {redact(uri)} answered HTTP {status}")
     return f"{redact(uri)} not found" if status == 404 else f"GET {redact(uri)} answered HTTP {status}"
 
 
@@ -148,9 +190,11 @@ def _s3_chunks(uri: str, limits: Limits) -> Iterator[bytes]:
         code = err.response.get("Error", {}).get("Code", "")
         if code in ("NoSuchKey", "404"):
             raise Absent(f"{redact(uri)} not found", 404) from None
-        if code in ("AccessDenied", "403"):  # GetObject-only policies answer 403 for a missing key
-            raise Absent(f"s3 get {redact(uri)} failed: {code}", 403) from None
+        if code in S3_DENIED_CODES:  # GetObject-only policies answer 403 for a missing key
+            raise Absent(denied_text(f"s3 get {redact(uri)} failed ({code})"), 403) from None
         raise FetchError(f"s3 get {redact(uri)} failed: {code or err}") from None
+    except botocore.exceptions.NoCredentialsError:
+        raise FetchError(f"s3 get {redact(uri)} failed: no S3 credentials found, {_given()}") from None
     except botocore.exceptions.BotoCoreError as err:
         raise FetchError(f"s3 get {redact(uri)} failed: {err}") from None
 

@@ -25,6 +25,8 @@ FEATURES = {
     "archive model": "09-archive-model.yaml",
     "GPU request": "10-gpu.yaml",
     "shadow phase": "11-shadow-phase.yaml",
+    "private store credentials": "12-private-s3-credentials.yaml",
+    "ServiceAccount (IRSA)": "13-service-account-irsa.yaml",
 }
 
 

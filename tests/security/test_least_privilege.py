@@ -1,9 +1,9 @@
 """The chart grants the operator exactly what it uses. An operator runs under the chart's own RBAC (rendered
 by helm) through a scenario that makes every kind of request it makes in production: create children of every
-kind, read the Secrets and claims a ModelDeployment names, scale, delete an HPA and a PDB a spec change no
-longer wants, post Events, write status, lose a ModelDeployment. The API server's audit log of that run is
-then compared with the grants: nothing it asked for was denied, and every grant was used at least once or
-is listed below with the reason it is kept."""
+kind, read the Secrets, claims and ServiceAccount a ModelDeployment names, scale, delete an HPA and a PDB a
+spec change no longer wants, post Events, write status, lose a ModelDeployment. The API server's audit log of
+that run is then compared with the grants: nothing it asked for was denied, and every grant was used at least
+once or is listed below with the reason it is kept."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ def _scenario(cluster, namespace: str) -> None:
             _labelled("Secret", "pull", "image-pull", type="kubernetes.io/dockerconfigjson",
                       stringData={".dockerconfigjson": '{"auths": {}}'}),
             _labelled("PersistentVolumeClaim", "models", "models", spec=claim_spec),
+            _labelled("Secret", "store", "model-credentials", stringData={"Authorization": "Bearer t"}),
+            _labelled("ServiceAccount", "runner", "model-pods"),
         ],
         namespace=namespace,
     )  # fmt: skip
@@ -74,9 +76,11 @@ def _scenario(cluster, namespace: str) -> None:
         "alpha", namespace, replicas=2,
         security={"apiKeySecretRef": {"name": "keys"}},
         server={"imagePullSecrets": [{"name": "pull"}]},
+        serviceAccountName="runner",
         monitoring={"serviceMonitor": {"enabled": True}},
         rollout={"trafficRouting": {"gatewayAPI": {"parentRefs": [{"name": "shared"}]}}},
     )  # fmt: skip
+    alpha["spec"]["model"]["credentials"] = {"secretRef": {"name": "store"}}
     beta = model_deployment(
         "beta", namespace, replicas=None,
         model={"uri": "pvc://models/iris/model.onnx", "format": "onnx", "version": "1"},

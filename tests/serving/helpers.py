@@ -312,3 +312,49 @@ def moto_s3() -> Iterator[tuple[dict[str, str], Any]]:
         yield env, client
     finally:
         server.stop()
+
+
+MOTO_ANONYMOUS_ACTIONS = float("inf")
+
+
+@dataclass(frozen=True)
+class S3Store:
+    """moto's S3 requiring signed requests: its endpoint, a bucket, an IAM user's keys that may read it."""
+
+    endpoint: str
+    bucket: str
+    access_key_id: str
+    secret_access_key: str
+
+
+@contextlib.contextmanager
+def moto_s3_requiring_auth(objects: dict[str, bytes], bucket: str = "private-models") -> Iterator[S3Store]:
+    """moto_s3 holding `objects` in `bucket`, with IAM authentication switched on after the setup (a user
+    with s3:GetObject on the bucket): from then on unknown keys or a wrong signature are refused (as AWS)."""
+    import json
+
+    import boto3
+
+    with moto_s3() as (env, s3):
+        s3.create_bucket(Bucket=bucket)
+        for key, body in objects.items():
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+        iam = boto3.client(
+            "iam",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+        iam.create_user(UserName="model-reader")
+        allow = {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"arn:aws:s3:::{bucket}/*"}
+        policy = {"Version": "2012-10-17", "Statement": [allow]}
+        iam.put_user_policy(UserName="model-reader", PolicyName="read", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="model-reader")["AccessKey"]
+        store = S3Store(env["AWS_ENDPOINT_URL"], bucket, key["AccessKeyId"], key["SecretAccessKey"])
+        # moto's process-wide switch: every request from now on must be signed by a known user.
+        httpx.post(f"{store.endpoint}/moto-api/reset-auth", content=b"0").raise_for_status()
+        try:
+            yield store
+        finally:
+            httpx.post(f"{store.endpoint}/moto-api/reset-auth", content=str(MOTO_ANONYMOUS_ACTIONS).encode())

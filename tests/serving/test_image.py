@@ -323,6 +323,47 @@ def test_entrypoint_serves_predictions_as_non_root_on_a_read_only_root(
     assert code == 0, f"exit {code} after SIGTERM: {served.output()[-3000:]}"
 
 
+# Native Booster files of the two gradient-boosting runtimes the default image carries, trained inside it.
+TRAIN_BOOSTERS = {
+    "xgboost": textwrap.dedent(
+        """
+        from sklearn.datasets import load_iris
+        from xgboost import XGBClassifier
+        X, y = load_iris(return_X_y=True)
+        XGBClassifier(n_estimators=20, max_depth=3).fit(X, y).save_model("/out/iris.ubj")
+        """
+    ),
+    "lightgbm": textwrap.dedent(
+        """
+        from lightgbm import LGBMClassifier
+        from sklearn.datasets import load_iris
+        X, y = load_iris(return_X_y=True)
+        model = LGBMClassifier(n_estimators=20, min_child_samples=5, verbose=-1).fit(X, y)
+        model.booster_.save_model("/out/iris.txt")
+        """
+    ),
+}
+
+
+def predicted_class(answer: dict) -> int:
+    """The class of a one-row answer: the label itself, or the most probable of the class probabilities."""
+    data = answer["outputs"][0]["data"]
+    return int(data[0]) if len(data) == 1 else max(range(len(data)), key=lambda i: float(data[i]))
+
+
+@pytest.mark.parametrize(("runtime", "file"), [("xgboost", "iris.ubj"), ("lightgbm", "iris.txt")])
+def test_the_default_image_serves_xgboost_and_lightgbm_boosters(
+    image: str, image_config: dict, tmp_path: Path, runtime: str, file: str
+) -> None:
+    (tmp_path / "model").mkdir()
+    model = train_in(image, TRAIN_BOOSTERS[runtime], tmp_path / "model") / file
+    with serving(image, image_config["Entrypoint"], model, tmp_path / "server.log") as served:
+        wait_ready(f"{served.url}/v2/health/ready", served.process, served.log)
+        status, answer = setosa_prediction(served.url)
+    assert status == 200, (answer, served.output()[-2000:])
+    assert predicted_class(answer) == 0, answer  # setosa
+
+
 CUSTOM_IMAGE_DIR = REPO / "tests" / "image" / "custom-image"
 
 TRAIN_WITH_CUSTOM_TRANSFORMER = TRAIN_IRIS.replace(

@@ -140,6 +140,11 @@ MIRRORED = [
     ({"model": {"uri": ONNX, "format": "sklearn"}}, "model.sha256 is required"),
     ({"model": {"uri": ONNX, "sha256": "ABC"}}, "64 lowercase hexadecimal"),
     ({"model": {"uri": "pvc://c/m.onnx", "schema": {"features": []}}}, "model.schema works only"),
+    (
+        {"model": {"uri": "pvc://c/m.onnx", "credentials": {"secretRef": {"name": "s"}}}},
+        "model.credentials works",
+    ),
+    ({"model": {"uri": ONNX}, "serviceAccountName": "Not_A_Name"}, "String should match pattern"),
     ({"model": {"uri": ONNX}, "autoscaling": {"minReplicas": 3, "maxReplicas": 2}}, "maxReplicas"),
     ({"model": {"uri": ONNX}, "rollout": {"steps": [{"weight": 20}, {"weight": 20}]}}, "strictly increasing"),
     ({"model": {"uri": ONNX}, "rollout": {"steps": [{"weight": 0}]}}, "greater than or equal to 1"),

@@ -236,6 +236,76 @@ def test_api_key_secret_is_mounted_where_modelserve_reads_it():
     assert mount == {"name": "api-keys", "mountPath": "/etc/modelserve/keys", "readOnly": True}
 
 
+def _pod_of(spec: dict[str, Any]) -> dict[str, Any]:
+    body = md("iris", spec)
+    parsed = parse_spec(spec)
+    return build_deployment(body, parsed, Color.blue, revision_of(parsed), 1, PARAMS)["spec"]["template"][
+        "spec"
+    ]
+
+
+def _secret_env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+
+
+S3_CREDENTIALS = {"uri": "s3://models/iris/model.onnx", "credentials": {"secretRef": {"name": "store"}}}
+HTTPS_CREDENTIALS = {"uri": "https://h/iris/model.onnx", "credentials": {"secretRef": {"name": "store"}}}
+
+
+@pytest.mark.parametrize(
+    ("model", "wanted"),
+    [
+        (
+            S3_CREDENTIALS,
+            {
+                "AWS_ACCESS_KEY_ID": {"name": "store", "key": "AWS_ACCESS_KEY_ID"},
+                "AWS_SECRET_ACCESS_KEY": {"name": "store", "key": "AWS_SECRET_ACCESS_KEY"},
+                "AWS_SESSION_TOKEN": {"name": "store", "key": "AWS_SESSION_TOKEN", "optional": True},
+                "AWS_ENDPOINT_URL": {"name": "store", "key": "AWS_ENDPOINT_URL", "optional": True},
+                "AWS_REGION": {"name": "store", "key": "AWS_REGION", "optional": True},
+            },
+        ),
+        (
+            HTTPS_CREDENTIALS,
+            {"MODELSERVE_FETCH_AUTHORIZATION": {"name": "store", "key": "Authorization"}},
+        ),
+        ({"uri": "s3://models/iris/model.onnx"}, {}),
+    ],
+    ids=["s3 keys", "https header", "no credentials"],
+)
+def test_credentials_reach_the_fetch_init_container_only_by_reference(model, wanted):
+    pod = _pod_of({"model": model, "server": {"env": [{"name": "AWS_REGION", "value": "eu-west-1"}]}})
+    fetch, serving = pod["initContainers"][0], pod["containers"][0]
+    assert _secret_env(fetch) == wanted
+    names = [e["name"] for e in fetch["env"]]
+    assert len(names) == len(set(names)), names  # server.env's twin of a Secret key gives way
+    source = {e["name"]: e.get("value") for e in fetch["env"]}.get("MODELSERVE_FETCH_CREDENTIALS_SOURCE")
+    assert source == ("secret/store" if wanted else None)
+    assert _secret_env(serving) == {}
+    assert not any("store" in str(v) for v in pod["volumes"])  # no Secret volume either
+    assert not any(e["name"].startswith("MODELSERVE_FETCH_") for e in serving["env"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "account", "token"),
+    [({}, None, False), ({"serviceAccountName": "irsa-reader"}, "irsa-reader", True)],
+    ids=["default account, no token", "named account, its token"],
+)
+def test_pods_run_under_the_named_service_account_and_get_a_token_only_then(extra, account, token):
+    pod = _pod_of({"model": {"uri": "s3://models/iris/model.onnx"}, **extra})
+    assert pod.get("serviceAccountName") == account
+    assert pod["automountServiceAccountToken"] is token
+
+
+def test_naming_a_service_account_or_credentials_secret_is_a_new_revision():
+    base = {"model": {"uri": "s3://models/iris/model.onnx"}}
+    revisions = {
+        revision_of(parse_spec(spec))
+        for spec in (base, {**base, "serviceAccountName": "irsa"}, {"model": S3_CREDENTIALS})
+    }
+    assert len(revisions) == 3
+
+
 def test_extended_resources_go_to_the_serving_container_only():
     resources = {"requests": {"cpu": "1"}, "limits": {"memory": "4Gi", "nvidia.com/gpu": 1}}
     spec = {"model": {"uri": "https://models.example/iris/v3/model.onnx"}, "resources": resources}

@@ -1,4 +1,4 @@
-"""The Secrets and PVCs a ModelDeployment names: which ones, and when they may be used."""
+"""The Secrets, PVCs and ServiceAccounts a ModelDeployment names: which ones, and when they may be used."""
 
 from __future__ import annotations
 
@@ -31,8 +31,23 @@ URI = "https://h/m.onnx"
                 Reference("Secret", "b", "image-pull", "spec.server.imagePullSecrets[1]"),
             ],
         ),
+        (
+            {"model": {"uri": "s3://b/m.onnx", "credentials": {"secretRef": {"name": "store"}}}},
+            [Reference("Secret", "store", "model-credentials", "spec.model.credentials.secretRef", "s3")],
+        ),
+        (
+            {"model": {"uri": URI}, "serviceAccountName": "irsa"},
+            [Reference("ServiceAccount", "irsa", "model-pods", "spec.serviceAccountName")],
+        ),
     ],
-    ids=["nothing referenced", "pvc uri -> claim for models", "api keys -> secret", "pull secrets, each"],
+    ids=[
+        "nothing referenced",
+        "pvc uri -> claim for models",
+        "api keys -> secret",
+        "pull secrets, each",
+        "credentials -> secret for the uri's scheme",
+        "service account -> for model pods",
+    ],
 )
 def test_references_name_every_secret_and_claim_with_its_use(spec, refs):
     assert references(parse_spec({"spec": spec})) == refs
@@ -40,6 +55,7 @@ def test_references_name_every_secret_and_claim_with_its_use(spec, refs):
 
 KEYS = Reference("Secret", "keys", "api-keys", "spec.security.apiKeySecretRef")
 CLAIM = Reference("PersistentVolumeClaim", "models", "models", "spec.model.uri")
+ACCOUNT = Reference("ServiceAccount", "irsa", "model-pods", "spec.serviceAccountName")
 
 
 def _labelled(value: str | None) -> dict:
@@ -77,6 +93,19 @@ def _labelled(value: str | None) -> dict:
         ),
         (KEYS, _labelled("api-keys"), None, None),
         (CLAIM, _labelled("models"), None, None),
+        (
+            ACCOUNT,
+            None,
+            "ServiceAccountNotFound",
+            "ServiceAccount ml/irsa (named by spec.serviceAccountName)",
+        ),
+        (
+            ACCOUNT,
+            _labelled(None),
+            "ServiceAccountNotMarked",
+            "kubectl label serviceaccount irsa -n ml modeldeploy.io/usage=model-pods",
+        ),
+        (ACCOUNT, _labelled("model-pods"), None, None),
     ],
     ids=[
         "secret missing",
@@ -86,6 +115,9 @@ def _labelled(value: str | None) -> dict:
         "secret marked for another use",
         "secret marked",
         "claim marked",
+        "service account missing",
+        "service account unlabelled",
+        "service account marked",
     ],
 )
 def test_a_reference_is_usable_only_when_it_exists_and_is_marked_for_its_use(ref, live, reason, says):
@@ -123,3 +155,68 @@ def test_a_refusal_before_anything_serves_is_pending_and_not_ready():
     status = refused_status(body, "PVCNotMarked", "PersistentVolumeClaim ml/m is not marked", NOW)
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert status["phase"] == "Pending" and ready["status"] == "False" and ready["reason"] == "PVCNotMarked"
+
+
+def _credentials(scheme: str) -> Reference:
+    return Reference("Secret", "store", "model-credentials", "spec.model.credentials.secretRef", scheme)
+
+
+def _secret(*keys: str, kind: str | None = None, string_data: bool = False) -> dict:
+    secret = _labelled("model-credentials")
+    secret["stringData" if string_data else "data"] = {key: "c2VjcmV0LXZhbHVl" for key in keys}
+    if kind:
+        secret["type"] = kind
+    return secret
+
+
+S3_FULL = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "live", "says"),
+    [
+        ("s3", _secret("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), None),
+        ("s3", _secret(*S3_FULL, kind="Opaque"), None),
+        ("https", _secret("Authorization"), None),
+        ("http", _secret("Authorization", string_data=True), None),
+        ("s3", _secret("AWS_ACCESS_KEY_ID"), "has no key AWS_SECRET_ACCESS_KEY (a s3:// model needs"),
+        ("s3", _secret(), "has no key AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY"),
+        ("https", _secret("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), "has no key Authorization"),
+        ("s3", _secret("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY"),
+         "has key AWS_SECRET_KEY, unknown for a s3:// model"),
+        ("https", _secret("Authorization", kind="kubernetes.io/basic-auth"),
+         "has type kubernetes.io/basic-auth; model credentials need type Opaque"),
+    ],
+    ids=[
+        "s3 required keys",
+        "s3 every key",
+        "https header",
+        "http header from stringData",
+        "s3 secret key missing",
+        "s3 both missing",
+        "https without the header",
+        "a misspelt key",
+        "wrong secret type",
+    ],
+)  # fmt: skip
+def test_a_credentials_secret_needs_its_schemes_keys_and_names_the_key_never_a_value(scheme, live, says):
+    refused = refusal(_credentials(scheme), "ml", live)
+    if says is None:
+        assert refused is None
+        return
+    assert refused is not None and refused[0] == "CredentialsInvalid", refused
+    assert refused[1].startswith("Secret ml/store (named by spec.model.credentials.secretRef) ")
+    assert says in refused[1], refused[1]
+    assert "c2VjcmV0LXZhbHVl" not in refused[1] and "secret-value" not in refused[1]
+
+
+def test_an_unmarked_credentials_secret_is_refused_before_its_keys_are_looked_at():
+    refused = refusal(_credentials("s3"), "ml", {"metadata": {}, "data": {}})
+    assert refused is not None and refused[0] == "SecretNotMarked"
+    assert "modeldeploy.io/usage=model-credentials" in refused[1]

@@ -52,10 +52,11 @@ and the per-namespace Roles (watchNamespaces) can never drift apart.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]
-# Application: read the API-key Secrets, image pull Secrets and model PVCs a ModelDeployment names, to
-# check they are marked for that use (never list, never read others).
+# Application: read the API-key, image pull and model-credentials Secrets, model PVCs and the
+# ServiceAccount a ModelDeployment names, to check they are marked for that use (never list, never read
+# others; a ServiceAccount is never created or edited).
 - apiGroups: [""]
-  resources: [secrets, persistentvolumeclaims]
+  resources: [secrets, persistentvolumeclaims, serviceaccounts]
   verbs: [get]
 {{- end }}
 

@@ -1,9 +1,9 @@
 """The ModelDeployment spec: pydantic models that are the single source of truth for the CRD schema.
 
-Public: ``ModelDeploymentSpec`` and its parts ``ModelSource``, ``ModelSchema``, ``Feature``,
-``Resources``, ``ResourceList``, ``Autoscaling``, ``Server``, ``Batching``, ``EnvVar``, ``Toleration``,
-``LocalObjectReference``, ``Security``, ``SecretKeyRef``, ``RateLimit``, ``Logging``, ``Rollout``,
-``RolloutStep``, ``Analysis``, ``Shadow``, ``Smoke``, ``SmokeRequest``, ``QualityGate``, ``Evaluation``,
+Public: ``ModelDeploymentSpec`` and its parts ``ModelSource``, ``ModelCredentials``, ``ModelSchema``,
+``Feature``, ``Resources``, ``ResourceList``, ``Autoscaling``, ``Server``, ``Batching``, ``EnvVar``,
+``Toleration``, ``LocalObjectReference``, ``Security``, ``SecretKeyRef``, ``RateLimit``, ``Logging``,
+``Rollout``, ``RolloutStep``, ``Analysis``, ``Shadow``, ``Smoke``, ``SmokeRequest``, ``QualityGate``, ``Evaluation``,
 ``TrafficRouting``, ``GatewayAPIRouting``, ``ParentRef``, ``HeaderMatch``, ``Monitoring``,
 ``ServiceMonitorSpec``; enums ``ModelFormat``, ``Metric``, ``DatasetFormat``; constants
 ``PICKLE_FORMATS``, ``PICKLE_SUFFIXES``, ``MAX_NAME_LENGTH``, ``CHILD_SUFFIXES``.
@@ -160,6 +160,19 @@ _PICKLE_SUFFIX_CEL = " || ".join(f"self.uri.endsWith('{s}')" for s in PICKLE_SUF
 _PICKLE_FORMAT_CEL = " || ".join(f"self.format == '{f.value}'" for f in PICKLE_FORMATS)
 
 
+class LocalObjectReference(ApiModel):
+    name: DNSSubdomain = Field(description="Name of an object in the ModelDeployment's namespace.")
+
+
+class ModelCredentials(ApiModel):
+    secret_ref: LocalObjectReference = Field(
+        description="Secret in the ModelDeployment's namespace, labelled `modeldeploy.io/usage: "
+        "model-credentials`, whose keys the fetch uses. s3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+        "optional AWS_SESSION_TOKEN, AWS_ENDPOINT_URL and AWS_REGION; https/http: Authorization (the whole "
+        "header value, e.g. `Bearer <token>`). Given to the fetch init container only.",
+    )
+
+
 class ModelSource(ApiModel):
     model_config = ConfigDict(
         json_schema_extra=validations(
@@ -171,6 +184,12 @@ class ModelSource(ApiModel):
                 "the file's SHA-256, or set model.allowUnverifiedPickle: true to accept the risk",
                 field_path=".sha256",
                 reason="FieldValueRequired",
+            ),
+            rule(
+                "!has(self.credentials) || self.uri.matches('^(https?|s3)://')",
+                "model.credentials works only for https, http and s3 models (the ones the init container "
+                "fetches); a pvc:// or file:// model needs none",
+                field_path=".credentials",
             ),
             rule(
                 "!has(self.schema) || self.uri.matches('^(https?|s3)://')",
@@ -225,6 +244,9 @@ class ModelSource(ApiModel):
         max_length=63,
         pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
     )
+    credentials: ModelCredentials | None = Field(
+        default=None, description="Credentials for fetching the model, from a Secret (never in the spec)."
+    )
     schema_: ModelSchema | None = Field(
         default=None,
         alias="schema",
@@ -242,6 +264,8 @@ class ModelSource(ApiModel):
         pickle = self.format in PICKLE_FORMATS or self.uri.endswith(PICKLE_SUFFIXES)
         if pickle and not self.sha256 and not self.allow_unverified_pickle:
             raise ValueError("model.sha256 is required for pickle-family models unless allowUnverifiedPickle")
+        if self.credentials is not None and not self.uri.startswith(("https://", "http://", "s3://")):
+            raise ValueError("model.credentials works only for https, http and s3 models")
         if self.schema_ is not None and not self.uri.startswith(("https://", "http://", "s3://")):
             raise ValueError("model.schema works only for https, http and s3 models")
         return self
@@ -521,10 +545,6 @@ class Toleration(ApiModel):
         if self.value is not None and not re.match(LABEL_VALUE_PATTERN, self.value):
             raise ValueError(_TOLERATION_VALUE_FORM_MESSAGE)
         return self
-
-
-class LocalObjectReference(ApiModel):
-    name: DNSSubdomain = Field(description="Name of an object in the ModelDeployment's namespace.")
 
 
 _ENV_SIZE_MESSAGE = (
@@ -1064,6 +1084,12 @@ class ModelDeploymentSpec(ApiModel):
     autoscaling: Autoscaling | None = Field(default=None, description="HorizontalPodAutoscaler on CPU.")
     server: Server = Field(
         default_factory=Server, description="Server process settings.", json_schema_extra=_object_default()
+    )
+    service_account_name: DNSSubdomain | None = Field(
+        default=None,
+        description="ServiceAccount the serving pods run under (for IRSA or Workload Identity), labelled "
+        "`modeldeploy.io/usage: model-pods`; its token is mounted only then. The operator never creates or "
+        "edits it. Default: the namespace's `default` account, with no token mounted.",
     )
     security: Security | None = Field(default=None, description="API keys and rate limit.")
     logging: Logging = Field(

@@ -3,13 +3,17 @@
 Public: ``build_deployment(md, spec, color, revision, replicas, params)`` (md: the object as a dict, spec:
 its parsed ``ModelDeploymentSpec``), ``model_location(spec)``,
 ``ModelLocation``, ``server_env(md, spec, color, revision, location)``, ``probes(spec, port)``,
-``template_spec(spec, image)``, ``CONTAINER_NAME``, ``FETCH_CONTAINER_NAME``,
+``template_spec(spec, image)``, ``credentials_env(spec)``, ``CONTAINER_NAME``, ``FETCH_CONTAINER_NAME``,
 ``KEYS_DIR``, ``SCHEMA_ANNOTATION``, ``TEMPLATE_ANNOTATION``.
 
 How the model gets into the pod (``model_location``):
 - https/http/s3: init container ``modelserve fetch URI /models/<basename> [--sha256 HEX]`` into an emptyDir;
 - ``pvc://claim/path``: the claim mounted read-only at /models, the model at /models/<path>;
 - ``file:///path``: baked into a custom image, used as is.
+``model.credentials.secretRef``: the Secret's keys become environment variables of the init container only
+(secretKeyRef; the serving container never sees them), and
+``MODELSERVE_FETCH_CREDENTIALS_SOURCE=secret/<name>`` lets ``modelserve fetch`` name the Secret when the store
+refuses it.
 An inline ``model.schema`` travels as a pod annotation, projected by the downward API to
 ``<model path>.schema.json`` (the manifest modelserve looks for).
 """
@@ -26,6 +30,7 @@ from urllib.parse import urlsplit
 from modeldeploy.api import ModelDeploymentSpec
 from modeldeploy.desired.naming import ANNOTATION_REVISION, deployment_name, labels, object_meta, selector
 from modeldeploy.desired.params import BuildParams
+from modeldeploy.desired.references import CREDENTIAL_KEYS
 from modeldeploy.desired.revision import POD_FIELDS
 from modeldeploy.desired.shadow import SHADOW_CONFIG_KEY, shadow_config_name
 
@@ -256,7 +261,7 @@ def _fetch_container(
         "name": FETCH_CONTAINER_NAME,
         "image": image,
         "command": args,
-        "env": [_env("MODELSERVE_TERMINATION_MESSAGE_PATH", TERMINATION_LOG), *_user_env(spec)],
+        "env": _fetch_env(spec),
         "volumeMounts": mounts,
         "securityContext": _container_security(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -264,6 +269,34 @@ def _fetch_container(
     }
     _set_pull_policy(container, spec, params)
     return container
+
+
+def _fetch_env(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
+    """The Secret's variables win over server.env's of the same name (a list keyed by name has no twins)."""
+    secret = credentials_env(spec)
+    taken = {e["name"] for e in secret}
+    user = [e for e in _user_env(spec) if e["name"] not in taken]
+    return [_env("MODELSERVE_TERMINATION_MESSAGE_PATH", TERMINATION_LOG), *user, *secret]
+
+
+# Secret key -> the fetch's variable; boto3 reads the AWS_* ones itself.
+CREDENTIAL_ENV = {"Authorization": "MODELSERVE_FETCH_AUTHORIZATION"}
+
+
+def credentials_env(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
+    """The init container's variables from the model-credentials Secret: required keys must be there (the
+    operator checks before it writes), optional ones may be absent; the values never enter the manifest."""
+    if spec.model.credentials is None:
+        return []
+    secret = spec.model.credentials.secret_ref.name
+    required, optional = CREDENTIAL_KEYS[urlsplit(spec.model.uri).scheme]
+    env: list[dict[str, Any]] = [_env("MODELSERVE_FETCH_CREDENTIALS_SOURCE", f"secret/{secret}")]
+    for key in (*required, *optional):
+        ref: dict[str, Any] = {"name": secret, "key": key}
+        if key in optional:
+            ref["optional"] = True
+        env.append({"name": CREDENTIAL_ENV.get(key, key), "valueFrom": {"secretKeyRef": ref}})
+    return env
 
 
 def _set_pull_policy(container: dict[str, Any], spec: ModelDeploymentSpec, params: BuildParams) -> None:
@@ -382,7 +415,8 @@ def _pod_spec(
     )
     mounts.append({"name": "shadow", "mountPath": SHADOW_DIR, "readOnly": True})
     pod_spec: dict[str, Any] = {
-        "automountServiceAccountToken": False,
+        # A token only under a ServiceAccount the namespace owner marked for model pods (IRSA, Workload ID).
+        "automountServiceAccountToken": bool(spec.service_account_name),
         "enableServiceLinks": False,
         "securityContext": {
             "runAsNonRoot": True,
@@ -405,6 +439,8 @@ def _pod_spec(
     }
     if location.kind == "fetch":
         pod_spec["initContainers"] = [_fetch_container(spec, image, location, fetch_mounts, params)]
+    if spec.service_account_name:
+        pod_spec["serviceAccountName"] = spec.service_account_name
     server = spec.server
     if server.node_selector:
         pod_spec["nodeSelector"] = dict(server.node_selector)

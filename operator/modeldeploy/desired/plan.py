@@ -127,7 +127,7 @@ def _scale_only(
 def _merge_pod_fields(spec: ModelDeploymentSpec, saved: Mapping[str, Any]) -> ModelDeploymentSpec:
     current = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
     for name in POD_FIELDS:
-        current.pop(name, None)
+        current.pop(ModelDeploymentSpec.model_fields[name].alias or name, None)
     return ModelDeploymentSpec.model_validate({**current, **saved})
 
 

@@ -13,7 +13,7 @@ import json
 
 from modeldeploy.api import ModelDeploymentSpec
 
-POD_FIELDS = ("model", "resources", "server", "security", "logging")
+POD_FIELDS = ("model", "resources", "server", "service_account_name", "security", "logging")
 REVISION_LENGTH = 10
 
 

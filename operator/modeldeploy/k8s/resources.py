@@ -58,6 +58,7 @@ CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps", watched=True)  # the shadow p
 POD = Kind("v1", "Pod", "pods", watched=True)  # serving pods: owned by ReplicaSets, labelled by us
 SECRET = Kind("v1", "Secret", "secrets")
 PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+SERVICE_ACCOUNT = Kind("v1", "ServiceAccount", "serviceaccounts")
 EVENT = Kind("v1", "Event", "events")
 CRD = Kind(
     "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False

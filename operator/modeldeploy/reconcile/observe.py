@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from modeldeploy import desired
 from modeldeploy.api import ModelDeploymentSpec
-from modeldeploy.k8s import OPTIONAL_CHILD_KINDS, PVC, SECRET, WATCHED_CHILD_KINDS, kind_of
+from modeldeploy.k8s import OPTIONAL_CHILD_KINDS, PVC, SECRET, SERVICE_ACCOUNT, WATCHED_CHILD_KINDS, kind_of
 from modeldeploy.reconcile.plan import OWNER_API_GROUP, OWNER_KIND, Action, ChildKey, Claim, Step, claim
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ _KEPT_METADATA = (
 INDEXED_KINDS = frozenset(kind.kind for kind in WATCHED_CHILD_KINDS)
 OPTIONAL_CRDS = {kind.kind: kind.crd_name for kind in OPTIONAL_CHILD_KINDS}
 _OPTIONAL_KINDS = {kind.kind: kind for kind in OPTIONAL_CHILD_KINDS}
-_REFERENCED_KINDS = {"Secret": SECRET, "PersistentVolumeClaim": PVC}
+_REFERENCED_KINDS = {"Secret": SECRET, "PersistentVolumeClaim": PVC, "ServiceAccount": SERVICE_ACCOUNT}
 
 
 @dataclass
