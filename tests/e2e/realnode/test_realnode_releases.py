@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from load_pods import all_answers_from, finish_load, run_load, start_load, step_windows
+from faulty_models import FAIL_SHARE, flaky_iris
+from load_pods import all_answers_from, finish_load, run_load, start_load, step_windows, stop_load
 from operator_fixtures import install_crds, wait_for
 from realnode_pods import pod_manifest, require_real_node
 from startup_probe import last_not_ready, outcomes_while_not_ready, probe_until_ready
@@ -30,6 +31,8 @@ from demo_plan import NAME, chart_values, model_store_manifests, spec_for, store
 RELEASE = "releases-e2e"
 TOOLS_IMAGE = "localhost/modeldeploy-tools:local"
 RATE = 30  # requests/s: the load pod, the servers and the operator share the node's two cores
+RELEASE_CAP = 240  # seconds of load at most per release; the load stops a few seconds after its outcome
+TAIL = 4  # seconds of load kept after the outcome: the answers after the switch are measured too
 SHARE_TOLERANCE = 10  # percentage points
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": ROWS[0]}]}
 LANE_STARTED = time.monotonic()
@@ -126,12 +129,16 @@ def stack(cluster, namespace):
             ).encode()
             + b"\n"
         )
+        files["iris-vflaky.joblib"] = flaky_iris()
         manifests = model_store_manifests(
             namespace=namespace, files=files, image=TOOLS_IMAGE, node=node, taint=taint
         )
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input="\n---\n".join(map(json.dumps, manifests)))
         cluster.kubectl("rollout", "status", "deploy/model-store", "-n", namespace, "--timeout=120s")
-        digests = {v: hashlib.sha256(files[f"iris-v{v}.joblib"]).hexdigest() for v in ("1", "2")}
+        digests = {
+            v: hashlib.sha256(files[f"iris-v{v}.joblib"]).hexdigest()
+            for v in ("1", "2", "flaky", "hog", "exit")
+        }
         built = Stack(namespace, "", node, taint, digests)
         apply_md(cluster, namespace, built.spec("1"))
         wait_for(lambda: md_status(cluster, namespace).get("phase") == "Healthy", timeout=300, what="iris v1")
@@ -166,17 +173,18 @@ def release_under_load(
     spec: dict,
     done,
     *,
-    duration: float,
     control: tuple[str, str] | None = None,
 ) -> Release:
     """Starts the load pod, applies `spec` three seconds into it, follows the status until `done(status)`,
-    writes `control` ((rollout phase, action)) when that phase is reached, then waits for the load to end."""
+    writes `control` ((rollout phase, action)) when that phase is reached, then stops the load TAIL seconds
+    after the outcome (RELEASE_CAP bounds the whole run)."""
+    duration = RELEASE_CAP
     history = len(md_status(cluster, stack.namespace).get("history", []))
     start_load(cluster, stack.namespace, name, url=stack.url, body=BODY, rate=RATE, duration=duration)
     time.sleep(3)
     applied = apply_md(cluster, stack.namespace, spec)
     timeline, phases, sent_control = [], [], False
-    deadline = time.monotonic() + duration
+    deadline = time.monotonic() + duration - TAIL - 5
     status = {}
     while time.monotonic() < deadline:
         status = md_status(cluster, stack.namespace)
@@ -205,6 +213,8 @@ def release_under_load(
     assert done(status), (
         f"release {name} did not finish within the load's {duration}s: {json.dumps(status)[:3000]}"
     )
+    time.sleep(TAIL)
+    stop_load(cluster, stack.namespace, name)
     load = finish_load(cluster, stack.namespace, name)
     print(
         f"\n{name}: sent {load.summary['sent']}, failed {load.summary['failed']}, "
@@ -226,6 +236,20 @@ def assert_no_failures(release: Release) -> None:
     assert (s["failed"], s["unexpected"]) == (0, 0), s["failures"][:20]
 
 
+def assert_step_shares(release: Release) -> None:
+    """At each traffic step the colours answered within SHARE_TOLERANCE points of the planned weights."""
+    windows = step_windows(release.timeline)
+    assert windows, f"no traffic step observed: {release.timeline[:5]}…"
+    for start, end, weights in windows:
+        answered = release.load.colors_between(start, end)
+        total = sum(answered.values())
+        assert total >= RATE * 3, (start, end, answered)
+        shares = {c: round(100 * answered.get(c, 0) / total, 1) for c in weights}
+        print(f"step {weights}: {end - start:.1f}s, {total} answers, shares {shares}")
+        for color, planned in weights.items():
+            assert abs(shares[color] - planned) <= SHARE_TOLERANCE, (weights, shares)
+
+
 def test_load_pod_reports_every_request_of_a_bounded_run_through_the_cluster_ip(cluster, stack):
     run = run_load(cluster, stack.namespace, "load-steady", url=stack.url, body=BODY, rate=RATE, duration=5)
     assert run.summary["sent"] == RATE * 5
@@ -241,20 +265,10 @@ def test_promotion_under_load_fails_no_request_and_splits_traffic_as_the_step_pl
         stack,
         "load-promote",
         stack.spec("2", steps=[{"weight": 50, "pauseSeconds": 15}]),
-        duration=60,
         done=lambda st: st.get("phase") == "Healthy" and st.get("modelVersion") == "2",
     )
     assert_no_failures(release)
-    windows = step_windows(release.timeline)
-    assert windows, f"no traffic step observed: {release.timeline[:5]}…"
-    for start, end, weights in windows:
-        answered = release.load.colors_between(start, end)
-        total = sum(answered.values())
-        assert total >= RATE * 3, (start, end, answered)
-        shares = {c: round(100 * answered.get(c, 0) / total, 1) for c in weights}
-        print(f"step {weights}: {end - start:.1f}s, {total} answers, shares {shares}")
-        for color, planned in weights.items():
-            assert abs(shares[color] - planned) <= SHARE_TOLERANCE, (weights, shares)
+    assert_step_shares(release)
     candidate = release.final["traffic"][0]["color"]
     first = min(t for key, t in release.load.summary["first_answer_at"].items() if key.startswith(candidate))
     full = all_answers_from(release.load.buckets, candidate)
@@ -273,7 +287,6 @@ def test_abort_during_the_traffic_step_under_load_fails_no_request(cluster, stac
         stack,
         "load-abort",
         spec,
-        duration=60,
         control=("Stepping", "abort"),
         done=aborted_and_back,
     )
@@ -308,7 +321,6 @@ def test_failed_quality_gate_under_load_fails_no_request_and_keeps_traffic_on_th
         stack,
         "load-gate",
         spec,
-        duration=45,
         done=aborted_and_back,
     )
     assert_no_failures(release)
@@ -316,6 +328,64 @@ def test_failed_quality_gate_under_load_fails_no_request_and_keeps_traffic_on_th
     gate = release.final["rollout"]["qualityGate"]
     assert gate["passed"] is False and gate["score"] < 0.8, gate
     assert step_windows(release.timeline) == []
+
+
+def test_failed_analysis_under_load_aborts_and_only_the_candidates_5xx_answers_failed(cluster, stack):
+    stable = md_status(cluster, stack.namespace)["traffic"][0]["color"]
+    spec = stack.spec("flaky", steps=[{"weight": 50, "pauseSeconds": 30}])
+    del spec["rollout"]["qualityGate"]  # the analysis, not the gate, is what judges this candidate
+    release = release_under_load(cluster, stack, "load-analysis", spec, done=aborted_and_back)
+    s = release.load.summary
+    candidate = "green" if stable == "blue" else "blue"
+    assert s["sent"] >= RATE * 20 and s["unexpected"] == 0, s
+    # The flaky model's 500s are the only failures: none from the stable colour, no connection errors.
+    assert s["reasons"] == {"http_500": s["failed"]}, s["reasons"]
+    assert {(f["status"], f["color"]) for f in s["failures"]} == {(500, candidate)}, s["failures"][:5]
+    answered_by_candidate = s["colors"].get(candidate, 0)
+    assert 0 < s["failed"] < answered_by_candidate, s
+    analysis = release.final["rollout"]["analysis"]
+    assert analysis["passed"] is False and analysis["errorRate"] > 0.05, analysis
+    assert release.final["traffic"][0]["color"] == stable
+    print(
+        f"failed analysis: {s['failed']} of {s['sent']} requests failed, all 500s from the candidate "
+        f"{candidate} ({s['failed']}/{answered_by_candidate} of its answers, model fails {FAIL_SHARE:.0%}); "
+        f"analysis: {analysis['message']}"
+    )
+
+
+def test_rollback_after_promotion_to_the_warm_colour_under_load_fails_no_request(cluster, stack):
+    before = md_status(cluster, stack.namespace)
+    stable = before["traffic"][0]["color"]
+    spec = stack.spec("1", steps=[{"weight": 50, "pauseSeconds": 10}], scaleDownDelaySeconds=60)
+    spec["model"]["version"] = "1-rollback"
+    spec["monitoring"] = {
+        "evaluation": {  # the live model, once promoted, is judged on the wrong labels: it fails
+            "datasetUri": store_url(stack.namespace, "holdout-wrong.csv"),
+            "labelColumn": "species",
+            "metric": "accuracy",
+            "threshold": 0.8,
+            "intervalSeconds": 60,
+            "rollbackOnFailure": True,
+        }
+    }
+    release = release_under_load(
+        cluster,
+        stack,
+        "load-rollback",
+        spec,
+        done=lambda st: aborted_and_back(st) and st["history"][0].get("outcome") == "RolledBack",
+    )
+    assert_no_failures(release)
+    assert_step_shares(release)
+    promoted = [t for t, phase in release.phases if phase in ("Promoting", "PostPromotion", "Completed")]
+    assert promoted, release.phases  # the candidate was promoted before it was rolled back
+    assert release.final["traffic"][0]["color"] == stable
+    back = all_answers_from(release.load.buckets, stable)
+    assert back is not None and back > promoted[0]
+    print(
+        f"rollback: promoted {promoted[0] - release.applied_at:.1f}s after kubectl apply, every answer from "
+        f"{stable} again from {back - release.applied_at:.1f}s"
+    )
 
 
 def test_restricted_namespace_rejects_a_privileged_pod_the_generated_ones_were_admitted(cluster, stack):
