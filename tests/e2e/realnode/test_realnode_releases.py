@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from load_pods import all_answers_from, finish_load, run_load, start_load, step_
 from operator_fixtures import install_crds, wait_for
 from realnode_pods import pod_manifest, require_real_node
 from startup_probe import last_not_ready, outcomes_while_not_ready, probe_until_ready
+
+from modeldeploy.desired.pods import pod_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realnode]
 
@@ -101,6 +104,7 @@ def stack(cluster, namespace):
         taint=taint,
         install_crds=False,
     )
+    values["replicas"] = 2  # the chart's default: an active operator and a standby (kopf peering)
     values_file = Path(cluster.kubeconfig).parent / f"{RELEASE}-values.json"
     values_file.write_text(json.dumps(values))
     try:
@@ -173,7 +177,7 @@ def release_under_load(
     spec: dict,
     done,
     *,
-    control: tuple[str, str] | None = None,
+    control: tuple[str, str | Callable[[], None]] | None = None,
 ) -> Release:
     """Starts the load pod, applies `spec` three seconds into it, follows the status until `done(status)`,
     writes `control` ((rollout phase, action)) when that phase is reached, then stops the load TAIL seconds
@@ -194,6 +198,10 @@ def release_under_load(
         if not phases or phases[-1][1] != phase:
             phases.append((now, phase))
         if control and not sent_control and phase == control[0] and now - phases[-1][0] > 8:
+            if callable(control[1]):
+                control[1]()
+                sent_control = True
+                continue
             patch = {"status": {"rolloutControl": {"action": control[1], "requestId": f"{name}-{int(now)}"}}}
             cluster.kubectl(
                 "patch",
@@ -385,6 +393,50 @@ def test_rollback_after_promotion_to_the_warm_colour_under_load_fails_no_request
     print(
         f"rollback: promoted {promoted[0] - release.applied_at:.1f}s after kubectl apply, every answer from "
         f"{stable} again from {back - release.applied_at:.1f}s"
+    )
+
+
+def operator_pods(cluster, namespace: str) -> list[dict]:
+    found = cluster.get_json(
+        "pods", "-n", f"{namespace}-system", "-l", f"app.kubernetes.io/instance={RELEASE}"
+    )
+    return sorted(found["items"], key=lambda p: p["metadata"]["name"])
+
+
+def test_the_active_operator_killed_mid_rollout_the_standby_finishes_it_with_no_failed_request(
+    cluster, stack
+):
+    pods = operator_pods(cluster, stack.namespace)
+    assert len(pods) == 2 and all(pod_ready(p) for p in pods), [p["metadata"]["name"] for p in pods]
+    active = pods[-1]["metadata"]  # the highest ordinal has the highest peering priority
+    killed: list[float] = []
+
+    def kill_active() -> None:
+        cluster.kubectl(
+            "delete", "pod", active["name"], "-n", active["namespace"], "--grace-period=0", "--force"
+        )
+        killed.append(time.time())
+
+    spec = stack.spec("1", steps=[{"weight": 50, "pauseSeconds": 20}])
+    spec["model"]["version"] = "1-failover"
+    release = release_under_load(
+        cluster,
+        stack,
+        "load-failover",
+        spec,
+        control=("Stepping", kill_active),
+        done=lambda st: st.get("phase") == "Healthy" and st.get("modelVersion") == "1-failover",
+    )
+    assert killed, release.phases
+    assert_no_failures(release)
+    after = [t for t, _ in release.phases if t > killed[0]]
+    assert after, release.phases  # the rollout moved on after the kill: the standby took over
+    standby = pods[0]["metadata"]["name"]
+    log = cluster.kubectl("logs", standby, "-n", active["namespace"], "--since=10m").stdout
+    assert "iris" in log, log[-2000:]  # the standby reconciled the ModelDeployment
+    print(
+        f"failover: {active['name']} killed {killed[0] - release.applied_at:.1f}s after kubectl apply; "
+        f"next phase {after[0] - killed[0]:.1f}s later; Healthy on 1-failover"
     )
 
 
