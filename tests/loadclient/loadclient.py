@@ -11,7 +11,9 @@ Standard library only, so it runs unchanged as a local process or in any image w
         --rate 200 --duration 60 --header 'Authorization: Bearer …'
 
 It prints one JSON line per bucket (``{"bucket": …}``) as the run goes and one summary line
-(``{"summary": …}``) at the end; ``--records FILE`` also writes every request as a JSON line.
+(``{"summary": …}``) at the end; ``--records FILE`` also writes every request as a JSON line. SIGTERM ends a
+run early: no new requests, the ones in flight finish, then the summary as usual (the run stays bounded by
+``--duration``; a test stops it once the release it watches is over).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import json
 import math
+import signal
 import sys
 import time
 from collections import Counter
@@ -215,7 +218,11 @@ async def run(args: argparse.Namespace) -> dict:
     records: list[Record] = []
     pending: set[asyncio.Task] = set()
     printed = 0
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     for offset in due:
+        if stop.is_set():
+            break
         delay = loop_start + offset - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)

@@ -1,6 +1,7 @@
 """The release lanes' load client against real local HTTP servers: its counting rule, colours and bounds."""
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -111,6 +112,31 @@ def test_runs_are_bounded_in_count_and_time(server):
     assert summary["sent"] == 30
     with pytest.raises(subprocess.CalledProcessError):
         _run(server + "/ok", "--duration", "601")
+
+
+def test_sigterm_ends_the_run_early_with_the_summary_of_what_was_sent(server):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(CLIENT),
+            "--url",
+            server + "/ok",
+            "--body",
+            "{}",
+            "--rate",
+            "20",
+            "--duration",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert "bucket" in json.loads(proc.stdout.readline())  # running, its handler in place
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=10)
+    summary = json.loads(out.splitlines()[-1])["summary"]
+    assert proc.returncode == 0
+    assert 20 <= summary["sent"] < 20 * 30 and summary["ok"] == summary["sent"], summary
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from modeldeploy.api import (
     RolloutState,
     parse_spec,
 )
+from modeldeploy.desired.pods import InitRunning
 from modeldeploy.desired.rollout import (
     Check,
     ColorObservation,
@@ -102,7 +103,12 @@ def observe(blue: tuple[str, int] | None = (OLD, 2), green: tuple[str, int] | No
     for color, seen in ((Color.blue, blue), (Color.green, green)):
         if seen:
             colors[color] = ColorObservation(
-                True, seen[0], 2, seen[1], kw.pop(f"{color.value}_failure", None)
+                True,
+                seen[0],
+                2,
+                seen[1],
+                kw.pop(f"{color.value}_failure", None),
+                kw.pop(f"{color.value}_init", None),
             )
     return RolloutObservation(colors=colors, **kw)
 
@@ -141,6 +147,20 @@ def test_deploying_past_deadline_says_why_and_keeps_waiting():
     assert plan.status.rollout.phase == Ph.Deploying
     assert "bad model" in plan.status.rollout.message
     assert "progress deadline" in plan.status.rollout.message
+
+
+def test_a_candidate_stuck_in_its_fetch_is_aborted_at_the_deadline_naming_the_container_and_how_long():
+    stuck = InitRunning("pod iris-green-x: init container fetch-model", "2026-01-01T12:00:02Z")
+    seen = observe(green=(NEW, 0), green_init=stuck)
+    waiting = plan_rollout_step(spec(), NEW, status(Ph.WaitingForCandidate), seen, T0 + timedelta(seconds=60))
+    assert waiting.status.rollout.message == (
+        "waiting for pods: 0/2 Ready; pod iris-green-x: init container fetch-model running for 58s"
+    )
+    late = plan_rollout_step(spec(), NEW, status(Ph.WaitingForCandidate), seen, T0 + timedelta(seconds=601))
+    assert late.status.rollout.phase == Ph.Aborted
+    assert late.status.history[0].reason == (
+        "candidate not Ready within 600s: pod iris-green-x: init container fetch-model running for 599s"
+    )
 
 
 def test_a_new_deployment_with_zero_replicas_is_parked_without_polling():

@@ -13,7 +13,7 @@ from modeldeploy.api import CheckResult, Color, ColorStats, parse_spec
 from modeldeploy.desired import CheckReport, rollout_pass
 from modeldeploy.desired.deployment import build_deployment
 from modeldeploy.desired.params import BuildParams
-from modeldeploy.desired.pods import pod_failure
+from modeldeploy.desired.pods import InitRunning, longest_init, pod_failure
 from modeldeploy.desired.revision import revision_of
 from modeldeploy.desired.rollout import Check
 
@@ -67,9 +67,18 @@ FAILURES = [
      "ImagePullBackOff", 'container modelserve ImagePullBackOff: Back-off pulling image "nope:1"'),
     ("err image pull", pod(main={"state": {"waiting": {"reason": "ErrImagePull"}}}), "ErrImagePull",
      "ErrImagePull"),
+    ("image absent with pull policy Never", pod(main={"state": {"waiting": {
+        "reason": "ErrImageNeverPull",
+        "message": 'Container image "localhost/absent:1" is not present with pull policy of Never'}}}),
+     "ErrImageNeverPull", 'container modelserve ErrImageNeverPull: Container image "localhost/absent:1"'),
     ("checksum mismatch in the fetch init container",
      pod(init={"state": {"terminated": {"exitCode": 3, "message": "sha256 mismatch: got ab12, want 4f2c"}}}),
      "ChecksumMismatch", "container fetch-model exited with code 3: sha256 mismatch: got ab12, want 4f2c"),
+    ("checksum mismatch, the fetch running again after it",
+     pod(init={"state": {"running": {"startedAt": "2026-01-01T12:00:00Z"}}, "ready": False,
+               "restartCount": 2,
+               "lastState": {"terminated": {"exitCode": 3, "message": "digest mismatch: 4f2c"}}}),
+     "ChecksumMismatch", "fetch-model exited with code 3: digest mismatch: 4f2c (restarts: 2)"),
     ("download failure, fetch crash looping", pod(init=crashloop(4, "GET https://m/x: 404")),
      "ModelDownloadFailed", "GET https://m/x: 404"),
     ("missing secret", pod(main={"state": {"waiting": {"reason": "CreateContainerConfigError",
@@ -98,11 +107,32 @@ def test_pod_failure_names_the_cause(body, reason, quote):
             init={"state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
             main={"state": {"running": {}}},
         ),
+        pod(
+            ready=True,
+            main={
+                "state": {"running": {}},
+                "ready": True,
+                "restartCount": 1,
+                "lastState": {"terminated": {"exitCode": 1, "message": "a crash long ago"}},
+            },
+        ),
     ],
-    ids=["ready", "starting", "fetch finished"],
+    ids=["ready", "starting", "fetch finished", "ready again after a crash"],
 )
 def test_healthy_or_starting_pod_has_no_failure(body):
     assert pod_failure(body) is None
+
+
+def test_longest_running_init_container_is_named_with_its_start():
+    fetching = [
+        pod("iris-blue-2", init={"state": {"running": {"startedAt": "2026-01-01T12:00:30Z"}}}),
+        pod("iris-blue-1", init={"state": {"running": {"startedAt": "2026-01-01T12:00:05Z"}}}),
+        pod("iris-blue-3", init={"state": {"terminated": {"exitCode": 0}}}, main={"state": {"running": {}}}),
+    ]
+    assert longest_init(fetching) == InitRunning(
+        "pod iris-blue-1: init container fetch-model", "2026-01-01T12:00:05Z"
+    )
+    assert longest_init(fetching[2:]) is None
 
 
 def test_long_termination_message_is_shortened():

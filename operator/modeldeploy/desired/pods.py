@@ -1,7 +1,8 @@
 """Why a serving pod is not getting Ready, read from its status (pure).
 
-Public: ``pod_failure(pod) -> Failure | None``, ``first_failure(pods) -> Failure | None``, ``pod_ready(pod)``,
-``pods_of(pods, name, color=None, revision=None)``, ``Failure``, ``EXIT_REASONS``.
+Public: ``pod_failure(pod) -> Failure | None``, ``first_failure(pods) -> Failure | None``,
+``longest_init(pods) -> InitRunning | None``, ``pod_ready(pod)``, ``pods_of(pods, name, color=None,
+revision=None)``, ``Failure``, ``InitRunning``, ``EXIT_REASONS``.
 
 Quotes the container's termination message (modelserve writes the cause there: load failure, failed
 warm-up, checksum mismatch, download failure), and names OOM kills, image pull failures, config errors and
@@ -30,6 +31,7 @@ BAD_WAITING = frozenset(
         "CrashLoopBackOff",
         "ImagePullBackOff",
         "ErrImagePull",
+        "ErrImageNeverPull",
         "InvalidImageName",
         "CreateContainerConfigError",
         "CreateContainerError",
@@ -90,6 +92,10 @@ def _container_failure(pod: str, cs: Mapping[str, Any], init: bool) -> Failure |
             waiting["reason"],
             f"pod {pod}: container {cs['name']} {waiting['reason']}" + (f": {said}" if said else ""),
         )
+    if last and not cs.get("ready"):  # started again after a failure and not ready: that failure is why
+        found = _terminated_failure(pod, cs, last, init)
+        if found:
+            return Failure(found.reason, f"{found.message} (restarts: {cs.get('restartCount', 0)})")
     if last.get("reason") == "OOMKilled":  # running again, but it was killed for memory
         return _terminated_failure(pod, cs, last, init)
     return None
@@ -118,6 +124,28 @@ def pod_failure(pod: Mapping[str, Any]) -> Failure | None:
             status.get("reason") or "PodFailed", f"pod {name} failed: {_quote(status.get('message'))}"
         )
     return None
+
+
+@dataclass(frozen=True)
+class InitRunning:
+    """An init container still running (e.g. a fetch stuck on an unreachable model store) and since when."""
+
+    what: str  # "pod P: init container C"
+    started_at: str  # RFC 3339, from the container's state.running.startedAt
+
+
+def longest_init(pods: Iterable[Mapping[str, Any]]) -> InitRunning | None:
+    """The init container that has been running longest among `pods`, if any runs."""
+    running = [
+        InitRunning(
+            f"pod {(p.get('metadata') or {}).get('name', '?')}: init container {cs.get('name', '?')}",
+            ((cs.get("state") or {}).get("running") or {})["startedAt"],
+        )
+        for p in pods
+        for cs in (p.get("status") or {}).get("initContainerStatuses") or []
+        if ((cs.get("state") or {}).get("running") or {}).get("startedAt")
+    ]
+    return min(running, key=lambda r: r.started_at) if running else None
 
 
 def first_failure(pods: Iterable[Mapping[str, Any]]) -> Failure | None:

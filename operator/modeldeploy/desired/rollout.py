@@ -52,6 +52,7 @@ from modeldeploy.api import (
     ShadowFigures,
     other_color,
 )
+from modeldeploy.desired.pods import InitRunning
 from modeldeploy.desired.shadow import (
     SHADOW_CHECK_INTERVAL_SECONDS,
     Verdict,
@@ -91,6 +92,7 @@ class ColorObservation:
     replicas: int = 0
     ready_replicas: int = 0  # Ready pods of that revision
     failure: str | None = None  # why pods fail (CrashLoopBackOff..., from pods.pod_failure)
+    initializing: InitRunning | None = None  # the longest-running init container (pods.longest_init)
 
 
 @dataclass(frozen=True)
@@ -548,7 +550,7 @@ def _deploying(draft: _Draft, observed: RolloutObservation) -> None:
         return
     deadline = draft.spec.rollout.progress_deadline_seconds
     late = _elapsed(state.phase_started_at, draft.now) > deadline
-    state.message = _waiting_message(candidate, replicas, late, deadline)
+    state.message = _waiting_message(candidate, replicas, late, deadline, draft.now)
     draft.requeue(WAIT_FOR_PODS_SECONDS)
 
 
@@ -562,10 +564,11 @@ def _waiting_for_pods(draft: _Draft, observed: RolloutObservation) -> bool:
     deadline = draft.spec.rollout.progress_deadline_seconds
     waited = _elapsed(state.phase_started_at, draft.now)
     if waited > deadline:
-        why = candidate.failure or f"{candidate.ready_replicas}/{replicas} pods Ready"
+        why = candidate.failure or _init_running(candidate, draft.now)
+        why = why or f"{candidate.ready_replicas}/{replicas} pods Ready"
         _abort(draft, "ProgressDeadlineExceeded", f"candidate not Ready within {deadline}s: {why}")
     else:
-        state.message = _waiting_message(candidate, replicas, False, deadline)
+        state.message = _waiting_message(candidate, replicas, False, deadline, draft.now)
         draft.requeue(min(WAIT_FOR_PODS_SECONDS, deadline - waited + 0.5))
     return False
 
@@ -708,10 +711,23 @@ PHASE_HANDLERS: dict[RolloutPhase, PhaseHandler] = {
 }
 
 
-def _waiting_message(obs: ColorObservation, replicas: int, late: bool, deadline: int) -> str:
+def _init_running(obs: ColorObservation, now: datetime) -> str | None:
+    """'pod P: init container C running for 73s' (a fetch that neither finishes nor fails says so)."""
+    init = obs.initializing
+    if init is None:
+        return None
+    try:
+        since = datetime.fromisoformat(init.started_at.replace("Z", "+00:00"))
+    except ValueError:
+        return f"{init.what} running since {init.started_at}"
+    return f"{init.what} running for {max(0, round(_elapsed(since, now)))}s"
+
+
+def _waiting_message(obs: ColorObservation, replicas: int, late: bool, deadline: int, now: datetime) -> str:
     msg = f"waiting for pods: {obs.ready_replicas}/{replicas} Ready"
-    if obs.failure:
-        msg += f"; {obs.failure}"
+    why = obs.failure or _init_running(obs, now)
+    if why:
+        msg += f"; {why}"
     if late:
         msg += f" (past the {deadline}s progress deadline)"
     return msg

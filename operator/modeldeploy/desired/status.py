@@ -32,7 +32,7 @@ from modeldeploy.api import (
     TrafficTarget,
 )
 from modeldeploy.desired.naming import LABEL_COLOR, LABEL_REVISION, deployment_name, selector, service_names
-from modeldeploy.desired.pods import first_failure, pod_ready, pods_of
+from modeldeploy.desired.pods import first_failure, longest_init, pod_ready, pods_of
 from modeldeploy.desired.rollout import IN_FLIGHT, ColorObservation, RolloutObservation
 
 Children = Mapping[tuple[str, str], Mapping[str, Any]]
@@ -122,6 +122,7 @@ def observe_rollout(name: str, children: Children, pods: Iterable[Mapping[str, A
             replicas=int((deployment.get("spec") or {}).get("replicas") or 0),
             ready_replicas=ready,
             failure=str(first_failure(all_pods) or "") or None,
+            initializing=longest_init(current),
         )
     stable = children.get(("Service", name))
     stable_color = ((stable or {}).get("spec") or {}).get("selector", {}).get(LABEL_COLOR)

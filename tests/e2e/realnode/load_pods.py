@@ -131,6 +131,13 @@ def finish_load(cluster, namespace: str, name: str, timeout: float = 240) -> Loa
     return parse_load_log(log)
 
 
+def stop_load(cluster, namespace: str, name: str) -> None:
+    """Ends the run early (SIGTERM to the client, PID 1 of its container); it still prints its summary."""
+    cluster.kubectl(
+        "exec", name, "-n", namespace, "--", PYTHON, "-c", "import os, signal; os.kill(1, signal.SIGTERM)"
+    )
+
+
 def run_load(
     cluster, namespace: str, name: str, *, url: str, body: dict, rate: float, duration: float
 ) -> LoadRun:

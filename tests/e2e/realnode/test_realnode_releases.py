@@ -11,14 +11,18 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from load_pods import all_answers_from, finish_load, run_load, start_load, step_windows
+from faulty_models import FAIL_SHARE, flaky_iris
+from load_pods import all_answers_from, finish_load, run_load, start_load, step_windows, stop_load
 from operator_fixtures import install_crds, wait_for
 from realnode_pods import pod_manifest, require_real_node
 from startup_probe import last_not_ready, outcomes_while_not_ready, probe_until_ready
+
+from modeldeploy.desired.pods import pod_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realnode]
 
@@ -30,6 +34,8 @@ from demo_plan import NAME, chart_values, model_store_manifests, spec_for, store
 RELEASE = "releases-e2e"
 TOOLS_IMAGE = "localhost/modeldeploy-tools:local"
 RATE = 30  # requests/s: the load pod, the servers and the operator share the node's two cores
+RELEASE_CAP = 240  # seconds of load at most per release; the load stops a few seconds after its outcome
+TAIL = 4  # seconds of load kept after the outcome: the answers after the switch are measured too
 SHARE_TOLERANCE = 10  # percentage points
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": ROWS[0]}]}
 LANE_STARTED = time.monotonic()
@@ -98,6 +104,7 @@ def stack(cluster, namespace):
         taint=taint,
         install_crds=False,
     )
+    values["replicas"] = 2  # the chart's default: an active operator and a standby (kopf peering)
     values_file = Path(cluster.kubeconfig).parent / f"{RELEASE}-values.json"
     values_file.write_text(json.dumps(values))
     try:
@@ -126,12 +133,16 @@ def stack(cluster, namespace):
             ).encode()
             + b"\n"
         )
+        files["iris-vflaky.joblib"] = flaky_iris()
         manifests = model_store_manifests(
             namespace=namespace, files=files, image=TOOLS_IMAGE, node=node, taint=taint
         )
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input="\n---\n".join(map(json.dumps, manifests)))
         cluster.kubectl("rollout", "status", "deploy/model-store", "-n", namespace, "--timeout=120s")
-        digests = {v: hashlib.sha256(files[f"iris-v{v}.joblib"]).hexdigest() for v in ("1", "2")}
+        digests = {
+            v: hashlib.sha256(files[f"iris-v{v}.joblib"]).hexdigest()
+            for v in ("1", "2", "flaky", "hog", "exit")
+        }
         built = Stack(namespace, "", node, taint, digests)
         apply_md(cluster, namespace, built.spec("1"))
         wait_for(lambda: md_status(cluster, namespace).get("phase") == "Healthy", timeout=300, what="iris v1")
@@ -166,17 +177,18 @@ def release_under_load(
     spec: dict,
     done,
     *,
-    duration: float,
-    control: tuple[str, str] | None = None,
+    control: tuple[str, str | Callable[[], None]] | None = None,
 ) -> Release:
     """Starts the load pod, applies `spec` three seconds into it, follows the status until `done(status)`,
-    writes `control` ((rollout phase, action)) when that phase is reached, then waits for the load to end."""
+    writes `control` ((rollout phase, action)) when that phase is reached, then stops the load TAIL seconds
+    after the outcome (RELEASE_CAP bounds the whole run)."""
+    duration = RELEASE_CAP
     history = len(md_status(cluster, stack.namespace).get("history", []))
     start_load(cluster, stack.namespace, name, url=stack.url, body=BODY, rate=RATE, duration=duration)
     time.sleep(3)
     applied = apply_md(cluster, stack.namespace, spec)
     timeline, phases, sent_control = [], [], False
-    deadline = time.monotonic() + duration
+    deadline = time.monotonic() + duration - TAIL - 5
     status = {}
     while time.monotonic() < deadline:
         status = md_status(cluster, stack.namespace)
@@ -186,6 +198,10 @@ def release_under_load(
         if not phases or phases[-1][1] != phase:
             phases.append((now, phase))
         if control and not sent_control and phase == control[0] and now - phases[-1][0] > 8:
+            if callable(control[1]):
+                control[1]()
+                sent_control = True
+                continue
             patch = {"status": {"rolloutControl": {"action": control[1], "requestId": f"{name}-{int(now)}"}}}
             cluster.kubectl(
                 "patch",
@@ -205,6 +221,8 @@ def release_under_load(
     assert done(status), (
         f"release {name} did not finish within the load's {duration}s: {json.dumps(status)[:3000]}"
     )
+    time.sleep(TAIL)
+    stop_load(cluster, stack.namespace, name)
     load = finish_load(cluster, stack.namespace, name)
     print(
         f"\n{name}: sent {load.summary['sent']}, failed {load.summary['failed']}, "
@@ -226,6 +244,20 @@ def assert_no_failures(release: Release) -> None:
     assert (s["failed"], s["unexpected"]) == (0, 0), s["failures"][:20]
 
 
+def assert_step_shares(release: Release) -> None:
+    """At each traffic step the colours answered within SHARE_TOLERANCE points of the planned weights."""
+    windows = step_windows(release.timeline)
+    assert windows, f"no traffic step observed: {release.timeline[:5]}…"
+    for start, end, weights in windows:
+        answered = release.load.colors_between(start, end)
+        total = sum(answered.values())
+        assert total >= RATE * 3, (start, end, answered)
+        shares = {c: round(100 * answered.get(c, 0) / total, 1) for c in weights}
+        print(f"step {weights}: {end - start:.1f}s, {total} answers, shares {shares}")
+        for color, planned in weights.items():
+            assert abs(shares[color] - planned) <= SHARE_TOLERANCE, (weights, shares)
+
+
 def test_load_pod_reports_every_request_of_a_bounded_run_through_the_cluster_ip(cluster, stack):
     run = run_load(cluster, stack.namespace, "load-steady", url=stack.url, body=BODY, rate=RATE, duration=5)
     assert run.summary["sent"] == RATE * 5
@@ -241,20 +273,10 @@ def test_promotion_under_load_fails_no_request_and_splits_traffic_as_the_step_pl
         stack,
         "load-promote",
         stack.spec("2", steps=[{"weight": 50, "pauseSeconds": 15}]),
-        duration=60,
         done=lambda st: st.get("phase") == "Healthy" and st.get("modelVersion") == "2",
     )
     assert_no_failures(release)
-    windows = step_windows(release.timeline)
-    assert windows, f"no traffic step observed: {release.timeline[:5]}…"
-    for start, end, weights in windows:
-        answered = release.load.colors_between(start, end)
-        total = sum(answered.values())
-        assert total >= RATE * 3, (start, end, answered)
-        shares = {c: round(100 * answered.get(c, 0) / total, 1) for c in weights}
-        print(f"step {weights}: {end - start:.1f}s, {total} answers, shares {shares}")
-        for color, planned in weights.items():
-            assert abs(shares[color] - planned) <= SHARE_TOLERANCE, (weights, shares)
+    assert_step_shares(release)
     candidate = release.final["traffic"][0]["color"]
     first = min(t for key, t in release.load.summary["first_answer_at"].items() if key.startswith(candidate))
     full = all_answers_from(release.load.buckets, candidate)
@@ -273,7 +295,6 @@ def test_abort_during_the_traffic_step_under_load_fails_no_request(cluster, stac
         stack,
         "load-abort",
         spec,
-        duration=60,
         control=("Stepping", "abort"),
         done=aborted_and_back,
     )
@@ -308,7 +329,6 @@ def test_failed_quality_gate_under_load_fails_no_request_and_keeps_traffic_on_th
         stack,
         "load-gate",
         spec,
-        duration=45,
         done=aborted_and_back,
     )
     assert_no_failures(release)
@@ -316,6 +336,73 @@ def test_failed_quality_gate_under_load_fails_no_request_and_keeps_traffic_on_th
     gate = release.final["rollout"]["qualityGate"]
     assert gate["passed"] is False and gate["score"] < 0.8, gate
     assert step_windows(release.timeline) == []
+
+
+def test_failed_analysis_under_load_aborts_and_only_the_candidates_5xx_answers_failed(cluster, stack):
+    stable = md_status(cluster, stack.namespace)["traffic"][0]["color"]
+    spec = stack.spec("flaky", steps=[{"weight": 50, "pauseSeconds": 30}])
+    del spec["rollout"]["qualityGate"]  # the analysis, not the gate, is what judges this candidate
+    release = release_under_load(cluster, stack, "load-analysis", spec, done=aborted_and_back)
+    s = release.load.summary
+    candidate = "green" if stable == "blue" else "blue"
+    assert s["sent"] >= RATE * 20 and s["unexpected"] == 0, s
+    # The flaky model's 500s are the only failures: none from the stable colour, no connection errors.
+    assert s["reasons"] == {"http_500": s["failed"]}, s["reasons"]
+    assert {(f["status"], f["color"]) for f in s["failures"]} == {(500, candidate)}, s["failures"][:5]
+    answered_by_candidate = s["colors"].get(candidate, 0)
+    assert 0 < s["failed"] < answered_by_candidate, s
+    analysis = release.final["rollout"]["analysis"]
+    assert analysis["passed"] is False and analysis["errorRate"] > 0.05, analysis
+    assert release.final["traffic"][0]["color"] == stable
+    print(
+        f"failed analysis: {s['failed']} of {s['sent']} requests failed, all 500s from the candidate "
+        f"{candidate} ({s['failed']}/{answered_by_candidate} of its answers, model fails {FAIL_SHARE:.0%}); "
+        f"analysis: {analysis['message']}"
+    )
+
+
+def operator_pods(cluster, namespace: str) -> list[dict]:
+    found = cluster.get_json(
+        "pods", "-n", f"{namespace}-system", "-l", f"app.kubernetes.io/instance={RELEASE}"
+    )
+    return sorted(found["items"], key=lambda p: p["metadata"]["name"])
+
+
+def test_the_active_operator_killed_mid_rollout_the_standby_finishes_it_with_no_failed_request(
+    cluster, stack
+):
+    pods = operator_pods(cluster, stack.namespace)
+    assert len(pods) == 2 and all(pod_ready(p) for p in pods), [p["metadata"]["name"] for p in pods]
+    active = pods[-1]["metadata"]  # the highest ordinal has the highest peering priority
+    killed: list[float] = []
+
+    def kill_active() -> None:
+        cluster.kubectl(
+            "delete", "pod", active["name"], "-n", active["namespace"], "--grace-period=0", "--force"
+        )
+        killed.append(time.time())
+
+    spec = stack.spec("1", steps=[{"weight": 50, "pauseSeconds": 20}])
+    spec["model"]["version"] = "1-failover"
+    release = release_under_load(
+        cluster,
+        stack,
+        "load-failover",
+        spec,
+        control=("Stepping", kill_active),
+        done=lambda st: st.get("phase") == "Healthy" and st.get("modelVersion") == "1-failover",
+    )
+    assert killed, release.phases
+    assert_no_failures(release)
+    after = [t for t, _ in release.phases if t > killed[0]]
+    assert after, release.phases  # the rollout moved on after the kill: the standby took over
+    standby = pods[0]["metadata"]["name"]
+    log = cluster.kubectl("logs", standby, "-n", active["namespace"], "--since=10m").stdout
+    assert "iris" in log, log[-2000:]  # the standby reconciled the ModelDeployment
+    print(
+        f"failover: {active['name']} killed {killed[0] - release.applied_at:.1f}s after kubectl apply; "
+        f"next phase {after[0] - killed[0]:.1f}s later; Healthy on 1-failover"
+    )
 
 
 def test_restricted_namespace_rejects_a_privileged_pod_the_generated_ones_were_admitted(cluster, stack):
