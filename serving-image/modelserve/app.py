@@ -43,6 +43,7 @@ from .endpoints import (
     error_body,
 )
 from .errors import RateLimited, Unauthorized
+from .feedback_endpoint import FeedbackEndpoint, build_feedback
 from .loaders import LoadedModel
 from .metrics import CONTENT_TYPE, Metrics
 from .openapi import build_openapi
@@ -98,6 +99,7 @@ def build_state(settings: Settings, loaded: LoadedModel) -> ServerState:
         batcher=batcher,
         deadlines=Deadlines(settings.timeout_seconds),
         predict_in_thread=in_thread,
+        feedback=build_feedback(settings, loaded.classes, metrics.registry),
     )
 
 
@@ -155,7 +157,7 @@ def build_routes(state: ServerState) -> list[Route]:
         return status, orjson.dumps({"name": settings.model_name, "ready": status == 200})
 
     def metrics(_: Scope) -> tuple[int, bytes]:
-        return 200, state.metrics.exposition()
+        return 200, state.metrics.exposition(state.feedback.exposition_figures)
 
     def get(
         path: str,
@@ -168,8 +170,13 @@ def build_routes(state: ServerState) -> list[Route]:
     def post(path: str, protocol: str) -> Route:
         return Route(path, PredictEndpoint(state, path, protocol), methods=["POST"])
 
+    def feedback(path: str) -> Route:
+        return Route(path, FeedbackEndpoint(state, state.feedback, path), methods=["POST"])
+
     return [
         post("/v2/models/{name}/infer", "v2"),
+        feedback("/v2/models/{name}/feedback"),
+        feedback("/feedback"),
         post("/v1/models/{name}:predict", "v1"),
         post("/predict", "records"),
         post("/v2/models/{name}/versions/{version}/infer", "v2"),

@@ -11,7 +11,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -37,6 +37,9 @@ from .reqlog import RequestLogger
 from .schema import InputSchema
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from .feedback_endpoint import Feedback
+
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -54,6 +57,7 @@ class ServerState:
     batcher: Batcher
     deadlines: Deadlines
     predict_in_thread: bool
+    feedback: Feedback
     ready: bool = False
     draining: bool = False
     identity: list[tuple[bytes, bytes]] = field(init=False)
@@ -279,6 +283,7 @@ class PredictEndpoint:
             )
         exchange.rows = rows
         exchange.outputs = await self.predict(rows)
+        exchange.headers.extend(state.feedback.mint(exchange.outputs, exchange.key_id))
         return self.encode(exchange.outputs, context)
 
     def admit(self, scope: Scope, headers: dict[bytes, bytes]) -> str | None:

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     auth_failure_rps: float = Field(1.0, ge=0)
     auth_failure_burst: int = Field(10, ge=0)
 
+    feedback_key_file: str = "/etc/modelserve/feedback/signing-key"
+    feedback_ttl_seconds: float = Field(7 * 86400.0, gt=0)
+    feedback_max_rows: int = Field(256, ge=1, le=10_000)
+    feedback_window_rows: int = Field(1000, ge=1, le=1_000_000)
+    feedback_seen_capacity: int = Field(100_000, ge=1, le=10_000_000)
+
     log_sample_rate: float = Field(1.0, ge=0, le=1)
     log_redact_fields: str = ""
     log_payloads: bool = False
