@@ -19,6 +19,7 @@ USAGE_LABEL = "modeldeploy.io/usage"
 API_KEYS = "api-keys"
 IMAGE_PULL = "image-pull"
 MODELS = "models"
+PREDICTION_SIGNING = "prediction-signing"
 
 _SHORT_KIND = {"Secret": "secret", "PersistentVolumeClaim": "pvc"}
 _NOT_FOUND = {"Secret": "SecretNotFound", "PersistentVolumeClaim": "PVCNotFound"}
@@ -44,6 +45,9 @@ def references(spec: ModelDeploymentSpec) -> list[Reference]:
     if security is not None and security.api_key_secret_ref is not None:
         name = security.api_key_secret_ref.name
         refs.append(Reference("Secret", name, API_KEYS, "spec.security.apiKeySecretRef"))
+    if security is not None and security.signing_key_secret_ref is not None:
+        name = security.signing_key_secret_ref.name
+        refs.append(Reference("Secret", name, PREDICTION_SIGNING, "spec.security.signingKeySecretRef"))
     for index, secret in enumerate(spec.server.image_pull_secrets or []):
         refs.append(Reference("Secret", secret.name, IMAGE_PULL, f"spec.server.imagePullSecrets[{index}]"))
     uri = spec.model.uri
