@@ -24,6 +24,7 @@ FEATURES = {
     "autoscaling": "08-autoscaling.yaml",
     "archive model": "09-archive-model.yaml",
     "GPU request": "10-gpu.yaml",
+    "late labels": "11-late-labels.yaml",
 }
 
 
