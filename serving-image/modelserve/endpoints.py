@@ -38,6 +38,7 @@ from .schema import InputSchema
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .drift import DriftWindow
     from .feedback_endpoint import Feedback
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -58,6 +59,7 @@ class ServerState:
     deadlines: Deadlines
     predict_in_thread: bool
     feedback: Feedback
+    drift: DriftWindow | None = None
     ready: bool = False
     draining: bool = False
     identity: list[tuple[bytes, bytes]] = field(init=False)
@@ -284,6 +286,8 @@ class PredictEndpoint:
         exchange.rows = rows
         exchange.outputs = await self.predict(rows)
         exchange.headers.extend(state.feedback.mint(exchange.outputs, exchange.key_id))
+        if state.drift is not None:
+            state.drift.observe(rows, exchange.outputs.get("predict"))
         return self.encode(exchange.outputs, context)
 
     def admit(self, scope: Scope, headers: dict[bytes, bytes]) -> str | None:

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     feedback_window_rows: int = Field(1000, ge=1, le=1_000_000)
     feedback_seen_capacity: int = Field(100_000, ge=1, le=10_000_000)
 
+    drift_reference_file: str = ""
+    drift_features: str = ""
+    drift_window_rows: int = Field(1000, ge=10, le=1_000_000)
+    drift_max_features: int = Field(32, ge=1, le=256)
+
     log_sample_rate: float = Field(1.0, ge=0, le=1)
     log_redact_fields: str = ""
     log_payloads: bool = False
@@ -94,6 +99,10 @@ class Settings(BaseSettings):
     def api_keys_required(self) -> bool:
         """A key file named explicitly must exist at start (fail closed); the default path may be absent."""
         return bool(self.api_keys_file) and "api_keys_file" in self.model_fields_set
+
+    @property
+    def drift_feature_list(self) -> list[str]:
+        return [f.strip() for f in self.drift_features.split(",") if f.strip()]
 
     @property
     def redact_fields(self) -> frozenset[str]:
