@@ -76,6 +76,12 @@ TRAFFIC_WEIGHT = Gauge(
     ["namespace", "name", "color", "revision"],
     registry=REGISTRY,
 )
+LIVE_EVALUATION_FAILING = Gauge(
+    "modeldeploy_live_evaluation_failing",
+    "1 while the live revision's latest evaluation (data set or late labels) failed its threshold.",
+    ["namespace", "name", "revision"],
+    registry=REGISTRY,
+)
 KNOWN_PHASES = ("Pending", "Progressing", "Paused", "Healthy", "Degraded", "Failed")
 
 
@@ -127,6 +133,26 @@ def record_rollout(namespace: str, name: str, old: Mapping[str, Any], new: Mappi
     _remove(namespace, name, stale)
     for (color, revision), weight in current.items():
         _series(TRAFFIC_WEIGHT, namespace, name, color, revision).set(weight)
+    _export_live_evaluation(namespace, name, new)
+
+
+def _export_live_evaluation(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    """One series for the serving revision: 1 while its latest evaluation verdict is a failure."""
+    active = str(status.get("activeRevision") or "")
+    evaluation = status.get("evaluation") or {}
+    failing = bool(
+        active
+        and evaluation.get("revision") == active
+        and (evaluation.get("result") or {}).get("passed") is False
+    )
+    stale = [
+        (metric, values)
+        for metric, values in _SERIES.get((namespace, name), set())
+        if metric is LIVE_EVALUATION_FAILING and values[2] != active
+    ]
+    _remove(namespace, name, stale)
+    if active and evaluation:
+        _series(LIVE_EVALUATION_FAILING, namespace, name, active).set(1 if failing else 0)
 
 
 def set_check_score(namespace: str, name: str, revision: str, check: str, metric: str, value: float) -> None:

@@ -33,6 +33,7 @@ from . import __version__
 from .auth import ApiKeys, RateLimiter, auth_failure_limiter
 from .batching import Batcher
 from .bypass import ExactPathDispatcher, exact_routes
+from .drift import DriftWindow, derived_drift, load_drift
 from .endpoints import (
     Deadlines,
     JsonEndpoint,
@@ -43,11 +44,13 @@ from .endpoints import (
     error_body,
 )
 from .errors import RateLimited, Unauthorized
+from .feedback_endpoint import FeedbackEndpoint, build_feedback
 from .loaders import LoadedModel
 from .metrics import CONTENT_TYPE, Metrics
 from .openapi import build_openapi
 from .reqlog import LINES, RequestLogger, flush_periodically, log_event
 from .runtimes.device import device_of
+from .schema import NUMERIC_DTYPES
 from .settings import Settings
 from .shadow import ShadowCopier
 
@@ -102,7 +105,33 @@ def build_state(settings: Settings, loaded: LoadedModel) -> ServerState:
         shadow=ShadowCopier(
             settings.shadow_config_file, classifier, settings.metric_labels, metrics.registry
         ),
+        feedback=build_feedback(settings, loaded.classes, metrics.registry),
+        drift=build_drift(settings, loaded, metrics),
     )
+
+
+def build_drift(settings: Settings, loaded: LoadedModel, metrics: Metrics) -> DriftWindow | None:
+    """The drift window when a reference is mounted; a reference that cannot be used leaves serving as it
+    is (one log event says why)."""
+    if not settings.drift_reference_file:
+        return None
+    schema = loaded.schema
+    dtypes = {f.name: f.dtype for f in schema.features}
+    try:
+        if not schema.tabular:
+            raise ValueError("drift needs a tabular model (named features)")
+        profiles = load_drift(
+            settings.drift_reference_file,
+            schema.feature_names,
+            lambda name: dtypes.get(name) in NUMERIC_DTYPES,
+            settings.drift_feature_list,
+            settings.drift_max_features,
+            loaded.model.predict if loaded.classes is not None else None,
+        )
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        log_event("drift_disabled", pid=os.getpid(), reason=str(err)[:300])
+        return None
+    return DriftWindow(profiles, settings.drift_window_rows, metrics.registry, settings.metric_labels)
 
 
 def model_metadata(state: ServerState) -> dict[str, Any]:
@@ -158,8 +187,14 @@ def build_routes(state: ServerState) -> list[Route]:
         status, _ = ready_status(scope)
         return status, orjson.dumps({"name": settings.model_name, "ready": status == 200})
 
+    def derived(families: list[Any]) -> bytes:
+        drift = derived_drift(families, state.drift.profiles) if state.drift is not None else b""
+        return state.feedback.exposition_figures(families) + drift
+
     def metrics(_: Scope) -> tuple[int, bytes]:
-        return 200, state.metrics.exposition()
+        if state.drift is not None:
+            state.drift.flush(time.monotonic())  # this worker's window as it is now (others: within 1 s)
+        return 200, state.metrics.exposition(derived)
 
     def get(
         path: str,
@@ -172,8 +207,13 @@ def build_routes(state: ServerState) -> list[Route]:
     def post(path: str, protocol: str) -> Route:
         return Route(path, PredictEndpoint(state, path, protocol), methods=["POST"])
 
+    def feedback(path: str) -> Route:
+        return Route(path, FeedbackEndpoint(state, state.feedback, path), methods=["POST"])
+
     return [
         post("/v2/models/{name}/infer", "v2"),
+        feedback("/v2/models/{name}/feedback"),
+        feedback("/feedback"),
         post("/v1/models/{name}:predict", "v1"),
         post("/predict", "records"),
         post("/v2/models/{name}/versions/{version}/infer", "v2"),

@@ -11,7 +11,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -38,6 +38,10 @@ from .schema import InputSchema
 from .settings import Settings
 from .shadow import ShadowCopier
 
+if TYPE_CHECKING:
+    from .drift import DriftWindow
+    from .feedback_endpoint import Feedback
+
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -56,6 +60,8 @@ class ServerState:
     deadlines: Deadlines
     predict_in_thread: bool
     shadow: ShadowCopier
+    feedback: Feedback
+    drift: DriftWindow | None = None
     ready: bool = False
     draining: bool = False
     identity: list[tuple[bytes, bytes]] = field(init=False)
@@ -303,6 +309,9 @@ class PredictEndpoint:
             )
         exchange.rows = rows
         exchange.outputs = await self.predict(rows)
+        exchange.headers.extend(state.feedback.mint(exchange.outputs, exchange.key_id))
+        if state.drift is not None:
+            state.drift.observe(rows, exchange.outputs.get("predict"))
         return self.encode(exchange.outputs, context)
 
     def admit(self, scope: Scope, headers: dict[bytes, bytes], shadow_copy: bool = False) -> str | None:

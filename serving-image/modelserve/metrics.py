@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -165,12 +166,26 @@ class Metrics:
             for value in predicted.reshape(-1)[:1024].tolist():
                 self.prediction_values.observe(value)
 
-    def exposition(self) -> bytes:
+    def exposition(self, derive: Callable[[list[Any]], bytes] | None = None) -> bytes:
+        """The text exposition (every worker's samples combined), plus what `derive` computes from them."""
+        registry = self.registry
         if multiprocess_enabled():
             registry = CollectorRegistry()
             prom_multiprocess.MultiProcessCollector(registry)
+        if derive is None:
             return generate_latest(registry)
-        return generate_latest(self.registry)
+        families = list(registry.collect())
+        return generate_latest(Collected(families)) + derive(families)
+
+
+class Collected:
+    """Already collected families, shaped like a registry for generate_latest (one collection per scrape)."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        return self.families
 
 
 def mark_worker_dead(pid: int) -> None:

@@ -185,6 +185,9 @@ def serve(settings: Settings) -> int:
     # Several workers: the parent only verified the model; each worker loads its own copy.
     del loaded
     gc.collect()
+    from .feedback_endpoint import ensure_shared_signing_key
+
+    ensure_shared_signing_key(settings, settings.metrics_dir)
     export_settings(settings)
     try:
         uvicorn.run(

@@ -56,6 +56,16 @@ class Settings(BaseSettings):
 
     # Mounted from the ModelDeployment's shadow ConfigMap; absent or disabled = no copies.
     shadow_config_file: str = "/etc/modelserve/shadow/shadow.json"
+    feedback_key_file: str = "/etc/modelserve/feedback/signing-key"
+    feedback_ttl_seconds: float = Field(7 * 86400.0, gt=0)
+    feedback_max_rows: int = Field(256, ge=1, le=10_000)
+    feedback_window_rows: int = Field(1000, ge=1, le=1_000_000)
+    feedback_seen_capacity: int = Field(100_000, ge=1, le=10_000_000)
+
+    drift_reference_file: str = ""
+    drift_features: str = ""
+    drift_window_rows: int = Field(1000, ge=10, le=1_000_000)
+    drift_max_features: int = Field(32, ge=1, le=256)
 
     log_sample_rate: float = Field(1.0, ge=0, le=1)
     log_redact_fields: str = ""
@@ -91,6 +101,10 @@ class Settings(BaseSettings):
     def api_keys_required(self) -> bool:
         """A key file named explicitly must exist at start (fail closed); the default path may be absent."""
         return bool(self.api_keys_file) and "api_keys_file" in self.model_fields_set
+
+    @property
+    def drift_feature_list(self) -> list[str]:
+        return [f.strip() for f in self.drift_features.split(",") if f.strip()]
 
     @property
     def redact_fields(self) -> frozenset[str]:

@@ -144,9 +144,17 @@ class Pair:
 
 
 def start_pair(
-    workdir: Path, name: str, v1: dict, v2: dict, blue_model: Path, green_model: Path, models: Models
+    workdir: Path,
+    name: str,
+    v1: dict,
+    v2: dict,
+    blue_model: Path,
+    green_model: Path,
+    models: Models,
+    extra_env: dict[str, str] | None = None,
 ) -> Pair:
-    """Starts both servers without waiting (callers start every pair, then wait for all)."""
+    """Starts both servers without waiting (callers start every pair, then wait for all); `extra_env`
+    stands for what both colours' pods mount alike (e.g. the prediction-id signing key)."""
 
     def serve(color: str, model: Path, spec: dict) -> Server:
         env = iris_env(
@@ -159,6 +167,7 @@ def start_pair(
             MODELSERVE_MODEL_SHA256="",
             MODELSERVE_ALLOW_UNVERIFIED_PICKLE="true",
             PYTHONPATH=str(models.package),
+            **(extra_env or {}),
         )
         return start_server(workdir / f"{name}-{color}", env, wait=False)
 

@@ -27,6 +27,7 @@ FEATURES = {
     "shadow phase": "11-shadow-phase.yaml",
     "private store credentials": "12-private-s3-credentials.yaml",
     "ServiceAccount (IRSA)": "13-service-account-irsa.yaml",
+    "late labels": "14-late-labels.yaml",
 }
 
 

@@ -114,6 +114,11 @@ def test_every_documented_path_answers(contract_server, row):
         body = {
             "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]
         }
+    if path.endswith("/feedback"):
+        answer = contract_server.client.post(
+            "/v1/models/iris:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}
+        )
+        body = {"id": answer.headers["x-prediction-id"], "label": 0}
     resp = contract_server.client.request(method, path, json=body if method == "POST" else None)
     assert resp.status_code == 200, resp.text
     assert_identity(resp)

@@ -153,6 +153,32 @@ MIRRORED = [
     ({"model": {"uri": ONNX}, "resources": {"limits": {"nvidia.com/gpu": "500m"}}}, "take whole numbers"),
     ({"model": {"uri": ONNX}, "resources": {"requests": {"nvidia.com/gpu": 1}}}, "must be in limits"),
     (
+        {"model": {"uri": ONNX}, "monitoring": {"evaluation": {"metric": "accuracy", "threshold": 0.9}}},
+        "datasetUri and labelColumn are required unless source is feedback",
+    ),
+    (
+        {
+            "model": {"uri": ONNX},
+            "monitoring": {"evaluation": {"source": "feedback", "metric": "roc_auc", "threshold": 0.9}},
+        },
+        "with source feedback use accuracy, f1, rmse or mae",
+    ),
+    (
+        {
+            "model": {"uri": ONNX},
+            "monitoring": {
+                "evaluation": {
+                    "datasetUri": "https://d/f.csv",
+                    "labelColumn": "y",
+                    "metric": "mae",
+                    "threshold": 1,
+                    "intervalSeconds": 10,
+                }
+            },
+        },
+        "intervalSeconds must be at least 60 with source dataset",
+    ),
+    (
         {
             "model": {"uri": ONNX},
             "resources": {"requests": {"nvidia.com/gpu": 2}, "limits": {"nvidia.com/gpu": 1}},

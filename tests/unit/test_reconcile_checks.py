@@ -125,6 +125,25 @@ def test_record_rollout_counts_each_finished_rollout_once_and_exports_the_split(
 
 
 @pytest.mark.parametrize(
+    ("evaluation", "failing"),
+    [
+        ({"revision": "r2", "result": {"passed": False, "message": "accuracy 0.5 < 0.8"}}, 1.0),
+        ({"revision": "r2", "result": {"passed": True, "message": "accuracy 0.9"}}, 0.0),
+        ({"revision": "r2", "result": {"passed": None, "message": "inconclusive"}}, 0.0),
+        ({"revision": "r1", "result": {"passed": False, "message": "an older revision failed"}}, 0.0),
+    ],
+    ids=["serving-revision-failed", "passed", "inconclusive", "another-revision-failed"],
+)
+def test_live_evaluation_failing_is_exported_for_the_serving_revision_only(evaluation, failing):
+    ns, name = "unit-live-eval", f"iris-{failing}-{evaluation['revision']}"
+    metrics.record_rollout(ns, name, {}, {"activeRevision": "r2", "evaluation": evaluation})
+    series = {"namespace": ns, "name": name, "revision": "r2"}
+    assert _sample("modeldeploy_live_evaluation_failing", series) == failing
+    metrics.record_rollout(ns, name, {}, {"activeRevision": "r1", "evaluation": evaluation})
+    assert _sample("modeldeploy_live_evaluation_failing", series) is None  # r2 no longer serves
+
+
+@pytest.mark.parametrize(
     ("passed", "message", "logged"),
     [
         (False, "error rate 40.00% > maxErrorRate 10.00%", "failed: error rate 40.00% > maxErrorRate 10.00%"),

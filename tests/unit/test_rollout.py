@@ -468,13 +468,14 @@ def test_failing_evaluation_rolls_back_while_previous_is_warm():
     assert plan.status.evaluation.result.passed is False
 
 
-def test_failing_evaluation_after_scale_down_only_reports():
+def test_failing_evaluation_after_scale_down_only_reports_and_says_why_nothing_rolls_back():
     seen = observe((OLD, 0), (NEW, 2), evaluation=FAIL)
     plan = plan_rollout_step(
         spec(monitoring=EVAL), NEW, promoted(Ph.Completed), seen, T0 + timedelta(hours=1)
     )
     assert plan.status.active_revision == NEW
-    assert plan.events[-1].reason == "EvaluationFailed"
+    assert [e.reason for e in plan.events] == ["EvaluationFailed", "RollbackUnavailable"]
+    assert "no previous colour is warm" in plan.events[-1].message
 
 
 def test_restored_model_is_evaluated_after_an_evaluation_rollback_and_never_rolled_back_again():
@@ -490,7 +491,7 @@ def test_restored_model_is_evaluated_after_an_evaluation_rollback_and_never_roll
     )
     assert failed_again.status.active_revision == OLD
     assert failed_again.status.evaluation.revision == OLD
-    assert failed_again.events[-1].reason == "EvaluationFailed"
+    assert "EvaluationFailed" in [e.reason for e in failed_again.events]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 Public: ``ModelDeploymentSpec`` and its parts ``ModelSource``, ``ModelCredentials``, ``ModelSchema``,
 ``Feature``, ``Resources``, ``ResourceList``, ``Autoscaling``, ``Server``, ``Batching``, ``EnvVar``,
 ``Toleration``, ``LocalObjectReference``, ``Security``, ``SecretKeyRef``, ``RateLimit``, ``Logging``,
-``Rollout``, ``RolloutStep``, ``Analysis``, ``Shadow``, ``Smoke``, ``SmokeRequest``, ``QualityGate``, ``Evaluation``,
-``TrafficRouting``, ``GatewayAPIRouting``, ``ParentRef``, ``HeaderMatch``, ``Monitoring``,
+``Rollout``, ``RolloutStep``, ``Analysis``, ``Shadow``, ``Smoke``, ``SmokeRequest``, ``QualityGate``,
+``Evaluation``, ``TrafficRouting``, ``GatewayAPIRouting``, ``ParentRef``, ``HeaderMatch``, ``Monitoring``,
 ``ServiceMonitorSpec``; enums ``ModelFormat``, ``Metric``, ``DatasetFormat``; constants
 ``PICKLE_FORMATS``, ``PICKLE_SUFFIXES``, ``MAX_NAME_LENGTH``, ``CHILD_SUFFIXES``.
 
@@ -660,6 +660,16 @@ class SecretKeyRef(ApiModel):
     )
 
 
+class SigningKeyRef(ApiModel):
+    name: DNSSubdomain = Field(description="Secret name in the ModelDeployment's namespace.")
+    key: str = Field(
+        default="signing-key",
+        description="Key holding the signing key (any random bytes; 32 or more).",
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+    )
+
+
 class RateLimit(ApiModel):
     requests_per_second: float = Field(
         gt=0, le=1_000_000, description="Sustained requests per second per pod."
@@ -683,6 +693,13 @@ class Security(ApiModel):
         default=None,
         description="Secret with API keys; requests then need `Authorization: Bearer <key>`. The Secret must "
         "carry the label `modeldeploy.io/usage: api-keys`.",
+    )
+    signing_key_secret_ref: SigningKeyRef | None = Field(
+        default=None,
+        description="Secret with the key that signs prediction ids (X-Prediction-ID), mounted by every pod "
+        "of both colours so that any pod scores a label sent back to /feedback. Required by monitoring."
+        "evaluation.source feedback. The Secret must carry the label `modeldeploy.io/usage: "
+        "prediction-signing`; the operator reads only its labels.",
     )
     rate_limit: RateLimit | None = Field(
         default=None, description="Per-pod token-bucket rate limit (429 beyond)."
@@ -856,20 +873,42 @@ DATASET_URI_MESSAGE = (
 )
 
 
-class Evaluation(ApiModel):
-    """Labelled data sent to a model server; a scikit-learn metric is computed from the answers."""
+class EvaluationSource(StrEnum):
+    dataset = "dataset"
+    feedback = "feedback"
 
-    dataset_uri: str = Field(
+
+# Figures modelserve computes from late labels (roc_auc would need the probabilities of every labelled row).
+FEEDBACK_METRICS = (Metric.accuracy, Metric.f1, Metric.rmse, Metric.mae)
+MIN_DATASET_INTERVAL_SECONDS = 60
+
+
+def _dataset_uri_field(required: bool) -> Any:
+    return Field(
+        default=... if required else None,
         description="CSV (or Parquet) with features and a label column, read by the operator: an https:// "
         "or http:// URL (no redirects; loopback, link-local and platform-blocked addresses are refused).",
         min_length=1,
         max_length=2048,
         json_schema_extra=validations(rule(f"self.matches('{DATASET_URI_PATTERN}')", DATASET_URI_MESSAGE)),
     )
+
+
+def _label_column_field(required: bool) -> Any:
+    return Field(
+        default=... if required else None,
+        description="Column holding the true label.",
+        min_length=1,
+        max_length=256,
+    )
+
+
+class _Scored(ApiModel):
+    """What every judgement on labelled data shares: the metric, its threshold and the data set's shape."""
+
     dataset_format: DatasetFormat | None = Field(
         default=None, description="csv or parquet; from the suffix when omitted."
     )
-    label_column: str = Field(description="Column holding the true label.", min_length=1, max_length=256)
     metric: Metric = Field(
         description="accuracy, f1, roc_auc (higher is better), rmse or mae (lower is better)."
     )
@@ -892,12 +931,19 @@ class Evaluation(ApiModel):
             return MAX_DATASET_ROWS
         return value
 
-    @field_validator("dataset_uri")
+    @field_validator("dataset_uri", check_fields=False)
     @classmethod
-    def _readable_by_the_operator(cls, uri: str) -> str:
-        if not re.match(DATASET_URI_PATTERN, uri):
+    def _readable_by_the_operator(cls, uri: str | None) -> str | None:
+        if uri is not None and not re.match(DATASET_URI_PATTERN, uri):
             raise ValueError(DATASET_URI_MESSAGE)
         return uri
+
+
+class Evaluation(_Scored):
+    """Labelled data sent to a model server; a scikit-learn metric is computed from the answers."""
+
+    dataset_uri: str = _dataset_uri_field(required=True)
+    label_column: str = _label_column_field(required=True)
 
 
 class QualityGate(Evaluation):
@@ -909,14 +955,93 @@ class QualityGate(Evaluation):
     )
 
 
-class MonitoringEvaluation(Evaluation):
+_FEEDBACK = "has(self.source) && self.source == 'feedback'"
+
+
+class MonitoringEvaluation(_Scored):
+    """The live model judged on a labelled data set the operator reads, or on the labels clients send back."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                f"({_FEEDBACK}) || (has(self.datasetUri) && has(self.labelColumn))",
+                "monitoring.evaluation.datasetUri and labelColumn are required unless source is feedback",
+                reason="FieldValueRequired",
+            ),
+            rule(
+                f"!({_FEEDBACK}) || self.metric != 'roc_auc'",
+                "monitoring.evaluation.metric: with source feedback use accuracy, f1, rmse or mae (roc_auc "
+                "needs every labelled row's probabilities)",
+                field_path=".metric",
+            ),
+            rule(
+                f"({_FEEDBACK}) || !has(self.intervalSeconds) || self.intervalSeconds >= "
+                f"{MIN_DATASET_INTERVAL_SECONDS}",
+                f"monitoring.evaluation.intervalSeconds must be at least {MIN_DATASET_INTERVAL_SECONDS} with "
+                "source dataset (each evaluation reads the whole data set)",
+                field_path=".intervalSeconds",
+            ),
+        )
+    )
+
+    source: EvaluationSource = Field(
+        default=EvaluationSource.dataset,
+        description="dataset: the operator sends datasetUri's rows to the live model and scores the answers. "
+        "feedback: the figures modelserve computes from the labels clients send to /feedback for the live "
+        "revision's prediction ids (no data set).",
+    )
+    dataset_uri: str | None = _dataset_uri_field(required=False)
+    label_column: str | None = _label_column_field(required=False)
+    min_labels: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="source feedback: labelled rows the live revision needs before it is judged (fewer is "
+        "inconclusive).",
+    )
     interval_seconds: int = Field(
-        default=3600, ge=60, le=2_592_000, description="How often the live model is evaluated."
+        default=3600,
+        ge=10,
+        le=2_592_000,
+        description=f"How often the live model is evaluated (at least {MIN_DATASET_INTERVAL_SECONDS} with "
+        "source dataset).",
     )
     rollback_on_failure: bool = Field(
         default=False,
-        description="Roll back to the previous revision if it is still warm (scaleDownDelaySeconds).",
+        description="Roll back to the previous revision if it is still warm (scaleDownDelaySeconds); "
+        "later, a failure makes the ModelDeployment Degraded.",
     )
+
+    @model_validator(mode="after")
+    def _source_rules(self) -> MonitoringEvaluation:
+        if self.source == EvaluationSource.feedback:
+            if self.metric not in FEEDBACK_METRICS:
+                raise ValueError(
+                    "monitoring.evaluation.metric: with source feedback use accuracy, f1, rmse or mae "
+                    "(roc_auc needs every labelled row's probabilities)"
+                )
+            return self
+        if self.dataset_uri is None or self.label_column is None:
+            raise ValueError(
+                "monitoring.evaluation.datasetUri and labelColumn are required unless source is feedback"
+            )
+        if self.interval_seconds < MIN_DATASET_INTERVAL_SECONDS:
+            raise ValueError(
+                f"monitoring.evaluation.intervalSeconds must be at least {MIN_DATASET_INTERVAL_SECONDS} with "
+                "source dataset (each evaluation reads the whole data set)"
+            )
+        return self
+
+    def dataset_evaluation(self) -> Evaluation:
+        """The data-set judgement (source dataset: both fields are set, the validator saw to it)."""
+        return Evaluation(
+            dataset_uri=self.dataset_uri or "",
+            label_column=self.label_column or "",
+            dataset_format=self.dataset_format,
+            metric=self.metric,
+            threshold=self.threshold,
+            max_rows=self.max_rows,
+        )
 
 
 class ParentRef(ApiModel):
@@ -1069,7 +1194,26 @@ class Monitoring(ApiModel):
     )
 
 
+_FEEDBACK_NEEDS_KEY = (
+    "monitoring.evaluation.source feedback needs security.signingKeySecretRef: every pod must sign and "
+    "verify prediction ids with the same key"
+)
+
+
 class ModelDeploymentSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "!has(self.monitoring) || !has(self.monitoring.evaluation) || "
+                "!has(self.monitoring.evaluation.source) || self.monitoring.evaluation.source != 'feedback' "
+                "|| (has(self.security) && has(self.security.signingKeySecretRef))",
+                _FEEDBACK_NEEDS_KEY,
+                field_path=".security",
+                reason="FieldValueRequired",
+            ),
+        )
+    )
+
     model: ModelSource = Field(description="The model to serve.")
     replicas: int = Field(
         default=1,
@@ -1101,3 +1245,11 @@ class ModelDeploymentSpec(ApiModel):
     monitoring: Monitoring | None = Field(
         default=None, description="Metrics scraping and live-model evaluation."
     )
+
+    @model_validator(mode="after")
+    def _feedback_has_a_signing_key(self) -> ModelDeploymentSpec:
+        evaluation = self.monitoring.evaluation if self.monitoring else None
+        feedback = evaluation is not None and evaluation.source == EvaluationSource.feedback
+        if feedback and (self.security is None or self.security.signing_key_secret_ref is None):
+            raise ValueError(_FEEDBACK_NEEDS_KEY)
+        return self

@@ -40,6 +40,8 @@ MODELS_DIR = "/models"
 KEYS_DIR = "/etc/modelserve/keys"
 SHADOW_DIR = "/etc/modelserve/shadow"  # modelserve's MODELSERVE_SHADOW_CONFIG_FILE default lives here
 KEYS_FILE = "api-keys"
+SIGNING_DIR = "/etc/modelserve/feedback"
+SIGNING_FILE = "signing-key"
 TERMINATION_LOG = "/dev/termination-log"
 NVIDIA_GPU = "nvidia.com/gpu"
 SCHEMA_ANNOTATION = "modeldeploy.io/input-schema"
@@ -117,6 +119,8 @@ def server_env(
     security = spec.security
     if security and security.api_key_secret_ref:
         env.append(_env("MODELSERVE_API_KEYS_FILE", f"{KEYS_DIR}/{KEYS_FILE}"))
+    if security and security.signing_key_secret_ref:
+        env.append(_env("MODELSERVE_FEEDBACK_KEY_FILE", f"{SIGNING_DIR}/{SIGNING_FILE}"))
     if security and security.rate_limit:
         rate = security.rate_limit
         env.append(_env("MODELSERVE_RATE_LIMIT_RPS", rate.requests_per_second))
@@ -244,6 +248,19 @@ def _volumes_and_mounts(
             }
         )
         mounts.append({"name": "api-keys", "mountPath": KEYS_DIR, "readOnly": True})
+    if security and security.signing_key_secret_ref:
+        signing = security.signing_key_secret_ref
+        volumes.append(
+            {
+                "name": "signing-key",
+                "secret": {
+                    "secretName": signing.name,
+                    "items": [{"key": signing.key, "path": SIGNING_FILE}],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+        mounts.append({"name": "signing-key", "mountPath": SIGNING_DIR, "readOnly": True})
     return volumes, mounts, fetch_mounts
 
 

@@ -23,6 +23,7 @@ IMAGE_PULL = "image-pull"
 MODELS = "models"
 MODEL_CREDENTIALS = "model-credentials"
 MODEL_PODS = "model-pods"
+PREDICTION_SIGNING = "prediction-signing"
 
 # Keys of a model-credentials Secret per URI scheme: (required, optional).
 S3_KEYS = (
@@ -68,6 +69,9 @@ def references(spec: ModelDeploymentSpec) -> list[Reference]:
     if security is not None and security.api_key_secret_ref is not None:
         name = security.api_key_secret_ref.name
         refs.append(Reference("Secret", name, API_KEYS, "spec.security.apiKeySecretRef"))
+    if security is not None and security.signing_key_secret_ref is not None:
+        name = security.signing_key_secret_ref.name
+        refs.append(Reference("Secret", name, PREDICTION_SIGNING, "spec.security.signingKeySecretRef"))
     for index, secret in enumerate(spec.server.image_pull_secrets or []):
         refs.append(Reference("Secret", secret.name, IMAGE_PULL, f"spec.server.imagePullSecrets[{index}]"))
     uri = spec.model.uri

@@ -370,7 +370,16 @@ def _evaluation(draft: _Draft, observed: RolloutObservation) -> bool:
         draft.event(
             "Warning", "EvaluationFailed", f"live model {draft.status.active_revision}: {result.message}"
         )
-        return wanted.rollback_on_failure and _previous_warm(draft.state, draft.now)
+        warm = _previous_warm(draft.state, draft.now)
+        if wanted.rollback_on_failure and not warm:
+            # Late labels can fail a revision long after promotion: say why nothing rolls back.
+            draft.event(
+                "Warning",
+                "RollbackUnavailable",
+                f"live model {draft.status.active_revision} failed its evaluation but no previous colour is "
+                "warm (scaleDownDelaySeconds passed): Degraded until it passes or a new revision rolls out",
+            )
+        return wanted.rollback_on_failure and warm
     # Inconclusive (no answer, a timeout) is no pass: status shows it, no Event claims one.
     if result.passed is True and (last is None or last.passed is not True):
         draft.event(

@@ -9,7 +9,8 @@ Which model servers each check talks to:
   the active colour through ``<name>-<activeColor>`` on the same rows;
 - ``analysis``: the pods of ``rollout.color`` whose series carry ``rollout.revision``, since
   ``rollout.stepStartedAt`` (during steps the candidate; after promotion the promoted colour);
-- ``evaluation``: the live model through ``<name>-<activeColor>``;
+- ``evaluation``: the live model through ``<name>-<activeColor>`` (source dataset), or the ``/metrics`` of
+  the active colour's pods (source feedback: the window sums of labels for the active revision).
 - ``shadow``: the /metrics of the active colour's Ready pods (their counts of copies to the candidate).
 """
 
@@ -25,6 +26,7 @@ from modeldeploy.api import (
     Analysis,
     CheckResult,
     ColorStats,
+    EvaluationSource,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
     RolloutState,
@@ -104,7 +106,11 @@ async def run_check(client: ProbeClient, check: str, ctx: CheckContext) -> Check
         if wanted is None or active_color is None:
             return CheckRun(_inconclusive("no spec.monitoring.evaluation or no active colour"), baselines)
         live = ctx.target(active_color, f"{ctx.name}-{active_color}")
-        return CheckRun(await client.evaluate(live, wanted, ctx.name, ctx.api_key), baselines)
+        if wanted.source == EvaluationSource.feedback:
+            revision = ctx.status.active_revision or ""
+            return CheckRun(await client.feedback(live, wanted, ctx.name, revision), baselines)
+        result = await client.evaluate(live, wanted.dataset_evaluation(), ctx.name, ctx.api_key)
+        return CheckRun(result, baselines)
     if check == "shadow":
         phase_id = state.shadow.id if state.shadow else ""
         if rollout.shadow is None or active_color is None or not phase_id:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from modeldeploy.api import Analysis, CheckResult, Evaluation, QualityGate, Smoke
+from modeldeploy.api import Analysis, CheckResult, Evaluation, MonitoringEvaluation, QualityGate, Smoke
 from modeldeploy.probes.analysis_math import (
     MetricsSnapshot,
     PodCounts,
@@ -37,6 +37,7 @@ from modeldeploy.probes.dataset import (
     LabelledData,
     load_dataset,
 )
+from modeldeploy.probes.feedback import LabelSums, judge_feedback, parse_label_sums
 from modeldeploy.probes.guard import DestinationGuard, hosts_of, parse_networks
 from modeldeploy.probes.inference import (
     BATCH_ROWS,
@@ -231,6 +232,23 @@ class ProbeClient:
     ) -> CheckResult:
         """Regular evaluation of the live model on fresh labelled data (threshold only)."""
         return await self._evaluate(target, evaluation, model_name, None, None, api_key)
+
+    async def feedback(
+        self, target: Target, evaluation: MonitoringEvaluation, model_name: str, revision: str
+    ) -> CheckResult:
+        """The live revision judged on the labels clients sent back: every pod's window sums, added."""
+        urls = self.resolver.pod_urls(target)
+        texts = await asyncio.gather(*(self._get_text(f"{u}/metrics") for u in urls))
+        sums, unreachable = LabelSums(), 0
+        for text in texts:
+            if text is None:
+                unreachable += 1
+                continue
+            try:
+                sums = sums.add(parse_label_sums(text, model_name, revision))
+            except ValueError:  # not Prometheus text: that pod says nothing
+                unreachable += 1
+        return judge_feedback(evaluation, revision, sums, len(urls), unreachable, _now())
 
     async def _evaluate(
         self,
