@@ -9,6 +9,7 @@ import pytest
 from tests.unit.test_reconcile_pass import URI, RecordingApiServer, _body
 
 from modeldeploy.reconcile import Context, WaitingFor, reconcile
+from modeldeploy.reconcile.apply import CARRIED_CLAIM_SECONDS, CarriedClaims
 from modeldeploy.reconcile.plan import Action, Claim, Step, claim, name_conflicts
 from modeldeploy.settings import OperatorSettings
 
@@ -125,3 +126,27 @@ def test_an_orphan_of_a_deleted_namesake_is_adopted_by_a_forced_update():
     assert outcome.result == "changed"
     assert forced["Service/iris"] is True  # over an object we control: forced
     assert forced["Deployment/iris-blue"] is False  # a create never forces over a namesake
+
+
+def test_the_pass_finishing_a_partial_pass_reads_no_name_again_and_reads_urgently_for_a_deployment():
+    kube = RecordingApiServer(_body(SPEC))
+    waiting = [True]
+    ctx = Context(kube=kube, settings=OperatorSettings(), passes_waiting=lambda: waiting[0])  # type: ignore[arg-type]
+    first = asyncio.run(reconcile(ctx, kube.body, [], [], trigger="create"))
+    assert first.result == "partial" and kube.targets("apply") == ["Deployment/iris-blue"]
+    read_first = kube.targets("get")
+    assert "Service/iris" in read_first and "Deployment/iris-blue" in read_first
+    assert kube.urgent_gets == read_first  # the serving Deployment's apply waits for every one of them
+
+    waiting[0] = False
+    second = asyncio.run(reconcile(ctx, kube.body, [], [], trigger="requeue"))
+    assert second.result == "changed" and "Service/iris" in kube.targets("apply")
+    assert kube.targets("get") == read_first  # the names were read once, by the first pass
+
+
+@pytest.mark.parametrize(("age", "kept"), [(0.0, True), (CARRIED_CLAIM_SECONDS + 1, False)])
+def test_carried_holders_serve_one_pass_and_only_while_fresh(age, kept):
+    claims = CarriedClaims()
+    claims.keep(("ml", "iris"), {("Service", "iris"): None}, now=100.0)
+    assert (claims.take(("ml", "iris"), now=100.0 + age) != {}) is kept
+    assert claims.take(("ml", "iris"), now=100.0) == {}  # used (or dropped) once

@@ -268,7 +268,7 @@ class AnsweringKube:
         self.calls.append((manifest["kind"], manifest["metadata"]["name"]))
         return {**manifest, "metadata": {**manifest["metadata"], "resourceVersion": str(self._version)}}
 
-    async def get(self, kind: object, namespace: str, name: str) -> dict | None:
+    async def get(self, kind: object, namespace: str, name: str, **_: object) -> dict | None:
         return None  # the names a new ModelDeployment claims are free
 
     async def patch_status(self, namespace: str, name: str, patch: dict, **_: object) -> dict:

@@ -102,10 +102,13 @@ class RecordingApiServer:
         self.fail_applies = fail_applies
         self.refuse_applies: Exception | None = None  # what the API server answers every apply with
         self.requests: list[tuple[str, str]] = []
+        self.urgent_gets: list[str] = []  # reads a Deployment's apply waits for
         self._version = 100
 
-    async def get(self, kind: Kind, namespace: str, name: str) -> dict | None:
+    async def get(self, kind: Kind, namespace: str, name: str, *, urgent: bool = False) -> dict | None:
         self.requests.append(("get", f"{kind.kind}/{name}"))
+        if urgent:
+            self.urgent_gets.append(f"{kind.kind}/{name}")
         if kind.kind == "ModelDeployment" and name == self.body["metadata"]["name"]:
             return copy.deepcopy(self.body)
         return copy.deepcopy(self.objects.get((kind.kind, name)))

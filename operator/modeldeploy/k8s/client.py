@@ -157,10 +157,10 @@ class Kube:
 
     # -- reads ---------------------------------------------------------------------------------------
 
-    async def get(self, kind: Kind, namespace: str | None, name: str) -> dict | None:
-        """The object, or None when it does not exist."""
+    async def get(self, kind: Kind, namespace: str | None, name: str, *, urgent: bool = False) -> dict | None:
+        """The object, or None when it does not exist; `urgent` when a Deployment's apply waits for it."""
         try:
-            return await self._request("GET", kind.path(namespace, name))
+            return await self._request("GET", kind.path(namespace, name), URGENT if urgent else NORMAL)
         except ApiError as exc:
             if exc.not_found:
                 return None

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from modeldeploy.k8s import ApiError, kind_of, starts_pods
 from modeldeploy.reconcile.observe import Observed, read_taken
-from modeldeploy.reconcile.plan import Action, Claim, Step, claim, conflict_message, name_conflicts
+from modeldeploy.reconcile.plan import (
+    Action,
+    ChildKey,
+    Claim,
+    Step,
+    claim,
+    conflict_message,
+    name_conflicts,
+)
 
 if TYPE_CHECKING:
     from modeldeploy.reconcile.core import Context
@@ -80,22 +89,52 @@ class Rejections:
         self._seen.pop(key, None)
 
 
-async def claimed(ctx: Context, meta: Mapping[str, Any], steps: list[Step], observed: Observed) -> list[Step]:
+# How long the reads of a pass that handed its place over (finish_later) stand for the pass that finishes
+# its writes: it comes at once, behind the passes waiting then; past this it reads again.
+CARRIED_CLAIM_SECONDS = 15.0
+
+
+@dataclass
+class CarriedClaims:
+    """Who held each name a partial pass had yet to create (None: free), per ModelDeployment: the pass that
+    finishes the writes uses them instead of reading every name again (it did double the reads per
+    ModelDeployment in a burst)."""
+
+    _kept: dict[Hashable, tuple[float, dict[ChildKey, dict | None]]] = field(default_factory=dict)
+
+    def keep(self, key: Hashable, holders: dict[ChildKey, dict | None], now: float) -> None:
+        self._kept[key] = (now + CARRIED_CLAIM_SECONDS, holders)
+
+    def take(self, key: Hashable, now: float) -> dict[ChildKey, dict | None]:
+        """The holders kept for `key` (each set is used once), or none when they are too old."""
+        until, holders = self._kept.pop(key, (0.0, {}))
+        return holders if now < until else {}
+
+    def clear(self, key: Hashable) -> None:
+        self._kept.pop(key, None)
+
+
+async def claimed(
+    ctx: Context, meta: Mapping[str, Any], steps: list[Step], observed: Observed
+) -> tuple[list[Step], dict[ChildKey, dict | None]]:
     """The steps, once every object they touch is free or controlled by this ModelDeployment (raises
-    NameConflict otherwise). A create over an object that turns out ours (the index lags) or left by a
-    deleted namesake (adoption) becomes an update."""
-    uid, parent = meta.get("uid", ""), meta["name"]
-    taken = await read_taken(ctx, meta["namespace"], steps)
+    NameConflict otherwise), and who holds each name they create. A create over an object that turns
+    out ours (the index lags) or left by a deleted namesake (adoption) becomes an update."""
+    uid, parent, namespace = meta.get("uid", ""), meta["name"], meta["namespace"]
+    carried = ctx.claims.take((namespace, parent), time.monotonic())
+    holders = await read_taken(ctx, namespace, steps, carried)
+    taken = {key: live for key, live in holders.items() if live is not None}
     conflicts = name_conflicts(steps, {**observed.children, **taken}, uid, parent)
     if conflicts:
         raise NameConflict(conflict_message(conflicts))
     existing = {key for key, live in taken.items() if claim(live, uid, parent) in (Claim.OURS, Claim.ADOPT)}
-    return [
+    steps = [
         Step(Action.UPDATE, s.kind, s.name, s.manifest, "exists: ours, or a deleted namesake's")
         if (s.kind, s.name) in existing
         else s
         for s in steps
     ]
+    return steps, holders
 
 
 async def apply_steps(
@@ -105,7 +144,7 @@ async def apply_steps(
     steps written before the pass handed its slot over (``finish_later``): a later pass does the rest.
     Raises NameConflict, before any write, when a step would touch an object it does not control."""
     namespace, parent = meta["namespace"], meta["name"]
-    steps = await claimed(ctx, meta, steps, observed)
+    steps, holders = await claimed(ctx, meta, steps, observed)
 
     async def apply(step: Step) -> None:
         assert step.manifest is not None
@@ -123,6 +162,10 @@ async def apply_steps(
     groups = apply_groups([s for s in steps if s.action in (Action.CREATE, Action.UPDATE)])
     for index, group in enumerate(groups):
         if index > 0 and finish_later(groups[0], ctx.passes_waiting()):
+            left = {(s.kind, s.name) for later in groups[1:] for s in later}
+            ctx.claims.keep(
+                (namespace, parent), {k: v for k, v in holders.items() if k in left}, time.monotonic()
+            )
             return [step for step in steps if step in groups[0]]
         await asyncio.gather(*(apply(step) for step in group))
     for step in steps:

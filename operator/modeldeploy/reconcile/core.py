@@ -27,7 +27,7 @@ from modeldeploy import api, desired, metrics
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.rollout import Check
 from modeldeploy.k8s import MODEL_DEPLOYMENT, Kube
-from modeldeploy.reconcile.apply import ApplyRejected, NameConflict, Rejections, apply_steps
+from modeldeploy.reconcile.apply import ApplyRejected, CarriedClaims, NameConflict, Rejections, apply_steps
 from modeldeploy.reconcile.bodies import BodyCache
 from modeldeploy.reconcile.observe import (
     INDEXED_KINDS,
@@ -102,6 +102,8 @@ class Context:
     bodies: BodyCache = field(default_factory=BodyCache)
     # Writes the API server refused, per ModelDeployment: retried with backoff, not at every trigger.
     rejections: Rejections = field(default_factory=Rejections)
+    # Who held the names a partial pass left to create, for the pass that finishes its writes.
+    claims: CarriedClaims = field(default_factory=CarriedClaims)
 
     # Children we wrote whose watch echo has not reached the indexes yet, packed, by parent key. A pass
     # lays them over the indexes: when the watch lags in a burst, a pass must not take a child it has
@@ -130,6 +132,7 @@ class Context:
     def forget_parent(self, namespace: str, parent: str) -> None:
         self.unechoed.pop((namespace, parent), None)
         self.rejections.clear((namespace, parent))
+        self.claims.clear((namespace, parent))
 
     _crds: dict[str, tuple[bool, float]] = field(default_factory=dict)
 

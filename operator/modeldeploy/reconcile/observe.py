@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from modeldeploy import desired
 from modeldeploy.api import ModelDeploymentSpec
-from modeldeploy.k8s import OPTIONAL_CHILD_KINDS, PVC, SECRET, SERVICE_ACCOUNT, WATCHED_CHILD_KINDS, kind_of
+from modeldeploy.k8s import (
+    OPTIONAL_CHILD_KINDS,
+    PVC,
+    SECRET,
+    SERVICE_ACCOUNT,
+    WATCHED_CHILD_KINDS,
+    kind_of,
+    starts_pods,
+)
 from modeldeploy.reconcile.plan import OWNER_API_GROUP, OWNER_KIND, Action, ChildKey, Claim, Step, claim
 
 if TYPE_CHECKING:
@@ -229,20 +237,27 @@ def crd_preserves_status_field(crd: Mapping[str, Any], field_name: str) -> bool:
     return False
 
 
-async def read_taken(ctx: Context, namespace: str, steps: list[Step]) -> dict[ChildKey, dict]:
-    """Objects that a create step would write over. The indexes hold only our children, so a name
-    missing there may still be taken by someone else: read it once, before the first write (kinds
-    that are not indexed were read by ``read_live``)."""
+async def read_taken(
+    ctx: Context, namespace: str, steps: list[Step], known: Mapping[ChildKey, dict | None] | None = None
+) -> dict[ChildKey, dict | None]:
+    """Who holds the name of each create step: the live object (slim), or None when the name is free.
+    The indexes hold only our children, so a name missing there may still be taken by someone else: read
+    it once, before the first write (kinds that are not indexed were read by ``read_live``); `known`
+    answers carried from the pass just before. The reads are urgent when a serving Deployment's apply
+    waits for them (they are part of starting pods early)."""
+    known = known or {}
     creates = [
         step
         for step in steps
         if step.action == Action.CREATE and step.kind in INDEXED_KINDS and step.manifest is not None
     ]
+    unread = [step for step in creates if (step.kind, step.name) not in known]
+    urgent = any(step.manifest is not None and starts_pods(step.manifest) for step in steps)
     found = await asyncio.gather(
-        *(ctx.kube.get(kind_of(step.manifest or {}), namespace, step.name) for step in creates)
+        *(ctx.kube.get(kind_of(step.manifest or {}), namespace, step.name, urgent=urgent) for step in unread)
     )
-    return {
-        (step.kind, step.name): slim_child({**live, "kind": step.kind})
-        for step, live in zip(creates, found, strict=True)
-        if live is not None
+    read = {
+        (step.kind, step.name): slim_child({**live, "kind": step.kind}) if live is not None else None
+        for step, live in zip(unread, found, strict=True)
     }
+    return {(step.kind, step.name): {**known, **read}[(step.kind, step.name)] for step in creates}
