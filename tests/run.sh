@@ -18,7 +18,7 @@ stage "Lint: ruff, import-linter layers, mypy on the operator, generated files"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/lint-imports --config pyproject.toml
-.venv/bin/mypy operator/modeldeploy/api operator/modeldeploy/desired operator/modeldeploy/reconcile operator/modeldeploy/workqueue operator/modeldeploy/crdgen.py operator/modeldeploy/handlers operator/modeldeploy/k8s operator/modeldeploy/metrics.py operator/modeldeploy/settings.py operator/modeldeploy/memory.py operator/modeldeploy/__main__.py
+.venv/bin/mypy operator/modeldeploy/api operator/modeldeploy/desired operator/modeldeploy/reconcile operator/modeldeploy/workqueue operator/modeldeploy/objectcache operator/modeldeploy/crdgen.py operator/modeldeploy/handlers operator/modeldeploy/k8s operator/modeldeploy/metrics.py operator/modeldeploy/settings.py operator/modeldeploy/memory.py operator/modeldeploy/__main__.py
 .venv/bin/python -m modeldeploy.crdgen --check
 # Generated copies: chart CRD/dashboards/alerts and values table, argocd-cm snippet, API reference, venv lock.
 .venv/bin/python charts/sync_chart_files.py --check

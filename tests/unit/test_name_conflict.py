@@ -9,7 +9,6 @@ import pytest
 from tests.unit.test_reconcile_pass import URI, RecordingApiServer, _body
 
 from modeldeploy.reconcile import Context, WaitingFor, reconcile
-from modeldeploy.reconcile.apply import CARRIED_CLAIM_SECONDS, CarriedClaims
 from modeldeploy.reconcile.plan import Action, Claim, Step, claim, name_conflicts
 from modeldeploy.settings import OperatorSettings
 
@@ -106,7 +105,7 @@ def test_a_taken_name_writes_no_child_and_reports_name_conflict_with_an_event():
     # The next pass finds the same conflict: no second status write, no second Event.
     before = len(kube.requests)
     with pytest.raises(WaitingFor):
-        asyncio.run(reconcile(ctx, ctx.bodies.get("ml", "iris") or {}, [], [], trigger="requeue"))
+        asyncio.run(reconcile(ctx, ctx.cache.bodies.get("ml", "iris") or {}, [], [], trigger="requeue"))
     assert [m for m, _ in kube.requests[before:] if m != "get"] == []
 
 
@@ -142,11 +141,3 @@ def test_the_pass_finishing_a_partial_pass_reads_no_name_again_and_reads_urgentl
     second = asyncio.run(reconcile(ctx, kube.body, [], [], trigger="requeue"))
     assert second.result == "changed" and "Service/iris" in kube.targets("apply")
     assert kube.targets("get") == read_first  # the names were read once, by the first pass
-
-
-@pytest.mark.parametrize(("age", "kept"), [(0.0, True), (CARRIED_CLAIM_SECONDS + 1, False)])
-def test_carried_holders_serve_one_pass_and_only_while_fresh(age, kept):
-    claims = CarriedClaims()
-    claims.keep(("ml", "iris"), {("Service", "iris"): None}, now=100.0)
-    assert (claims.take(("ml", "iris"), now=100.0 + age) != {}) is kept
-    assert claims.take(("ml", "iris"), now=100.0) == {}  # used (or dropped) once

@@ -13,9 +13,9 @@ import pytest
 from modeldeploy.handlers.handled import HandledSpecs
 from modeldeploy.handlers.modeldeployments import first_sight_trigger
 from modeldeploy.handlers.runtime import Runtime
+from modeldeploy.objectcache import BodyCache
 from modeldeploy.reconcile import Context
 from modeldeploy.reconcile.apply import apply_groups
-from modeldeploy.reconcile.bodies import BodyCache
 from modeldeploy.reconcile.core import reconcile, with_unechoed
 from modeldeploy.reconcile.observe import observed_for, packed_child
 from modeldeploy.reconcile.plan import Action, Step
@@ -312,7 +312,7 @@ def test_in_a_burst_a_pass_writes_its_deployments_then_hands_its_slot_over(
     written = len(kube.calls)
     waiting[0] = False
     second = asyncio.run(
-        reconcile(ctx, ctx.bodies.get("ml", "iris") or BURST_BODY, [], [], trigger="requeue")
+        reconcile(ctx, ctx.cache.bodies.get("ml", "iris") or BURST_BODY, [], [], trigger="requeue")
     )
     later = {kind for kind, _ in kube.calls[written:]}
     # The later pass writes what the first left, never the same Deployment again (it sees what was written).

@@ -241,7 +241,7 @@ class SmokeRunner:
 def _next_pass(ctx: Context, trigger: str = "requeue") -> Any:
     """A pass from the newest body the operator saw (as a requeue runs it)."""
     return asyncio.run(
-        reconcile(ctx, ctx.bodies.get("ml", "iris") or {}, [], [CANDIDATE_POD], trigger=trigger)
+        reconcile(ctx, ctx.cache.bodies.get("ml", "iris") or {}, [], [CANDIDATE_POD], trigger=trigger)
     )
 
 
@@ -294,7 +294,7 @@ def test_a_pass_planned_from_an_older_body_never_writes_its_older_phase_back_and
     runner = SmokeRunner()
     ctx = Context(kube=kube, settings=OperatorSettings(), check_runner=runner)  # type: ignore[arg-type]
     asyncio.run(reconcile(ctx, kube.body, [], [CANDIDATE_POD], trigger="update"))  # children written
-    stale = ctx.bodies.get("ml", "iris")  # what this replica read, before the other one aborted
+    stale = ctx.cache.bodies.get("ml", "iris")  # what this replica read, before the other one aborted
     assert stale is not None and stale["status"]["rollout"]["phase"] == "SmokeTesting"
     aborted = copy.deepcopy(stale["status"])
     aborted["rollout"]["phase"] = "Aborted"
@@ -305,7 +305,7 @@ def test_a_pass_planned_from_an_older_body_never_writes_its_older_phase_back_and
     assert runner.asked == [Check.smoke]  # from the stale body the smoke test passed: it would say Stepping
     assert kube.requests.count(("get", "ModelDeployment/iris")) == reads + 1  # read again after the conflict
     assert kube.body["status"]["rollout"]["phase"] == "Aborted", "the older replica's phase was written back"
-    cached = ctx.bodies.get("ml", "iris")
+    cached = ctx.cache.bodies.get("ml", "iris")
     assert cached is not None and cached["status"]["rollout"]["phase"] == "Aborted"
 
 
@@ -334,12 +334,12 @@ def test_a_write_the_api_server_refuses_is_reported_and_retried_with_backoff_not
 
     applies = len(kube.targets("apply"))
     with pytest.raises(WaitingFor) as again:
-        asyncio.run(reconcile(ctx, ctx.bodies.get("ml", "iris") or {}, [], [], trigger="pod"))
+        asyncio.run(reconcile(ctx, ctx.cache.bodies.get("ml", "iris") or {}, [], [], trigger="pod"))
     assert len(kube.targets("apply")) == applies, "retried before the backoff ran out"
     assert 0 < again.value.delay <= 5.0
 
     kube.refuse_applies = None
-    changed = ctx.bodies.get("ml", "iris") or {}
+    changed = ctx.cache.bodies.get("ml", "iris") or {}
     changed["metadata"]["generation"] = 2  # a fixed spec is tried at once
     outcome = asyncio.run(reconcile(ctx, changed, [], [], trigger="update"))
     assert outcome.result in ("changed", "partial") and len(kube.targets("apply")) > applies

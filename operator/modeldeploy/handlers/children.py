@@ -33,11 +33,12 @@ async def _child_changed(
         return
     meta = body["metadata"]
     runtime = runtime_of(memo)
-    own_write = type != "DELETED" and runtime.ctx.is_own_write(
+    echoes = runtime.ctx.cache.echoes
+    own_write = type != "DELETED" and echoes.is_own_write(
         body["kind"], meta["namespace"], meta["name"], meta.get("resourceVersion")
     )
     if own_write or type == "DELETED":
-        runtime.ctx.echoed(body["kind"], meta["namespace"], meta["name"], parent)
+        echoes.echoed((meta["namespace"], parent), body["kind"], meta["name"])
     if own_write:
         return  # the echo of our own apply: exactly what we wrote, nothing to reconcile
     key = (meta["namespace"], parent)

@@ -143,7 +143,7 @@ async def modeldeployment_event(type: str | None, body: kopf.Body, memo: kopf.Me
         runtime.forget(key)
         metrics.set_phase_counts(runtime.phases.values())
         return
-    runtime.ctx.bodies.remember(body)
+    runtime.ctx.cache.bodies.remember(body)
     phase = status.get("phase") or "Pending"
     if runtime.phases.get(key) != phase:
         runtime.phases[key] = phase

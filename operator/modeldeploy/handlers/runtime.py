@@ -36,7 +36,6 @@ class Runtime:
     def forget(self, key: Key) -> None:
         self.queue.forget(key)
         self.phases.pop(key, None)
-        self.ctx.bodies.forget(*key)
         self.ctx.forget_parent(*key)
         self.handled.forget(key)
         metrics.forget(*key)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from modeldeploy.k8s import ApiError, kind_of, starts_pods
-from modeldeploy.reconcile.observe import Observed, read_taken
+from modeldeploy.reconcile.observe import INDEXED_KINDS, Observed, packed_child, read_taken
 from modeldeploy.reconcile.plan import (
     Action,
     ChildKey,
@@ -89,31 +89,6 @@ class Rejections:
         self._seen.pop(key, None)
 
 
-# How long the reads of a pass that handed its place over (finish_later) stand for the pass that finishes
-# its writes: it comes at once, behind the passes waiting then; past this it reads again.
-CARRIED_CLAIM_SECONDS = 15.0
-
-
-@dataclass
-class CarriedClaims:
-    """Who held each name a partial pass had yet to create (None: free), per ModelDeployment: the pass that
-    finishes the writes uses them instead of reading every name again (it did double the reads per
-    ModelDeployment in a burst)."""
-
-    _kept: dict[Hashable, tuple[float, dict[ChildKey, dict | None]]] = field(default_factory=dict)
-
-    def keep(self, key: Hashable, holders: dict[ChildKey, dict | None], now: float) -> None:
-        self._kept[key] = (now + CARRIED_CLAIM_SECONDS, holders)
-
-    def take(self, key: Hashable, now: float) -> dict[ChildKey, dict | None]:
-        """The holders kept for `key` (each set is used once), or none when they are too old."""
-        until, holders = self._kept.pop(key, (0.0, {}))
-        return holders if now < until else {}
-
-    def clear(self, key: Hashable) -> None:
-        self._kept.pop(key, None)
-
-
 async def claimed(
     ctx: Context, meta: Mapping[str, Any], steps: list[Step], observed: Observed
 ) -> tuple[list[Step], dict[ChildKey, dict | None]]:
@@ -121,7 +96,7 @@ async def claimed(
     NameConflict otherwise), and who holds each name they create. A create over an object that turns
     out ours (the index lags) or left by a deleted namesake (adoption) becomes an update."""
     uid, parent, namespace = meta.get("uid", ""), meta["name"], meta["namespace"]
-    carried = ctx.claims.take((namespace, parent), time.monotonic())
+    carried = ctx.cache.claims.take((namespace, parent), time.monotonic())
     holders = await read_taken(ctx, namespace, steps, carried)
     taken = {key: live for key, live in holders.items() if live is not None}
     conflicts = name_conflicts(steps, {**observed.children, **taken}, uid, parent)
@@ -156,14 +131,16 @@ async def apply_steps(
             if is_rejection(exc):
                 raise ApplyRejected(f"{step.kind} {step.name}: {exc.message or exc}") from exc
             raise
-        applied.setdefault("kind", step.kind)
-        ctx.wrote(namespace, parent, applied)
+        kind, version = applied.setdefault("kind", step.kind), applied["metadata"].get("resourceVersion", "")
+        # Indexed kinds are laid over the indexes until their echo comes; others are read by every pass.
+        packed = packed_child(applied) if kind in INDEXED_KINDS else None
+        ctx.cache.echoes.wrote((namespace, parent), kind, step.name, version, packed)
 
     groups = apply_groups([s for s in steps if s.action in (Action.CREATE, Action.UPDATE)])
     for index, group in enumerate(groups):
         if index > 0 and finish_later(groups[0], ctx.passes_waiting()):
             left = {(s.kind, s.name) for later in groups[1:] for s in later}
-            ctx.claims.keep(
+            ctx.cache.claims.keep(
                 (namespace, parent), {k: v for k, v in holders.items() if k in left}, time.monotonic()
             )
             return [step for step in steps if step in groups[0]]
@@ -172,8 +149,7 @@ async def apply_steps(
         if step.action == Action.DELETE:
             log.info("delete %s %s/%s (%s)", step.kind, namespace, step.name, step.why)
             await ctx.kube.delete(kind_of(observed.children[(step.kind, step.name)]), namespace, step.name)
-            ctx.own_writes.pop((step.kind, namespace, step.name), None)
-            ctx.echoed(step.kind, namespace, step.name, parent)
+            ctx.cache.echoes.deleted((namespace, parent), step.kind, step.name)
     return None
 
 

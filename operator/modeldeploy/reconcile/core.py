@@ -27,14 +27,12 @@ from modeldeploy import api, desired, metrics
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.rollout import Check
 from modeldeploy.k8s import MODEL_DEPLOYMENT, Kube
-from modeldeploy.reconcile.apply import ApplyRejected, CarriedClaims, NameConflict, Rejections, apply_steps
-from modeldeploy.reconcile.bodies import BodyCache
+from modeldeploy.objectcache import ObjectCache
+from modeldeploy.reconcile.apply import ApplyRejected, NameConflict, Rejections, apply_steps
 from modeldeploy.reconcile.observe import (
-    INDEXED_KINDS,
     Observed,
     observed_for,
     owner_uid,
-    packed_child,
     read_live,
     unpacked,
 )
@@ -74,7 +72,6 @@ class PassOutcome:
         return sum(s.action != Action.UNCHANGED for s in self.steps) + (self.status_patch is not None)
 
 
-CRD_CHECK_SECONDS = 60.0
 # A name taken by someone else frees up only by their hand (no watch event of ours tells): look again.
 NAME_CONFLICT_RETRY_SECONDS = 30.0
 
@@ -96,54 +93,14 @@ class Context:
     # Hands the pass's slot to others while a check waits on a tenant's endpoints (a trickling dataset
     # must not hold a slot that other ModelDeployments' passes need). The handlers wire it to their queue.
     slot_handed_back: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
-    # (kind, namespace, name) -> resourceVersion of our last write: its watch event needs no reconcile.
-    own_writes: dict[tuple[str, str, str], str] = field(default_factory=dict)
-    # The newest ModelDeployment bodies seen (watch events, our status patches): passes need no GET.
-    bodies: BodyCache = field(default_factory=BodyCache)
+    # What is known without asking the API server: bodies, echoes of our writes, carried claims, CRDs.
+    cache: ObjectCache = field(default_factory=ObjectCache)
     # Writes the API server refused, per ModelDeployment: retried with backoff, not at every trigger.
     rejections: Rejections = field(default_factory=Rejections)
-    # Who held the names a partial pass left to create, for the pass that finishes its writes.
-    claims: CarriedClaims = field(default_factory=CarriedClaims)
-
-    # Children we wrote whose watch echo has not reached the indexes yet, packed, by parent key. A pass
-    # lays them over the indexes: when the watch lags in a burst, a pass must not take a child it has
-    # just written for missing or old and write it again (each rewrite is one more lagging event).
-    unechoed: dict[tuple[str, str], dict[tuple[str, str], str]] = field(default_factory=dict)
-
-    def is_own_write(self, kind: str, namespace: str, name: str, resource_version: str | None) -> bool:
-        return (
-            resource_version is not None and self.own_writes.get((kind, namespace, name)) == resource_version
-        )
-
-    def wrote(self, namespace: str, parent: str, applied: Mapping[str, Any]) -> None:
-        kind, name = applied["kind"], applied["metadata"]["name"]
-        self.own_writes[(kind, namespace, name)] = applied["metadata"].get("resourceVersion", "")
-        if kind in INDEXED_KINDS:  # the others are read afresh by every pass that wants them
-            self.unechoed.setdefault((namespace, parent), {})[(kind, name)] = packed_child(applied)
-
-    def echoed(self, kind: str, namespace: str, name: str, parent: str) -> None:
-        """The watch (and so the index) has caught up with a child we wrote, or it is gone."""
-        pending = self.unechoed.get((namespace, parent))
-        if pending is not None:
-            pending.pop((kind, name), None)
-            if not pending:
-                del self.unechoed[(namespace, parent)]
 
     def forget_parent(self, namespace: str, parent: str) -> None:
-        self.unechoed.pop((namespace, parent), None)
+        self.cache.forget_parent(namespace, parent)
         self.rejections.clear((namespace, parent))
-        self.claims.clear((namespace, parent))
-
-    _crds: dict[str, tuple[bool, float]] = field(default_factory=dict)
-
-    async def crd_available(self, name: str) -> bool:
-        """Whether a CRD is installed, re-checked at most once a minute."""
-        known = self._crds.get(name)
-        if known is not None and known[1] > time.monotonic():
-            return known[0]
-        present = await self.kube.get_crd(name) is not None
-        self._crds[name] = (present, time.monotonic() + CRD_CHECK_SECONDS)
-        return present
 
 
 def _field_path(loc: tuple) -> str:
@@ -170,9 +127,9 @@ async def reconcile(
     started = time.perf_counter()
     meta = body["metadata"]
     observed = observed_for(meta.get("uid"), children, pods)
-    unechoed = ctx.unechoed.get((meta["namespace"], meta["name"]), {})
-    for kind, child in with_unechoed(observed, unechoed, meta.get("uid")):
-        ctx.echoed(kind, meta["namespace"], child, meta["name"])
+    parent = (meta["namespace"], meta["name"])
+    for kind, child in with_unechoed(observed, ctx.cache.echoes.unechoed(parent), meta.get("uid")):
+        ctx.cache.echoes.echoed(parent, kind, child)
     try:
         outcome = await _replanned_when_stale(ctx, body, observed)
     except InvalidSpec:
@@ -210,7 +167,7 @@ async def _replanned_when_stale(ctx: Context, body: Mapping[str, Any], observed:
             fresh = await ctx.kube.get(MODEL_DEPLOYMENT, meta["namespace"], meta["name"])
             if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
                 return PassOutcome("unchanged")
-            ctx.bodies.remember(fresh)
+            ctx.cache.bodies.remember(fresh)
             body = fresh
     raise AssertionError("unreachable")
 
@@ -348,7 +305,7 @@ async def reconcile_by_key(
 ) -> PassOutcome | None:
     """Reconcile from the newest ModelDeployment body seen, or a read when none was (None when it is
     gone or being deleted)."""
-    body = ctx.bodies.get(namespace, name)
+    body = ctx.cache.bodies.get(namespace, name)
     if body is None:
         body = await ctx.kube.get(MODEL_DEPLOYMENT, namespace, name)
     if body is None or body.get("metadata", {}).get("deletionTimestamp"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -176,7 +177,7 @@ async def read_live(
         if kind in INDEXED_KINDS:
             continue
         crd = OPTIONAL_CRDS.get(kind)
-        if crd and not await ctx.crd_available(crd):
+        if crd and not await crd_available(ctx, crd):
             log.debug("skipping %s %s/%s: CRD %s is not installed", kind, namespace, name, crd)
             observed.absent_kinds.add(kind)
             continue
@@ -203,7 +204,7 @@ async def _read_unwanted(
     meta = body["metadata"]
     for kind, name in desired.unwanted_optional_children(body, spec):
         crd = OPTIONAL_CRDS.get(kind)
-        if crd and not await ctx.crd_available(crd):
+        if crd and not await crd_available(ctx, crd):
             continue
         live = await ctx.kube.get(_OPTIONAL_KINDS[kind], meta["namespace"], name)
         if live is not None and claim(live, meta.get("uid", ""), meta["name"]) == Claim.OURS:
@@ -261,3 +262,13 @@ async def read_taken(
         for step, live in zip(unread, found, strict=True)
     }
     return {(step.kind, step.name): {**known, **read}[(step.kind, step.name)] for step in creates}
+
+
+async def crd_available(ctx: Context, name: str) -> bool:
+    """Whether a CRD is installed, read again once the cache's answer is a minute old."""
+    known = ctx.cache.crds.known(name, time.monotonic())
+    if known is not None:
+        return known
+    present = await ctx.kube.get_crd(name) is not None
+    ctx.cache.crds.record(name, present, time.monotonic())
+    return present

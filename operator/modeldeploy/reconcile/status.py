@@ -91,7 +91,7 @@ async def write_status(
             if exc.conflict:
                 raise StaleBody(exc.status, exc.message, exc.reason) from exc
             raise
-        ctx.bodies.remember(written)
+        ctx.cache.bodies.remember(written)
     announced = list(events)
     if patch is not None:
         reasons = {reason for _, reason, _ in announced}
