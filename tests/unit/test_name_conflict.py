@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.unit.test_reconcile_pass import URI, RecordingApiServer, _body
+from tests.unit.test_reconcile_pass import URI, OthersWaiting, RecordingApiServer, _body
 
 from modeldeploy.reconcile import Context, WaitingFor, reconcile
 from modeldeploy.reconcile.plan import Action, Claim, Step, claim, name_conflicts
@@ -130,7 +130,7 @@ def test_an_orphan_of_a_deleted_namesake_is_adopted_by_a_forced_update():
 def test_the_pass_finishing_a_partial_pass_reads_no_name_again_and_reads_urgently_for_a_deployment():
     kube = RecordingApiServer(_body(SPEC))
     waiting = [True]
-    ctx = Context(kube=kube, settings=OperatorSettings(), passes_waiting=lambda: waiting[0])  # type: ignore[arg-type]
+    ctx = Context(kube=kube, settings=OperatorSettings(), queue=OthersWaiting(waiting))  # type: ignore[arg-type]
     first = asyncio.run(reconcile(ctx, kube.body, [], [], trigger="create"))
     assert first.result == "partial" and kube.targets("apply") == ["Deployment/iris-blue"]
     read_first = kube.targets("get")

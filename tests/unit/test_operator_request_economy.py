@@ -9,6 +9,7 @@ import asyncio
 
 import kopf
 import pytest
+from tests.unit.test_reconcile_pass import OthersWaiting
 
 from modeldeploy.handlers.handled import HandledSpecs
 from modeldeploy.handlers.modeldeployments import first_sight_trigger
@@ -300,7 +301,7 @@ def test_in_a_burst_a_pass_writes_its_deployments_then_hands_its_slot_over(
 ):
     kube = AnsweringKube()
     waiting = [passes_waiting]
-    ctx = Context(kube=kube, settings=OperatorSettings(), passes_waiting=lambda: waiting[0])  # type: ignore[arg-type]
+    ctx = Context(kube=kube, settings=OperatorSettings(), queue=OthersWaiting(waiting))  # type: ignore[arg-type]
 
     first = asyncio.run(reconcile(ctx, BURST_BODY, [], [], trigger="create"))
     assert first.result == first_result
@@ -337,7 +338,7 @@ def test_a_new_model_deployments_first_pass_finds_a_place_while_older_passes_que
 
         tasks = [asyncio.create_task(pass_(f"resync-{i}", "resync")) for i in range(4)]
         await asyncio.sleep(0)
-        queued = runtime.ctx.passes_waiting()  # three in, one waits: passes in flight hand over early
+        queued = runtime.ctx.queue.waiting()  # three in, one waits: passes in flight hand over early
         tasks.append(asyncio.create_task(pass_("new", "create")))
         await asyncio.sleep(0)
         first_pass_in = "new" in entered

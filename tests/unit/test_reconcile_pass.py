@@ -6,6 +6,7 @@ what the check decided."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import sys
 from collections.abc import Iterator, Mapping
@@ -152,6 +153,19 @@ class RecordingApiServer:
 
     def targets(self, request: str) -> list[str]:
         return [target for method, target in self.requests if method == request]
+
+
+class OthersWaiting:
+    """The work queue as a pass sees it, with other passes waiting for a place while `now[0]` is true."""
+
+    def __init__(self, now: list[bool]) -> None:
+        self.now = now
+
+    def waiting(self) -> bool:
+        return self.now[0]
+
+    def place_handed_back(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
 
 
 def _body(spec: dict, status: dict | None = None) -> dict:

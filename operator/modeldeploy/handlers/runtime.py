@@ -30,8 +30,7 @@ class Runtime:
     handled: HandledSpecs = field(default_factory=HandledSpecs)  # kopf's diff-base (see handled.py)
 
     def __post_init__(self) -> None:
-        self.ctx.passes_waiting = self.queue.waiting  # one queue: what passes see is what they queue on
-        self.ctx.slot_handed_back = self.queue.place_handed_back
+        self.ctx.queue = self.queue  # one queue: what passes see is what they queue on
 
     def forget(self, key: Key) -> None:
         self.queue.forget(key)

@@ -138,7 +138,7 @@ async def apply_steps(
 
     groups = apply_groups([s for s in steps if s.action in (Action.CREATE, Action.UPDATE)])
     for index, group in enumerate(groups):
-        if index > 0 and finish_later(groups[0], ctx.passes_waiting()):
+        if index > 0 and finish_later(groups[0], ctx.queue.waiting()):
             left = {(s.kind, s.name) for later in groups[1:] for s in later}
             ctx.cache.claims.keep(
                 (namespace, parent), {k: v for k, v in holders.items() if k in left}, time.monotonic()

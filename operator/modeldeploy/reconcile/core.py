@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -82,17 +82,39 @@ CheckRunner = Callable[
 ]
 
 
+class PassQueue(Protocol):
+    """The work queue as a pass sees it (the handlers pass ``modeldeploy.workqueue.WorkQueue``)."""
+
+    def waiting(self) -> bool:
+        """Other passes wait for a place: one that has written its Deployments hands its place over and
+        finishes in a later pass (see finish_later)."""
+        ...
+
+    def place_handed_back(self) -> AbstractAsyncContextManager[None]:
+        """Gives the pass's place to others while a check waits on a tenant's endpoints (a trickling data
+        set must not hold a place other ModelDeployments' passes need)."""
+        ...
+
+
+class _Alone:
+    """No queue: no other pass ever waits (tests, tools)."""
+
+    def waiting(self) -> bool:
+        return False
+
+    def place_handed_back(self) -> AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
+
+
+ALONE: PassQueue = _Alone()
+
+
 @dataclass
 class Context:
     kube: Kube
     settings: OperatorSettings
     check_runner: CheckRunner | None = None  # runs checks through modeldeploy.probes
-    # Whether other passes wait for a slot: then a pass that has written its Deployments hands its slot
-    # over and finishes in a later pass (see finish_later). The handlers wire it to their semaphore.
-    passes_waiting: Callable[[], bool] = lambda: False
-    # Hands the pass's slot to others while a check waits on a tenant's endpoints (a trickling dataset
-    # must not hold a slot that other ModelDeployments' passes need). The handlers wire it to their queue.
-    slot_handed_back: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
+    queue: PassQueue = field(default_factory=lambda: ALONE)  # the handlers pass their work queue
     # What is known without asking the API server: bodies, echoes of our writes, carried claims, CRDs.
     cache: ObjectCache = field(default_factory=ObjectCache)
     # Writes the API server refused, per ModelDeployment: retried with backoff, not at every trigger.
@@ -186,7 +208,7 @@ async def _reconcile(ctx: Context, body: Mapping[str, Any], observed: Observed) 
     changes = any(step.action != Action.UNCHANGED for step in steps)
     # A check judges what runs: it waits until the children match the plan (and never delays their writes).
     if planned.check is not None and ctx.check_runner is not None and not changes:
-        async with ctx.slot_handed_back():
+        async with ctx.queue.place_handed_back():
             report = await ctx.check_runner(body, spec, planned.check, observed)
         planned = desired.rollout_pass(body, spec, observed, params, report=report)
         patch = await _write_pass_status(ctx, body, planned)
