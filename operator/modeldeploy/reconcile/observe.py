@@ -245,7 +245,11 @@ async def read_taken(
     The indexes hold only our children, so a name missing there may still be taken by someone else: read
     it once, before the first write (kinds that are not indexed were read by ``read_live``); `known`
     answers carried from the pass just before. The reads are urgent when a serving Deployment's apply
-    waits for them (they are part of starting pods early)."""
+    waits for them (they are part of starting pods early).
+
+    GETs, not the alternatives tried (docs/benchmarks.md): a create by POST is atomic but leaves every
+    field owned by an Update entry, so a later apply can no longer remove one; and server-side apply has
+    no create-only precondition (a uid in the patch refuses the create itself)."""
     known = known or {}
     creates = [
         step
