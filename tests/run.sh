@@ -24,6 +24,7 @@ stage "Lint: ruff, import-linter layers, mypy on the operator, generated files"
 .venv/bin/python charts/sync_chart_files.py --check
 .venv/bin/python argocd/render_argocd_cm.py --check
 .venv/bin/python docs/gen_api_reference.py --check
+.venv/bin/python serving-image/gen_grpc_stubs.py --check
 bash scripts/venv-lock.sh --check
 end_stage
 

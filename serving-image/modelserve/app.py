@@ -292,6 +292,11 @@ def lifespan_of(state: ServerState) -> Callable[[Starlette], contextlib.Abstract
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         install_drain_handler(state)
+        if state.settings.grpc_port:
+            from .grpcserver import GrpcServer  # grpc is imported only when it is served
+
+            state.grpc = GrpcServer(state)
+            await state.grpc.start()
         # Start-up objects (frameworks, the model) never die: keep them out of every later GC pass,
         # or a gen-2 collection walks them all mid-request (tens of ms of p99).
         gc.collect()
@@ -304,6 +309,8 @@ def lifespan_of(state: ServerState) -> Callable[[Starlette], contextlib.Abstract
         log_ready(state)
         yield
         state.ready = False
+        if state.grpc is not None:
+            await state.grpc.wait_stopped()  # begun on SIGTERM: its calls in flight finish first
         for task in background:
             task.cancel()
         await state.shadow.stop()
@@ -356,7 +363,8 @@ class IdentityHeaders:
 
 
 def install_drain_handler(state: ServerState) -> None:
-    """SIGTERM: readiness turns false first, then (after drain_seconds) uvicorn's own graceful stop."""
+    """SIGTERM: readiness turns false first, then (after drain_seconds) uvicorn's own graceful stop and the
+    gRPC server's (GOAWAY to every connection, calls in flight finish)."""
     if threading.current_thread() is not threading.main_thread():
         return
     previous = signal.getsignal(signal.SIGTERM)
@@ -371,10 +379,15 @@ def install_drain_handler(state: ServerState) -> None:
             loop.call_soon_threadsafe(
                 functools.partial(log_event, "draining", pid=os.getpid(), drain_seconds=delay)
             )
+        if delay > 0:
+            loop.call_soon_threadsafe(loop.call_later, delay, stop, signum, frame)
+        else:
+            stop(signum, frame)
+
+    def stop(signum: int, frame: Any) -> None:
+        if state.grpc is not None:
+            loop.call_soon_threadsafe(state.grpc.begin_stop)
         if callable(previous):
-            if delay > 0:
-                loop.call_soon_threadsafe(loop.call_later, delay, previous, signum, frame)
-            else:
-                previous(signum, frame)
+            previous(signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)

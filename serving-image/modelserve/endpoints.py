@@ -64,6 +64,7 @@ class ServerState:
     drift: DriftWindow | None = None
     ready: bool = False
     draining: bool = False
+    grpc: Any = None  # the gRPC server (grpcserver.GrpcServer) when MODELSERVE_GRPC_PORT is set
     identity: list[tuple[bytes, bytes]] = field(init=False)
     schema: InputSchema = field(init=False)
 
@@ -164,8 +165,13 @@ def client_address(scope: Scope) -> str:
 
 
 def authenticate(state: ServerState, scope: Scope, headers: dict[bytes, bytes]) -> str | None:
+    return authenticate_client(state, client_address(scope), headers)
+
+
+def authenticate_client(state: ServerState, client: str, headers: dict[bytes, bytes]) -> str | None:
     """The key id (None when auth is off); a failure is charged to the client's address (429 past its
-    limit). A valid key is checked first, so others' failures never refuse it."""
+    limit). A valid key is checked first, so others' failures never refuse it. `headers` are HTTP headers
+    or gRPC metadata (lower-case names either way)."""
     auth = headers.get(b"authorization")
     api_key = headers.get(b"x-api-key")
     try:
@@ -176,8 +182,33 @@ def authenticate(state: ServerState, scope: Scope, headers: dict[bytes, bytes]) 
         )
     except Unauthorized:
         if state.auth_failures.enabled:
-            state.auth_failures.check(client_address(scope))
+            state.auth_failures.check(client)
         raise
+
+
+def admit(state: ServerState, client: str, headers: dict[bytes, bytes], charge: bool = True) -> str | None:
+    """API key, then (when `charge`) the rate limit, per key or per client address when auth is off; the
+    key id."""
+    key_id = authenticate_client(state, client, headers)
+    if charge and state.limiter.enabled:
+        state.limiter.check(key_id or client)
+    return key_id
+
+
+def check_rows(rows: np.ndarray, max_rows: int) -> None:
+    if max_rows and len(rows) > max_rows:
+        raise PayloadTooLarge(f"request has {len(rows)} rows; the limit is {max_rows} (MODELSERVE_MAX_ROWS)")
+
+
+async def predict_rows(state: ServerState, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Through the batcher, under the request deadline."""
+    future = state.batcher.submit(rows)
+    deadlines = state.deadlines
+    deadlines.add(future)
+    try:
+        return await future
+    finally:
+        deadlines.discard(future)
 
 
 def retry_after(err: ModelServeError) -> list[tuple[bytes, bytes]]:
@@ -189,10 +220,13 @@ def retry_after(err: ModelServeError) -> list[tuple[bytes, bytes]]:
 def check_model(settings: Settings, scope: Scope) -> None:
     """The {name} and {version} of the path are this server's own, or 404."""
     params = scope.get("path_params", {})
-    name = params.get("name")
+    check_model_name(settings, params.get("name"), params.get("version"))
+
+
+def check_model_name(settings: Settings, name: str | None, version: str | None) -> None:
+    """None: not given (any version is this one)."""
     if name is not None and name != settings.model_name:
         raise NotFound(f"model '{name}' not found; this server serves '{settings.model_name}'")
-    version = params.get("version")
     if version is not None and version != settings.model_version:
         raise NotFound(
             f"version '{version}' of model '{name}' not found; this server serves version "
@@ -303,10 +337,7 @@ class PredictEndpoint:
             exchange.key_id = self.admit(scope, headers, exchange.shadow_copy)
             body = exchange.body = await read_body(receive, headers, state.settings.max_body_bytes)
             rows, context = self.parse(body, headers)
-        if self.max_rows and len(rows) > self.max_rows:
-            raise PayloadTooLarge(
-                f"request has {len(rows)} rows; the limit is {self.max_rows} (MODELSERVE_MAX_ROWS)"
-            )
+        check_rows(rows, self.max_rows)
         exchange.rows = rows
         exchange.outputs = await self.predict(rows)
         exchange.headers.extend(state.feedback.mint(exchange.outputs, exchange.key_id))
@@ -317,11 +348,8 @@ class PredictEndpoint:
     def admit(self, scope: Scope, headers: dict[bytes, bytes], shadow_copy: bool = False) -> str | None:
         """API key, rate limit (not for shadow copies: the client was charged by the active colour), model
         name and version; the caller's key id."""
-        state = self.state
-        key_id = authenticate(state, scope, headers)
-        if state.limiter.enabled and not shadow_copy:
-            state.limiter.check(key_id or client_address(scope))
-        check_model(state.settings, scope)
+        key_id = admit(self.state, client_address(scope), headers, charge=not shadow_copy)
+        check_model(self.state.settings, scope)
         return key_id
 
     def parse(self, body: bytes, headers: dict[bytes, bytes]) -> tuple[np.ndarray, Any]:
@@ -335,14 +363,7 @@ class PredictEndpoint:
         return parse_records(parse_json(body), self.schema), None
 
     async def predict(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Through the batcher, under the request deadline."""
-        future = self.state.batcher.submit(rows)
-        deadlines = self.state.deadlines
-        deadlines.add(future)
-        try:
-            return await future
-        finally:
-            deadlines.discard(future)
+        return await predict_rows(self.state, rows)
 
     def encode(self, outputs: dict[str, np.ndarray], context: Any) -> bytes:
         if self.protocol == "v2":

@@ -59,14 +59,15 @@ class Metrics:
         reg = self.registry
         self._requests = Counter(
             "modelserve_requests",
-            "HTTP requests by route and status code.",
-            [*BASE_LABELS, "route", "status_code"],
+            "Requests by route, status code and protocol (http, grpc: a gRPC call counts under the route and "
+            "status code of its REST equivalent).",
+            [*BASE_LABELS, "route", "status_code", "protocol"],
             registry=reg,
         )
         self._request_latency = Histogram(
             "modelserve_request_duration_seconds",
-            "Time from request start to response, by route.",
-            [*BASE_LABELS, "route"],
+            "Time from request start to response, by route and protocol.",
+            [*BASE_LABELS, "route", "protocol"],
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
@@ -120,8 +121,8 @@ class Metrics:
         ).labels(*values)
         self._values = values
         # Hot-path observers, bound once per label set.
-        self._request_children: dict[tuple[str, int], Add] = {}
-        self._latency_children: dict[str, Add] = {}
+        self._request_children: dict[tuple[str, int, str], Add] = {}
+        self._latency_children: dict[tuple[str, str], Add] = {}
         self._class_children: dict[Any, Add] = {}
         self._inflight_add = self._add(self.inflight)
         self._observe_batch_size = self._observe(self.batch_size)
@@ -130,18 +131,18 @@ class Metrics:
     def inflight_add(self, amount: float) -> None:
         self._inflight_add(amount)
 
-    def observe_request(self, route: str, status: int, seconds: float) -> None:
-        key = (route, status)
+    def observe_request(self, route: str, status: int, seconds: float, protocol: str = "http") -> None:
+        key = (route, status, protocol)
         count = self._request_children.get(key)
         if count is None:
             count = self._request_children[key] = self._add(
-                self._requests.labels(*self._values, route, str(status))
+                self._requests.labels(*self._values, route, str(status), protocol)
             )
         count(1)
-        latency = self._latency_children.get(route)
+        latency = self._latency_children.get((route, protocol))
         if latency is None:
-            latency = self._latency_children[route] = self._observe(
-                self._request_latency.labels(*self._values, route)
+            latency = self._latency_children[route, protocol] = self._observe(
+                self._request_latency.labels(*self._values, route, protocol)
             )
         latency(seconds)
 

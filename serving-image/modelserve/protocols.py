@@ -93,15 +93,51 @@ def _binary_tensor(item: dict[str, Any], where: str, reader: BinaryReader | None
     if reader is None or not isinstance(size, int):
         raise BadRequest(f"{where}.data: missing required field")
     datatype = item["datatype"]
+    _raw_numpy_type(datatype, where)  # refuse a bad datatype before taking its bytes
+    return decode_raw(reader.take(size, where), datatype, where)
+
+
+def _raw_numpy_type(datatype: Any, where: str) -> np.dtype:
     np_type = V2_TO_NUMPY.get(datatype) if isinstance(datatype, str) else None
     if np_type is None or np_type is object:
         raise BadRequest(
             f"{where}.datatype: binary data is supported for numeric datatypes, got {datatype!r}"
         )
-    raw = reader.take(size, where)
-    if len(raw) % np.dtype(np_type).itemsize:
+    return np.dtype(np_type).newbyteorder("<")
+
+
+def decode_raw(raw: bytes, datatype: Any, where: str) -> np.ndarray:
+    """Flattened little-endian values of a numeric datatype (binary extension, gRPC raw contents)."""
+    dtype = _raw_numpy_type(datatype, where)
+    if len(raw) % dtype.itemsize:
         raise BadRequest(f"{where}: {len(raw)} bytes is not a whole number of {datatype} values")
-    return np.frombuffer(raw, dtype=np.dtype(np_type).newbyteorder("<"))
+    return np.frombuffer(raw, dtype=dtype)
+
+
+def decode_raw_bytes(raw: bytes, where: str) -> list[bytes]:
+    """BYTES raw contents: each element is a 4-byte little-endian length, then that many bytes."""
+    items, offset, view = [], 0, memoryview(raw)
+    while offset < len(view):
+        if offset + 4 > len(view):
+            raise BadRequest(f"{where}: BYTES contents end inside an element's 4-byte length")
+        size = int.from_bytes(view[offset : offset + 4], "little")
+        offset += 4
+        if offset + size > len(view):
+            raise BadRequest(f"{where}: a BYTES element of {size} bytes runs past the end of the contents")
+        items.append(bytes(view[offset : offset + size]))
+        offset += size
+    return items
+
+
+def encode_raw(array: np.ndarray, datatype: str) -> bytes:
+    """The inverse of decode_raw / decode_raw_bytes for one output tensor."""
+    if datatype == "BYTES":
+        parts = []
+        for value in array.ravel().tolist():
+            data = value if isinstance(value, bytes) else str(value).encode()
+            parts += [len(data).to_bytes(4, "little"), data]
+        return b"".join(parts)
+    return np.ascontiguousarray(array, dtype=np.dtype(V2_TO_NUMPY[datatype]).newbyteorder("<")).tobytes()
 
 
 def _v2_tensor(item: Any, index: int, reader: BinaryReader | None = None) -> tuple[str, np.ndarray]:

@@ -127,6 +127,7 @@ class RequestLogger:
         outputs: dict[str, np.ndarray] | None,
         error: str | None,
         key_id: str | None,
+        protocol: str = "http",
     ) -> None:
         record: dict[str, Any] = {
             "ts": time.time(),
@@ -136,6 +137,8 @@ class RequestLogger:
             "status": status,
             "latency_ms": round(latency_s * 1000, 3),
         }
+        if protocol != "http":
+            record["protocol"] = protocol  # gRPC calls log the route of their REST equivalent
         if key_id:
             record["api_key"] = key_id
         if inputs is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelFormat = Literal["", "sklearn", "skops", "onnx", "torchscript", "tensorflow", "xgboost", "lightgbm"]
@@ -19,6 +19,11 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64)
+    # gRPC Open Inference Protocol on its own port; 0 = off. Connections are closed (GOAWAY) after
+    # grpc_max_connection_age_seconds so long-lived clients reconnect and follow a Service switch.
+    grpc_port: int = Field(0, ge=0, le=65535)
+    grpc_max_connection_age_seconds: float = Field(300.0, gt=0)
+    grpc_max_connection_age_grace_seconds: float = Field(10.0, ge=0)
 
     model_path: str = "/models/model"
     model_name: str = "model"
@@ -90,6 +95,14 @@ class Settings(BaseSettings):
         # Sent as X-Model-Revision on every response: a header value must be visible ASCII.
         if len(value) > 128 or any(not 0x21 <= ord(c) <= 0x7E for c in value):
             raise ValueError("must be at most 128 visible ASCII characters (no spaces)")
+        return value
+
+    @field_validator("grpc_port")
+    @classmethod
+    def _grpc_port_is_its_own(cls, value: int, info: ValidationInfo) -> int:
+        port = info.data.get("port")
+        if value and value == port:
+            raise ValueError(f"must differ from MODELSERVE_PORT ({port}); 0 turns gRPC off")
         return value
 
     @property
