@@ -64,6 +64,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "pvc": {"model": {"uri": "pvc://model-store/iris/v3/model.onnx", "format": "onnx"}, "replicas": 2},
     "baked": {"model": {"uri": "file:///opt/models/iris.onnx"}, "server": {"image": "registry.local/iris:3"}},
+    "grpc": {"model": {"uri": "https://models.example/iris/v3/model.onnx"}, "server": {"grpc": True}},
 }  # fmt: skip
 
 
@@ -88,7 +89,7 @@ def all_children(example: str) -> list[dict[str, Any]]:
     spec = parse_spec(body["spec"])
     revision = revision_of(spec)
     children = [build_deployment(body, spec, color, revision, spec.replicas, PARAMS) for color in Color]
-    children += build_services(body, [Color.blue], Color.green)
+    children += build_services(body, [Color.blue], Color.green, spec.server.grpc)
     optional = [
         build_hpa(body, spec),
         build_pdb(body, spec, spec.replicas),
@@ -390,6 +391,24 @@ def test_stable_service_selects_one_colour_or_both(stable_colors, stable_selecto
     assert services["iris"]["spec"]["selector"].get("modeldeploy.io/color") == stable_selector_color
     assert services["iris-preview"]["spec"]["selector"]["modeldeploy.io/color"] == "green"
     assert services["iris-blue"]["spec"]["selector"]["modeldeploy.io/color"] == "blue"
+
+
+@pytest.mark.parametrize(("grpc", "ports"), [(False, ["http"]), (True, ["http", "grpc"])])
+def test_grpc_adds_a_port_to_the_pod_and_every_service_while_probes_stay_http(grpc, ports):
+    body = md("iris", {**EXAMPLES["minimal"], "server": {"grpc": grpc}})
+    spec = parse_spec(body["spec"])
+    container = _container(build_deployment(body, spec, Color.blue, revision_of(spec), 1, PARAMS))
+    assert [p["name"] for p in container["ports"]] == ports
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env.get("MODELSERVE_GRPC_PORT") == ("8081" if grpc else None)
+    assert all("httpGet" in container[p] for p in ("startupProbe", "readinessProbe", "livenessProbe"))
+    for service in build_services(body, [Color.blue], Color.green, spec.server.grpc):
+        assert [p["name"] for p in service["spec"]["ports"]] == ports, service["metadata"]["name"]
+    if grpc:
+        assert {"name": "grpc", "containerPort": 8081, "protocol": "TCP"} in container["ports"]
+        grpc_port = service["spec"]["ports"][1]
+        expected = (8081, "grpc", "kubernetes.io/h2c")
+        assert (grpc_port["port"], grpc_port["targetPort"], grpc_port["appProtocol"]) == expected
 
 
 def test_hpa_targets_the_model_deployment_scale_subresource():

@@ -579,6 +579,11 @@ class Server(ApiModel):
         max_length=16,
     )
     workers: int = Field(default=1, ge=1, le=64, description="Server worker processes per pod.")
+    grpc: bool = Field(
+        default=False,
+        description="Also serve the gRPC Open Inference Protocol (KServe/Triton `grpc_predict_v2`) and "
+        "`grpc.health.v1` on container port 8081, named `grpc` on the pods and on every Service.",
+    )
     timeout_seconds: float = Field(default=10, gt=0, le=3600, description="Per-request timeout in seconds.")
     model_load_timeout_seconds: int = Field(
         default=600, ge=10, le=7200, description="How long a pod may take to fetch, load and warm the model."

@@ -1,9 +1,9 @@
 """Services, HPA, PDB, ServiceMonitor and HTTPRoute of a ModelDeployment (pure; plain dicts out).
 
-Public: ``build_services(md, stable_colors, preview_color)``, ``build_hpa(md, spec)``,
+Public: ``build_services(md, stable_colors, preview_color, grpc)``, ``build_hpa(md, spec)``,
 ``build_pdb(md, spec, replicas)``, ``build_service_monitor(md, spec)``,
 ``build_httproute(md, spec, weights, candidate_color)``, ``SERVICE_PORT``,
-``LABEL_SERVICE_ROLE``.
+``GRPC_PORT``, ``LABEL_SERVICE_ROLE``.
 
 Services: ``<name>`` (stable: the active colour, or both colours while Service-based steps run),
 ``<name>-preview`` (the candidate), ``<name>-blue`` and ``<name>-green`` (fixed colour, for routers that
@@ -19,10 +19,26 @@ from modeldeploy.api import API_VERSION, KIND, Color, ModelDeploymentSpec
 from modeldeploy.desired.naming import LABEL_NAME, object_meta, selector, service_names
 
 SERVICE_PORT = 80
+GRPC_PORT = 8081  # container and Service port of gRPC (spec.server.grpc); HTTP/2 without TLS
 LABEL_SERVICE_ROLE = "modeldeploy.io/service-role"
 
 
-def _service(md: Mapping[str, Any], name: str, role: str, pod_selector: dict[str, str]) -> dict[str, Any]:
+def _service(
+    md: Mapping[str, Any], name: str, role: str, pod_selector: dict[str, str], grpc: bool
+) -> dict[str, Any]:
+    ports: list[dict[str, Any]] = [
+        {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+    ]
+    if grpc:
+        ports.append(
+            {
+                "name": "grpc",
+                "port": GRPC_PORT,
+                "targetPort": "grpc",
+                "protocol": "TCP",
+                "appProtocol": "kubernetes.io/h2c",
+            }
+        )
     meta = object_meta(md, name, "service")
     meta["labels"][LABEL_SERVICE_ROLE] = role
     return {
@@ -32,23 +48,24 @@ def _service(md: Mapping[str, Any], name: str, role: str, pod_selector: dict[str
         "spec": {
             "type": "ClusterIP",
             "selector": pod_selector,
-            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+            "ports": ports,
         },
     }
 
 
 def build_services(
-    md: Mapping[str, Any], stable_colors: Iterable[str], preview_color: str
+    md: Mapping[str, Any], stable_colors: Iterable[str], preview_color: str, grpc: bool = False
 ) -> list[dict[str, Any]]:
-    """stable_colors: one colour (selector switch) or both (Service-based weighted steps)."""
+    """stable_colors: one colour (selector switch) or both (Service-based weighted steps); grpc: a `grpc`
+    port beside `http` (spec.server.grpc)."""
     name = md["metadata"]["name"]
     names = service_names(name)
     colors = sorted({str(c) for c in stable_colors})
     stable_selector = selector(name, colors[0] if len(colors) == 1 else None)
     return [
-        _service(md, names["stable"], "stable", stable_selector),
-        _service(md, names["preview"], "preview", selector(name, str(preview_color))),
-        *(_service(md, names[c.value], "color", selector(name, c.value)) for c in Color),
+        _service(md, names["stable"], "stable", stable_selector, grpc),
+        _service(md, names["preview"], "preview", selector(name, str(preview_color)), grpc),
+        *(_service(md, names[c.value], "color", selector(name, c.value), grpc) for c in Color),
     ]
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from modeldeploy.api import ModelDeploymentSpec
+from modeldeploy.desired.children import GRPC_PORT
 from modeldeploy.desired.naming import ANNOTATION_REVISION, deployment_name, labels, object_meta, selector
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.references import CREDENTIAL_KEYS
@@ -105,6 +106,8 @@ def server_env(
     if server.batching:
         env.append(_env("MODELSERVE_MAX_BATCH_SIZE", server.batching.max_batch_size))
         env.append(_env("MODELSERVE_MAX_BATCH_LATENCY_MS", server.batching.max_latency_ms))
+    if server.grpc:
+        env.append(_env("MODELSERVE_GRPC_PORT", GRPC_PORT))
     if server.max_body_bytes:
         env.append(_env("MODELSERVE_MAX_BODY_BYTES", server.max_body_bytes))
     if server.max_queue:
@@ -379,6 +382,13 @@ def _pod_annotations(spec: ModelDeploymentSpec, revision: str, params: BuildPara
     return annotations
 
 
+def _container_ports(spec: ModelDeploymentSpec, port: int) -> list[dict[str, Any]]:
+    ports = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    if spec.server.grpc:
+        ports.append({"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"})
+    return ports
+
+
 def _serving_container(
     md: Mapping[str, Any],
     spec: ModelDeploymentSpec,
@@ -392,7 +402,7 @@ def _serving_container(
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": image,
-        "ports": [{"name": "http", "containerPort": params.port, "protocol": "TCP"}],
+        "ports": _container_ports(spec, params.port),
         "env": server_env(md, spec, color, revision, location, params.port),
         "resources": _resources(spec),
         **probes(spec, params.port),

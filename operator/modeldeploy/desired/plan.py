@@ -150,7 +150,7 @@ def children_for(
         built = _scale_only(body, spec, color, plan.revision, plan.replicas, live, params)
         if built is not None:
             out.append(built)
-    out += build_services(body, placement.stable_colors, placement.preview_color)
+    out += build_services(body, placement.stable_colors, placement.preview_color, spec.server.grpc)
     return out + optional_children(body, spec, placement)
 
 
