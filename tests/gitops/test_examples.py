@@ -28,6 +28,7 @@ FEATURES = {
     "private store credentials": "12-private-s3-credentials.yaml",
     "ServiceAccount (IRSA)": "13-service-account-irsa.yaml",
     "late labels": "14-late-labels.yaml",
+    "gRPC": "15-grpc.yaml",
 }
 
 
