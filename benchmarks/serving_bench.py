@@ -1,5 +1,8 @@
 """Serving benchmark: modelserve against MLServer, KServe's ModelServer and a bare ASGI floor.
 
+gRPC rows (`--servers modelserve-grpc,mlserver-grpc`): the same model over OIP v2 gRPC, driven by
+benchmarks/grpc_load.py (a grpcio asyncio client, one channel per call in flight) on core 1 instead of wrk.
+
 Every server gets the same iris model (StandardScaler + LogisticRegression, joblib; and its ONNX export),
 runs on core 0 (`taskset -c 0`), and is driven by wrk on core 1 over loopback with the same OIP v2 body.
 Prints req/s, p50 and p99 per point, resident memory after each server's run, the ratios against the best
@@ -147,6 +150,7 @@ class ServerSpec:
     ready_url: str
     infer_url: str
     api_key: str = ""
+    grpc_target: str = ""  # host:port: the load is gRPC (grpc_load.py), not wrk
 
 
 def free_port() -> int:
@@ -188,6 +192,23 @@ def modelserve_spec(bin_dir: Path, model_path: Path, work: Path) -> ServerSpec:
         infer_url=f"http://127.0.0.1:{port}/v2/models/iris/infer",
         api_key=API_KEY,
     )
+
+
+def modelserve_grpc_spec(bin_dir: Path, model_path: Path, work: Path) -> ServerSpec:
+    """modelserve as above, measured over its gRPC port."""
+    spec = modelserve_spec(bin_dir, model_path, work)
+    port = free_port()
+    spec.name, spec.grpc_target = "modelserve-grpc", f"127.0.0.1:{port}"
+    spec.env["MODELSERVE_GRPC_PORT"] = str(port)
+    return spec
+
+
+def mlserver_grpc_spec(bin_dir: Path, model_path: Path, work: Path) -> ServerSpec:
+    """MLServer as above, measured over its gRPC port."""
+    spec = mlserver_spec(bin_dir, model_path, work)
+    settings = json.loads((work / "mlserver" / "settings.json").read_text())
+    spec.name, spec.grpc_target = "mlserver-grpc", f"127.0.0.1:{settings['grpc_port']}"
+    return spec
 
 
 def floor_spec(bin_dir: Path, model_path: Path, work: Path) -> ServerSpec:
@@ -276,6 +297,8 @@ SPEC_BUILDERS = {
     ("baseline", "sklearn"): modelserve_spec,  # modelserve built from --baseline-ref
     ("baseline", "onnx"): modelserve_spec,
     ("mlserver", "sklearn"): mlserver_spec,
+    ("modelserve-grpc", "sklearn"): modelserve_grpc_spec,
+    ("mlserver-grpc", "sklearn"): mlserver_grpc_spec,
     ("kserve", "sklearn"): kserve_spec,
     ("floor", "sklearn"): floor_spec,
     ("floor", "onnx"): floor_spec,
@@ -432,6 +455,19 @@ def run_wrk(spec: ServerSpec, body_file: Path, concurrency: int, duration: float
     return parse_wrk(result.stdout)
 
 
+def run_grpc_load(spec: ServerSpec, bin_dir: Path, concurrency: int, duration: float) -> WrkResult:
+    """grpc_load.py on the load core, run by the modelserve virtualenv's python (grpcio, the OIP stubs)."""
+    python = bin_dir.parent.parent / "modelserve" / "bin" / "python"
+    command = ["taskset", "-c", LOAD_CORE, str(python), str(REPO / "benchmarks" / "grpc_load.py"),
+               spec.grpc_target, str(concurrency), f"{duration:g}", spec.api_key]  # fmt: skip
+    result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    if result["errors"]:
+        print(
+            f"# {spec.name}: {result['errors']} failed calls, last: {result['last_error']}", file=sys.stderr
+        )
+    return WrkResult(result["rps"], result["p50_ms"], result["p99_ms"], result["errors"], result["requests"])
+
+
 def summarize_profile(raw: Path, top: int = 12) -> str:
     """Self time by package and by function from a py-spy raw (collapsed stacks) file."""
     by_package: Counter[str] = Counter()
@@ -468,20 +504,32 @@ def profiled(pid: int, output: Path, seconds: float) -> Iterator[None]:
 
 
 def bench_server(
-    key: str, spec: ServerSpec, concurrencies: list[int], duration: float, work: Path, profile: bool = False
+    key: str,
+    spec: ServerSpec,
+    concurrencies: list[int],
+    duration: float,
+    work: Path,
+    profile: bool = False,
+    bin_dir: Path | None = None,
 ) -> ServerRun:
     server, model_kind = key.split("/")
     body_file = work / "body.json"
     body_file.write_bytes(v2_body())
     run = ServerRun(name=key)
+
+    def load(concurrency: int, seconds: float) -> WrkResult:
+        if spec.grpc_target and bin_dir is not None:
+            return run_grpc_load(spec, bin_dir, concurrency, seconds)
+        return run_wrk(spec, body_file, concurrency, seconds)
+
     with running(spec, work / f"{server}-{model_kind}.log") as proc:
         check_prediction(spec, body_file.read_bytes())
-        run_wrk(spec, body_file, 8, min(3.0, duration))  # warm-up, not reported
+        load(8, min(3.0, duration))  # warm-up, not reported
         for concurrency in concurrencies:
             raw = work / f"profile-{server}-{model_kind}-c{concurrency}.txt"
             cpu_before, wall_before = cpu_seconds(proc.pid), time.monotonic()
             with profiled(proc.pid, raw, duration) if profile else contextlib.nullcontext():
-                wrk = run_wrk(spec, body_file, concurrency, duration)
+                wrk = load(concurrency, duration)
             cpu_used = cpu_seconds(proc.pid) - cpu_before
             cpu_us = cpu_used * 1e6 / max(wrk.requests, 1)
             share = cpu_used / (time.monotonic() - wall_before)
@@ -641,13 +689,16 @@ def main(argv: list[str] | None = None) -> int:
             requirements["baseline"] = venv_requirements(baseline)["modelserve"]
             servers.insert(servers.index("modelserve"), "baseline")
         # A commit's build gets its own virtualenv, so the editable working-tree one stays as it is.
-        venv_names = {name: name for name in {*servers, "floor"}}
+        venv_names = {name: name.removesuffix("-grpc") for name in {*servers, "floor"}}
+        if any(name.endswith("-grpc") for name in servers):
+            venv_names["modelserve"] = "modelserve"  # its python runs grpc_load.py
         if args.modelserve_ref and "modelserve" in venv_names:
             venv_names["modelserve"] = "modelserve-ref"
         if "baseline" in venv_names:
             venv_names["baseline"] = "modelserve-baseline"
         bins = {
-            name: ensure_venv(args.venv_root, venv, requirements[name]) for name, venv in venv_names.items()
+            name: ensure_venv(args.venv_root, venv, requirements[name.removesuffix("-grpc")])
+            for name, venv in venv_names.items()
         }
         load_before = os.getloadavg()[0]
         subprocess.run(
@@ -664,11 +715,13 @@ def main(argv: list[str] | None = None) -> int:
                 builder = SPEC_BUILDERS.get((server, model_kind))
                 if builder and points[model_kind]:
                     spec = builder(bins[server], models[model_kind], work)
-                    if server in ("modelserve", "baseline"):
+                    if server in ("modelserve", "baseline", "modelserve-grpc"):
                         spec.env.update(item.split("=", 1) for item in args.modelserve_env)
                     key = f"{server}/{model_kind}"
                     profile = args.profile and server == "modelserve"
-                    runs[key] = bench_server(key, spec, points[model_kind], args.duration, work, profile)
+                    runs[key] = bench_server(
+                        key, spec, points[model_kind], args.duration, work, profile, bins[server]
+                    )
     finally:
         if args.keep:
             print(f"# work directory kept: {work}", file=sys.stderr)
