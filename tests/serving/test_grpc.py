@@ -219,6 +219,9 @@ def test_sigterm_sends_goaway_and_the_call_in_flight_completes(
         server.process.send_signal(signal.SIGTERM)
         reply = in_flight.result()
         assert [o.name for o in reply.outputs] == ["predict"]
+        metadata = dict(in_flight.initial_metadata())  # who answered, as REST's X-Model-* headers
+        assert (metadata["x-model-color"], metadata["x-model-revision"]) == ("blue", "7c9f1e2")
+        assert metadata["x-request-id"]
         with pytest.raises(grpc.RpcError) as refused:
             stub.ModelInfer(request, timeout=5)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
