@@ -40,7 +40,7 @@ def client_for(port: int):
 
 @pytest.fixture(scope="module")
 def grpc_server(tmp_path_factory, iris_joblib):
-    """Keys on, 50 rows and 4,000 bytes per request, connections aged out after a second."""
+    """Keys on, 50 rows and 4,000 bytes per request."""
     tmp = tmp_path_factory.mktemp("grpc")
     (tmp / "keys").write_text(KEY + "\n")
     port = free_port()
@@ -50,8 +50,6 @@ def grpc_server(tmp_path_factory, iris_joblib):
         MODELSERVE_API_KEYS_FILE=str(tmp / "keys"),
         MODELSERVE_MAX_ROWS="50",
         MODELSERVE_MAX_BODY_BYTES="4000",
-        MODELSERVE_GRPC_MAX_CONNECTION_AGE_SECONDS="1",
-        MODELSERVE_GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS="1",
     )
     server = start_server(tmp, env)
     server.grpc_port = port
@@ -184,11 +182,19 @@ def test_calls_are_counted_and_logged_as_grpc(grpc_server, client):
     assert any(r["status"] == 400 and "expected 4 features" in r["error"] for r in lines)
 
 
-def test_connection_age_bound_makes_a_long_lived_channel_reconnect(grpc_server):
+def test_connection_age_bound_makes_a_long_lived_channel_reconnect(tmp_path, iris_joblib):
     """Max connection age 1 s (+1 s grace): a channel kept for 4 s is sent GOAWAY and connects again; no call
     fails on the way."""
+    port = free_port()
+    env = grpc_env(
+        iris_joblib,
+        port,
+        MODELSERVE_GRPC_MAX_CONNECTION_AGE_SECONDS="1",
+        MODELSERVE_GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS="1",
+    )
+    server = start_server(tmp_path, env)
     states: list[grpc.ChannelConnectivity] = []
-    with grpc.insecure_channel(f"127.0.0.1:{grpc_server.grpc_port}") as channel:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         channel.subscribe(states.append, try_to_connect=True)
         stub = health_pb2_grpc.HealthStub(channel)
         deadline = time.monotonic() + 4.0
@@ -197,6 +203,7 @@ def test_connection_age_bound_makes_a_long_lived_channel_reconnect(grpc_server):
             stub.Check(health_pb2.HealthCheckRequest(), timeout=5, wait_for_ready=True)
             calls += 1
             time.sleep(0.05)
+    server.stop()
     ready = [s for s in states if s == grpc.ChannelConnectivity.READY]
     assert calls > 20 and len(ready) >= 2, f"{calls} calls, states {states}"
 
@@ -234,6 +241,10 @@ def test_two_workers_share_the_grpc_port(tmp_path, iris_joblib):
     port = free_port()
     server = start_server(tmp_path, grpc_env(iris_joblib, port, MODELSERVE_WORKERS="2"))
     try:
+        deadline = time.monotonic() + 120  # HTTP turns ready with the first worker; wait for both
+        while len({r["pid"] for r in server.log_lines() if r.get("event") == "grpc_ready"}) < 2:
+            assert time.monotonic() < deadline, server.stderr()
+            time.sleep(0.2)
         for _ in range(16):  # a fresh connection each time: the kernel spreads them over the workers
             c = client_for(port)
             c.infer("iris", [tensor(ROWS)])
