@@ -10,7 +10,8 @@ import sys
 
 import pytest
 import yaml
-from chart_tools import CHART, CI_VALUES, KUBE_VERSION, REPO, find, helm, render
+
+from harness.chart import CHART, CI_VALUES, KUBE_VERSION, REPO, find, helm, render
 
 pytestmark = pytest.mark.chart
 CHART_LABELS = {

@@ -14,11 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.probes import clean_rows, marker_rows, run_probe, send_rows
+from harness.serving import Server, free_port, iris_env, start_server
 from modeldeploy.api import Analysis
 from modeldeploy.probes import SeriesSelector, StaticResolver, Target
-from serving.helpers import Server, free_port, iris_env, start_server
-
-from .helpers import clean_rows, marker_rows, run_probe, send_rows
 
 REPO = Path(__file__).resolve().parents[2]
 REVISION = "rev-prom"

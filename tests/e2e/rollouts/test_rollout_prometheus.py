@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from operator_fixtures import (
+
+from harness.operator import (
     OperatorProcess,
     create_operator_identity,
     create_peering,
@@ -26,7 +27,7 @@ from operator_fixtures import (
     kubectl_apply,
     wait_for,
 )
-from rollout_fixtures import (
+from harness.rollout import (
     BLUE,
     BOTH,
     GREEN,
@@ -48,9 +49,8 @@ from rollout_fixtures import (
     wait_rollout,
     wait_traffic_back,
 )
-
+from harness.serving import free_port
 from probes.test_probes_prometheus import _prometheus_binary
-from serving.helpers import free_port
 
 pytestmark = pytest.mark.e2e
 
