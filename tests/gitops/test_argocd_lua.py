@@ -13,18 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from harness.lua import lua_to_python, run_lua
+from harness.lua import ACTION_TESTS, ACTIONS, ARGOCD, HEALTH_TESTS, load, lua_to_python, run_lua
 from harness.scripts import load_script
 from modeldeploy.api import ModelDeploymentStatus, RolloutControl
 from modeldeploy.api.status import ControlAction
 
-REPO = Path(__file__).resolve().parents[2]
-ARGOCD = REPO / "argocd"
-ACTIONS = ARGOCD / "actions"
-HEALTH_TESTS = yaml.safe_load((ARGOCD / "health_test.yaml").read_text())["tests"]
-ACTION_TESTS = yaml.safe_load((ACTIONS / "action_test.yaml").read_text())
 # Argo CD action name -> the rolloutControl.action the operator understands.
 CONTROL = {
     "promote": ControlAction.promote,
@@ -32,10 +26,6 @@ CONTROL = {
     "abort": ControlAction.abort,
     "retry": ControlAction.retry,
 }
-
-
-def load(directory: Path, relative: str) -> dict:
-    return yaml.safe_load((directory / relative).read_text())
 
 
 def status_fixtures() -> list[tuple[Path, str]]:

@@ -9,7 +9,6 @@ import time
 
 import pytest
 import yaml
-from test_argocd_lua import ACTIONS, ARGOCD, lua_to_python, run_lua
 
 from harness.argocd import (
     NAMESPACE,
@@ -24,6 +23,7 @@ from harness.argocd import (
     synced_revision,
     watch_health,
 )
+from harness.lua import ACTIONS, ARGOCD, lua_to_python, run_lua
 from harness.operator import get_md, kubectl_apply, model_deployment, wait_for
 
 pytestmark = [pytest.mark.gitops, pytest.mark.e2e]

@@ -88,6 +88,25 @@ def start_cluster(*, quiet: bool = False) -> Cluster:
     return Cluster(kubeconfig=env["KUBECONFIG"], env=env)
 
 
+def prometheus_binary() -> Path:
+    """The binary tests/cluster/build.sh builds (cached); `cluster.sh env` says where."""
+    bin_dir = os.environ.get("MODELDEPLOY_BIN_DIR")
+    if not bin_dir:
+        out = subprocess.run(
+            ["bash", str(CLUSTER_SH), "env"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for line in out.splitlines():
+            if "MODELDEPLOY_BIN_DIR=" in line:
+                bin_dir = line.split("MODELDEPLOY_BIN_DIR=", 1)[1].strip().strip("'\"")
+    binary = Path(bin_dir or "") / "prometheus"
+    if not binary.is_file():  # a missing binary is a setup failure, never a skip
+        raise AssertionError(f"{binary} not found: run `bash tests/cluster/build.sh` first")
+    return binary
+
+
 def start_private_cluster(name: str, workdir: Path) -> tuple[Cluster, Callable[[], None]]:
     """A cluster of its own (same binaries and kwok Stages as tests/cluster/cluster.sh) with room for
     thousands of Services, so the benchmark neither hits the shared cluster's /24 nor starves other tests."""

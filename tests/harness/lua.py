@@ -1,11 +1,24 @@
-"""Argo CD's Lua (health checks, resource actions) run as Argo CD runs them: Lua 5.1 in its sandbox."""
+"""Argo CD's Lua (health checks, resource actions) run as Argo CD runs them, Lua 5.1 in its sandbox, and
+the test cases in Argo CD's format beside them (argocd/health_test.yaml, argocd/actions/action_test.yaml)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lupa import lua51
+
+REPO = Path(__file__).resolve().parents[2]
+ARGOCD = REPO / "argocd"
+ACTIONS = ARGOCD / "actions"
+HEALTH_TESTS = yaml.safe_load((ARGOCD / "health_test.yaml").read_text())["tests"]
+ACTION_TESTS = yaml.safe_load((ACTIONS / "action_test.yaml").read_text())
+
+
+def load(directory: Path, relative: str) -> dict:
+    return yaml.safe_load((directory / relative).read_text())
+
 
 # Argo CD's sandbox (util/lua/lua.go, runLua): only the package, base and table libraries, and a safe os
 # module with time and date reached only through require("os") -- OpenSafeOs registers them under `table`,

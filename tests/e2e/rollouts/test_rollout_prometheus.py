@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.cluster import prometheus_binary
 from harness.operator import (
     OperatorProcess,
     create_operator_identity,
@@ -50,7 +51,6 @@ from harness.rollout import (
     wait_traffic_back,
 )
 from harness.serving import free_port
-from probes.test_probes_prometheus import _prometheus_binary
 
 pytestmark = pytest.mark.e2e
 
@@ -99,7 +99,7 @@ def running_prometheus(root: Path, targets: Mapping[str, Mapping[str, str]]) -> 
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                str(_prometheus_binary()),
+                str(prometheus_binary()),
                 f"--config.file={root / 'prometheus.yml'}",
                 f"--storage.tsdb.path={root / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
