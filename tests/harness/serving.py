@@ -352,7 +352,7 @@ def moto_s3_requiring_auth(objects: dict[str, bytes], bucket: str = "private-mod
             httpx.post(f"{store.endpoint}/moto-api/reset-auth", content=str(MOTO_ANONYMOUS_ACTIONS).encode())
 
 
-def wait_for_status(client: httpx.Client, path: str, status: int, timeout: float = 10) -> httpx.Response:
+def wait_for_status(client: httpx.Client, path: str, status: int, timeout: float = 30) -> httpx.Response:
     """GETs `path` until it answers `status` (a signal handler or a hung call shows on the server's own
     time); the response, or a failed test naming the last one."""
 
