@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import collections
 import datetime as dt
-import importlib.util
 import json
 import os
 import signal
@@ -32,12 +31,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
+from kubernetes import client, config, watch
 
-from kubernetes import client, config, watch  # noqa: E402
-from operator_fixtures import (  # noqa: E402
+from harness.cluster import Cluster, start_private_cluster
+from harness.operator import (
     OperatorProcess,
     audit_timestamp,
     audit_writes,
@@ -47,86 +44,13 @@ from operator_fixtures import (  # noqa: E402
     is_ready,
     model_deployment,
 )
-
-from modeldeploy import desired  # noqa: E402
-from modeldeploy.desired.params import BuildParams  # noqa: E402
-from modeldeploy.k8s import Kube, load_api_client  # noqa: E402
-from modeldeploy.reconcile.core import parse_spec  # noqa: E402
-from modeldeploy.reconcile.observe import Observed  # noqa: E402
+from modeldeploy import desired
+from modeldeploy.desired.params import BuildParams
+from modeldeploy.k8s import Kube, load_api_client
+from modeldeploy.reconcile.core import parse_spec
+from modeldeploy.reconcile.observe import Observed
 
 IMAGE = "registry.example.internal/modelserve:e2e"
-
-
-def _session_conftest():
-    """tests/conftest.py by path: `import conftest` would find tests/e2e/conftest.py first."""
-    spec = importlib.util.spec_from_file_location("session_conftest", REPO / "tests" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-_conftest = _session_conftest()
-CLUSTER_SH, Cluster, _parse_exports = _conftest.CLUSTER_SH, _conftest.Cluster, _conftest._parse_exports
-
-
-def start_private_cluster(name: str, workdir: Path) -> tuple[Cluster, Callable[[], None]]:
-    """A cluster of its own (same binaries and kwok Stages as tests/cluster/cluster.sh) with room for
-    thousands of Services, so the benchmark neither hits the shared cluster's /24 nor starves other tests."""
-    subprocess.run(
-        ["bash", str(REPO / "tests" / "cluster" / "build.sh")], check=True, stdout=subprocess.DEVNULL
-    )
-    exports = subprocess.run(
-        ["bash", str(CLUSTER_SH), "env"], check=True, capture_output=True, text=True
-    ).stdout
-    shared = _parse_exports(exports, dict(os.environ))
-    bins = Path(shared["MODELDEPLOY_BIN_DIR"])
-    kubeconfig = workdir / "kubeconfig.yaml"
-    env = {**os.environ, "KWOK_WORKDIR": str(workdir / "kwok"), "KWOK_KUBECTL_BINARY": str(bins / "kubectl"),
-           "PATH": f"{bins}:{os.environ['PATH']}", "KUBECONFIG": str(kubeconfig)}  # fmt: skip
-    wide = "service-cluster-ip-range=10.0.0.0/16"
-    subprocess.run(
-        [str(bins / "kwokctl"), "create", "cluster", "--name", name, "--runtime", "binary",
-         *(f"--{c}-binary={bins / c}" for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler",
-                                                 "etcd")),
-         f"--kwok-controller-binary={bins / 'kwok'}", "--kube-authorization",
-         f"--kube-audit-policy={REPO / 'tests' / 'cluster' / 'audit-policy.yaml'}", "--enable-crds=Stage",
-         "--disable-qps-limits", f"--extra-args=kube-apiserver={wide}",
-         f"--extra-args=kube-controller-manager={wide}", f"--kubeconfig={kubeconfig}", "--wait=120s"],
-        check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    env["MODELDEPLOY_AUDIT_LOG"] = str(workdir / "kwok" / "clusters" / name / "logs" / "audit.log")
-    cluster = Cluster(kubeconfig=str(kubeconfig), env=env)
-
-    def delete() -> None:
-        subprocess.run([str(bins / "kwokctl"), "delete", "cluster", "--name", name], env=env, check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-
-    try:
-        cluster.kubectl("apply", "-f", shared["MODELDEPLOY_KWOK_STAGES"])
-        for i in range(2):
-            cluster.kubectl("apply", "-f", "-", input=json.dumps(NODE).replace("NAME", f"kwok-node-{i}"))
-        cluster.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
-    except BaseException:
-        delete()  # a half-started cluster must not outlive the run
-        raise
-    return cluster, delete
-
-
-NODE = {
-    "apiVersion": "v1",
-    "kind": "Node",
-    "metadata": {
-        "name": "NAME",
-        "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-        "labels": {"type": "kwok", "kubernetes.io/hostname": "NAME", "kubernetes.io/os": "linux"},
-    },
-    "status": {
-        "allocatable": {"cpu": "1000", "memory": "4Ti", "pods": "2000"},
-        "capacity": {"cpu": "1000", "memory": "4Ti", "pods": "2000"},
-    },
-}
 
 
 def new_namespace(cluster: Cluster, stem: str) -> str:

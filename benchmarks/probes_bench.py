@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -24,11 +23,10 @@ import numpy as np
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from modeldeploy.api import Analysis, QualityGate  # noqa: E402
-from modeldeploy.probes import (  # noqa: E402
+from harness.probes import file_server
+from harness.serving import iris_env, start_server
+from modeldeploy.api import Analysis, QualityGate
+from modeldeploy.probes import (
     MetricsSnapshot,
     ProbeClient,
     SeriesSelector,
@@ -38,8 +36,6 @@ from modeldeploy.probes import (  # noqa: E402
     parse_pod_counts,
     window_stats,
 )
-from probes.helpers import file_server  # noqa: E402
-from serving.helpers import iris_env, start_server  # noqa: E402
 
 TARGET = Target(namespace="bench", service="iris-preview", color="green")
 SELECTOR = SeriesSelector(model="iris", revision="bench", color="green")

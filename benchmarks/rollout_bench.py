@@ -21,8 +21,6 @@ import argparse
 import datetime as dt
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,20 +29,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-# tests/ first: its conftest (the cluster) shadows tests/e2e/conftest (the operator fixture).
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-sys.path.insert(0, str(REPO / "tests"))
+from kubernetes import client, config
 
-from kubernetes import client, config  # noqa: E402
-from operator_fixtures import (  # noqa: E402
+from harness.cluster import Cluster, start_cluster
+from harness.operator import (
     OperatorProcess,
     create_operator_identity,
     create_peering,
     install_crds,
     kubectl_apply,
 )
-from rollout_fixtures import (  # noqa: E402
+from harness.rollout import (
     Traffic,
     body,
     marker_rows,
@@ -58,20 +53,8 @@ from rollout_fixtures import (  # noqa: E402
     wait_all_ready,
 )
 
-from conftest import CLUSTER_SH, Cluster, _parse_exports  # noqa: E402
-
 POLL = 0.02
 PHASES = ("ready", "smoke", "back")
-
-
-def shared_cluster() -> Cluster:
-    subprocess.run(["bash", str(CLUSTER_SH), "up"], check=True, timeout=5400, stdout=subprocess.DEVNULL)
-    exports = subprocess.run(
-        ["bash", str(CLUSTER_SH), "env"], check=True, capture_output=True, text=True
-    ).stdout
-    env = _parse_exports(exports, dict(os.environ))
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("KUBECONFIG", "MODELDEPLOY_", "PATH"))})
-    return Cluster(kubeconfig=env["KUBECONFIG"], env=env)
 
 
 def poll_until(check: Callable[[], bool], timeout: float, what: str) -> float:
@@ -289,7 +272,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     phases = args.only or list(PHASES)
-    cluster = shared_cluster()
+    cluster = start_cluster(quiet=True)
     config.load_kube_config(cluster.kubeconfig)
     workdir = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
     ns = f"rollout-bench-{uuid.uuid4().hex[:6]}"

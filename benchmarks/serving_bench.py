@@ -38,6 +38,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.net import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 PEERS_DIR = REPO / "benchmarks" / "peers"
 LUA_SCRIPT = REPO / "benchmarks" / "wrk_post.lua"
@@ -151,14 +153,6 @@ class ServerSpec:
     infer_url: str
     api_key: str = ""
     grpc_target: str = ""  # host:port: the load is gRPC (grpc_load.py), not wrk
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def v2_body(input_name: str = "input") -> bytes:

@@ -14,7 +14,6 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,18 +22,16 @@ from pathlib import Path
 
 import httpx
 
+from harness.models import train_iris
+from harness.net import free_port
+
 BODY = '{"instances":[[5.1,3.5,1.4,0.2]]}'
 
 
 def train(directory: Path, fmt: str) -> Path:
     import joblib
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    X, y = load_iris(return_X_y=True)
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
+    model = train_iris()
     if fmt == "onnx":
         from skl2onnx import to_onnx
         from skl2onnx.common.data_types import FloatTensorType
@@ -46,12 +43,6 @@ def train(directory: Path, fmt: str) -> Path:
     path = directory / "iris.joblib"
     joblib.dump(model, path)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import json
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -24,11 +23,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-
-from operator_fixtures import (  # noqa: E402
+from harness.cluster import start_private_cluster
+from harness.operator import (
     OperatorProcess,
     create_operator_identity,
     create_peering,
@@ -36,7 +32,6 @@ from operator_fixtures import (  # noqa: E402
     is_ready,
     model_deployment,
 )
-from operator_scale import start_private_cluster  # noqa: E402
 
 TRICKLE_INTERVAL = 0.5  # seconds between bytes: the read deadline (30 s) ends each check, not the data
 

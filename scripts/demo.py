@@ -20,15 +20,9 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-import joblib
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from demo_plan import (
+from harness import poll
+from harness.demo_plan import (
     HELM_RELEASE_ANNOTATION,
     NAME,
     OUR_CRDS,
@@ -39,14 +33,13 @@ from demo_plan import (
     model_store_manifests,
     spec_for,
 )
+from harness.models import IRIS_ROWS, demo_files
 
 REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = os.environ.get("MODELDEPLOY_DEMO_NAMESPACE", "demo")
 RELEASE = os.environ.get("MODELDEPLOY_DEMO_RELEASE", "modeldeploy")
 RELEASE_NAMESPACE = os.environ.get("MODELDEPLOY_DEMO_RELEASE_NAMESPACE", "modeldeploy-system")
 TOOLS_IMAGE = "localhost/modeldeploy-tools:local"
-COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 STARTED = time.monotonic()
 
 
@@ -67,12 +60,10 @@ def get_json(*args: str) -> dict:
 
 
 def wait_for(what: str, probe, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := probe():
-            return found
-        time.sleep(0.5)
-    sys.exit(f"timed out after {timeout:.0f}s waiting for {what}")
+    try:
+        return poll.wait_for(probe, timeout=timeout, what=what)
+    except poll.WaitTimeout as timed_out:
+        sys.exit(str(timed_out))
 
 
 def real_node() -> tuple[str, str]:
@@ -93,26 +84,6 @@ def images() -> tuple[str, str]:
         out = subprocess.run(["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True).stdout
         env = dict(line.split("=", 1) for line in out.split())
     return env["MODELDEPLOY_OPERATOR_IMAGE"], env["MODELDEPLOY_SERVING_IMAGE"]
-
-
-def train() -> dict[str, bytes]:
-    """iris v1 and v2 (StandardScaler + LogisticRegression, joblib) and a labelled holdout CSV, as files."""
-    X, y = load_iris(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.4, random_state=3, stratify=y)
-    files = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for version, c in (("1", 0.05), ("2", 10.0)):
-            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500)).fit(
-                X_train, y_train
-            )
-            path = Path(tmp) / f"iris-v{version}.joblib"
-            joblib.dump(model, path)
-            files[path.name] = path.read_bytes()
-    rows = [",".join([*COLUMNS, "species"])] + [
-        ",".join([*(f"{v:.3f}" for v in row), str(label)]) for row, label in zip(X_test, y_test, strict=True)
-    ]
-    files["holdout.csv"] = ("\n".join(rows) + "\n").encode()
-    return files
 
 
 def install_chart(operator_image: str, serving_image: str, node: str, taint: str) -> None:
@@ -212,7 +183,7 @@ def follow(until, timeout: float, client: httpx.Client, url: str, answered: Coun
             steps.append(verdict)
             print(f"   step analysis: {json.dumps(verdict)}")
         # Twelve predictions a pass once the Service has a colour: the step's analysis never starves.
-        for row in ROWS * 4 if traffic else []:
+        for row in IRIS_ROWS * 4 if traffic else []:
             color, revision, answer = predict(client, url, row)
             answered[color] += 1
             if color == "-":
@@ -263,7 +234,9 @@ def deploy_v1(v1: dict) -> tuple[float, str]:
     ip = wait_for(f"Service {NAME}'s ClusterIP", cluster_ip, 60)
     # kube-proxy programs the Service's endpoints a moment after the pod turns Ready.
     with httpx.Client(timeout=2) as client:
-        wait_for(f"an answer through {ip}", lambda: predict(client, f"http://{ip}", ROWS[0])[0] != "-", 60)
+        wait_for(
+            f"an answer through {ip}", lambda: predict(client, f"http://{ip}", IRIS_ROWS[0])[0] != "-", 60
+        )
     print(f"   predictions go to the stable Service {NAME} at ClusterIP {ip}:80 (kube-proxy picks the pod)")
     return first_ready, ip
 
@@ -293,7 +266,7 @@ def main() -> None:
     install_chart(operator_image, serving_image, node, taint)
 
     say("Training iris v1 and v2 (StandardScaler + LogisticRegression) and a labelled holdout")
-    files = train()
+    files = demo_files()
     say(f"Model store: busybox httpd on {node} serving the files from a ConfigMap, Service {STORE}")
     start_model_store(files, node, taint)
     digests = {v: hashlib.sha256(files[f"iris-v{v}.joblib"]).hexdigest() for v in ("1", "2")}
@@ -323,7 +296,7 @@ def main() -> None:
             lambda st: st.get("phase") == "Healthy" and st.get("activeRevision") not in (None, v1_revision),
             600, client, url, answered, steps,
         )  # fmt: skip
-        after = Counter(predict(client, url, ROWS[i % 3])[0] for i in range(30))
+        after = Counter(predict(client, url, IRIS_ROWS[i % 3])[0] for i in range(30))
     report(final, steps)
     print(f"after promotion, 30 predictions through ClusterIP {ip} answered by: {dict(after)}")
     print(

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
-from chart_tools import CHART, REPO
+
+from harness.chart import CHART, REPO
 
 pytestmark = pytest.mark.chart
 CLUSTER_SH = REPO / "tests" / "cluster" / "cluster.sh"

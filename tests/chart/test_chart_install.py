@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_tools import CHART, helm
+
+from harness.chart import CHART, helm
 
 pytestmark = pytest.mark.chart
 CRDS = ("modeldeployments.modeldeploy.io", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev")
@@ -40,7 +41,7 @@ def release(cluster, namespace):
 @pytest.fixture(scope="module")
 def chart_identity(cluster, release, tmp_path_factory):
     """A kubeconfig carrying a token of the chart's ServiceAccount: the operator's in-cluster identity."""
-    from operator_fixtures import OperatorIdentity
+    from harness.operator import OperatorIdentity
 
     namespace, sa = release["namespace"], release["sa"]
     token = cluster.kubectl("create", "token", sa, "-n", namespace, "--duration=2h").stdout.strip()
@@ -107,7 +108,7 @@ def test_service_account_has_exactly_the_rights_it_needs(cluster, release, verb,
 @pytest.fixture(scope="module")
 def rolled_out(cluster, release, chart_identity, tmp_path_factory):
     """The operator, as the chart's ServiceAccount, deploys a model and rolls out a new version of it."""
-    from operator_fixtures import (
+    from harness.operator import (
         get_md,
         kubectl_apply,
         model_deployment,

@@ -10,7 +10,9 @@ import sys
 
 import pytest
 import yaml
-from chart_tools import CHART, CI_VALUES, KUBE_VERSION, REPO, find, helm, render
+
+from harness.chart import CHART, CI_VALUES, KUBE_VERSION, REPO, find, helm, render
+from harness.scripts import load_script
 
 pytestmark = pytest.mark.chart
 CHART_LABELS = {
@@ -276,8 +278,7 @@ def test_api_reference_is_generated_from_the_crd():
 
 
 def test_every_value_is_documented_and_in_the_schema():
-    sys.path.insert(0, str(REPO / "charts"))
-    from sync_chart_files import documented_values
+    documented_values = load_script(REPO / "charts" / "sync_chart_files.py").documented_values
 
     values_text = (CHART / "values.yaml").read_text()
     documented = {key for key, _, _ in documented_values(values_text)}

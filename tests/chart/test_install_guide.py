@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_tools import CHART, KUBE_VERSION, REPO, find
+
+from harness.chart import CHART, KUBE_VERSION, REPO, find
 
 GUIDE = REPO / "docs" / "install.md"
 SCRIPTS = {

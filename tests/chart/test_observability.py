@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -19,7 +18,9 @@ import httpx
 import joblib
 import pytest
 import yaml
-from chart_tools import REPO
+
+from harness.chart import REPO
+from harness.models import user_package
 
 pytestmark = pytest.mark.chart
 RULES = REPO / "alerts" / "modeldeploy.rules.yaml"
@@ -93,23 +94,16 @@ class Scraped:
 
 def _gated_candidate(models, directory: Path) -> Path:
     """The shuffled-label model (fails the quality gate) that also answers 500 for MARKER rows."""
-    sys.path.insert(0, str(models.package))
-    try:
-        import probe_models
-
+    with user_package(models.package, "probe_models") as probe_models:
         path = directory / "gated.joblib"
         joblib.dump(probe_models.FailOnMarker(joblib.load(models.bad)), path)
         return path
-    finally:
-        sys.path.remove(str(models.package))
-        sys.modules.pop("probe_models", None)
 
 
 def _send_traffic(blue, green, rounds: int) -> None:
     """Predictions to both colours: blue must answer 200, green (MARKER rows make it raise) 500."""
-    from rollout_fixtures import v2_body
-
-    from probes.helpers import clean_rows, marker_rows
+    from harness.probes import clean_rows, marker_rows
+    from harness.rollout import v2_body
 
     for _ in range(rounds):
         for server, row, expected in ((blue, clean_rows(1)[0], 200), (green, marker_rows(1)[0], 500)):
@@ -131,14 +125,15 @@ def scraped(cluster, namespace, tmp_path_factory) -> Iterator[Scraped]:
     """A real rollout first, so the operator exports every series the dashboard shows: v1 (good model)
     serves on blue; v2 on green fails its quality gate (check scores, traffic weights, an Aborted rollout).
     Then both colours take traffic (green answers 500 for MARKER rows) while Prometheus scrapes them."""
-    from operator_fixtures import (
+    from harness.operator import (
         create_operator_identity,
         create_peering,
         install_crds,
         kubectl_apply,
         running_operator,
     )
-    from rollout_fixtures import (
+    from harness.probes import file_server
+    from harness.rollout import (
         body,
         in_phase,
         revision,
@@ -150,9 +145,7 @@ def scraped(cluster, namespace, tmp_path_factory) -> Iterator[Scraped]:
         wait_all_ready,
         wait_rollout,
     )
-
-    from probes.helpers import file_server
-    from serving.helpers import free_port
+    from harness.serving import free_port
 
     work = tmp_path_factory.mktemp("observability")
     models = train_models(work / "models")

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_tools import REPO
+
+from harness.chart import REPO
 
 DOCKERFILE = REPO / "operator" / "Dockerfile"
 BUILDAH = [str(REPO / "tests" / "image" / "buildah.sh")]  # overlay storage where the kernel has it, else vfs
@@ -112,9 +113,8 @@ def _descendant_running(root: int, needle: bytes) -> int | None:
 def test_image_entrypoint_reconciles_an_example_against_the_local_api_server(
     image, cluster, namespace, tmp_path
 ):
-    from operator_fixtures import create_operator_identity, create_peering, install_crds, wait_ready
-
-    from serving.helpers import free_port
+    from harness.operator import create_operator_identity, create_peering, install_crds, wait_ready
+    from harness.serving import free_port
 
     install_crds(cluster)
     create_peering(cluster, namespace)

@@ -1,24 +1,11 @@
-"""The GitOps lane: one real Argo CD (and its git server) per session, and the operator per module.
-
-The operator's start helpers are the e2e harness's (tests/e2e/operator_fixtures.py).
-"""
+"""The GitOps lane: one real Argo CD (and its git server) per session; the operator per module is the
+harness's `operator` fixture."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-
-from argocd_harness import build_argocd, running_argocd
-from operator_fixtures import (
-    create_operator_identity,
-    create_peering,
-    install_crds,
-    running_operator,
-)
+from harness.argocd import build_argocd, running_argocd
 
 
 @pytest.fixture(scope="session")
@@ -43,14 +30,3 @@ def argocd(argocd_and_repo):
 @pytest.fixture(scope="session")
 def git_repo(argocd_and_repo):
     return argocd_and_repo[1]
-
-
-@pytest.fixture(scope="module")
-def operator(cluster, namespace, tmp_path_factory):
-    """The operator as a subprocess under its own ServiceAccount, watching this module's namespace."""
-    install_crds(cluster)
-    create_peering(cluster, namespace)
-    workdir = tmp_path_factory.mktemp("operator")
-    identity = create_operator_identity(cluster, namespace, workdir)
-    with running_operator(identity, namespace, workdir / "operator.log") as process:
-        yield process

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
-from test_argocd_lua import ACTIONS, lua_to_python, run_lua
+
+from harness.lua import lua_to_python, run_lua
 
 pytestmark = pytest.mark.e2e
-REPO_CRD = ACTIONS.parents[1] / "crds" / "modeldeployments.yaml"
+REPO = Path(__file__).resolve().parents[2]
+ACTIONS = REPO / "argocd" / "actions"
+REPO_CRD = REPO / "crds" / "modeldeployments.yaml"
 PAUSED_ROLLOUT = {
     "status": {
         "observedGeneration": 1,

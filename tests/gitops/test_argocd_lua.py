@@ -7,25 +7,18 @@ survive the operator's own status models unchanged, so a renamed status field br
 from __future__ import annotations
 
 import copy
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from lupa import lua51
 
+from harness.lua import ACTION_TESTS, ACTIONS, ARGOCD, HEALTH_TESTS, load, lua_to_python, run_lua
+from harness.scripts import load_script
 from modeldeploy.api import ModelDeploymentStatus, RolloutControl
 from modeldeploy.api.status import ControlAction
 
-REPO = Path(__file__).resolve().parents[2]
-ARGOCD = REPO / "argocd"
-ACTIONS = ARGOCD / "actions"
-HEALTH_TESTS = yaml.safe_load((ARGOCD / "health_test.yaml").read_text())["tests"]
-ACTION_TESTS = yaml.safe_load((ACTIONS / "action_test.yaml").read_text())
 # Argo CD action name -> the rolloutControl.action the operator understands.
 CONTROL = {
     "promote": ControlAction.promote,
@@ -33,44 +26,6 @@ CONTROL = {
     "abort": ControlAction.abort,
     "retry": ControlAction.retry,
 }
-
-
-def load(directory: Path, relative: str) -> dict:
-    return yaml.safe_load((directory / relative).read_text())
-
-
-# Argo CD's sandbox (util/lua/lua.go, runLua): only the package, base and table libraries, and a safe os
-# module with time and date reached only through require("os") -- OpenSafeOs registers them under `table`,
-# so the global `os` is nil, which the real Argo CD showed (tests/gitops/test_argocd_sync.py).
-SANDBOX = """
-local time, date = os.time, os.date
-package.loaded["os"] = nil
-package.preload["os"] = function() return {time = time, date = date} end
-os, io, debug, string, math, coroutine = nil, nil, nil, nil, nil, nil
-"""
-
-
-def run_lua(path: Path, obj: dict):
-    lua = lua51.LuaRuntime(unpack_returned_tuples=True)
-    lua.execute(SANDBOX)
-    lua.globals()["obj"] = lua.table_from(obj, recursive=True)
-    return lua.execute(path.read_text())
-
-
-def lua_to_python(value: Any, like: Any = None) -> Any:
-    """A Lua table as JSON-like Python; an empty table becomes [] where the input had a list (as Argo CD's
-    cleanReturnedObj does: Lua cannot tell an empty array from an empty object)."""
-    if lua51.lua_type(value) != "table":
-        return value
-    items = dict(value.items())
-    if not items:
-        return [] if isinstance(like, list) else {}
-    if all(isinstance(k, int) for k in items):
-        keys = sorted(items)
-        return [lua_to_python(items[k], like[i] if isinstance(like, list) and i < len(like) else None)
-                for i, k in enumerate(keys)]  # fmt: skip
-    like = like if isinstance(like, dict) else {}
-    return {k: lua_to_python(v, like.get(k)) for k, v in items.items()}
 
 
 def status_fixtures() -> list[tuple[Path, str]]:
@@ -130,9 +85,7 @@ def test_action_writes_the_expected_rollout_control_request(case):
 
 
 def test_every_action_is_discovered_rendered_and_tested():
-    spec = importlib.util.spec_from_file_location("render_argocd_cm", ARGOCD / "render_argocd_cm.py")
-    renderer = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(renderer)
+    renderer = load_script(ARGOCD / "render_argocd_cm.py")
     rendered = renderer.ACTIONS
     on_disk = {p.parent.name for p in ACTIONS.glob("*/action.lua")}
     discovered = {a["name"] for case in ACTION_TESTS["discoveryTests"] for a in case["result"]}

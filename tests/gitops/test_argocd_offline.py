@@ -5,8 +5,9 @@ shipped argocd-cm: it must agree with the expectations our lupa tests (test_argo
 from __future__ import annotations
 
 import pytest
-from argocd_harness import offline_action_changes, offline_actions, offline_health
-from test_argocd_lua import ACTION_TESTS, ACTIONS, ARGOCD, HEALTH_TESTS, load
+
+from harness.argocd import offline_action_changes, offline_actions, offline_health
+from harness.lua import ACTION_TESTS, ACTIONS, ARGOCD, HEALTH_TESTS, load
 
 pytestmark = pytest.mark.gitops
 

@@ -9,7 +9,8 @@ import time
 
 import pytest
 import yaml
-from argocd_harness import (
+
+from harness.argocd import (
     NAMESPACE,
     OWNER,
     PROMOTER,
@@ -22,8 +23,8 @@ from argocd_harness import (
     synced_revision,
     watch_health,
 )
-from operator_fixtures import get_md, kubectl_apply, model_deployment, wait_for
-from test_argocd_lua import ACTIONS, ARGOCD, lua_to_python, run_lua
+from harness.lua import ACTIONS, ARGOCD, lua_to_python, run_lua
+from harness.operator import get_md, kubectl_apply, model_deployment, wait_for
 
 pytestmark = [pytest.mark.gitops, pytest.mark.e2e]
 APP = "iris-models"

@@ -3,7 +3,6 @@ processes on loopback as the colours' pods, and a loopback HTTP server holding t
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +18,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from serving.helpers import Server, iris_env, start_server
-
-from .helpers import IRIS_COLUMNS, PROBE_MODELS, file_server, write_csv
+from harness.models import IRIS_COLUMNS, train_iris, user_package
+from harness.probes import PROBE_MODELS, file_server, write_csv
+from harness.serving import Server, iris_env, start_server
 
 SERVING_MODULES = ("test_probes_serving", "test_probes_prometheus", "test_probes_checks")
 
@@ -51,10 +50,6 @@ def probe_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _train(X: np.ndarray, y: np.ndarray):
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
-
-
 @pytest.fixture(scope="session")
 def model_files(iris_split, probe_models_dir: Path, probe_package: Path) -> dict[str, Path]:
     """good: ~0.95 accuracy; bad: trained on shuffled labels (~chance); weaker: looks at the two sepal
@@ -62,25 +57,20 @@ def model_files(iris_split, probe_models_dir: Path, probe_package: Path) -> dict
     X_train, _, y_train, _ = iris_split
     shuffled = np.random.default_rng(0).permutation(y_train)
     sepal_only = ColumnTransformer([("sepal", "passthrough", [0, 1])])
-    good = _train(X_train, y_train)
+    good = train_iris(X_train, y_train)
     built = {
         "good": good,
-        "bad": _train(X_train, shuffled),
+        "bad": train_iris(X_train, shuffled),
         "weaker": make_pipeline(sepal_only, StandardScaler(), LogisticRegression(max_iter=500)).fit(
             X_train, y_train
         ),
     }
-    sys.path.insert(0, str(probe_package))
-    try:
-        import probe_models
-
+    with user_package(probe_package, "probe_models", forget=False) as probe_models:
         built["failing"] = probe_models.FailOnMarker(good)
         paths = {}
         for name, model in built.items():
             paths[name] = probe_models_dir / f"{name}.joblib"
             joblib.dump(model, paths[name])
-    finally:
-        sys.path.remove(str(probe_package))
     return paths
 
 

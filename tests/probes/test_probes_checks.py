@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from harness.probes import clean_rows, marker_rows, run_probe, send_rows
 from modeldeploy.api import ModelDeploymentStatus, parse_spec
 from modeldeploy.desired.rollout import Check
 from modeldeploy.probes import StaticResolver
 from modeldeploy.probes.checks import CHECK_NAMES, CheckContext, analysis_with_stats, color_stats, run_check
 
 from .conftest import ANALYSIS_REVISION
-from .helpers import clean_rows, marker_rows, run_probe, send_rows
 
 V2 = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
 

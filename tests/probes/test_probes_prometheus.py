@@ -4,7 +4,6 @@ born inside the window, and traffic before the window left out."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.cluster import prometheus_binary
+from harness.probes import clean_rows, marker_rows, run_probe, send_rows
+from harness.serving import Server, free_port, iris_env, start_server
 from modeldeploy.api import Analysis
 from modeldeploy.probes import SeriesSelector, StaticResolver, Target
-from serving.helpers import Server, free_port, iris_env, start_server
-
-from .helpers import clean_rows, marker_rows, run_probe, send_rows
 
 REPO = Path(__file__).resolve().parents[2]
 REVISION = "rev-prom"
@@ -27,25 +26,6 @@ ANALYSIS = Analysis(max_error_rate=0.05, max_latency_p99_ms=2000, min_requests=2
 TARGET = Target(namespace="ml", service="iris-preview", color="green")
 SCRAPE_SECONDS = 1
 QUIET_SECONDS = 2.5  # > 2 scrape intervals: the last sample before `since` has seen all earlier traffic
-
-
-def _prometheus_binary() -> Path:
-    """The binary tests/cluster/build.sh builds (cached); `cluster.sh env` says where."""
-    bin_dir = os.environ.get("MODELDEPLOY_BIN_DIR")
-    if not bin_dir:
-        out = subprocess.run(
-            ["bash", str(REPO / "tests/cluster/cluster.sh"), "env"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for line in out.splitlines():
-            if "MODELDEPLOY_BIN_DIR=" in line:
-                bin_dir = line.split("MODELDEPLOY_BIN_DIR=", 1)[1].strip().strip("'\"")
-    binary = Path(bin_dir or "") / "prometheus"
-    if not binary.is_file():  # a missing binary is a setup failure, never a skip
-        raise AssertionError(f"{binary} not found: run `bash tests/cluster/build.sh` first")
-    return binary
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +65,7 @@ def prometheus(tmp_path_factory, prom_pods: list[Server]) -> Iterator[str]:
     log = (root / "prometheus.log").open("wb")
     process = subprocess.Popen(
         [
-            str(_prometheus_binary()),
+            str(prometheus_binary()),
             f"--config.file={config}",
             f"--storage.tsdb.path={root / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",

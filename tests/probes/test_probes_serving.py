@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from harness.probes import clean_rows, marker_rows, run_probe, send_rows
 from modeldeploy.api import Analysis, Evaluation, QualityGate, Smoke
 from modeldeploy.probes import MetricsSnapshot, SeriesSelector, StaticResolver, Target
 
 from .conftest import ANALYSIS_REVISION
-from .helpers import clean_rows, marker_rows, run_probe, send_rows
 
 NS = "ml"
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from operator_fixtures import (
+
+from harness.operator import (
     WRITE_VERBS,
     OperatorProcess,
     audit_requests,
@@ -33,7 +34,6 @@ from operator_fixtures import (
     wait_for,
     wait_ready,
 )
-
 from modeldeploy.api.status import CUT_MARK, Condition
 
 from .hostile import SECRET, Origin, hostile_origin

@@ -8,7 +8,8 @@ once or is listed below with the reason it is kept."""
 from __future__ import annotations
 
 import pytest
-from operator_fixtures import (
+
+from harness.operator import (
     audit_requests,
     audit_timestamp,
     chart_rbac,

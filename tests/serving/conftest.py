@@ -9,11 +9,10 @@ import joblib
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
-from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.linear_model import LinearRegression
 
-from .helpers import CUSTOM_PACKAGE, Server, iris_env, start_server
+from harness.models import save_iris
+from harness.serving import CUSTOM_PACKAGE, Server, iris_env, start_server
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -36,10 +35,7 @@ def iris_data() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="session")
 def iris_joblib(models_dir: Path, iris_data) -> Path:
     X, y = iris_data
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
-    path = models_dir / "iris.joblib"
-    joblib.dump(model, path)
-    return path
+    return save_iris(models_dir / "iris.joblib", X, y)
 
 
 @pytest.fixture(scope="session")

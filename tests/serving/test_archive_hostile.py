@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.serving import run_to_exit
 from modelserve.archive import ArchiveError, unpack
-
-from .helpers import run_to_exit
 
 MAX_BYTES = 100_000
 MAX_FILES = 5

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .helpers import iris_env, start_server
+from harness.serving import iris_env, start_server
 
 V1 = "/v1/models/iris:predict"
 BODY = {"instances": [[5.1, 3.5, 1.4, 0.2]]}

@@ -6,14 +6,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from harness.serving import iris_env, run_to_exit, start_server, wait_for_status
 from modelserve.settings import Settings
-
-from .helpers import iris_env, run_to_exit, start_server
 
 README = Path(__file__).resolve().parents[2] / "serving-image" / "README.md"
 
@@ -199,16 +197,6 @@ def test_401_429_and_draining_503_carry_the_identity_headers(limited_server):
     draining = wait_for_status(client, "/v2/health/ready", 503)
     for resp in (unauthorised, first, limited, draining):
         assert_identity(resp)
-
-
-def wait_for_status(client, path: str, status: int, attempts: int = 200):
-    """The signal handler runs on the server's loop: poll until the new status shows (bounded)."""
-    for _ in range(attempts):
-        resp = client.get(path)
-        if resp.status_code == status:
-            return resp
-        time.sleep(0.05)
-    raise AssertionError(f"{path} never answered {status}; last {resp.status_code}")
 
 
 def test_exit_code_table_is_complete():

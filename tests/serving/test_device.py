@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness.serving import run_to_exit, start_server
 from modelserve.errors import ModelLoadError
 from modelserve.runtimes.device import DeviceChoice, choose_device, device_of, onnx_providers, torch_device
 
-from .helpers import run_to_exit, start_server
 from .test_formats import build_onnx
 
 CUDA_BUILD = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]

@@ -7,9 +7,9 @@ import csv
 import numpy as np
 import pytest
 
+from harness.serving import iris_env, start_server
 from modelserve.drift import categorical_profile, numeric_profile, psi
 
-from .helpers import iris_env, start_server
 from .test_observability import samples
 
 V1 = "/v1/models/iris:predict"

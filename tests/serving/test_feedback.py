@@ -10,9 +10,9 @@ import numpy as np
 import orjson
 import pytest
 
+from harness.serving import iris_env, start_server
 from modelserve.feedback import PredictionSigner
 
-from .helpers import iris_env, start_server
 from .test_observability import LABELS, samples, value
 
 V1 = "/v1/models/iris:predict"

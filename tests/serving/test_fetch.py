@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import free_port, moto_s3
+from harness.serving import free_port, moto_s3
 
 PAYLOAD = os.urandom(300_000)
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()

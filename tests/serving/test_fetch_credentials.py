@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.serving import moto_s3_requiring_auth
 from modeldeploy.desired.pods import pod_failure
-
-from .helpers import moto_s3_requiring_auth
 
 PAYLOAD = os.urandom(200_000)
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()

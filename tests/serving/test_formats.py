@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .helpers import Server, iris_env, run_to_exit, start_server
+from harness.serving import Server, iris_env, run_to_exit, start_server
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 

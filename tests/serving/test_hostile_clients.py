@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -12,62 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import Server, custom_model, iris_env, run_to_exit, start_server
+from harness.hostile import connect, keep_alive_request, read_until_closed, trickle
+from harness.serving import custom_model, iris_env, run_to_exit, start_server, wait_for_status
 
 V1 = "/v1/models/iris:predict"
 V2 = "/v2/models/iris/infer"
 ROW = [5.1, 3.5, 1.4, 0.2]
 HUGE = "9" * 400
-
-
-def connect(server: Server) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-def read_until_closed(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
-    """Everything the server sends until it closes (True) or `timeout` passes (False)."""
-    data = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            continue
-        except ConnectionResetError:
-            return data, True
-        if not chunk:
-            return data, True
-        data += chunk
-    return data, False
-
-
-def trickle(sock: socket.socket, head: bytes, drip: bytes, every: float, for_seconds: float) -> bool:
-    """Send `head`, then `drip` every `every` seconds; False once the server has closed the connection."""
-    sock.sendall(head)
-    deadline = time.monotonic() + for_seconds
-    while time.monotonic() < deadline:
-        time.sleep(every)
-        try:
-            sock.sendall(drip)
-        except (BrokenPipeError, ConnectionResetError):
-            return False
-    return True
-
-
-def keep_alive_request(sock: socket.socket) -> bytes:
-    body = json.dumps({"instances": [ROW]}).encode()
-    sock.sendall(
-        b"POST " + V1.encode() + b" HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body) + body
-    )
-    sock.settimeout(10)
-    answer = b""
-    while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
-        answer += sock.recv(65536)
-    return answer
 
 
 def v2_tensor(row: list[float], datatype: str = "FP64") -> dict:
@@ -333,20 +283,11 @@ def hanging_server(tmp_path, custom_package, models_dir, iris_data):
     server.stop()
 
 
-def wait_for_status(server: Server, path: str, status: int, timeout: float) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while True:
-        resp = server.client.get(path)
-        if resp.status_code == status or time.monotonic() > deadline:
-            return resp
-        time.sleep(0.1)
-
-
 def test_liveness_fails_when_a_model_call_hangs(hanging_server):
     assert hanging_server.client.get("/v2/health/live").status_code == 200
     resp = hanging_server.client.post(V1, json={"instances": [ROW]})
     assert resp.status_code == 504
-    live = wait_for_status(hanging_server, "/v2/health/live", 503, timeout=5)
+    live = wait_for_status(hanging_server.client, "/v2/health/live", 503, timeout=5)
     assert live.status_code == 503
     assert "no progress" in live.json()["error"]
 

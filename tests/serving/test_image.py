@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -39,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from harness.net import free_port
 
 # A cold cache builds the base and the image first (about 5 minutes here); later runs reuse both.
 pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
@@ -155,12 +156,6 @@ def buildah_run(
     for key, value in env.items():
         argv += ["--env", f"{key}={value}"]
     return [*argv, container, "--", *command]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http(url: str, body: dict | None = None) -> tuple[int, dict]:

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from .helpers import IRIS_IDENTITY, custom_model, identity, iris_env, start_server
+from harness.serving import IRIS_IDENTITY, custom_model, identity, iris_env, start_server
 
 V1 = "/v1/models/iris:predict"
 

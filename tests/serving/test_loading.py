@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import custom_model, iris_env, run_to_exit, sha256_file, start_server
+from harness.serving import custom_model, iris_env, run_to_exit, sha256_file, start_server
 
 
 def test_pickle_without_digest_or_waiver_is_refused(tmp_path, iris_joblib):

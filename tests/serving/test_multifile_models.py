@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.serving import base_env, moto_s3, run_to_exit, start_server, static_http_origin
 from modelserve.manifest import build_manifest
-
-from .helpers import base_env, moto_s3, run_to_exit, start_server, static_http_origin
 
 NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 SCHEMA = {"features": [{"name": n, "dtype": "float", "min": 0, "max": 10} for n in NAMES]}

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .helpers import iris_env, start_server
+from harness.serving import iris_env, start_server
 
 V1 = "/v1/models/iris:predict"
 LABELS = {"model": "iris", "version": "3", "revision": "7c9f1e2", "color": "blue"}

@@ -16,9 +16,8 @@ from collections import Counter
 import httpx
 import pytest
 
+from harness.serving import iris_env, start_server
 from modelserve.reqlog import CHUNK_BYTES, LineBuffer
-
-from .helpers import iris_env, start_server
 
 V1 = "/v1/models/iris:predict"
 ROW = [5.1, 3.5, 1.4, 0.2]

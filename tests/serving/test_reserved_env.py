@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.serving import iris_env, run_to_exit, start_server
 from modelserve.settings import misspelt_settings
-
-from .helpers import iris_env, run_to_exit, start_server
 
 V1 = "/v1/models/iris:predict"
 BODY = {"instances": [[5.1, 3.5, 1.4, 0.2]]}

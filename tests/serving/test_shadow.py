@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .helpers import Server, iris_env, start_server
+from harness.serving import Server, iris_env, start_server
 
 FEATURES = ["feature_0", "feature_1", "feature_2", "feature_3"]
 TOKEN = "test-shadow-token-0123456789"

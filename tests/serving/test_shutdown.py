@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from .helpers import custom_model, iris_env, start_server
+from harness.serving import custom_model, iris_env, start_server
 
 V1 = "/v1/models/iris:predict"
 

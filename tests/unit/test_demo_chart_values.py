@@ -1,4 +1,4 @@
-"""What the demo deploys on the real node (scripts/demo_plan.py): chart values the chart's schema accepts,
+"""What the demo deploys on the real node (harness.demo_plan): chart values the chart's schema accepts,
 pods that fit the node's CPU budget, specs the operator accepts, and CRDs adopted or left to their release."""
 
 from __future__ import annotations
@@ -6,17 +6,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from harness import demo_plan
 from modeldeploy.api import parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-import demo_plan  # noqa: E402
 
 NODE, TAINT = "real-0", "modeldeploy.io/real-node"
 

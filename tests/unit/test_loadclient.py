@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-CLIENT = Path(__file__).resolve().parents[1] / "loadclient" / "loadclient.py"
-sys.path.insert(0, str(CLIENT.parent))
+from harness.scripts import load_script
 
-import loadclient  # noqa: E402
+CLIENT = Path(__file__).resolve().parents[1] / "loadclient" / "loadclient.py"
+loadclient = load_script(CLIENT)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -2,16 +2,11 @@
 and the start-up verdict."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-E2E = Path(__file__).resolve().parents[1] / "e2e"
-sys.path[:0] = [str(E2E), str(E2E / "realnode")]
-
-from load_pods import all_answers_from, load_pod_manifests, parse_load_log, step_windows  # noqa: E402
-from startup_probe import Attempt, last_not_ready, outcomes_while_not_ready  # noqa: E402
+from harness.realnode.load_pods import all_answers_from, load_pod_manifests, parse_load_log, step_windows
+from harness.realnode.startup_probe import Attempt, last_not_ready, outcomes_while_not_ready
 
 SPLIT = {"blue": 50, "green": 50}
 

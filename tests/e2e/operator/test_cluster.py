@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config, watch
+
+from harness.poll import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -43,18 +44,6 @@ WIDGET_CRD = {
         ],
     },
 }
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.5):
-    """Polls until predicate() is truthy and returns its value; fails the test with the last value."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"condition not met within {timeout}s (last value: {value!r})")
 
 
 @pytest.fixture(scope="module")

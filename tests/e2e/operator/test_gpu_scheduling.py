@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from operator_fixtures import condition, get_md, kubectl_apply, model_deployment, wait_for, wait_ready
+
+from harness.operator import condition, get_md, kubectl_apply, model_deployment, wait_for, wait_ready
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from operator_fixtures import (
+
+from harness.operator import (
     condition,
     get_md,
     get_obj,

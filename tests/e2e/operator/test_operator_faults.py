@@ -5,7 +5,8 @@ message."""
 from __future__ import annotations
 
 import pytest
-from operator_fixtures import (
+
+from harness.operator import (
     FAULT_IMAGE,
     MODEL_LOAD_MESSAGE,
     WARMUP_MESSAGE,

@@ -4,7 +4,8 @@ and a SIGTERM is a clean shutdown."""
 from __future__ import annotations
 
 import pytest
-from operator_fixtures import (
+
+from harness.operator import (
     OperatorProcess,
     create_operator_identity,
     create_peering,

@@ -10,7 +10,9 @@ import os
 import time
 
 import pytest
-from operator_fixtures import (
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.operator import (
     OperatorProcess,
     audit_timestamp,
     audit_writes,
@@ -23,7 +25,6 @@ from operator_fixtures import (
     running_operator,
     wait_for,
 )
-from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.e2e
 COUNT = int(os.environ.get("MODELDEPLOY_E2E_STEADY_COUNT", "50"))

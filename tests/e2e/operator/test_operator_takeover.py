@@ -4,7 +4,8 @@ untouched (the ModelDeployment reports NameConflict and writes nothing), and a n
 from __future__ import annotations
 
 import pytest
-from operator_fixtures import (
+
+from harness.operator import (
     condition,
     get_md,
     get_obj,

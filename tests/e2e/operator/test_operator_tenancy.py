@@ -12,7 +12,8 @@ import threading
 import time
 
 import pytest
-from operator_fixtures import (
+
+from harness.operator import (
     REPO,
     OperatorProcess,
     audit_timestamp,

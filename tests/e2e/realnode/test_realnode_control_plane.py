@@ -14,7 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from realnode_pods import exec_in, require_real_node, root_command, start_tools_pod
+
+from harness.realnode.pods import exec_in, require_real_node, root_command, start_tools_pod
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realnode]
 

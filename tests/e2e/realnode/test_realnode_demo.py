@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fresh_crds import OUR_CRDS, existing, without_our_crds
-from realnode_pods import require_real_node
+
+from harness.realnode.fresh_crds import OUR_CRDS, existing, without_our_crds
+from harness.realnode.pods import require_real_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realnode]
 

@@ -10,7 +10,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from realnode_pods import CLUSTER_SH, exec_in, pod_manifest, require_real_node, start_tools_pod, wait_for
+
+from harness.realnode.pods import (
+    CLUSTER_SH,
+    exec_in,
+    pod_manifest,
+    require_real_node,
+    start_tools_pod,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realnode]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,19 +16,25 @@ from pathlib import Path
 
 import pytest
 from faulty_models import FAIL_SHARE, flaky_iris
-from load_pods import all_answers_from, finish_load, run_load, start_load, step_windows, stop_load
-from operator_fixtures import install_crds, wait_for
-from realnode_pods import pod_manifest, require_real_node
-from startup_probe import last_not_ready, outcomes_while_not_ready, probe_until_ready
 
+from harness.demo_plan import NAME, chart_values, model_store_manifests, spec_for, store_url
+from harness.models import IRIS_ROWS, demo_files
+from harness.operator import install_crds, wait_for
+from harness.realnode.load_pods import (
+    all_answers_from,
+    finish_load,
+    run_load,
+    start_load,
+    step_windows,
+    stop_load,
+)
+from harness.realnode.pods import pod_manifest, require_real_node
+from harness.realnode.startup_probe import last_not_ready, outcomes_while_not_ready, probe_until_ready
 from modeldeploy.desired.pods import pod_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realnode]
 
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "scripts"))
-from demo import ROWS, train  # noqa: E402  (the demo's models and holdout, trained here)
-from demo_plan import NAME, chart_values, model_store_manifests, spec_for, store_url  # noqa: E402
 
 RELEASE = "releases-e2e"
 TOOLS_IMAGE = "localhost/modeldeploy-tools:local"
@@ -37,7 +42,7 @@ RATE = 30  # requests/s: the load pod, the servers and the operator share the no
 RELEASE_CAP = 240  # seconds of load at most per release; the load stops a few seconds after its outcome
 TAIL = 4  # seconds of load kept after the outcome: the answers after the switch are measured too
 SHARE_TOLERANCE = 10  # percentage points
-BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": ROWS[0]}]}
+BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROWS[0]}]}
 LANE_STARTED = time.monotonic()
 
 
@@ -123,7 +128,7 @@ def stack(cluster, namespace):
             "--timeout",
             "5m",
         )
-        files = train()
+        files = demo_files()  # the demo's models and holdout, trained here
         wrong = files["holdout.csv"].decode().splitlines()
         # The same rows with every label moved to the next class: any good model fails a gate on it.
         files["holdout-wrong.csv"] = (
@@ -164,7 +169,7 @@ def stack(cluster, namespace):
 @dataclass
 class Release:
     applied_at: float
-    load: object  # load_pods.LoadRun
+    load: object  # harness.realnode.load_pods.LoadRun
     timeline: list[tuple[float, dict[str, int]]]  # (wall clock, {colour: weight}) as the test saw the status
     phases: list[tuple[float, str]]
     final: dict

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from operator_fixtures import MODEL_LOAD_MESSAGE, condition, get_obj, kubectl_apply, wait_for
-from rollout_fixtures import (
+
+from harness.operator import MODEL_LOAD_MESSAGE, condition, get_obj, kubectl_apply, wait_for
+from harness.rollout import (
     BROKEN_IMAGES,
     EndpointWatcher,
     NamespaceWatcher,

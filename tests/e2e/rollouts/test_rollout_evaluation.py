@@ -20,7 +20,8 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from operator_fixtures import (
+
+from harness.operator import (
     OperatorProcess,
     condition,
     create_operator_identity,
@@ -30,7 +31,8 @@ from operator_fixtures import (
     kubectl_apply,
     wait_for,
 )
-from rollout_fixtures import (
+from harness.probes import _QuietHandler
+from harness.rollout import (
     EndpointWatcher,
     Pair,
     body,
@@ -47,8 +49,6 @@ from rollout_fixtures import (
     wait_all_ready,
     wait_rollout,
 )
-
-from probes.helpers import _QuietHandler
 
 pytestmark = pytest.mark.e2e
 

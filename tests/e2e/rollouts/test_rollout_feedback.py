@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from operator_fixtures import (
+from sklearn.datasets import load_iris
+
+from harness.operator import (
     OperatorProcess,
     condition,
     create_operator_identity,
@@ -19,7 +21,7 @@ from operator_fixtures import (
     install_crds,
     kubectl_apply,
 )
-from rollout_fixtures import (
+from harness.rollout import (
     body,
     event_reasons,
     events,
@@ -34,7 +36,6 @@ from rollout_fixtures import (
     wait_all_ready,
     wait_rollout,
 )
-from sklearn.datasets import load_iris
 
 pytestmark = pytest.mark.e2e
 

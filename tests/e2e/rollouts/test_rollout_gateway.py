@@ -4,7 +4,8 @@ per-colour Services, with a header match that pins chosen users to the candidate
 from __future__ import annotations
 
 import pytest
-from operator_fixtures import (
+
+from harness.operator import (
     REPO,
     OperatorProcess,
     create_operator_identity,
@@ -14,7 +15,7 @@ from operator_fixtures import (
     kubectl_apply,
     wait_for,
 )
-from rollout_fixtures import (
+from harness.rollout import (
     EndpointWatcher,
     RouteWatcher,
     Traffic,

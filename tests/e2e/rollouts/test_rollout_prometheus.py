@@ -18,7 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from operator_fixtures import (
+
+from harness.cluster import prometheus_binary
+from harness.operator import (
     OperatorProcess,
     create_operator_identity,
     create_peering,
@@ -26,7 +28,7 @@ from operator_fixtures import (
     kubectl_apply,
     wait_for,
 )
-from rollout_fixtures import (
+from harness.rollout import (
     BLUE,
     BOTH,
     GREEN,
@@ -48,9 +50,7 @@ from rollout_fixtures import (
     wait_rollout,
     wait_traffic_back,
 )
-
-from probes.test_probes_prometheus import _prometheus_binary
-from serving.helpers import free_port
+from harness.serving import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -99,7 +99,7 @@ def running_prometheus(root: Path, targets: Mapping[str, Mapping[str, str]]) -> 
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                str(_prometheus_binary()),
+                str(prometheus_binary()),
                 f"--config.file={root / 'prometheus.yml'}",
                 f"--storage.tsdb.path={root / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",

@@ -26,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from operator_fixtures import (
+
+from harness.operator import (
     OperatorProcess,
     create_operator_identity,
     create_peering,
@@ -36,7 +37,8 @@ from operator_fixtures import (
     kubectl_apply,
     wait_for,
 )
-from rollout_fixtures import (
+from harness.probes import file_server
+from harness.rollout import (
     BLUE,
     BOTH,
     GREEN,
@@ -56,9 +58,7 @@ from rollout_fixtures import (
     wait_all_ready,
     wait_rollout,
 )
-
-from probes.helpers import file_server
-from serving.helpers import Server
+from harness.serving import Server
 
 pytestmark = pytest.mark.e2e
 

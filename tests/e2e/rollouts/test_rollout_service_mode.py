@@ -11,7 +11,8 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from operator_fixtures import (
+
+from harness.operator import (
     OperatorProcess,
     condition,
     create_operator_identity,
@@ -20,7 +21,8 @@ from operator_fixtures import (
     kubectl_apply,
     wait_for,
 )
-from rollout_fixtures import (
+from harness.probes import file_server
+from harness.rollout import (
     BLUE,
     BOTH,
     GREEN,
@@ -44,8 +46,6 @@ from rollout_fixtures import (
     wait_rollout,
     wait_traffic_back,
 )
-
-from probes.helpers import file_server
 
 pytestmark = pytest.mark.e2e
 

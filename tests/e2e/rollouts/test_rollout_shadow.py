@@ -17,7 +17,12 @@ from pathlib import Path
 import httpx
 import joblib
 import pytest
-from operator_fixtures import (
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from harness.operator import (
     OperatorProcess,
     create_operator_identity,
     create_peering,
@@ -25,7 +30,8 @@ from operator_fixtures import (
     install_crds,
     kubectl_apply,
 )
-from rollout_fixtures import (
+from harness.probes import clean_rows
+from harness.rollout import (
     BLUE,
     EndpointWatcher,
     Pair,
@@ -41,13 +47,7 @@ from rollout_fixtures import (
     v2_body,
     wait_rollout,
 )
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-
-from probes.helpers import clean_rows
-from serving.helpers import Server, iris_env, start_server
+from harness.serving import Server, iris_env, start_server
 
 pytestmark = pytest.mark.e2e
 

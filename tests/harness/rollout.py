@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,18 +23,17 @@ import httpx
 import joblib
 import numpy as np
 import pytest
-from operator_fixtures import FAULT_STAGES, REPO, get_md, kubectl_apply, wait_for
 from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
+from harness.models import IRIS_COLUMNS, train_iris, user_package
+from harness.operator import FAULT_STAGES, REPO, get_md, kubectl_apply
+from harness.poll import WaitTimeout, wait_for
+from harness.probes import MARKER, PROBE_MODELS, clean_rows, marker_rows, write_csv
+from harness.serving import Server, iris_env, start_server
 from modeldeploy.api import parse_spec
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.revision import revision_of
-from probes.helpers import IRIS_COLUMNS, MARKER, PROBE_MODELS, clean_rows, marker_rows, write_csv
-from serving.helpers import Server, iris_env, start_server
 
 # A deleted pod keeps answering through its preStop sleep while endpoints drain; kwok deletes pods at once,
 # so an endpoint that outlives its pod by less than that sleep is what a real kubelet would still serve.
@@ -69,16 +67,13 @@ def train_models(root: Path) -> Models:
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.4, random_state=7, stratify=y)
 
     def fit(labels: np.ndarray):
-        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X_train, labels)
+        return train_iris(X_train, labels)
 
     package = root / "userpkg"
     (package / "probe_models").mkdir(parents=True)
     (package / "probe_models" / "__init__.py").write_text(PROBE_MODELS)
     good = fit(y_train)
-    sys.path.insert(0, str(package))
-    try:
-        import probe_models
-
+    with user_package(package, "probe_models") as probe_models:
         failing = probe_models.FailOnMarker(good)
         paths = {}
         for name, model in {
@@ -88,9 +83,6 @@ def train_models(root: Path) -> Models:
         }.items():
             paths[name] = root / f"{name}.joblib"
             joblib.dump(model, paths[name])
-    finally:
-        sys.path.remove(str(package))
-        sys.modules.pop("probe_models", None)
     holdout = root / "datasets"
     holdout.mkdir()
     rows = [[*map(float, x), int(label)] for x, label in zip(X_test, y_test, strict=True)]
@@ -408,7 +400,7 @@ def wait_rollout(
 
     try:
         return wait_for(check, timeout=timeout, interval=0.3, what=what or f"{namespace}/{name}")
-    except pytest.fail.Exception:
+    except WaitTimeout:
         pytest.fail(f"{what or name} not met within {timeout}s; last status: {status_digest(last.get('md'))}")
 
 
@@ -562,7 +554,7 @@ _IMAGE_KEY = '.spec.containers.[] | select( .name == "modelserve" ) | .image'
 
 
 def image_fault_stage(fault: str) -> dict:
-    """operator_fixtures' kwok Stage for `fault` (crashloop, imagepull), for pods of BROKEN_IMAGES[fault],
+    """harness.operator's kwok Stage for `fault` (crashloop, imagepull), for pods of BROKEN_IMAGES[fault],
     taken from the pod's first status: such a pod is never Ready, not even for a moment."""
     stage = copy.deepcopy(
         next(s for s in FAULT_STAGES if s["metadata"]["name"] == f"modeldeploy-e2e-{fault}")

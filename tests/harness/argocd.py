@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from harness.net import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD_ARGOCD = REPO / "tests" / "cluster" / "build-argocd.sh"
 ARGOCD_CM = REPO / "argocd" / "argocd-cm.yaml"
@@ -36,12 +38,6 @@ RECONCILIATION = "10s"
 PROMOTER = "promoter"
 OWNER = "owner"
 ROLES = {PROMOTER: "role:model-promoter", OWNER: "role:model-owner"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
@@ -237,7 +233,7 @@ class GitRepo:
 class ArgoCD:
     """redis, repo-server, server and application-controller, each a child process logging to workdir."""
 
-    cluster: Any  # tests/conftest.py's Cluster
+    cluster: Any  # harness.cluster.Cluster
     bin_dir: Path
     workdir: Path
     password: str = field(default_factory=lambda: secrets.token_urlsafe(16))

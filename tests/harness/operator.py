@@ -1,4 +1,4 @@
-"""Harness for the operator's e2e tests: CRDs, an RBAC-limited identity, the operator as a real subprocess,
+"""The operator in tests: CRDs, an RBAC-limited identity, the operator as a real subprocess,
 kwok fault Stages, and the audit log reader.
 
 The operator runs as its own ServiceAccount (token in a kubeconfig of its own) bound to the chart's own RBAC
@@ -15,12 +15,10 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,8 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.net import free_port
+from harness.poll import wait_for
 from modeldeploy.k8s import CHILD_KINDS, MODEL_DEPLOYMENT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,52 +42,11 @@ OWNED_RESOURCES = frozenset({MODEL_DEPLOYMENT.plural, *(kind.plural for kind in 
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.5, what: str = "") -> Any:
-    """Polls until predicate() is truthy and returns its value; fails the test with the last value."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"{what or 'condition'} not met within {timeout}s (last value: {value!r})")
-
-
-def _peering_crd(scope: str, kind: str, plural: str) -> dict:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.kopf.dev"},
-        "spec": {
-            "scope": scope,
-            "group": "kopf.dev",
-            "names": {"kind": kind, "plural": plural, "singular": plural[:-1]},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
-PEERING_CRDS = [
-    _peering_crd("Cluster", "ClusterKopfPeering", "clusterkopfpeerings"),
-    _peering_crd("Namespaced", "KopfPeering", "kopfpeerings"),
-]
-
 CHART = REPO / "charts" / "modeldeploy"
+# kopf's peering CRDs as the chart installs them.
+PEERING_CRDS = [
+    doc for doc in yaml.safe_load_all((CHART / "files" / "crds" / "kopf-peerings.yaml").read_text()) if doc
+]
 KUBE_VERSION = "1.34.4"  # helm built from Go modules reports v1.20 without a cluster; render for ours
 OPERATOR_SA = "modeldeploy-operator"
 
@@ -236,12 +195,6 @@ def install_optional_crds(cluster, *names: str) -> None:
         cluster.wait_established(crds[name])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class OperatorIdentity:
     username: str
@@ -304,8 +257,8 @@ class OperatorProcess:
     log_path: Path
     priority: int = 100
     extra_env: dict[str, str] = field(default_factory=dict)
-    health_port: int = field(default_factory=_free_port)
-    metrics_port: int = field(default_factory=_free_port)
+    health_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
 
     def start(self) -> OperatorProcess:

@@ -1,9 +1,8 @@
-"""Helpers for the chart tests: real helm and kubectl from the local control plane's toolchain."""
+"""The chart in tests: real helm and kubectl from the local control plane's toolchain."""
 
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -12,10 +11,6 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "modeldeploy"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 KUBE_VERSION = "1.34.4"  # helm built from Go modules reports v1.20 without a cluster; render for ours
-# The operator's e2e harness (an RBAC identity, the operator as a subprocess) and the serving helpers.
-for extra in (REPO / "tests" / "e2e", REPO / "tests"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
 
 
 def helm(cluster, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -1,9 +1,10 @@
-"""Fixtures shared by the operator e2e modules (a module may still define its own `operator`)."""
+"""The pytest fixtures built from the harness, for every test folder (loaded by tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-from operator_fixtures import create_operator_identity, create_peering, install_crds, running_operator
+
+from harness.operator import create_operator_identity, create_peering, install_crds, running_operator
 
 
 @pytest.fixture(scope="module")

@@ -54,8 +54,6 @@ PROBE_MODELS = textwrap.dedent(
     '''
 )
 
-IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> Path:
     with path.open("w", newline="") as f:

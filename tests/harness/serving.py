@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,10 @@ from typing import Any
 
 import httpx
 import joblib
+
+from harness.models import user_package
+from harness.net import free_port
+from harness.poll import wait_for
 
 STARTUP_TIMEOUT = 300.0  # generous: CI machines are small and may be busy
 
@@ -97,12 +100,6 @@ CUSTOM_PACKAGE = textwrap.dedent(
             raise RuntimeError("weights were never trained")
     '''
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def sha256_file(path: Path) -> str:
@@ -226,15 +223,10 @@ def run_to_exit(tmp: Path, env: dict[str, str], timeout: float = STARTUP_TIMEOUT
 
 def custom_model(custom_package: Path, models_dir: Path, name: str, build) -> Path:
     """Pickle an estimator from `acme_models` (imported from the temp package)."""
-    sys.path.insert(0, str(custom_package))
-    try:
-        import acme_models
-
+    with user_package(custom_package, "acme_models", forget=False) as acme_models:
         path = models_dir / f"{name}.joblib"
         joblib.dump(build(acme_models), path)
         return path
-    finally:
-        sys.path.remove(str(custom_package))
 
 
 IRIS_IDENTITY = {"x-model-color": "blue", "x-model-revision": "7c9f1e2"}  # iris_env's colour and revision
@@ -358,3 +350,14 @@ def moto_s3_requiring_auth(objects: dict[str, bytes], bucket: str = "private-mod
             yield store
         finally:
             httpx.post(f"{store.endpoint}/moto-api/reset-auth", content=str(MOTO_ANONYMOUS_ACTIONS).encode())
+
+
+def wait_for_status(client: httpx.Client, path: str, status: int, timeout: float = 30) -> httpx.Response:
+    """GETs `path` until it answers `status` (a signal handler or a hung call shows on the server's own
+    time); the response, or a failed test naming the last one."""
+
+    def answered() -> httpx.Response | None:
+        resp = client.get(path)
+        return resp if resp.status_code == status else None
+
+    return wait_for(answered, timeout=timeout, interval=0.05, what=f"{path} answering {status}")

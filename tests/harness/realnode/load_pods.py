@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from operator_fixtures import wait_for
-from realnode_pods import pod_manifest, require_real_node
+from harness.operator import wait_for
+from harness.realnode.pods import pod_manifest, require_real_node
 
 LOADCLIENT = Path(__file__).resolve().parents[2] / "loadclient" / "loadclient.py"
 PYTHON = "/opt/modelserve/bin/python"  # the modelserve image's venv

@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from operator_fixtures import wait_for
+
+from harness.operator import wait_for
 
 TOOLS_IMAGE = "localhost/modeldeploy-tools:local"
 CLUSTER_SH = Path(__file__).resolve().parents[2] / "cluster" / "cluster.sh"
