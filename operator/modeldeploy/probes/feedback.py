@@ -56,7 +56,7 @@ def parse_label_sums(text: str, model: str, revision: str) -> LabelSums:
             if labels.get("model") != model or labels.get("prediction_revision") != revision:
                 continue
             if part == "outcomes":
-                sums.outcomes[(labels.get("class", ""), labels.get("outcome", ""))] += sample.value
+                sums.outcomes[(labels.get("class", ""), labels.get("outcome", ""))] += int(sample.value)
             elif part in _SUMS:
                 setattr(sums, part, getattr(sums, part) + sample.value)
     return sums
