@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .helpers import custom_model, free_port, iris_env, run_to_exit, start_server
+from harness.net import free_port
+from harness.serving import custom_model, iris_env, run_to_exit, start_server
+
 from .test_observability import LABELS, samples, value
 
 ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])
