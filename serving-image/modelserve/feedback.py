@@ -54,6 +54,12 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def first_column(predicted: np.ndarray) -> np.ndarray:
+    """Each row's first value, contiguous (orjson serialises only C-contiguous arrays; a column of a
+    wider output, such as a SavedModel's scores, is a strided view)."""
+    return np.ascontiguousarray(predicted.reshape(len(predicted), -1)[:, 0])
+
+
 class PredictionSigner:
     """Mints and verifies prediction ids for one process (the nonce: a random prefix and a counter)."""
 
@@ -77,7 +83,7 @@ class PredictionSigner:
         expires = int((time.time() if now is None else now) + self.ttl_seconds)
         nonce = f"{self._prefix}{next(self._counter):x}"
         payload = orjson.dumps(
-            [self.revision, key_id or "", expires, nonce, predicted.reshape(len(predicted), -1)[:, 0]],
+            [self.revision, key_id or "", expires, nonce, first_column(predicted)],
             option=orjson.OPT_SERIALIZE_NUMPY,
         )
         return f"{TOKEN_PREFIX}.{_b64(payload)}.{_b64(self._mac(payload))}"

@@ -83,6 +83,13 @@ def test_every_answer_carries_a_server_signed_id_a_client_cannot_set_or_guess(po
     assert resp.status_code == 400 and "unknown prediction id" in resp.json()["error"]
 
 
+def test_an_id_of_a_wide_output_carries_each_rows_first_value():
+    signer = PredictionSigner(SIGNING_KEY, "7c9f1e2", 60, 256)
+    scores = np.array([[0.1, 0.9], [0.7, 0.3], [0.5, 0.5]], dtype=np.float32)  # a strided first column
+    token = signer.mint(scores, None)
+    assert signer.verify(token, "labels[0]").predicted == pytest.approx([0.1, 0.7, 0.5])
+
+
 def expired_id(key_id: str) -> str:
     signer = PredictionSigner(SIGNING_KEY, "7c9f1e2", 60, 256)
     return signer.mint(np.array([0]), key_id, now=time.time() - 3600)
