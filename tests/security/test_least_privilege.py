@@ -1,9 +1,10 @@
-"""The chart grants the operator exactly what it uses. An operator runs under the chart's own RBAC (rendered
-by helm) through a scenario that makes every kind of request it makes in production: create children of every
-kind, read the Secrets, claims and ServiceAccount a ModelDeployment names, scale, delete an HPA and a PDB a
-spec change no longer wants, post Events, write status, lose a ModelDeployment. The API server's audit log of
-that run is then compared with the grants: nothing it asked for was denied, and every grant was used at least
-once or is listed below with the reason it is kept."""
+"""The chart grants the operator exactly what it uses. An operator runs under the chart's own RBAC
+(rendered by helm) through a scenario that makes every kind of request it makes in production: create
+children of every kind (the shadow phase's ConfigMap too), read the Secrets, claims and ServiceAccount a
+ModelDeployment names, scale, delete an HPA and a PDB a spec change no longer wants, post Events, write
+status, lose a ModelDeployment. The API server's audit log of that run is then compared with the grants:
+nothing it asked for was denied, and every grant was used at least once or is listed below with the
+reason it is kept."""
 
 from __future__ import annotations
 
@@ -79,7 +80,10 @@ def _scenario(cluster, namespace: str) -> None:
         server={"imagePullSecrets": [{"name": "pull"}]},
         serviceAccountName="runner",
         monitoring={"serviceMonitor": {"enabled": True}},
-        rollout={"trafficRouting": {"gatewayAPI": {"parentRefs": [{"name": "shared"}]}}},
+        rollout={
+            "trafficRouting": {"gatewayAPI": {"parentRefs": [{"name": "shared"}]}},
+            "shadow": {"percent": 10, "minRequests": 100, "minAgreement": 0.9, "maxSeconds": 600},
+        },
     )  # fmt: skip
     alpha["spec"]["model"]["credentials"] = {"secretRef": {"name": "store"}}
     beta = model_deployment(
