@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from harness.poll import wait_for
 from harness.serving import Server, iris_env, start_server
 
 FEATURES = ["feature_0", "feature_1", "feature_2", "feature_3"]
@@ -41,14 +42,6 @@ def counts(server: Server, name: str, shadow: str | None = None) -> dict[str, fl
             key = sample.labels.get("outcome") or sample.labels.get("status_code") or "all"
             found[key] = found.get(key, 0.0) + sample.value
     return found
-
-
-def wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 def settled(read, interval: float = 1.0, timeout: float = 30.0):
@@ -192,7 +185,11 @@ AUTH = {"Authorization": "Bearer client-key-1"}
 
 
 def agreement(live: Server, shadow_id: str, expected_rows: int) -> tuple[float, dict[str, float]]:
-    wait_for(lambda: sum(counts(live, "modelserve_shadow_rows", shadow_id).values()) >= expected_rows)
+    wait_for(
+        lambda: sum(counts(live, "modelserve_shadow_rows", shadow_id).values()) >= expected_rows,
+        interval=0.1,
+        what=f"{expected_rows} rows compared",
+    )
     rows = counts(live, "modelserve_shadow_rows", shadow_id)
     return rows.get("agreed", 0.0) / sum(rows.values()), rows
 
@@ -202,7 +199,7 @@ def test_a_candidate_trained_on_shuffled_labels_disagrees_while_every_answer_com
 ):
     X, _ = iris_xy
     write_config(shadow_file, shuffled_candidate.url, shadow_id="green-shuffled")
-    wait_for(lambda: _copied_once(live, X[:1], "green-shuffled"))
+    wait_for(lambda: _copied_once(live, X[:1], "green-shuffled"), what="the new shadow config in use")
     colors = send_rows(live, X, AUTH)
     share, rows = agreement(live, "green-shuffled", len(X))
     assert set(colors) == {"blue"}
@@ -214,7 +211,7 @@ def test_a_candidate_trained_on_shuffled_labels_disagrees_while_every_answer_com
 def test_a_retrained_candidate_agrees_on_at_least_97_percent(live, retrained_candidate, shadow_file, iris_xy):
     X, _ = iris_xy
     write_config(shadow_file, retrained_candidate.url, shadow_id="green-retrained")
-    wait_for(lambda: _copied_once(live, X[:1], "green-retrained"))
+    wait_for(lambda: _copied_once(live, X[:1], "green-retrained"), what="the new shadow config in use")
     send_rows(live, X, AUTH)
     share, rows = agreement(live, "green-retrained", len(X))
     assert share >= 0.97, rows
@@ -225,11 +222,15 @@ def test_copies_are_left_out_of_the_candidates_request_metrics_and_rate_limit(
 ):
     X, _ = iris_xy
     write_config(shadow_file, retrained_candidate.url, shadow_id="green-marked")
-    wait_for(lambda: _copied_once(live, X[:1], "green-marked"))
+    wait_for(lambda: _copied_once(live, X[:1], "green-marked"), what="the new shadow config in use")
     before = counts(retrained_candidate, "modelserve_requests")
     served_before = counts(retrained_candidate, "modelserve_shadow_served").get("all", 0)
     send_rows(live, X[:40], AUTH)
-    wait_for(lambda: counts(live, "modelserve_shadow_copies", "green-marked").get("sent", 0) >= 41)
+    wait_for(
+        lambda: counts(live, "modelserve_shadow_copies", "green-marked").get("sent", 0) >= 41,
+        interval=0.1,
+        what="41 copies sent",
+    )
     assert counts(retrained_candidate, "modelserve_requests") == before  # no 200s, and no 429s
     assert counts(retrained_candidate, "modelserve_shadow_served").get("all", 0) - served_before >= 40
     assert counts(live, "modelserve_shadow_copies", "green-marked").get("error", 0) == 0
@@ -251,7 +252,10 @@ def test_a_hanging_candidate_never_delays_the_live_answer_and_overflow_is_droppe
     hole = BlackHole()
     try:
         write_config(shadow_file, hole.url, shadow_id="green-hanging", timeoutSeconds=60)
-        wait_for(lambda: _copied_once(live, X[:1], "green-hanging", via_hole=hole))
+        wait_for(
+            lambda: _copied_once(live, X[:1], "green-hanging", via_hole=hole),
+            what="the new shadow config in use",
+        )
         colors = send_rows(live, np.tile(X, (1, 1))[:120], AUTH)
         # Every answer came back while no copy had been answered: the answers never waited for one.
         copies = counts(live, "modelserve_shadow_copies", "green-hanging")
