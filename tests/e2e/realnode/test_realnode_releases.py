@@ -144,10 +144,7 @@ def stack(cluster, namespace):
         )
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input="\n---\n".join(map(json.dumps, manifests)))
         cluster.kubectl("rollout", "status", "deploy/model-store", "-n", namespace, "--timeout=120s")
-        digests = {
-            v: hashlib.sha256(files[f"iris-v{v}.joblib"]).hexdigest()
-            for v in ("1", "2", "flaky", "hog", "exit")
-        }
+        digests = {v: hashlib.sha256(files[f"iris-v{v}.joblib"]).hexdigest() for v in ("1", "2", "flaky")}
         built = Stack(namespace, "", node, taint, digests)
         apply_md(cluster, namespace, built.spec("1"))
         wait_for(lambda: md_status(cluster, namespace).get("phase") == "Healthy", timeout=300, what="iris v1")
