@@ -1,5 +1,5 @@
-"""Session-wide fixtures: the local control plane (started once per run), a namespace per test module, and the
-harness's fixtures (tests/harness/fixtures.py)."""
+"""Session-wide fixtures: the local control plane (started once per run), a namespace per test module, the
+harness's fixtures (tests/harness/fixtures.py) and the time per lane at the end (tests/harness/lanes.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from harness.cluster import Cluster, start_cluster
 
-pytest_plugins = ["harness.fixtures"]
+pytest_plugins = ["harness.fixtures", "harness.lanes"]
 
 
 @pytest.fixture(scope="session")
