@@ -30,6 +30,17 @@ def test_a_kind_no_index_holds_is_never_awaited_and_a_deleted_child_is_forgotten
     assert dict(echoes.unechoed(PARENT)) == {}
 
 
+def test_a_gone_model_deployment_leaves_nothing_of_its_childrens_writes_behind():
+    echoes = Echoes()
+    echoes.wrote(PARENT, "Deployment", "iris-blue", "4", packed="{}")
+    echoes.wrote(PARENT, "Service", "iris", "5", packed=None)
+    echoes.wrote(("ml", "other"), "Service", "other", "6", packed=None)
+    echoes.forget_parent(*PARENT)
+    assert not echoes.is_own_write("Deployment", "ml", "iris-blue", "4")
+    assert dict(echoes.unechoed(PARENT)) == {}
+    assert len(echoes) == 1 and echoes.is_own_write("Service", "ml", "other", "6")
+
+
 @pytest.mark.parametrize(("age", "known"), [(0.0, False), (PRESENCE_SECONDS + 1, None)])
 def test_a_crds_presence_is_known_for_a_while(age, known):
     presence = Presence()

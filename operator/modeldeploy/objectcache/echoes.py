@@ -19,13 +19,16 @@ ChildKey = tuple[str, str]  # (kind, name)
 class Echoes:
     _written: dict[ObjectKey, str] = field(default_factory=dict)  # resourceVersion of our last write
     _unechoed: dict[ParentKey, dict[ChildKey, str]] = field(default_factory=dict)
+    _by_parent: dict[ParentKey, set[ObjectKey]] = field(default_factory=dict)  # so a gone parent frees them
 
     def wrote(
         self, parent: ParentKey, kind: str, name: str, resource_version: str, packed: str | None
     ) -> None:
         """We wrote `kind` `name` for `parent`; `packed` is what the index will hold once the watch echoes
         it (None for kinds no index holds: passes read those afresh)."""
-        self._written[(kind, parent[0], name)] = resource_version
+        key = (kind, parent[0], name)
+        self._written[key] = resource_version
+        self._by_parent.setdefault(parent, set()).add(key)
         if packed is not None:
             self._unechoed.setdefault(parent, {})[(kind, name)] = packed
 
@@ -42,7 +45,9 @@ class Echoes:
 
     def deleted(self, parent: ParentKey, kind: str, name: str) -> None:
         """We deleted the child: nothing of it is awaited any more."""
-        self._written.pop((kind, parent[0], name), None)
+        key = (kind, parent[0], name)
+        self._written.pop(key, None)
+        self._by_parent.get(parent, set()).discard(key)
         self.echoed(parent, kind, name)
 
     def unechoed(self, parent: ParentKey) -> Mapping[ChildKey, str]:
@@ -50,4 +55,11 @@ class Echoes:
         return self._unechoed.get(parent, {})
 
     def forget_parent(self, namespace: str, name: str) -> None:
+        """The ModelDeployment is gone: nothing of its children is kept (their deletion echoes are not ours)."""
         self._unechoed.pop((namespace, name), None)
+        for key in self._by_parent.pop((namespace, name), set()):
+            self._written.pop(key, None)
+
+    def __len__(self) -> int:
+        """Objects whose last write is remembered (for tests and the memory benchmark)."""
+        return len(self._written)
