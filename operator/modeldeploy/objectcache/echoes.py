@@ -55,7 +55,7 @@ class Echoes:
         return self._unechoed.get(parent, {})
 
     def forget_parent(self, namespace: str, name: str) -> None:
-        """The ModelDeployment is gone: nothing of its children is kept (their deletion echoes are not ours)."""
+        """The ModelDeployment is gone: nothing written for its children is kept any more."""
         self._unechoed.pop((namespace, name), None)
         for key in self._by_parent.pop((namespace, name), set()):
             self._written.pop(key, None)
