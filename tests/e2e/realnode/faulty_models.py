@@ -47,3 +47,45 @@ def loading_runs(source: str) -> bytes:
     buffer = io.BytesIO()
     joblib.dump(Evaluated(source), buffer)
     return buffer.getvalue()
+
+
+ENDLESS_MARKER = "ENDLESS-ANSWER-MARKER"
+# A stand-in for a tenant's own server: healthy on the probes' paths, an endless chunked body on any other.
+_ENDLESS_SERVER = f"""
+import http.server, os
+FRAME = b"%x\\r\\n%s\\r\\n" % (22 * 3000, b"{ENDLESS_MARKER} " * 3000)
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args):
+        pass
+    def do_GET(self):
+        if self.path.startswith("/v2/health"):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{{}}")
+        else:
+            self.endless()
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.endless()
+    def endless(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(FRAME)
+        except OSError:
+            pass
+http.server.ThreadingHTTPServer(("", int(os.environ.get("MODELSERVE_PORT", "8080"))), Handler).serve_forever()
+"""
+
+
+def endless_server() -> bytes:
+    """A model file whose loading replaces the serving process with a server that never ends its answers."""
+    sys_ = "__import__('sys')"
+    return loading_runs(
+        f"__import__('os').execv({sys_}.executable, [{sys_}.executable, '-c', {_ENDLESS_SERVER!r}])"
+    )
