@@ -106,7 +106,8 @@ def _stage(name: str, fault: str, phase: str, ready_selector: dict, template: st
 
 
 # No `Now` in the templates: re-applying them is then a no-op, so kwok settles instead of looping.
-_CRASHED = """
+# One container that is not ready: its restarts and state (and last state) filled in per fault.
+_NOT_READY = """
 conditions:
 - {type: Initialized, status: "True"}
 - {type: Ready, status: "False", reason: ContainersNotReady}
@@ -118,34 +119,26 @@ containerStatuses:
   image: {{ .image | Quote }}
   ready: false
   started: false
-  restartCount: 4
+  restartCount: %(restarts)s
   state:
-    waiting: {reason: CrashLoopBackOff, message: "back-off 1m20s restarting failed container"}
+%(state)s
+{{ end }}
+phase: %(phase)s
+"""
+_CRASHED = _NOT_READY % {
+    "restarts": 4,
+    "phase": "Running",
+    "state": """    waiting: {reason: CrashLoopBackOff, message: "back-off 1m20s restarting failed container"}
   lastState:
-    terminated: {exitCode: %(code)s, reason: %(reason)s, message: %(message)s}
-{{ end }}
-phase: Running
-"""
-_IMAGE_PULL = """
-conditions:
-- {type: Initialized, status: "True"}
-- {type: Ready, status: "False", reason: ContainersNotReady}
-- {type: ContainersReady, status: "False", reason: ContainersNotReady}
-- {type: PodScheduled, status: "True"}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
-  started: false
-  restartCount: 0
-  state:
-    waiting:
+    terminated: {exitCode: %(code)s, reason: %(reason)s, message: %(message)s}""",
+}
+_IMAGE_PULL = _NOT_READY % {
+    "restarts": 0,
+    "phase": "Pending",
+    "state": """    waiting:
       reason: ImagePullBackOff
-      message: {{ printf "Back-off pulling image %%q: not found" .image | Quote }}
-{{ end }}
-phase: Pending
-"""
+      message: {{ printf "Back-off pulling image %q: not found" .image | Quote }}""",
+}
 READY_TRUE = {
     "key": '.status.conditions.[] | select( .type == "Ready" ) | .status',
     "operator": "In",
