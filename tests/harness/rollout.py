@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,17 @@ from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
 
 from harness.models import IRIS_COLUMNS, train_iris, user_package
-from harness.operator import FAULT_STAGES, REPO, get_md, kubectl_apply
+from harness.operator import (
+    FAULT_STAGES,
+    REPO,
+    OperatorIdentity,
+    OperatorProcess,
+    create_operator_identity,
+    create_peering,
+    get_md,
+    install_crds,
+    kubectl_apply,
+)
 from harness.poll import WaitTimeout, wait_for
 from harness.probes import MARKER, PROBE_MODELS, clean_rows, marker_rows, write_csv
 from harness.serving import Server, iris_env, start_server
@@ -477,6 +488,38 @@ def event_reasons(cluster, namespace: str, name: str) -> list[str]:
 
 def start_operator_env(namespace: str, pairs: Sequence[Pair]) -> dict[str, str]:
     return {"MODELDEPLOY_PROBE_ADDRESSES": probe_addresses(namespace, pairs)}
+
+
+@contextmanager
+def serving_pairs(pairs: dict[str, Pair]) -> Iterator[dict[str, Pair]]:
+    """Every pair's servers Ready for the block, all stopped after it (started pairs, not yet waited for)."""
+    try:
+        wait_all_ready(list(pairs.values()))
+        yield pairs
+    finally:
+        for pair in pairs.values():
+            pair.stop()
+
+
+def operator_identity(cluster, namespace: str, workdir: Path) -> OperatorIdentity:
+    """What any operator start in `namespace` needs: the CRDs, its peering, its own ServiceAccount."""
+    install_crds(cluster)
+    create_peering(cluster, namespace)
+    return create_operator_identity(cluster, namespace, workdir)
+
+
+@contextmanager
+def rollout_operator(
+    cluster, namespace: str, workdir: Path, pairs: dict[str, Pair], extra_env: dict[str, str] | None = None
+) -> Iterator[OperatorProcess]:
+    """The operator for the block, probing the pairs' servers where it would probe the colours' pods."""
+    identity = operator_identity(cluster, namespace, workdir)
+    env = {**start_operator_env(namespace, list(pairs.values())), **(extra_env or {})}
+    operator = OperatorProcess(identity, namespace, workdir / "operator.log", extra_env=env).start()
+    try:
+        yield operator
+    finally:
+        operator.stop()
 
 
 def iter_pairs(pairs: dict[str, Pair]) -> Iterator[Pair]:

@@ -24,10 +24,7 @@ import pytest
 from harness.operator import (
     OperatorProcess,
     condition,
-    create_operator_identity,
-    create_peering,
     get_obj,
-    install_crds,
     kubectl_apply,
     wait_for,
 )
@@ -41,12 +38,12 @@ from harness.rollout import (
     in_phase,
     revision,
     rollout_of,
+    rollout_operator,
     rollout_spec,
     serving,
-    start_operator_env,
+    serving_pairs,
     start_pair,
     train_models,
-    wait_all_ready,
     wait_rollout,
 )
 
@@ -176,29 +173,13 @@ def env(cluster, namespace, tmp_path_factory):
             )
             for name, (green, rollback) in SCENARIOS.items()
         }
-        try:
-            wait_all_ready(list(pairs.values()))
-            install_crds(cluster)
-            create_peering(cluster, namespace)
-            identity = create_operator_identity(cluster, namespace, workdir)
-            operator = OperatorProcess(
-                identity,
-                namespace,
-                workdir / "operator.log",
-                extra_env=start_operator_env(namespace, list(pairs.values())),
-            ).start()
-            try:
-                shared = Env(cluster, namespace, data, pairs, operator)
-                for name, pair in pairs.items():  # all v1s at once: each test then only rolls out v2
-                    kubectl_apply(cluster, body(name, namespace, pair.v1))
-                for name, pair in pairs.items():
-                    wait_rollout(cluster, namespace, name, serving(revision(pair.v1)), what=f"{name} v1")
-                yield shared
-            finally:
-                operator.stop()
-        finally:
-            for pair in pairs.values():
-                pair.stop()
+        with serving_pairs(pairs), rollout_operator(cluster, namespace, workdir, pairs) as operator:
+            shared = Env(cluster, namespace, data, pairs, operator)
+            for name, pair in pairs.items():  # all v1s at once: each test then only rolls out v2
+                kubectl_apply(cluster, body(name, namespace, pair.v1))
+            for name, pair in pairs.items():
+                wait_rollout(cluster, namespace, name, serving(revision(pair.v1)), what=f"{name} v1")
+            yield shared
 
 
 def _promote_v2_and_watch_it_serve(env: Env, name: str, watcher: EndpointWatcher) -> None:

@@ -14,11 +14,7 @@ import pytest
 from sklearn.datasets import load_iris
 
 from harness.operator import (
-    OperatorProcess,
     condition,
-    create_operator_identity,
-    create_peering,
-    install_crds,
     kubectl_apply,
 )
 from harness.rollout import (
@@ -27,13 +23,13 @@ from harness.rollout import (
     events,
     in_phase,
     revision,
+    rollout_operator,
     rollout_spec,
     serving,
-    start_operator_env,
+    serving_pairs,
     start_pair,
     train_models,
     v2_body,
-    wait_all_ready,
     wait_rollout,
 )
 
@@ -79,19 +75,9 @@ def env(cluster, namespace, tmp_path_factory):
         name: start_pair(workdir, name, _spec("1"), _spec("2"), models.good, models.good, models, shared)
         for name in SCENARIOS
     }
-    try:
-        wait_all_ready(list(pairs.values()))
-        install_crds(cluster)
-        create_peering(cluster, namespace)
+    with serving_pairs(pairs):
         _signing_secret(cluster, namespace, key)
-        identity = create_operator_identity(cluster, namespace, workdir)
-        operator = OperatorProcess(
-            identity,
-            namespace,
-            workdir / "operator.log",
-            extra_env=start_operator_env(namespace, list(pairs.values())),
-        ).start()
-        try:
+        with rollout_operator(cluster, namespace, workdir, pairs) as operator:
             for name, pair in pairs.items():
                 kubectl_apply(cluster, body(name, namespace, pair.v1))
             for name, pair in pairs.items():
@@ -101,11 +87,6 @@ def env(cluster, namespace, tmp_path_factory):
             for name in pairs:
                 wait_rollout(cluster, namespace, name, in_phase("PostPromotion"), what=f"{name} promoted")
             yield cluster, namespace, pairs, operator
-        finally:
-            operator.stop()
-    finally:
-        for pair in pairs.values():
-            pair.stop()
 
 
 def _predict_and_label(url: str, name: str, wrong_share: float) -> int:

@@ -7,11 +7,7 @@ import pytest
 
 from harness.operator import (
     REPO,
-    OperatorProcess,
-    create_operator_identity,
-    create_peering,
     get_obj,
-    install_crds,
     kubectl_apply,
     wait_for,
 )
@@ -22,13 +18,13 @@ from harness.rollout import (
     body,
     revision,
     rollout_of,
+    rollout_operator,
     rollout_spec,
     serving,
-    start_operator_env,
+    serving_pairs,
     start_pair,
     train_models,
     v2_body,
-    wait_all_ready,
     wait_rollout,
 )
 
@@ -72,18 +68,8 @@ def routed(cluster, namespace, tmp_path_factory):
         models.good,
         models,
     )
-    wait_all_ready([pair])
-    install_crds(cluster)
-    create_peering(cluster, namespace)
-    identity = create_operator_identity(cluster, namespace, workdir)
-    operator = OperatorProcess(
-        identity, namespace, workdir / "operator.log", extra_env=start_operator_env(namespace, [pair])
-    ).start()
-    try:
+    with serving_pairs({NAME: pair}) as pairs, rollout_operator(cluster, namespace, workdir, pairs):
         yield pair
-    finally:
-        operator.stop()
-        pair.stop()
 
 
 def test_httproute_carries_exact_step_weights_and_the_header_match(cluster, namespace, routed):

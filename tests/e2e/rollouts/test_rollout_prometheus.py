@@ -21,10 +21,6 @@ import pytest
 
 from harness.cluster import prometheus_binary
 from harness.operator import (
-    OperatorProcess,
-    create_operator_identity,
-    create_peering,
-    install_crds,
     kubectl_apply,
     wait_for,
 )
@@ -41,12 +37,12 @@ from harness.rollout import (
     marker_rows,
     revision,
     rollout_of,
+    rollout_operator,
     rollout_spec,
     serving,
-    start_operator_env,
+    serving_pairs,
     start_pair,
     train_models,
-    wait_all_ready,
     wait_rollout,
     wait_traffic_back,
 )
@@ -157,34 +153,23 @@ def env(cluster, namespace, tmp_path_factory):
         name: start_pair(workdir, name, v1, v2, models.good, getattr(models, green), models)
         for name, green in SCENARIOS.items()
     }
-    try:
-        wait_all_ready(list(pairs.values()))
+    with serving_pairs(pairs):
         targets = {
             server.url: service_monitor_labels(namespace, name, color)
             for name, pair in pairs.items()
             for color, server in (("blue", pair.blue), ("green", pair.green))
         }
-        with running_prometheus(workdir / "prometheus", targets) as prometheus:
-            install_crds(cluster)
-            create_peering(cluster, namespace)
-            identity = create_operator_identity(cluster, namespace, workdir)
-            extra_env = {
-                **start_operator_env(namespace, list(pairs.values())),
-                "MODELDEPLOY_PROMETHEUS_URL": prometheus,
-            }
-            operator = OperatorProcess(identity, namespace, workdir / "operator.log", extra_env=extra_env)
-            operator.start()
-            try:
-                for name in pairs:  # both v1s at once
-                    kubectl_apply(cluster, body(name, namespace, v1))
-                for name in pairs:
-                    wait_rollout(cluster, namespace, name, serving(revision(v1)), what=f"{name} v1 serving")
-                yield Env(cluster, namespace, pairs, prometheus, operator)
-            finally:
-                operator.stop()
-    finally:
-        for pair in pairs.values():
-            pair.stop()
+        with (
+            running_prometheus(workdir / "prometheus", targets) as prometheus,
+            rollout_operator(
+                cluster, namespace, workdir, pairs, {"MODELDEPLOY_PROMETHEUS_URL": prometheus}
+            ) as operator,
+        ):
+            for name in pairs:  # both v1s at once
+                kubectl_apply(cluster, body(name, namespace, v1))
+            for name in pairs:
+                wait_rollout(cluster, namespace, name, serving(revision(v1)), what=f"{name} v1 serving")
+            yield Env(cluster, namespace, pairs, prometheus, operator)
 
 
 def _assert_traffic_was_safe(watcher: EndpointWatcher) -> None:

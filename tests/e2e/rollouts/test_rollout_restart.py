@@ -29,11 +29,8 @@ import pytest
 
 from harness.operator import (
     OperatorProcess,
-    create_operator_identity,
-    create_peering,
     get_md,
     get_obj,
-    install_crds,
     kubectl_apply,
     wait_for,
 )
@@ -47,6 +44,7 @@ from harness.rollout import (
     Traffic,
     body,
     in_phase,
+    operator_identity,
     plugin,
     revision,
     rollout_of,
@@ -225,9 +223,7 @@ def world(cluster, namespace, tmp_path_factory):
         addresses = {
             f"{namespace}/{n}": pairs[s.servers].addresses for n, s in scenarios.items() if s.servers
         }
-        install_crds(cluster)
-        create_peering(cluster, namespace)
-        identity = create_operator_identity(cluster, namespace, workdir)
+        identity = operator_identity(cluster, namespace, workdir)
         env = {
             "MODELDEPLOY_PROBE_ADDRESSES": json.dumps(addresses),
             # A frozen server must hold its check in flight until the kill, not fail it.

@@ -15,9 +15,6 @@ import pytest
 from harness.operator import (
     OperatorProcess,
     condition,
-    create_operator_identity,
-    create_peering,
-    install_crds,
     kubectl_apply,
     wait_for,
 )
@@ -33,16 +30,17 @@ from harness.rollout import (
     event_reasons,
     in_phase,
     marker_rows,
+    operator_identity,
     plugin,
     revision,
     rollout_of,
     rollout_spec,
     serving,
+    serving_pairs,
     start_operator_env,
     start_pair,
     train_models,
     v2_body,
-    wait_all_ready,
     wait_rollout,
     wait_traffic_back,
 )
@@ -139,19 +137,15 @@ def env(cluster, namespace, tmp_path_factory):
             rollout = _rollout(name, dataset_url, **overrides)
             v1, v2 = rollout_spec("1", rollout), rollout_spec("2", rollout)
             pairs[name] = start_pair(workdir, name, v1, v2, models.good, getattr(models, green), models)
-        wait_all_ready(list(pairs.values()))
-        install_crds(cluster)
-        create_peering(cluster, namespace)
-        identity = create_operator_identity(cluster, namespace, workdir)
-        shared = Env(cluster, namespace, workdir, dataset_url, pairs, identity)
-        shared.start_operator()
-        try:
-            yield shared
-        finally:
-            if shared.operator is not None:
-                shared.operator.stop()
-            for pair in pairs.values():
-                pair.stop()
+        with serving_pairs(pairs):
+            identity = operator_identity(cluster, namespace, workdir)
+            shared = Env(cluster, namespace, workdir, dataset_url, pairs, identity)
+            shared.start_operator()
+            try:
+                yield shared
+            finally:
+                if shared.operator is not None:
+                    shared.operator.stop()
 
 
 def _time(stamp: str) -> datetime:

@@ -23,11 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from harness.operator import (
-    OperatorProcess,
-    create_operator_identity,
-    create_peering,
     get_obj,
-    install_crds,
     kubectl_apply,
 )
 from harness.probes import clean_rows
@@ -40,9 +36,10 @@ from harness.rollout import (
     in_phase,
     revision,
     rollout_of,
+    rollout_operator,
     rollout_spec,
     serving,
-    start_operator_env,
+    serving_pairs,
     train_models,
     v2_body,
     wait_rollout,
@@ -164,26 +161,8 @@ def env(cluster, namespace, tmp_path_factory, models):
         "shuffled": _stand_ins(workdir, "shuffled", trained.good, trained.bad, trained.package),
         "retrained": _stand_ins(workdir, "retrained", trained.good, retrained, trained.package),
     }
-    try:
-        for pair in pairs.values():
-            pair.blue.wait_ready()
-            pair.green.wait_ready()
-        install_crds(cluster)
-        create_peering(cluster, namespace)
-        identity = create_operator_identity(cluster, namespace, workdir)
-        operator = OperatorProcess(
-            identity,
-            namespace,
-            workdir / "operator.log",
-            extra_env=start_operator_env(namespace, list(pairs.values())),
-        ).start()
-        try:
-            yield cluster, namespace, workdir, pairs
-        finally:
-            operator.stop()
-    finally:
-        for pair in pairs.values():
-            pair.stop()
+    with serving_pairs(pairs), rollout_operator(cluster, namespace, workdir, pairs):
+        yield cluster, namespace, workdir, pairs
 
 
 def _run_shadow(env, name: str, until, what: str):
