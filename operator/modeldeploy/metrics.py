@@ -82,6 +82,12 @@ LIVE_EVALUATION_FAILING = Gauge(
     ["namespace", "name", "revision"],
     registry=REGISTRY,
 )
+DRIFT_DETECTED = Gauge(
+    "modeldeploy_drift_detected",
+    "1 while the live revision's worst feature is above spec.monitoring.drift.threshold (status.drift).",
+    ["namespace", "name", "revision"],
+    registry=REGISTRY,
+)
 KNOWN_PHASES = ("Pending", "Progressing", "Paused", "Healthy", "Degraded", "Failed")
 
 
@@ -134,6 +140,7 @@ def record_rollout(namespace: str, name: str, old: Mapping[str, Any], new: Mappi
     for (color, revision), weight in current.items():
         _series(TRAFFIC_WEIGHT, namespace, name, color, revision).set(weight)
     _export_live_evaluation(namespace, name, new)
+    _export_drift(namespace, name, new)
 
 
 def _export_live_evaluation(namespace: str, name: str, status: Mapping[str, Any]) -> None:
@@ -153,6 +160,20 @@ def _export_live_evaluation(namespace: str, name: str, status: Mapping[str, Any]
     _remove(namespace, name, stale)
     if active and evaluation:
         _series(LIVE_EVALUATION_FAILING, namespace, name, active).set(1 if failing else 0)
+
+
+def _export_drift(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    """One series for the revision whose drift status has: 1 while it drifts (the alert's input)."""
+    drift = status.get("drift") or {}
+    revision = str(drift.get("revision") or "")
+    stale = [
+        (metric, values)
+        for metric, values in _SERIES.get((namespace, name), set())
+        if metric is DRIFT_DETECTED and values[2] != revision
+    ]
+    _remove(namespace, name, stale)
+    if revision:
+        _series(DRIFT_DETECTED, namespace, name, revision).set(1 if drift.get("drifting") else 0)
 
 
 def set_check_score(namespace: str, name: str, revision: str, check: str, metric: str, value: float) -> None:
