@@ -154,7 +154,7 @@ def drift_env(spec: ModelDeploymentSpec) -> list[dict[str, str]]:
         return []
     return [
         _env("MODELSERVE_DRIFT_REFERENCE_FILE", DRIFT_REFERENCE_FILE),
-        _env("MODELSERVE_DRIFT_FEATURES", ",".join(drift.features)),
+        *_optional_env(("MODELSERVE_DRIFT_FEATURES", ",".join(drift.features) or None)),  # unset: every one
         _env("MODELSERVE_DRIFT_WINDOW_ROWS", drift.window_rows),
         _env("MODELSERVE_DRIFT_MAX_FEATURES", MAX_DRIFT_FEATURES),
     ]
