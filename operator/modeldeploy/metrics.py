@@ -59,7 +59,7 @@ CHECKS = Counter(
 )
 CHECK_SECONDS = Histogram(
     "modeldeploy_rollout_check_duration_seconds",
-    "Wall time of one rollout check (smoke, quality_gate, analysis, evaluation).",
+    "Wall time of one rollout check (smoke, quality_gate, analysis, evaluation, shadow, drift).",
     ["check"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
     registry=REGISTRY,

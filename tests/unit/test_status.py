@@ -576,3 +576,12 @@ def test_the_previous_colour_is_rebuilt_with_the_drift_reference_it_ran_with(was
     assert after.status["rollout"]["phase"] == "WaitingForCandidate"
     blue = next(c for c in after.children if c["metadata"]["name"] == "iris-blue")
     assert blue == old
+
+
+def test_figures_read_from_another_revision_wait_for_the_live_ones():
+    result, observed = converge(DRIFT_SPEC, 3, {"blue": 2})
+    older = drift_figures(T0, 150, a=0.02).model_copy(update={"revision": "0ld0ld0ld0"})
+    read = drift_pass(result.status, observed, T0, CheckReport(drift=older))
+    drift = conditions(read.status)["DriftMonitored"]
+    assert (drift["status"], drift["reason"]) == ("Unknown", "Waiting")
+    assert DRIFT_REV in drift["message"]

@@ -118,6 +118,8 @@ def drift_condition(
     figures = status.drift
     if figures is None or figures.checked_at is None or figures.pods == 0:
         return condition("Unknown", "Waiting", "no drift figures read yet")
+    if figures.revision != status.active_revision:  # read before a rollout finished: not the live pods
+        return condition("Unknown", "Waiting", f"no drift figures of revision {status.active_revision} yet")
     if not figures.features:
         return condition("False", "DriftNotTracked", figures.message)
     return condition("True", "Drifting" if figures.drifting else "Tracking", figures.message)
