@@ -219,7 +219,7 @@ class ProbeCheckRunner:
     ) -> None:
         state = status.rollout
         revision = (state.revision if state else None) or status.active_revision or ""
-        if check == "evaluation":
+        if check in ("evaluation", "drift"):  # both judge the live revision, not a candidate
             revision = status.active_revision or revision
         for attribute, metric in _SCORED.items():
             value = getattr(result, attribute)
