@@ -122,7 +122,10 @@ class Outcome(StrEnum):
 
 
 class Condition(StatusModel):
-    type: str = Field(description="Ready, Progressing or Degraded.", max_length=316)
+    type: str = Field(
+        description="Ready, Progressing, Degraded, or DriftMonitored (with spec.monitoring.drift).",
+        max_length=316,
+    )
     status: str = Field(
         description="True, False or Unknown.", json_schema_extra={"enum": ["True", "False", "Unknown"]}
     )
@@ -285,7 +288,7 @@ class ModelDeploymentStatus(StatusModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Progressing, Degraded.",
+        description="Ready, Progressing, Degraded; DriftMonitored with spec.monitoring.drift.",
         max_length=16,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
