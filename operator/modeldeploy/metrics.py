@@ -59,7 +59,7 @@ CHECKS = Counter(
 )
 CHECK_SECONDS = Histogram(
     "modeldeploy_rollout_check_duration_seconds",
-    "Wall time of one rollout check (smoke, quality_gate, analysis, evaluation).",
+    "Wall time of one rollout check (smoke, quality_gate, analysis, evaluation, shadow, drift).",
     ["check"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
     registry=REGISTRY,
@@ -79,6 +79,12 @@ TRAFFIC_WEIGHT = Gauge(
 LIVE_EVALUATION_FAILING = Gauge(
     "modeldeploy_live_evaluation_failing",
     "1 while the live revision's latest evaluation (data set or late labels) failed its threshold.",
+    ["namespace", "name", "revision"],
+    registry=REGISTRY,
+)
+DRIFT_DETECTED = Gauge(
+    "modeldeploy_drift_detected",
+    "1 while the live revision's worst feature is above spec.monitoring.drift.threshold (status.drift).",
     ["namespace", "name", "revision"],
     registry=REGISTRY,
 )
@@ -134,6 +140,7 @@ def record_rollout(namespace: str, name: str, old: Mapping[str, Any], new: Mappi
     for (color, revision), weight in current.items():
         _series(TRAFFIC_WEIGHT, namespace, name, color, revision).set(weight)
     _export_live_evaluation(namespace, name, new)
+    _export_drift(namespace, name, new)
 
 
 def _export_live_evaluation(namespace: str, name: str, status: Mapping[str, Any]) -> None:
@@ -153,6 +160,20 @@ def _export_live_evaluation(namespace: str, name: str, status: Mapping[str, Any]
     _remove(namespace, name, stale)
     if active and evaluation:
         _series(LIVE_EVALUATION_FAILING, namespace, name, active).set(1 if failing else 0)
+
+
+def _export_drift(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    """One series for the revision whose drift status has: 1 while it drifts (the alert's input)."""
+    drift = status.get("drift") or {}
+    revision = str(drift.get("revision") or "")
+    stale = [
+        (metric, values)
+        for metric, values in _SERIES.get((namespace, name), set())
+        if metric is DRIFT_DETECTED and values[2] != revision
+    ]
+    _remove(namespace, name, stale)
+    if revision:
+        _series(DRIFT_DETECTED, namespace, name, revision).set(1 if drift.get("drifting") else 0)
 
 
 def set_check_score(namespace: str, name: str, revision: str, check: str, metric: str, value: float) -> None:

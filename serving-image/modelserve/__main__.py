@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="deadline of the whole fetch (env MODELSERVE_FETCH_TIMEOUT_SECONDS)",
     )
+    fetch.add_argument(
+        "--optional",
+        action="store_true",
+        help="a download failure or digest mismatch is reported (stderr, termination message) but exits 0, "
+        "so the pod starts without the file",
+    )
     return parser
 
 
@@ -159,11 +165,12 @@ def run_fetch(args: argparse.Namespace) -> int:
             timeout_seconds=args.timeout_seconds,
         )
     except DigestMismatch as err:
-        return _fetch_failed(f"fetch failed: {err}", EXIT_DIGEST_MISMATCH)
+        return _fetch_failed(f"fetch failed: {err}", 0 if args.optional else EXIT_DIGEST_MISMATCH)
     except FetchError as err:
-        return _fetch_failed(f"fetch failed: {err}", EXIT_DOWNLOAD_FAILURE)
+        return _fetch_failed(f"fetch failed: {err}", 0 if args.optional else EXIT_DOWNLOAD_FAILURE)
     except OSError as err:
-        return _fetch_failed(f"fetch failed: cannot write {args.dest}: {err}", EXIT_DOWNLOAD_FAILURE)
+        message = f"fetch failed: cannot write {args.dest}: {err}"
+        return _fetch_failed(message, 0 if args.optional else EXIT_DOWNLOAD_FAILURE)
     print(f"fetched {redact(args.uri)} -> {args.dest}" + (f" sha256={digest}" if digest else ""))
     return 0
 

@@ -144,6 +144,7 @@ def scraped(cluster, namespace, tmp_path_factory) -> Iterator[Scraped]:
         train_models,
         wait_all_ready,
         wait_rollout,
+        write_drift_reference,
     )
     from harness.serving import free_port
 
@@ -155,7 +156,9 @@ def scraped(cluster, namespace, tmp_path_factory) -> Iterator[Scraped]:
                 "threshold": 0.8, "maxRegression": 0.05}  # fmt: skip
         rollout = {"steps": [{"weight": 50}], "qualityGate": gate}
         v1, v2 = rollout_spec("1", rollout), rollout_spec("2", rollout)
-        pair = start_pair(work, "iris", v1, v2, models.good, _gated_candidate(models, work), models)
+        write_drift_reference(work / "reference.csv")  # the serving pods' drift series
+        drift = {"MODELSERVE_DRIFT_REFERENCE_FILE": str(work / "reference.csv")}
+        pair = start_pair(work, "iris", v1, v2, models.good, _gated_candidate(models, work), models, drift)
         wait_all_ready([pair])
         install_crds(cluster)
         create_peering(cluster, namespace)

@@ -29,6 +29,7 @@ FEATURES = {
     "ServiceAccount (IRSA)": "13-service-account-irsa.yaml",
     "late labels": "14-late-labels.yaml",
     "gRPC": "15-grpc.yaml",
+    "drift": "16-drift.yaml",
 }
 
 

@@ -158,6 +158,65 @@ FAULT_STAGES = [
 ]  # fmt: skip
 
 
+# What the kubelet leaves on a pod whose optional drift-reference fetch failed: the init container exited 0
+# with its failure line as the termination message, and the pod runs and is Ready (it serves without drift).
+_DRIFT_FETCH_KEY = '.spec.initContainers.[] | select( .name == "fetch-drift-reference" ) | .command.[2]'
+_READY_WITH_INIT_MESSAGE = """
+{{ $now := Now }}
+conditions:
+- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: Ready, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: ContainersReady, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: PodScheduled, status: "True", lastTransitionTime: {{ $now | Quote }}}
+containerStatuses:
+{{ range .spec.containers }}
+- {name: {{ .name | Quote }}, image: {{ .image | Quote }}, ready: true, restartCount: 0,
+   state: {running: {startedAt: {{ $now | Quote }}}}}
+{{ end }}
+initContainerStatuses:
+{{ range .spec.initContainers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: true
+  restartCount: 0
+  state:
+    terminated:
+      exitCode: 0
+      reason: Completed
+      {{ if eq .name "fetch-drift-reference" }}message: %(message)s{{ end }}
+{{ end }}
+{{ $podIPs := PodIPsWith .spec.nodeName false ( or .metadata.uid "" ) ( or .metadata.name "" )
+   ( or .metadata.namespace "" ) }}
+{{ with $podIPs }}
+podIP: {{ index . 0 | Quote }}
+{{ end }}
+phase: Running
+startTime: {{ $now | Quote }}
+"""
+
+
+def drift_reference_fetch_failed_stage(uri: str, message: str) -> dict:
+    """A kwok Stage for pods whose drift reference is `uri`: Ready, with `message` in the termination
+    message of their fetch-drift-reference init container (as `modelserve fetch --optional` leaves it)."""
+    return {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Stage",
+        "metadata": {"name": "modeldeploy-e2e-drift-reference-fetch-failed"},
+        "spec": {
+            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+            "selector": {
+                "matchExpressions": [
+                    {"key": _DRIFT_FETCH_KEY, "operator": "In", "values": [uri]},
+                    {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+                    {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
+                ]
+            },
+            "weight": 100000,  # far above kwok's own pod-ready stage
+            "next": {"statusTemplate": _READY_WITH_INIT_MESSAGE % {"message": json.dumps(message)}},
+        },
+    }
+
+
 def kubectl_apply(cluster, objects: list[dict] | dict, namespace: str | None = None) -> None:
     docs = objects if isinstance(objects, list) else [objects]
     args = ["apply", "--server-side", "--force-conflicts", "-f", "-"]

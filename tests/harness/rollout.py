@@ -10,6 +10,7 @@ kwok makes the pods Ready; the model servers that answer the operator's smoke re
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import subprocess
 import threading
@@ -99,6 +100,26 @@ def train_models(root: Path) -> Models:
     rows = [[*map(float, x), int(label)] for x, label in zip(X_test, y_test, strict=True)]
     write_csv(holdout / "holdout.csv", [*IRIS_COLUMNS, "species"], rows)
     return Models(paths["good"], paths["bad"], paths["failing"], package, holdout)
+
+
+# The names modelserve gives the columns of a model trained on a bare array (the iris models here).
+MODEL_FEATURES = [f"feature_{i}" for i in range(4)]
+
+
+def write_drift_reference(path: Path) -> str:
+    """All of iris under the models' feature names, as the CSV a drift reference is; returns its SHA-256."""
+    X, _ = load_iris(return_X_y=True)
+    write_csv(path, MODEL_FEATURES, X.tolist())
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def drifted_rows(count: int, feature: int, seed: int = 0) -> list[list[float]]:
+    """Rows drawn from iris with one feature shifted by two standard deviations (count=0 shift: none)."""
+    X, _ = load_iris(return_X_y=True)
+    rows = X[np.random.default_rng(seed).integers(0, len(X), count)].copy()
+    if feature >= 0:
+        rows[:, feature] += 2 * X[:, feature].std()
+    return rows.tolist()
 
 
 # -- ModelDeployments and the local model servers behind their colours ----------------------------------

@@ -145,3 +145,26 @@ def candidate_pods(
     yield pods
     for pod in pods:
         pod.stop()
+
+
+DRIFT_REVISION = "rev-drift"
+DRIFT_WINDOW_ROWS = 100
+
+
+@pytest.fixture(scope="session")
+def drift_pods(tmp_path_factory, model_files: dict[str, Path]) -> Iterator[list[Server]]:
+    """Two pods of the active (blue) colour tracking drift against all of iris, 100-row windows."""
+    from harness.rollout import write_drift_reference
+
+    reference = tmp_path_factory.mktemp("drift-reference") / "reference.csv"
+    write_drift_reference(reference)
+    env = {"MODELSERVE_DRIFT_REFERENCE_FILE": str(reference),
+           "MODELSERVE_DRIFT_WINDOW_ROWS": str(DRIFT_WINDOW_ROWS)}  # fmt: skip
+    pods = [
+        _serve(tmp_path_factory, f"drift-{i}", model_files["good"], "blue", DRIFT_REVISION, **env)
+        for i in range(2)
+    ]
+    _all_ready(pods)
+    yield pods
+    for pod in pods:
+        pod.stop()

@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 import pytest
 
 from harness.probes import clean_rows, marker_rows, run_probe, send_rows
+from harness.rollout import drifted_rows
 from modeldeploy.api import ModelDeploymentStatus, parse_spec
 from modeldeploy.desired.rollout import Check
 from modeldeploy.probes import StaticResolver
 from modeldeploy.probes.checks import CHECK_NAMES, CheckContext, analysis_with_stats, color_stats, run_check
 
-from .conftest import ANALYSIS_REVISION
+from .conftest import ANALYSIS_REVISION, DRIFT_REVISION, DRIFT_WINDOW_ROWS
 
 V2 = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
 
@@ -155,3 +156,26 @@ def test_unknown_check_names_the_choices():
     ctx = CheckContext("ml", "iris", _spec("http://x"), _status(datetime.now(UTC)))
     with pytest.raises(ValueError, match="check: unknown check 'canary'; expected one of smoke"):
         run_probe(StaticResolver({}), lambda c: run_check(c, "canary", ctx))
+
+
+def test_drift_check_reads_the_active_pods_and_names_the_shifted_feature(drift_pods):
+    """One pod sees rows from the reference, the other the same rows with sepal width (feature_1) shifted by
+    two standard deviations: the combined index crosses 0.25 on that feature only."""
+    steady, shifted = drift_pods
+    assert set(send_rows(steady.url, drifted_rows(DRIFT_WINDOW_ROWS, feature=-1, seed=1))) == {200}
+    assert set(send_rows(shifted.url, drifted_rows(DRIFT_WINDOW_ROWS, feature=1, seed=2))) == {200}
+    spec = parse_spec(
+        {
+            "model": {"uri": "https://m.example/iris/model.joblib", "allowUnverifiedPickle": True},
+            "monitoring": {"drift": {"referenceUri": "https://m.example/iris/ref.csv", "sha256": "ab" * 32}},
+        }
+    )
+    status = ModelDeploymentStatus.model_validate({"activeColor": "blue", "activeRevision": DRIFT_REVISION})
+    resolver = StaticResolver(pods={"blue": [p.url for p in drift_pods]})
+    run = run_probe(resolver, lambda c: run_check(c, Check.drift, CheckContext("ml", "iris", spec, status)))
+    figures = run.drift
+    assert figures is not None and (figures.pods, figures.rows) == (2, 2 * DRIFT_WINDOW_ROWS), figures
+    psi = {f.feature: f.psi for f in figures.features}
+    assert psi["feature_1"] > 0.25 and figures.features[0].feature == "feature_1", psi
+    assert all(v < 0.25 for f, v in psi.items() if f != "feature_1"), psi
+    assert run.result.score == figures.features[0].psi

@@ -101,6 +101,24 @@ def test_download_failures_exit_4(http_root, tmp_path, uri, message):
     assert message.format(http=http_root, closed=closed) in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("uri", "digest", "said"),
+    [
+        ("{http}/missing.csv", "", "{http}/missing.csv not found"),
+        ("{http}/model.onnx", "a" * 64, "digest mismatch for {http}/model.onnx"),
+    ],
+)
+def test_optional_fetch_reports_the_failure_but_exits_0(http_root, tmp_path, uri, digest, said):
+    message_file = tmp_path / "termination-log"
+    args = [uri.format(http=http_root), str(tmp_path / "drift" / "reference.csv"), "--optional"]
+    result = fetch(*args, *(["--sha256", digest] if digest else []),
+                   env={"MODELSERVE_TERMINATION_MESSAGE_PATH": str(message_file)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert said.format(http=http_root) in result.stderr
+    assert message_file.read_text().startswith("fetch failed: ")
+    assert not (tmp_path / "drift" / "reference.csv").exists()
+
+
 def test_bad_digest_argument_exits_2(tmp_path):
     result = fetch("/etc/hostname", str(tmp_path / "x"), "--sha256", "nothex")
     assert result.returncode == 2 and "--sha256 must be 64 hexadecimal characters" in result.stderr

@@ -134,6 +134,7 @@ def test_spec_parses_camel_case_and_fills_defaults():
     assert parse_spec(dumped) == spec
 
 
+DRIFT = {"referenceUri": "https://d.example/iris/reference.csv", "sha256": "ab" * 32}
 MIRRORED = [
     ({"model": {"uri": "ftp://x/m.onnx"}}, "model.uri must be"),
     ({"model": {"uri": "https://x/m.pkl"}}, "model.sha256 is required"),
@@ -184,6 +185,18 @@ MIRRORED = [
             "resources": {"requests": {"nvidia.com/gpu": 2}, "limits": {"nvidia.com/gpu": 1}},
         },
         "with the same number",
+    ),
+    *(
+        ({"model": {"uri": ONNX}, "monitoring": {"drift": {**DRIFT, **change}}}, message)
+        for change, message in (
+            ({"referenceUri": "file:///etc/passwd"}, "monitoring.drift.referenceUri must be https://"),
+            ({"referenceUri": "pvc://claim/ref.csv"}, "monitoring.drift.referenceUri must be https://"),
+            ({"sha256": "A" * 64}, "monitoring.drift.sha256 must be 64 lowercase hexadecimal"),
+            ({"features": ["a", "a"]}, "monitoring.drift.features must not name a feature twice"),
+            ({"features": [f"f{i}" for i in range(33)]}, "at most 32 items"),
+            ({"features": ["a,b"]}, "String should match pattern"),
+            ({"windowRows": 5}, "greater than or equal to 10"),
+        )
     ),
 ]
 

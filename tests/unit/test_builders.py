@@ -65,6 +65,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "pvc": {"model": {"uri": "pvc://model-store/iris/v3/model.onnx", "format": "onnx"}, "replicas": 2},
     "baked": {"model": {"uri": "file:///opt/models/iris.onnx"}, "server": {"image": "registry.local/iris:3"}},
     "grpc": {"model": {"uri": "https://models.example/iris/v3/model.onnx"}, "server": {"grpc": True}},
+    "drift": {
+        "model": {"uri": "https://models.example/iris/v3/model.joblib", "sha256": SHA,
+                  "credentials": {"secretRef": {"name": "store"}}},
+        "monitoring": {"drift": {"referenceUri": "https://models.example/iris/reference.csv", "sha256": SHA,
+                                 "features": ["sepal_length", "petal_width"], "windowRows": 500}},
+    },
 }  # fmt: skip
 
 

@@ -143,6 +143,17 @@ def test_live_evaluation_failing_is_exported_for_the_serving_revision_only(evalu
     assert _sample("modeldeploy_live_evaluation_failing", series) is None  # r2 no longer serves
 
 
+def test_drift_detected_is_exported_for_the_revision_read_and_dropped_with_the_figures():
+    ns, name = "unit-drift", "iris"
+    series = {"namespace": ns, "name": name, "revision": "r2"}
+    metrics.record_rollout(ns, name, {}, {"drift": {"revision": "r2", "drifting": True}})
+    assert _sample("modeldeploy_drift_detected", series) == 1.0
+    metrics.record_rollout(ns, name, {}, {"drift": {"revision": "r2", "drifting": False}})
+    assert _sample("modeldeploy_drift_detected", series) == 0.0
+    metrics.record_rollout(ns, name, {}, {})  # drift no longer watched
+    assert _sample("modeldeploy_drift_detected", series) is None
+
+
 @pytest.mark.parametrize(
     ("passed", "message", "logged"),
     [

@@ -62,3 +62,35 @@ def test_revision_is_short_and_stable():
     first = revision_of(parse_spec(BASE))
     assert first == revision_of(parse_spec(copy.deepcopy(BASE)))
     assert len(first) == 10 and int(first, 16) >= 0
+
+
+DRIFT = {"referenceUri": "https://d.example/iris/reference.csv", "sha256": "ab" * 32}
+WITH_DRIFT = {**BASE, "monitoring": {"drift": DRIFT}}
+# (change to monitoring.drift, rolls the pods?): what reaches the pods (init container, env) rolls them.
+DRIFT_CHANGES = [
+    ({"referenceUri": "https://d.example/iris/reference-2.csv"}, True),
+    ({"sha256": "cd" * 32}, True),
+    ({"features": ["petal_length"]}, True),
+    ({"windowRows": 500}, True),
+    ({"threshold": 0.1}, False),
+    ({"intervalSeconds": 600}, False),
+    ({"windowRows": 1000}, False),  # the default, written out
+]
+
+
+def test_adding_drift_rolls_the_pods_and_evaluation_alone_does_not():
+    evaluation = {
+        "datasetUri": "https://d.example/f.csv",
+        "labelColumn": "y",
+        "metric": "f1",
+        "threshold": 0.9,
+    }
+    base = revision_of(parse_spec(BASE))
+    assert revision_of(parse_spec(WITH_DRIFT)) != base
+    assert revision_of(parse_spec({**BASE, "monitoring": {"evaluation": evaluation}})) == base
+
+
+@pytest.mark.parametrize(("change", "rolls"), DRIFT_CHANGES, ids=[str(c) for c, _ in DRIFT_CHANGES])
+def test_drift_changes_roll_the_pods_only_when_the_pods_use_them(change, rolls):
+    spec = {**BASE, "monitoring": {"drift": {**DRIFT, **change}}}
+    assert (revision_of(parse_spec(spec)) != revision_of(parse_spec(WITH_DRIFT))) is rolls

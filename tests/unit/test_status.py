@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from modeldeploy.api import CheckResult, Color, ColorStats, parse_spec
+from modeldeploy.api import CheckResult, Color, ColorStats, DriftFeature, DriftStatus, parse_spec
 from modeldeploy.desired import CheckReport, rollout_pass
 from modeldeploy.desired.deployment import build_deployment
 from modeldeploy.desired.params import BuildParams
@@ -196,8 +196,9 @@ def converge(spec: dict[str, Any], passes: int, ready: dict[str, int], now: date
         result = rollout_pass(
             body(spec, status), parse_spec(spec), observed, PARAMS, now + timedelta(seconds=i)
         )
+        rev = revision_of(parse_spec(spec))
         observed = Observed(
-            live(result.children, ready), [p for c, n in ready.items() for p in ready_pods(c, REV, n)]
+            live(result.children, ready), [p for c, n in ready.items() for p in ready_pods(c, rev, n)]
         )
         status = result.status
     return result, observed
@@ -456,3 +457,131 @@ def test_live_model_below_its_evaluation_threshold_is_degraded(revision, result,
     if degraded == "True":
         assert REV in cond["message"] and "accuracy 0.61 < 0.9" in cond["message"]
         assert after.status["phase"] == "Degraded"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# drift of the live revision
+
+
+DRIFT = {"referenceUri": "https://d.example/iris/reference.csv", "sha256": "ab" * 32, "windowRows": 100,
+         "threshold": 0.25, "intervalSeconds": 60}  # fmt: skip
+DRIFT_SPEC = {**SPEC, "monitoring": {"drift": DRIFT}}
+DRIFT_REV = revision_of(parse_spec(DRIFT_SPEC))
+
+
+def drift_figures(at: datetime, rows: int, **psi: float) -> DriftStatus:
+    worst = sorted(psi.items(), key=lambda item: -item[1])
+    return DriftStatus(
+        revision=DRIFT_REV, rows=rows, pods=2, checked_at=at,
+        features=[DriftFeature(feature=name, psi=value) for name, value in worst],
+    )  # fmt: skip
+
+
+def drift_pass(status: dict, observed, at: datetime, report: CheckReport | None = None):
+    return rollout_pass(body(DRIFT_SPEC, status), parse_spec(DRIFT_SPEC), observed, PARAMS, at, report)
+
+
+def test_drift_is_read_once_a_revision_serves_and_again_after_the_interval():
+    result, observed = converge(DRIFT_SPEC, 3, {"blue": 2})
+    assert result.check == Check.drift
+    assert conditions(result.status)["DriftMonitored"]["reason"] == "Waiting"
+    read = drift_pass(result.status, observed, T0, CheckReport(drift=drift_figures(T0, 150, a=0.02)))
+    assert read.status["drift"]["checkedAt"] == "2026-01-01T12:00:00Z"
+    assert (read.check, read.requeue_after) == (None, 60)
+    assert conditions(read.status)["DriftMonitored"]["reason"] == "Tracking"
+    assert drift_pass(read.status, observed, T0 + timedelta(seconds=59)).check is None
+    assert drift_pass(read.status, observed, T0 + timedelta(seconds=60)).check == Check.drift
+
+
+# (psi of the worst feature per read, rows) -> Events of each read: one per crossing, none while it stays.
+CROSSINGS = [
+    ([(0.05, 150), (0.6, 150), (0.7, 150), (0.1, 150)], [[], ["DriftDetected"], [], ["DriftCleared"]]),
+    ([(0.9, 40), (0.9, 150)], [[], ["DriftDetected"]]),  # a window not yet full gives no verdict
+    ([(0.6, 150), (0.6, 40), (0.6, 150)], [["DriftDetected"], [], []]),  # a short window keeps the verdict
+]
+
+
+@pytest.mark.parametrize(("reads", "events"), CROSSINGS, ids=["up and down", "short window", "kept"])
+def test_drift_event_once_per_crossing(reads, events):
+    result, observed = converge(DRIFT_SPEC, 3, {"blue": 2})
+    status, seen = result.status, []
+    for i, (psi, rows) in enumerate(reads):
+        at = T0 + timedelta(minutes=i)
+        read = drift_pass(status, observed, at, CheckReport(drift=drift_figures(at, rows, sepal=psi, b=0.01)))
+        seen.append([event.reason for event in read.events])
+        status = read.status
+    assert seen == events
+
+
+def test_drift_above_the_threshold_is_in_status_and_the_event_names_the_feature():
+    result, observed = converge(DRIFT_SPEC, 3, {"blue": 2})
+    figures = drift_figures(T0, 200, petal_length=0.8123, sepal_width=0.03)
+    read = drift_pass(result.status, observed, T0, CheckReport(drift=figures))
+    drift = read.status["drift"]
+    assert drift["drifting"] is True
+    assert [f["feature"] for f in drift["features"]] == ["petal_length", "sepal_width"]
+    message = "worst feature petal_length: PSI 0.8123 > threshold 0.25 over 200 rows on 2 pod(s)"
+    assert drift["message"].startswith(message)
+    assert [(e.type, e.reason) for e in read.events] == [("Warning", "DriftDetected")]
+    assert read.events[0].message.startswith(message)
+    assert conditions(read.status)["DriftMonitored"]["reason"] == "Drifting"
+    assert read.status["phase"] == "Healthy"  # drift is reported, it never degrades serving
+
+
+def test_a_reference_the_pods_could_not_fetch_is_a_condition_and_serving_goes_on():
+    result, observed = converge(DRIFT_SPEC, 3, {"blue": 2})
+    said = "fetch failed: https://d.example/iris/reference.csv not found"
+    observed.pods[0]["status"]["initContainerStatuses"] = [
+        {"name": "fetch-model", "state": {"terminated": {"exitCode": 0}}},
+        {"name": "fetch-drift-reference", "state": {"terminated": {"exitCode": 0, "message": said + "\n"}}},
+    ]
+    after = drift_pass(result.status, observed, T0 + timedelta(seconds=5))
+    drift = conditions(after.status)["DriftMonitored"]
+    assert (drift["status"], drift["reason"]) == ("False", "DriftReferenceUnavailable")
+    assert f"pod iris-blue-0: {said}" in drift["message"] and "serving is unaffected" in drift["message"]
+    assert after.status["phase"] == "Healthy" and conditions(after.status)["Degraded"]["status"] == "False"
+
+
+def test_pods_that_export_no_drift_figures_say_so():
+    result, observed = converge(DRIFT_SPEC, 3, {"blue": 2})
+    read = drift_pass(result.status, observed, T0, CheckReport(drift=drift_figures(T0, 0)))
+    drift = conditions(read.status)["DriftMonitored"]
+    assert (drift["status"], drift["reason"]) == ("False", "DriftNotTracked")
+    assert "drift_disabled" in drift["message"]
+
+
+def test_dropping_drift_from_the_spec_drops_its_condition_and_figures():
+    result, observed = converge(DRIFT_SPEC, 3, {"blue": 2})
+    read = drift_pass(result.status, observed, T0, CheckReport(drift=drift_figures(T0, 150, a=0.02)))
+    after = rollout_pass(body(SPEC, read.status), parse_spec(SPEC), observed, PARAMS, T0)
+    assert "DriftMonitored" not in conditions(after.status) and "drift" not in after.status
+
+
+# (spec the old colour ran, spec now): the old colour keeps the reference its pods were built with.
+REBUILT = [
+    (SPEC, DRIFT_SPEC),
+    (DRIFT_SPEC, SPEC),
+    (DRIFT_SPEC, {**SPEC, "monitoring": {"drift": {**DRIFT, "referenceUri": "https://d.example/ref-2.csv"}}}),
+]
+
+
+@pytest.mark.parametrize(("was", "now"), REBUILT, ids=["drift added", "drift dropped", "reference changed"])
+def test_the_previous_colour_is_rebuilt_with_the_drift_reference_it_ran_with(was, now):
+    rev = revision_of(parse_spec(was))
+    old = build_deployment(body(was), parse_spec(was), Color.blue, rev, 2, PARAMS)
+    status = {"activeColor": "blue", "activeRevision": rev, "rollout": {"phase": "Completed", "revision": rev,
+                                                                        "color": "blue"}}  # fmt: skip
+    observed = Observed({("Deployment", "iris-blue"): old}, ready_pods("blue", rev, 2))
+    after = rollout_pass(body(now, status), parse_spec(now), observed, PARAMS, T0)
+    assert after.status["rollout"]["phase"] == "WaitingForCandidate"
+    blue = next(c for c in after.children if c["metadata"]["name"] == "iris-blue")
+    assert blue == old
+
+
+def test_figures_read_from_another_revision_wait_for_the_live_ones():
+    result, observed = converge(DRIFT_SPEC, 3, {"blue": 2})
+    older = drift_figures(T0, 150, a=0.02).model_copy(update={"revision": "0ld0ld0ld0"})
+    read = drift_pass(result.status, observed, T0, CheckReport(drift=older))
+    drift = conditions(read.status)["DriftMonitored"]
+    assert (drift["status"], drift["reason"]) == ("Unknown", "Waiting")
+    assert DRIFT_REV in drift["message"]

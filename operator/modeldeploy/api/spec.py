@@ -5,7 +5,7 @@ Public: ``ModelDeploymentSpec`` and its parts ``ModelSource``, ``ModelCredential
 ``Toleration``, ``LocalObjectReference``, ``Security``, ``SecretKeyRef``, ``RateLimit``, ``Logging``,
 ``Rollout``, ``RolloutStep``, ``Analysis``, ``Shadow``, ``Smoke``, ``SmokeRequest``, ``QualityGate``,
 ``Evaluation``, ``TrafficRouting``, ``GatewayAPIRouting``, ``ParentRef``, ``HeaderMatch``, ``Monitoring``,
-``ServiceMonitorSpec``; enums ``ModelFormat``, ``Metric``, ``DatasetFormat``; constants
+``Drift``, ``ServiceMonitorSpec``; enums ``ModelFormat``, ``Metric``, ``DatasetFormat``; constants
 ``PICKLE_FORMATS``, ``PICKLE_SUFFIXES``, ``MAX_NAME_LENGTH``, ``CHILD_SUFFIXES``.
 
 Every field has a description (``kubectl explain`` is the manual), scalar defaults live in the schema,
@@ -1190,9 +1190,87 @@ class ServiceMonitorSpec(ApiModel):
     )
 
 
+# The reference is fetched by the pods' init container (never by the operator): the schemes it fetches.
+DRIFT_URI_PATTERN = r"^(https?://[^/?#]+/|s3://[^/?#]+/)[^?#]*[^/?#]([?#].*)?$"
+DRIFT_URI_MESSAGE = (
+    "monitoring.drift.referenceUri must be https://host/path, http://host/path or s3://bucket/key naming a "
+    "CSV file (the pods' init container fetches it)"
+)
+MAX_DRIFT_FEATURES = 32  # modelserve's MODELSERVE_DRIFT_MAX_FEATURES default: bins are exported per feature
+DRIFT_SHA256_MESSAGE = "monitoring.drift.sha256 must be 64 lowercase hexadecimal characters (sha256sum)"
+DRIFT_FEATURES_MESSAGE = "monitoring.drift.features must not name a feature twice"
+
+
+class Drift(ApiModel):
+    """Drift of the inputs and the predicted classes: each pod compares its last rows with a reference data
+    set (population stability index per feature); the operator shows the top features in status."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            rule(
+                "!has(self.features) || self.features.all(f, self.features.exists_one(g, g == f))",
+                DRIFT_FEATURES_MESSAGE,
+                field_path=".features",
+            ),
+        )
+    )
+
+    reference_uri: str = Field(
+        description="CSV of reference rows (a header row naming the model's features), e.g. a sample of the "
+        "training data: https://, http:// or s3:// (with model.credentials when the model's store needs "
+        "them). Fetched by the pods' init container and checked against sha256; a reference that cannot be "
+        "fetched leaves serving as it is and sets the DriftMonitored condition to False.",
+        min_length=1,
+        max_length=2048,
+        json_schema_extra=validations(rule(f"self.matches('{DRIFT_URI_PATTERN}')", DRIFT_URI_MESSAGE)),
+    )
+    sha256: str = Field(
+        description="SHA-256 (hex) of the reference file; the fetch refuses any other content.",
+        min_length=64,
+        max_length=64,
+        json_schema_extra=validations(rule("self.matches('^[a-f0-9]{64}$')", DRIFT_SHA256_MESSAGE)),
+    )
+    features: list[Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^,]+$")]] = Field(
+        default_factory=list,
+        description=f"Features to track (at most {MAX_DRIFT_FEATURES}); empty = every feature of the model "
+        f"(then a model with more than {MAX_DRIFT_FEATURES} features tracks none). Classifiers also track "
+        "their predicted classes (feature `predicted_class`).",
+        max_length=MAX_DRIFT_FEATURES,
+    )
+    threshold: float = Field(
+        default=0.25,
+        gt=0,
+        le=100,
+        description="Population stability index above which a feature drifts (0.1: worth a look, 0.25: a "
+        "different population). Crossing it emits a DriftDetected Event.",
+    )
+    window_rows: int = Field(
+        default=1000,
+        ge=10,
+        le=1_000_000,
+        description="Rows each pod keeps in its rolling window; a verdict waits for a full window's rows.",
+    )
+    interval_seconds: int = Field(
+        default=60, ge=10, le=86400, description="How often the operator reads the pods' drift figures."
+    )
+
+    @model_validator(mode="after")
+    def _mirror_cel(self) -> Drift:
+        if not re.match(DRIFT_URI_PATTERN, self.reference_uri):
+            raise ValueError(DRIFT_URI_MESSAGE)
+        if not re.fullmatch(r"[a-f0-9]{64}", self.sha256):
+            raise ValueError(DRIFT_SHA256_MESSAGE)
+        if len(set(self.features)) != len(self.features):
+            raise ValueError(DRIFT_FEATURES_MESSAGE)
+        return self
+
+
 class Monitoring(ApiModel):
     evaluation: MonitoringEvaluation | None = Field(
         default=None, description="Regular evaluation of the live model."
+    )
+    drift: Drift | None = Field(
+        default=None, description="Drift of the inputs and predictions against a reference data set."
     )
     service_monitor: ServiceMonitorSpec | None = Field(
         default=None, description="Prometheus Operator scraping."
@@ -1248,7 +1326,7 @@ class ModelDeploymentSpec(ApiModel):
         default_factory=Rollout, description="How new revisions go live.", json_schema_extra=_object_default()
     )
     monitoring: Monitoring | None = Field(
-        default=None, description="Metrics scraping and live-model evaluation."
+        default=None, description="Metrics scraping, live-model evaluation and drift."
     )
 
     @model_validator(mode="after")

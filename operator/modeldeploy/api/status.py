@@ -2,7 +2,8 @@
 place people write to it: ``status.rolloutControl``.
 
 Public: ``ModelDeploymentStatus``, ``Condition``, ``TrafficTarget``, ``CheckResult``, ``ColorStats``,
-``HistoryEntry``, ``ShadowFigures``, ``RolloutControl``, ``RolloutState``, ``EvaluationStatus``; enums
+``HistoryEntry``, ``ShadowFigures``, ``RolloutControl``, ``RolloutState``, ``EvaluationStatus``,
+``DriftStatus``, ``DriftFeature``, ``MAX_DRIFT_SHOWN``; enums
 ``Color``, ``Phase``, ``RolloutPhase``, ``ConditionType``, ``ControlAction``, ``Outcome``;
 ``other_color(color)``.
 
@@ -103,6 +104,7 @@ class ConditionType(StrEnum):
     Ready = "Ready"
     Progressing = "Progressing"
     Degraded = "Degraded"
+    DriftMonitored = "DriftMonitored"  # only with spec.monitoring.drift
 
 
 class ControlAction(StrEnum):
@@ -120,7 +122,10 @@ class Outcome(StrEnum):
 
 
 class Condition(StatusModel):
-    type: str = Field(description="Ready, Progressing or Degraded.", max_length=316)
+    type: str = Field(
+        description="Ready, Progressing, Degraded, or DriftMonitored (with spec.monitoring.drift).",
+        max_length=316,
+    )
     status: str = Field(
         description="True, False or Unknown.", json_schema_extra={"enum": ["True", "False", "Unknown"]}
     )
@@ -248,6 +253,32 @@ class EvaluationStatus(StatusModel):
     result: CheckResult | None = Field(default=None, description="Latest result.")
 
 
+MAX_DRIFT_SHOWN = 5  # features listed in status.drift: the worst ones; every one is in the pods' metrics
+
+
+class DriftFeature(StatusModel):
+    feature: str = Field(description="Feature name (predicted_class: the predictions).", max_length=256)
+    psi: float = Field(description="Population stability index, rounded to 4 decimals.")
+
+
+class DriftStatus(StatusModel):
+    """The live revision's drift, read from its Ready pods' /metrics (their indexes, weighted by rows)."""
+
+    revision: str | None = Field(default=None, description="Revision whose pods were read.", max_length=64)
+    features: list[DriftFeature] = Field(
+        default_factory=list,
+        description=f"The {MAX_DRIFT_SHOWN} most drifting features, worst first.",
+        max_length=MAX_DRIFT_SHOWN,
+    )
+    rows: int = Field(default=0, ge=0, description="Rows in the pods' windows together.")
+    pods: int = Field(default=0, ge=0, description="Pods whose figures were read.")
+    drifting: bool = Field(
+        default=False, description="The worst feature is above monitoring.drift.threshold (full window)."
+    )
+    message: str = Field(default="", description="What was found.", max_length=1024)
+    checked_at: datetime | None = Field(default=None, description="When the figures were read.")
+
+
 class ModelDeploymentStatus(StatusModel):
     observed_generation: int | None = Field(
         default=None, description="metadata.generation this status is for."
@@ -257,7 +288,7 @@ class ModelDeploymentStatus(StatusModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Progressing, Degraded.",
+        description="Ready, Progressing, Degraded; DriftMonitored with spec.monitoring.drift.",
         max_length=16,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
@@ -295,6 +326,7 @@ class ModelDeploymentStatus(StatusModel):
     evaluation: EvaluationStatus | None = Field(
         default=None, description="Regular evaluation of the live model."
     )
+    drift: DriftStatus | None = Field(default=None, description="Drift of the live model's inputs.")
     kopf: dict[str, Any] | None = Field(
         default=None,
         description="The operator framework's own bookkeeping (the retry state of a pass that must wait), "

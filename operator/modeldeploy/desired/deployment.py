@@ -3,7 +3,8 @@
 Public: ``build_deployment(md, spec, color, revision, replicas, params)`` (md: the object as a dict, spec:
 its parsed ``ModelDeploymentSpec``), ``model_location(spec)``,
 ``ModelLocation``, ``server_env(md, spec, color, revision, location)``, ``probes(spec, port)``,
-``template_spec(spec, image)``, ``credentials_env(spec)``, ``CONTAINER_NAME``, ``FETCH_CONTAINER_NAME``,
+``template_spec(spec, image)``, ``credentials_env(spec)``, ``drift_env(spec)``, ``CONTAINER_NAME``,
+``FETCH_CONTAINER_NAME``, ``DRIFT_FETCH_CONTAINER_NAME``, ``DRIFT_REFERENCE_FILE``,
 ``KEYS_DIR``, ``SCHEMA_ANNOTATION``, ``TEMPLATE_ANNOTATION``.
 
 How the model gets into the pod (``model_location``):
@@ -14,6 +15,10 @@ How the model gets into the pod (``model_location``):
 (secretKeyRef; the serving container never sees them), and
 ``MODELSERVE_FETCH_CREDENTIALS_SOURCE=secret/<name>`` lets ``modelserve fetch`` name the Secret when the store
 refuses it.
+``monitoring.drift``: a second init container
+``modelserve fetch --optional URI /drift/reference.csv --sha256 HEX`` into an emptyDir (with the model's
+credentials when the reference is on the same kind of store); its failure exits 0, so the pod serves
+without drift and the operator reads why from its termination message.
 An inline ``model.schema`` travels as a pod annotation, projected by the downward API to
 ``<model path>.schema.json`` (the manifest modelserve looks for).
 """
@@ -27,16 +32,19 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from modeldeploy.api import ModelDeploymentSpec
+from modeldeploy.api import MAX_DRIFT_FEATURES, ModelDeploymentSpec
 from modeldeploy.desired.children import GRPC_PORT
 from modeldeploy.desired.naming import ANNOTATION_REVISION, deployment_name, labels, object_meta, selector
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.references import CREDENTIAL_KEYS
-from modeldeploy.desired.revision import POD_FIELDS
+from modeldeploy.desired.revision import pod_fields
 from modeldeploy.desired.shadow import SHADOW_CONFIG_KEY, shadow_config_name
 
 CONTAINER_NAME = "modelserve"
 FETCH_CONTAINER_NAME = "fetch-model"
+DRIFT_FETCH_CONTAINER_NAME = "fetch-drift-reference"
+DRIFT_DIR = "/drift"
+DRIFT_REFERENCE_FILE = f"{DRIFT_DIR}/reference.csv"
 MODELS_DIR = "/models"
 KEYS_DIR = "/etc/modelserve/keys"
 SHADOW_DIR = "/etc/modelserve/shadow"  # modelserve's MODELSERVE_SHADOW_CONFIG_FILE default lives here
@@ -136,7 +144,20 @@ def server_env(
         env += _optional_env(("MODELSERVE_AUTH_FAILURE_BURST", failures.burst))
     if spec.resources and NVIDIA_GPU in spec.resources.extended():
         env.append(_env("MODELSERVE_DEVICE", "cuda"))  # a pod given a GPU fails loudly if it cannot use it
-    return env + _user_env(spec)
+    return env + drift_env(spec) + _user_env(spec)
+
+
+def drift_env(spec: ModelDeploymentSpec) -> list[dict[str, str]]:
+    """modelserve's drift settings: the fetched reference, the features (all when empty), the window."""
+    drift = spec.monitoring.drift if spec.monitoring else None
+    if drift is None:
+        return []
+    return [
+        _env("MODELSERVE_DRIFT_REFERENCE_FILE", DRIFT_REFERENCE_FILE),
+        *_optional_env(("MODELSERVE_DRIFT_FEATURES", ",".join(drift.features) or None)),  # unset: every one
+        _env("MODELSERVE_DRIFT_WINDOW_ROWS", drift.window_rows),
+        _env("MODELSERVE_DRIFT_MAX_FEATURES", MAX_DRIFT_FEATURES),
+    ]
 
 
 def _optional_env(*pairs: tuple[str, Any]) -> list[dict[str, str]]:
@@ -215,6 +236,9 @@ def _volumes_and_mounts(
             {"name": "models", "persistentVolumeClaim": {"claimName": location.claim, "readOnly": True}}
         )
         mounts.append({"name": "models", "mountPath": MODELS_DIR, "readOnly": True})
+    if spec.monitoring is not None and spec.monitoring.drift is not None:
+        volumes.append({"name": "drift", "emptyDir": {}})
+        mounts.append({"name": "drift", "mountPath": DRIFT_DIR, "readOnly": True})
     if spec.model.schema_ is not None:
         volumes.append(
             {
@@ -291,9 +315,37 @@ def _fetch_container(
     return container
 
 
-def _fetch_env(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
+def _drift_fetch_container(
+    spec: ModelDeploymentSpec, image: str, uri: str, sha256: str, params: BuildParams
+) -> dict[str, Any]:
+    """`modelserve fetch --optional`: a reference that cannot be fetched is reported in this container's
+    termination message (the operator's DriftMonitored condition) and the pod serves without drift."""
+    container: dict[str, Any] = {
+        "name": DRIFT_FETCH_CONTAINER_NAME,
+        "image": image,
+        "command": ["modelserve", "fetch", uri, DRIFT_REFERENCE_FILE, "--sha256", sha256, "--optional"],
+        "env": _fetch_env(spec, with_credentials=_same_store(spec.model.uri, uri)),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "drift", "mountPath": DRIFT_DIR}],
+        "securityContext": _container_security(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",  # its log is only its own one-line outcome
+        "resources": _resources(spec, extended=False),
+    }
+    _set_pull_policy(container, spec, params)
+    return container
+
+
+def _same_store(model_uri: str, reference_uri: str) -> bool:
+    """The model's credentials fit a reference on the same kind of store (their keys are per scheme)."""
+
+    def kind(uri: str) -> str:
+        return "s3" if uri.startswith("s3://") else "http"
+
+    return kind(model_uri) == kind(reference_uri)
+
+
+def _fetch_env(spec: ModelDeploymentSpec, with_credentials: bool = True) -> list[dict[str, Any]]:
     """The Secret's variables win over server.env's of the same name (a list keyed by name has no twins)."""
-    secret = credentials_env(spec)
+    secret = credentials_env(spec) if with_credentials else []
     taken = {e["name"] for e in secret}
     user = [e for e in _user_env(spec) if e["name"] not in taken]
     return [_env("MODELSERVE_TERMINATION_MESSAGE_PATH", TERMINATION_LOG), *user, *secret]
@@ -326,8 +378,8 @@ def _set_pull_policy(container: dict[str, Any], spec: ModelDeploymentSpec, param
 
 
 def template_spec(spec: ModelDeploymentSpec, image: str) -> str:
-    pod_fields = spec.model_dump(by_alias=True, exclude_none=True, mode="json", include=set(POD_FIELDS))
-    return json.dumps({"spec": pod_fields, "image": image}, sort_keys=True, separators=(",", ":"))
+    fields = pod_fields(spec, exclude_defaults=False)
+    return json.dumps({"spec": fields, "image": image}, sort_keys=True, separators=(",", ":"))
 
 
 def build_deployment(
@@ -464,8 +516,14 @@ def _pod_spec(
             }
         ],
     }
+    init = []
     if location.kind == "fetch":
-        pod_spec["initContainers"] = [_fetch_container(spec, image, location, fetch_mounts, params)]
+        init.append(_fetch_container(spec, image, location, fetch_mounts, params))
+    drift = spec.monitoring.drift if spec.monitoring else None
+    if drift is not None:
+        init.append(_drift_fetch_container(spec, image, drift.reference_uri, drift.sha256, params))
+    if init:
+        pod_spec["initContainers"] = init
     if spec.service_account_name:
         pod_spec["serviceAccountName"] = spec.service_account_name
     server = spec.server

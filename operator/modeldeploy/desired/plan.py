@@ -27,6 +27,7 @@ from modeldeploy.api import (
     CheckResult,
     Color,
     ColorStats,
+    DriftStatus,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
     ShadowFigures,
@@ -39,6 +40,7 @@ from modeldeploy.desired.children import (
     build_services,
 )
 from modeldeploy.desired.deployment import TEMPLATE_ANNOTATION, build_deployment
+from modeldeploy.desired.drift import drift_due, judge_drift
 from modeldeploy.desired.naming import deployment_name
 from modeldeploy.desired.params import BuildParams
 from modeldeploy.desired.revision import POD_FIELDS, revision_of
@@ -56,6 +58,7 @@ __all__ = [
     "unwanted_optional_children",
 ]
 
+DRIFT_BLOCKED_RETRY_SECONDS = 5.0  # drift is due but another check had the pass: look again soon
 _SERVER_OWNED_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
 
 
@@ -70,6 +73,7 @@ class CheckReport:
     baselines: Mapping[str, Mapping[str, Any]] | None = None
     color_stats: Sequence[ColorStats] | None = None
     shadow: ShadowFigures | None = None  # the shadow check's counts (an input of the gate)
+    drift: DriftStatus | None = None  # the drift check's figures (status.drift and its Events)
 
 
 @dataclass
@@ -128,6 +132,14 @@ def _merge_pod_fields(spec: ModelDeploymentSpec, saved: Mapping[str, Any]) -> Mo
     current = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
     for name in POD_FIELDS:
         current.pop(ModelDeploymentSpec.model_fields[name].alias or name, None)
+    # The drift reference the old pods fetch is theirs; the rest of monitoring is today's.
+    monitoring = {k: v for k, v in (current.pop("monitoring", None) or {}).items() if k != "drift"}
+    saved = dict(saved)
+    drift = (saved.pop("monitoring", None) or {}).get("drift")
+    if drift:
+        monitoring["drift"] = drift
+    if monitoring:
+        current["monitoring"] = monitoring
     return ModelDeploymentSpec.model_validate({**current, **saved})
 
 
@@ -201,6 +213,19 @@ def rollout_pass(
     plan = plan_rollout_step(spec, revision, current_status(body), observation, now)
     if report is not None:
         _record_report(plan.status, report)
+    if report is not None and report.drift is not None:
+        plan.status.drift, found = judge_drift(spec, plan.status.drift, report.drift)
+        plan.events.extend(found)
+    due = drift_due(spec, plan.status, now)
+    if due is not None:
+        # Drift waits for a pass no rollout check needs (one check per pass; the rollout's come first).
+        if due <= 0 and plan.check is None and report is None:
+            plan.check = Check.drift
+        else:
+            wait = due if due > 0 else DRIFT_BLOCKED_RETRY_SECONDS
+            plan.requeue_after = wait if plan.requeue_after is None else min(plan.requeue_after, wait)
+    elif plan.status.drift is not None and (spec.monitoring is None or spec.monitoring.drift is None):
+        plan.status.drift = None  # drift no longer watched: no stale figures in status
     placement = plan_placement(spec, revision, plan.status, observation, now)
     children = children_for(body, spec, revision, placement, observed.children, params)
     shadow_config = shadow_config_child(body, spec, plan.status, observed.children)

@@ -4,7 +4,7 @@ Public: ``plan_rollout_step(spec, revision, status, observed, now) -> RolloutPla
 ``plan_placement(spec, revision, status, observed, now) -> Placement``, ``replica_split(replicas, weight)``,
 ``current_weight(spec, state)``, ``RolloutObservation``, ``ColorObservation``, ``RolloutPlan``, ``Placement``,
 ``ColorPlan``, ``KubeEvent``, ``Check`` (``smoke``, ``quality_gate``, ``analysis``, ``evaluation``,
-``shadow``).
+``shadow``, ``drift``).
 
 How the reconciler drives it (after Argo Rollouts' rollout/bluegreen.go: each pass does at most one
 transition, persists status, and the next event continues):
@@ -83,6 +83,7 @@ class Check(StrEnum):
     analysis = "analysis"
     evaluation = "evaluation"
     shadow = "shadow"
+    drift = "drift"  # the live pods' drift figures (desired.drift), asked for by the pass, not by a phase
 
 
 @dataclass(frozen=True)

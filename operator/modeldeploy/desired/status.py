@@ -8,6 +8,7 @@ pods, now)``,
 ``failure_status(body, reason, message, phase, now)``.
 
 ``children`` is a mapping (kind, name) -> object as read from the API server; ``pods`` the serving pods.
+With spec.monitoring.drift, a fourth condition, DriftMonitored (``desired.drift``).
 Conditions follow the API conventions: type, status True/False/Unknown, CamelCase reason, message,
 observedGeneration, and lastTransitionTime kept while the status does not flip.
 """
@@ -31,6 +32,7 @@ from modeldeploy.api import (
     RolloutState,
     TrafficTarget,
 )
+from modeldeploy.desired.drift import drift_condition
 from modeldeploy.desired.naming import LABEL_COLOR, LABEL_REVISION, deployment_name, selector, service_names
 from modeldeploy.desired.pods import first_failure, longest_init, pod_ready, pods_of
 from modeldeploy.desired.rollout import IN_FLIGHT, ColorObservation, RolloutObservation
@@ -298,6 +300,12 @@ def _set_conditions(
         condition(ConditionType.Degraded, degraded, d_reason, d_message),
     ):
         conditions = set_condition(conditions, new, now)
+    live_pods = pods_of(pods, name, serving_color, status.active_revision)
+    drift = drift_condition(spec, status, live_pods, generation)
+    if drift is not None:
+        conditions = set_condition(conditions, drift, now)
+    else:
+        conditions = [c for c in conditions if c.type != ConditionType.DriftMonitored.value]
     order = [t.value for t in ConditionType]
     status.conditions = sorted(
         conditions, key=lambda c: order.index(c.type) if c.type in order else len(order)

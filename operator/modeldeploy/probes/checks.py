@@ -12,6 +12,7 @@ Which model servers each check talks to:
 - ``evaluation``: the live model through ``<name>-<activeColor>`` (source dataset), or the ``/metrics`` of
   the active colour's pods (source feedback: the window sums of labels for the active revision).
 - ``shadow``: the /metrics of the active colour's Ready pods (their counts of copies to the candidate).
+- ``drift``: the /metrics of the active colour's Ready pods (their drift indexes for the active revision).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from modeldeploy.api import (
     Analysis,
     CheckResult,
     ColorStats,
+    DriftStatus,
     EvaluationSource,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
@@ -34,10 +36,12 @@ from modeldeploy.api import (
 )
 from modeldeploy.probes.analysis_math import MetricsSnapshot, SeriesSelector
 from modeldeploy.probes.client import ProbeClient
+from modeldeploy.probes.drift import drift_figures, drift_result
 from modeldeploy.probes.resolver import Target
 from modeldeploy.probes.shadow import shadow_figures, shadow_result
 
-CHECK_NAMES = ("smoke", "quality_gate", "analysis", "evaluation", "shadow")  # == desired.rollout.Check values
+# == desired.rollout.Check values
+CHECK_NAMES = ("smoke", "quality_gate", "analysis", "evaluation", "shadow", "drift")
 _STATS_ONLY = Analysis(min_requests=0)
 
 
@@ -73,6 +77,7 @@ class CheckRun:
     result: CheckResult
     baselines: dict[str, dict[str, Any]]
     shadow: ShadowFigures | None = None  # the shadow check's counts (the gate's input)
+    drift: DriftStatus | None = None  # the drift check's figures (status.drift)
 
 
 def _now() -> datetime:
@@ -118,6 +123,12 @@ async def run_check(client: ProbeClient, check: str, ctx: CheckContext) -> Check
         active = ctx.target(active_color, f"{ctx.name}-{active_color}")
         figures = await shadow_figures(client, active, phase_id, ctx.name)
         return CheckRun(shadow_result(figures), baselines, figures)
+    if check == "drift":
+        if ctx.spec.monitoring is None or ctx.spec.monitoring.drift is None or active_color is None:
+            return CheckRun(_inconclusive("no spec.monitoring.drift or no active colour"), baselines)
+        live = ctx.target(active_color, f"{ctx.name}-{active_color}")
+        found = await drift_figures(client, live, ctx.name, ctx.status.active_revision or "")
+        return CheckRun(drift_result(found), baselines, drift=found)
     if check == "analysis":
         if rollout.analysis is None or candidate_color is None:
             return CheckRun(_inconclusive("no spec.rollout.analysis or no candidate colour"), baselines)

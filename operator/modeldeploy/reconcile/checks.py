@@ -1,4 +1,4 @@
-"""Runs the rollout check a pass asks for (smoke, quality gate, analysis, evaluation) through
+"""Runs the rollout check a pass asks for (smoke, quality gate, analysis, evaluation, shadow, drift) through
 ``modeldeploy.probes`` and reports what it found back to the pass (``Context.check_runner``).
 
 Public: ``ProbeCheckRunner(kube, settings, client=None)`` (callable as ``core.CheckRunner``; ``aclose()`` at
@@ -27,6 +27,7 @@ from modeldeploy import metrics
 from modeldeploy.api import (
     CheckResult,
     ColorStats,
+    DriftStatus,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
     ShadowFigures,
@@ -48,8 +49,18 @@ from modeldeploy.probes import (
 from modeldeploy.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
-# What one check found: verdict, analysis windows, the A/B view, the shadow phase's counts.
-_Found = tuple[CheckResult, dict[str, dict[str, Any]], list[ColorStats] | None, ShadowFigures | None]
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What one check found: verdict, analysis windows, the A/B view, the shadow and drift figures."""
+
+    result: CheckResult
+    baselines: dict[str, dict[str, Any]]
+    stats: list[ColorStats] | None = None
+    shadow: ShadowFigures | None = None
+    drift: DriftStatus | None = None
+
 
 _SERVICE_SUFFIXES = ("-preview", "-blue", "-green")
 # Numbers of a CheckResult exported as modeldeploy_check_score{metric=...}.
@@ -155,12 +166,19 @@ class ProbeCheckRunner:
             baselines=dict(saved or {}),
         )
         started = time.perf_counter()
-        result, baselines, stats, shadow = await self._run(str(check), ctx)
+        found = await self._run(str(check), ctx)
+        result = found.result
         metrics.CHECK_SECONDS.labels(check=str(check)).observe(time.perf_counter() - started)
         metrics.CHECKS.labels(check=str(check), result=_verdict(result)).inc()
         self._export_scores(namespace, name, status, str(check), result)
         log.info("check %s of %s/%s: %s", check, namespace, name, _log_text(result))
-        return CheckReport(results={check: result}, baselines=baselines, color_stats=stats, shadow=shadow)
+        return CheckReport(
+            results={check: result},
+            baselines=found.baselines,
+            color_stats=found.stats,
+            shadow=found.shadow,
+            drift=found.drift,
+        )
 
     async def _run(self, check: str, ctx: CheckContext) -> _Found:
         """The check (and, with analysis, the A/B stats), bounded by the budget; never raises."""
@@ -168,9 +186,9 @@ class ProbeCheckRunner:
         async def work() -> _Found:
             if check != "analysis":
                 run = await run_check(self.client, check, ctx)
-                return run.result, run.baselines, None, run.shadow
+                return _Found(run.result, run.baselines, shadow=run.shadow, drift=run.drift)
             run, stats, baselines = await analysis_with_stats(self.client, ctx)
-            return run.result, baselines, stats, None
+            return _Found(run.result, baselines, stats)
 
         try:
             return await asyncio.wait_for(work(), timeout=self.budget)
@@ -180,7 +198,7 @@ class ProbeCheckRunner:
             log.exception("check %s of %s/%s failed", check, ctx.namespace, ctx.name)
             metrics.ERRORS.labels(error=type(exc).__name__).inc()
             why = f"{check}: {type(exc).__name__}: {exc}"
-        return _inconclusive(why), {color: dict(saved) for color, saved in ctx.baselines.items()}, None, None
+        return _Found(_inconclusive(why), {color: dict(saved) for color, saved in ctx.baselines.items()})
 
     async def _api_key(self, namespace: str, spec: ModelDeploymentSpec) -> str | None:
         ref = spec.security.api_key_secret_ref if spec.security else None
@@ -201,7 +219,7 @@ class ProbeCheckRunner:
     ) -> None:
         state = status.rollout
         revision = (state.revision if state else None) or status.active_revision or ""
-        if check == "evaluation":
+        if check in ("evaluation", "drift"):  # both judge the live revision, not a candidate
             revision = status.active_revision or revision
         for attribute, metric in _SCORED.items():
             value = getattr(result, attribute)

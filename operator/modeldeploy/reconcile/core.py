@@ -1,9 +1,9 @@
 """Reconcile one ModelDeployment: observe -> plan -> apply -> write status, once each, in that order.
 
-A pass whose plan asks for a check (smoke, quality gate, analysis, evaluation) runs it once the children
-match the plan (a pass with writes to make makes them first and leaves the check to the next pass), plans
-again with its report and writes status, then ends: the apply that follows comes in the next pass, so no
-check result is lost to a later failure. Writes only what changed.
+A pass whose plan asks for a check (smoke, quality gate, analysis, evaluation, shadow, drift) runs it once
+the children match the plan (a pass with writes to make makes them first and leaves the check to the next
+pass), plans again with its report and writes status, then ends: the apply that follows comes in the next
+pass, so no check result is lost to a later failure. Writes only what changed.
 
 Raised to the caller (handlers translate them to kopf):
 - InvalidSpec: the spec passed the schema but can never work as written; no retry.
