@@ -15,13 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.operator import (
-    OperatorProcess,
     condition,
-    create_operator_identity,
-    create_peering,
     drift_reference_fetch_failed_stage,
     get_obj,
-    install_crds,
     kubectl_apply,
 )
 from harness.probes import send_rows
@@ -30,12 +26,12 @@ from harness.rollout import (
     drifted_rows,
     events,
     revision,
+    rollout_operator,
     rollout_spec,
     serving,
-    start_operator_env,
+    serving_pairs,
     start_pair,
     train_models,
-    wait_all_ready,
     wait_rollout,
     write_drift_reference,
 )
@@ -82,29 +78,13 @@ def env(cluster, namespace, tmp_path_factory):
         name: start_pair(workdir, name, spec, spec, models.good, models.good, models, drift_env[name])
         for name, spec in specs.items()
     }
-    try:
-        wait_all_ready(list(pairs.values()))
-        install_crds(cluster)
-        kubectl_apply(cluster, drift_reference_fetch_failed_stage(MISSING_URI, FETCH_FAILED))
-        create_peering(cluster, namespace)
-        identity = create_operator_identity(cluster, namespace, workdir)
-        operator = OperatorProcess(
-            identity,
-            namespace,
-            workdir / "operator.log",
-            extra_env=start_operator_env(namespace, list(pairs.values())),
-        ).start()
-        try:
-            for name, spec in specs.items():
-                kubectl_apply(cluster, body(name, namespace, spec))
-            for name, spec in specs.items():
-                wait_rollout(cluster, namespace, name, serving(revision(spec)), what=f"{name} serving")
-            yield cluster, namespace, pairs, specs, operator
-        finally:
-            operator.stop()
-    finally:
-        for pair in pairs.values():
-            pair.stop()
+    kubectl_apply(cluster, drift_reference_fetch_failed_stage(MISSING_URI, FETCH_FAILED))
+    with serving_pairs(pairs), rollout_operator(cluster, namespace, workdir, pairs) as operator:
+        for name, spec in specs.items():
+            kubectl_apply(cluster, body(name, namespace, spec))
+        for name, spec in specs.items():
+            wait_rollout(cluster, namespace, name, serving(revision(spec)), what=f"{name} serving")
+        yield cluster, namespace, pairs, specs, operator
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset], float]:
