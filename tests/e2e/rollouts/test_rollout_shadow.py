@@ -201,8 +201,16 @@ def test_a_candidate_trained_on_shuffled_labels_is_stopped_in_the_shadow_phase(e
 
 
 def test_a_retrained_candidate_that_agrees_goes_on_to_its_steps(env):
-    def past_shadow(md: dict) -> bool:
-        return rollout_of(md).get("phase") in ("Stepping", "Promoting", "PostPromotion", "Completed")
+    v2 = revision(env[3]["retrained"].v2)
+
+    def past_shadow(md: dict) -> bool:  # of v2's rollout: v1's own is Completed before v2 is seen
+        state = rollout_of(md)
+        return state.get("revision") == v2 and state.get("phase") in (
+            "Stepping",
+            "Promoting",
+            "PostPromotion",
+            "Completed",
+        )
 
     md, projector, _, clients = _run_shadow(env, "retrained", past_shadow, "shadow passed")
     state = rollout_of(md)
