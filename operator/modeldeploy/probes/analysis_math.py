@@ -19,13 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from modeldeploy.api import Analysis, CheckResult
+from modeldeploy.probes.exposition import samples_of
 
 REQUESTS_SAMPLE = "modelserve_requests_total"
 LATENCY_BUCKET_SAMPLE = "modelserve_request_duration_seconds_bucket"
-_WANTED_PREFIXES = (REQUESTS_SAMPLE + "{", LATENCY_BUCKET_SAMPLE + "{")
 # One definition of "an inference route", used by direct scraping and by the PromQL selectors.
 INFERENCE_ROUTE_REGEX = r".*(/infer|:predict|/predict)"
 _INFERENCE_ROUTE = re.compile(INFERENCE_ROUTE_REGEX)
@@ -116,17 +114,14 @@ def parse_pod_counts(text: str, selector: SeriesSelector) -> PodCounts:
     """One pod's /metrics exposition -> its cumulative counts for the selected series."""
     requests = errors = 0.0
     buckets: dict[float, float] = {}
-    # Only two of modelserve's series matter: the parser skips the rest (predict, batch, class series).
-    wanted = "\n".join(line for line in text.splitlines() if line.startswith(_WANTED_PREFIXES))
-    for family in text_string_to_metric_families(wanted):
-        for sample in family.samples:
-            if sample.name == REQUESTS_SAMPLE and selector.matches(sample.labels):
-                requests += sample.value
-                if sample.labels.get("status_code", "").startswith("5"):
-                    errors += sample.value
-            elif sample.name == LATENCY_BUCKET_SAMPLE and selector.matches(sample.labels):
-                le = float(sample.labels["le"])
-                buckets[le] = buckets.get(le, 0.0) + sample.value
+    for sample in samples_of(text, REQUESTS_SAMPLE, LATENCY_BUCKET_SAMPLE):
+        if sample.name == REQUESTS_SAMPLE and selector.matches(sample.labels):
+            requests += sample.value
+            if sample.labels.get("status_code", "").startswith("5"):
+                errors += sample.value
+        elif sample.name == LATENCY_BUCKET_SAMPLE and selector.matches(sample.labels):
+            le = float(sample.labels["le"])
+            buckets[le] = buckets.get(le, 0.0) + sample.value
     return PodCounts(requests, errors, buckets)
 
 

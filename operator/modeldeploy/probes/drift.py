@@ -16,16 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from modeldeploy.api import MAX_DRIFT_SHOWN, CheckResult, DriftFeature, DriftStatus
 from modeldeploy.probes.client import ProbeClient
+from modeldeploy.probes.exposition import samples_of
 from modeldeploy.probes.resolver import Target
 
 DRIFT_SAMPLE = "modelserve_feature_drift"
 BIN_SAMPLE = "modelserve_drift_window_bin"
 PSI_DECIMALS = 4
-_WANTED_PREFIXES = (DRIFT_SAMPLE + "{", BIN_SAMPLE + "{")
 
 
 @dataclass(frozen=True)
@@ -40,17 +38,15 @@ def parse_pod_drift(text: str, model: str, revision: str) -> PodDrift:
     """The drift series of `model` at `revision` in one pod's exposition (other families are skipped)."""
     psi: dict[str, float] = {}
     rows: dict[str, float] = {}
-    wanted = "\n".join(line for line in text.splitlines() if line.startswith(_WANTED_PREFIXES))
-    for family in text_string_to_metric_families(wanted):
-        for sample in family.samples:
-            labels = sample.labels
-            if labels.get("model") != model or labels.get("revision") != revision:
-                continue
-            feature = labels.get("feature", "")
-            if sample.name == DRIFT_SAMPLE:
-                psi[feature] = sample.value
-            elif sample.name == BIN_SAMPLE:
-                rows[feature] = rows.get(feature, 0.0) + sample.value
+    for sample in samples_of(text, DRIFT_SAMPLE, BIN_SAMPLE):
+        labels = sample.labels
+        if labels.get("model") != model or labels.get("revision") != revision:
+            continue
+        feature = labels.get("feature", "")
+        if sample.name == DRIFT_SAMPLE:
+            psi[feature] = sample.value
+        elif sample.name == BIN_SAMPLE:
+            rows[feature] = rows.get(feature, 0.0) + sample.value
     return PodDrift(psi, int(max(rows.values(), default=0.0)))
 
 

@@ -11,29 +11,24 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from modeldeploy.api import CheckResult, ShadowFigures
 from modeldeploy.probes.client import ProbeClient
+from modeldeploy.probes.exposition import samples_of
 from modeldeploy.probes.resolver import Target
 
 COPIES_SAMPLE = "modelserve_shadow_copies_total"
 ROWS_SAMPLE = "modelserve_shadow_rows_total"
-_WANTED_PREFIXES = (COPIES_SAMPLE + "{", ROWS_SAMPLE + "{")
 
 
 def parse_shadow_counts(text: str, shadow_id: str, model: str) -> dict[str, int]:
     """One pod's exposition -> outcome -> count for `shadow_id` (sent, dropped, error, agreed, disagreed)."""
     counts: dict[str, int] = {}
-    # Only the two shadow families are parsed: the rest of the exposition is skipped line by line.
-    wanted = "\n".join(line for line in text.splitlines() if line.startswith(_WANTED_PREFIXES))
-    for family in text_string_to_metric_families(wanted):
-        for sample in family.samples:
-            labels = sample.labels
-            if labels.get("shadow") != shadow_id or labels.get("model") != model:
-                continue
-            outcome = labels.get("outcome", "")
-            counts[outcome] = counts.get(outcome, 0) + int(sample.value)
+    for sample in samples_of(text, COPIES_SAMPLE, ROWS_SAMPLE):
+        labels = sample.labels
+        if labels.get("shadow") != shadow_id or labels.get("model") != model:
+            continue
+        outcome = labels.get("outcome", "")
+        counts[outcome] = counts.get(outcome, 0) + int(sample.value)
     return counts
 
 
