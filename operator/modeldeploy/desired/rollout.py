@@ -312,7 +312,9 @@ def _why_no_rollback(draft: _Draft, observed: RolloutObservation) -> str | None:
     state, status = draft.state, draft.status
     previous, revision = state.previous_color, state.previous_revision
     promoted_here = (state.color, state.revision) == (status.active_color, status.active_revision)
-    if not promoted_here or previous in (None, status.active_color) or not revision:
+    if previous is None or not revision:
+        return f"{status.active_revision} replaced no colour (a first deployment, or one adopted as it ran)"
+    if not promoted_here or previous == status.active_color:
         return (
             f"{status.active_revision} was not promoted by the last rollout (an abort, a rollback or a "
             "revert made it active), so there is no colour it replaced to go back to"
