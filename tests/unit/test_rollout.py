@@ -338,6 +338,17 @@ def test_post_promotion_failure_rolls_back_to_warm_previous():
     assert st.rollout.phase == Ph.Aborted and st.rollout.revision == NEW
 
 
+def test_post_promotion_analysis_failure_with_the_previous_colour_not_ready_says_why_and_stays():
+    seen = observe((OLD, 0), (NEW, 2), analysis=FAIL)
+    plan = plan_rollout_step(
+        spec(analysis={"maxErrorRate": 0.01}), NEW, promoted(), seen, T0 + timedelta(seconds=5)
+    )
+    st = plan.status
+    assert (st.active_color, st.active_revision, st.rollout.phase) == (Color.green, NEW, Ph.PostPromotion)
+    assert [e.reason for e in plan.events] == ["RollbackUnavailable"]
+    assert "not rolled back: the previous colour blue has no Ready pods" in plan.events[0].message
+
+
 # ---------------------------------------------------------------------------------------------------------
 # promote / abort / retry through status.rolloutControl
 
