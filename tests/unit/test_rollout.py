@@ -415,6 +415,17 @@ def test_spec_back_to_active_revision_drops_the_candidate():
     assert st.history[0].outcome == Outcome.Superseded
 
 
+@pytest.mark.parametrize("phase", [Ph.Stepping, Ph.Aborted])
+def test_a_revert_asks_for_the_next_pass_at_once_so_completed_evaluates(phase):
+    """Nothing about the children may change (an aborted candidate stays warm either way): no event would
+    bring the pass in which Completed asks for its evaluation."""
+    reverted = plan_rollout_step(spec(monitoring=EVAL), OLD, status(phase), observe(green=(NEW, 2)), T0)
+    assert reverted.status.rollout.phase == Ph.Completed
+    assert reverted.requeue_after is not None and reverted.requeue_after <= 1
+    following = plan_rollout_step(spec(monitoring=EVAL), OLD, reverted.status, observe(green=(NEW, 2)), T0)
+    assert following.check == Check.evaluation
+
+
 def test_newer_revision_replaces_the_candidate_in_flight():
     plan = plan_rollout_step(spec(steps=STEPS), NEWER, status(Ph.Stepping), observe(green=(NEW, 2)), T0)
     st = plan.status

@@ -523,6 +523,10 @@ def _on_new_revision(draft: _Draft) -> bool:
         )
         return True
     if draft.revision == status.active_revision:
+        # Completed's own work (its evaluation, the scale-down) comes in the next pass, at once: when nothing
+        # about the children changes, no event would bring that pass.
+        if state.phase in (IN_FLIGHT | {RolloutPhase.Aborted}):
+            draft.requeue(0)
         if state.phase in IN_FLIGHT:
             state.previous_color, state.previous_revision = state.color, state.revision
             state.scale_down_at = draft.now + timedelta(seconds=draft.spec.rollout.scale_down_delay_seconds)
