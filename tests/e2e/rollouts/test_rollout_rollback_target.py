@@ -11,14 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.operator import (
-    OperatorProcess,
-    condition,
-    create_operator_identity,
-    create_peering,
-    install_crds,
-    kubectl_apply,
-)
+from harness.operator import condition, kubectl_apply
 from harness.probes import file_server
 from harness.rollout import (
     BLUE,
@@ -31,12 +24,12 @@ from harness.rollout import (
     plugin,
     revision,
     rollout_of,
+    rollout_operator,
     rollout_spec,
     serving,
-    start_operator_env,
+    serving_pairs,
     start_pair,
     train_models,
-    wait_all_ready,
     wait_rollout,
     wait_traffic_back,
 )
@@ -115,30 +108,17 @@ def env(cluster, namespace, tmp_path_factory):
         name: start_pair(workdir, name, v1, rollout_spec("2", WARM), models.good, models.good, models)
         for name in NAMES
     }
-    try:
-        wait_all_ready(list(pairs.values()))
-        install_crds(cluster)
-        create_peering(cluster, namespace)
-        identity = create_operator_identity(cluster, namespace, workdir)
-        operator = OperatorProcess(
-            identity,
-            namespace,
-            workdir / "operator.log",
-            extra_env=start_operator_env(namespace, list(pairs.values())),
-        ).start()
-        try:
-            with file_server(models.holdout_dir) as data_url:
-                shared = Env(cluster, namespace, data_url, pairs)
-                for name in NAMES:  # v1, healthy, on blue everywhere; no evaluation yet
-                    shared.apply(name, v1)
-                for name in NAMES:
-                    shared.wait(name, serving(revision(v1)), f"{name} v1")
-                yield shared
-        finally:
-            operator.stop()
-    finally:
-        for pair in pairs.values():
-            pair.stop()
+    with (
+        serving_pairs(pairs),
+        rollout_operator(cluster, namespace, workdir, pairs),
+        file_server(models.holdout_dir) as data_url,
+    ):
+        shared = Env(cluster, namespace, data_url, pairs)
+        for name in NAMES:  # v1, healthy, on blue everywhere; no evaluation yet
+            shared.apply(name, v1)
+        for name in NAMES:
+            shared.wait(name, serving(revision(v1)), f"{name} v1")
+        yield shared
 
 
 def test_a_failed_live_evaluation_rolls_back_to_the_colour_the_rollout_replaced_not_an_earlier_ones(env):
