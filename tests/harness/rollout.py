@@ -65,7 +65,8 @@ __all__ = ["MARKER", "clean_rows", "marker_rows"]
 @dataclass(frozen=True)
 class Models:
     """good: ~0.95 accuracy on the holdout; bad: trained on shuffled labels (about chance); failing: the
-    good model, but HTTP 500 for rows whose first feature is MARKER (needs `package` on PYTHONPATH)."""
+    good model, but HTTP 500 for rows whose first feature is MARKER (needs `package` on PYTHONPATH).
+    holdout_dir: holdout.csv, and holdout-wrong.csv (the same rows, each label moved to the next class)."""
 
     good: Path
     bad: Path
@@ -99,6 +100,9 @@ def train_models(root: Path) -> Models:
     holdout.mkdir()
     rows = [[*map(float, x), int(label)] for x, label in zip(X_test, y_test, strict=True)]
     write_csv(holdout / "holdout.csv", [*IRIS_COLUMNS, "species"], rows)
+    # Every label moved to the next class: no model passes an evaluation on it.
+    wrong = [[*row[:-1], (row[-1] + 1) % 3] for row in rows]
+    write_csv(holdout / "holdout-wrong.csv", [*IRIS_COLUMNS, "species"], wrong)
     return Models(paths["good"], paths["bad"], paths["failing"], package, holdout)
 
 

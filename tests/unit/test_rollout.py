@@ -20,6 +20,7 @@ from modeldeploy.api import (
 )
 from modeldeploy.desired.pods import InitRunning
 from modeldeploy.desired.rollout import (
+    IN_FLIGHT,
     Check,
     ColorObservation,
     RolloutObservation,
@@ -337,6 +338,17 @@ def test_post_promotion_failure_rolls_back_to_warm_previous():
     assert st.rollout.phase == Ph.Aborted and st.rollout.revision == NEW
 
 
+def test_post_promotion_analysis_failure_with_the_previous_colour_not_ready_says_why_and_stays():
+    seen = observe((OLD, 0), (NEW, 2), analysis=FAIL)
+    plan = plan_rollout_step(
+        spec(analysis={"maxErrorRate": 0.01}), NEW, promoted(), seen, T0 + timedelta(seconds=5)
+    )
+    st = plan.status
+    assert (st.active_color, st.active_revision, st.rollout.phase) == (Color.green, NEW, Ph.PostPromotion)
+    assert [e.reason for e in plan.events] == ["RollbackUnavailable"]
+    assert "not rolled back: the previous colour blue has no Ready pods" in plan.events[0].message
+
+
 # ---------------------------------------------------------------------------------------------------------
 # promote / abort / retry through status.rolloutControl
 
@@ -401,6 +413,17 @@ def test_spec_back_to_active_revision_drops_the_candidate():
     st = plan.status
     assert st.rollout.phase == Ph.Completed and st.candidate_revision is None
     assert st.history[0].outcome == Outcome.Superseded
+
+
+@pytest.mark.parametrize("phase", [Ph.Stepping, Ph.Aborted])
+def test_a_revert_asks_for_the_next_pass_at_once_so_completed_evaluates(phase):
+    """Nothing about the children may change (an aborted candidate stays warm either way): no event would
+    bring the pass in which Completed asks for its evaluation."""
+    reverted = plan_rollout_step(spec(monitoring=EVAL), OLD, status(phase), observe(green=(NEW, 2)), T0)
+    assert reverted.status.rollout.phase == Ph.Completed
+    assert reverted.requeue_after is not None and reverted.requeue_after <= 1
+    following = plan_rollout_step(spec(monitoring=EVAL), OLD, reverted.status, observe(green=(NEW, 2)), T0)
+    assert following.check == Check.evaluation
 
 
 def test_newer_revision_replaces_the_candidate_in_flight():
@@ -475,7 +498,7 @@ def test_failing_evaluation_after_scale_down_only_reports_and_says_why_nothing_r
     )
     assert plan.status.active_revision == NEW
     assert [e.reason for e in plan.events] == ["EvaluationFailed", "RollbackUnavailable"]
-    assert "no previous colour is warm" in plan.events[-1].message
+    assert "has scaled down (scaleDownDelaySeconds passed)" in plan.events[-1].message
 
 
 def test_restored_model_is_evaluated_after_an_evaluation_rollback_and_never_rolled_back_again():
@@ -592,3 +615,143 @@ def test_an_aborted_gate_with_a_message_just_under_the_limit_still_gives_a_valid
     assert ModelDeploymentStatus.model_validate(dumped) == plan.status  # round-trips: the API server takes it
     assert len(plan.status.history[0].reason) <= 4096
     assert len(plan.status.rollout.abort_reason or "") <= 4096
+
+
+# ---------------------------------------------------------------------------------------------------------
+# where a rollback goes: only to the colour the serving revision replaced at its own promotion
+
+
+def _aborted_then_reverted() -> ModelDeploymentStatus:
+    """blue serves OLD; a rollout of NEW on green was aborted (green warm), then the spec went back to OLD."""
+    aborted = plan_rollout_step(
+        spec(), NEW, status(Ph.Stepping, control=control("abort")), observe(green=(NEW, 2)), T0
+    ).status
+    return plan_rollout_step(
+        spec(), OLD, aborted, observe((OLD, 2), (NEW, 2)), T0 + timedelta(seconds=1)
+    ).status
+
+
+def _dropped_by_a_revert() -> ModelDeploymentStatus:
+    """blue serves OLD; the spec went back to OLD while NEW was stepping on green (green warm)."""
+    return plan_rollout_step(spec(steps=STEPS), OLD, status(Ph.Stepping), observe(green=(NEW, 2)), T0).status
+
+
+def _rolled_back_then_reverted() -> ModelDeploymentStatus:
+    """NEW was promoted on green, failed its evaluation and was rolled back to blue (OLD); then the spec went
+    back to OLD too (green, the failed revision, still warm)."""
+    seen = observe((OLD, 2), (NEW, 2), evaluation=FAIL)
+    rolled_back = plan_rollout_step(spec(monitoring=EVAL), NEW, promoted(Ph.Completed), seen, T0).status
+    assert rolled_back.active_color == Color.blue
+    return plan_rollout_step(
+        spec(monitoring=EVAL), OLD, rolled_back, observe((OLD, 2), (NEW, 2)), T0 + timedelta(seconds=1)
+    ).status
+
+
+def _second_rollout_promoted() -> tuple[ModelDeploymentStatus, RolloutObservation]:
+    """OLD (blue) -> NEW (green) completed, blue scaled down; NEWER then promoted on blue: green warm."""
+    later = T0 + timedelta(minutes=5)
+    started = plan_rollout_step(
+        spec(), NEWER, promoted(Ph.Completed), observe((OLD, 0), (NEW, 2)), later
+    ).status
+    assert (started.rollout.phase, started.rollout.color) == (Ph.WaitingForCandidate, Color.blue)
+    promoting = plan_rollout_step(spec(), NEWER, started, observe((NEWER, 2), (NEW, 2)), later).status
+    assert promoting.rollout.phase == Ph.Promoting
+    done = plan_rollout_step(spec(), NEWER, promoting, observe((NEWER, 2), (NEW, 2)), later).status
+    assert (done.active_color, done.rollout.previous_color) == (Color.blue, Color.green)
+    done.rollout.scale_down_at = T0 + timedelta(seconds=30)  # the table's clock: warm until T0 + 30 s
+    return done, observe((NEWER, 2), (NEW, 2))
+
+
+SECOND, SECOND_SEEN = _second_rollout_promoted()
+
+# name, status before, what runs, spec revision -> (active colour, active revision) after a failed live
+# evaluation with rollbackOnFailure, and the Event that says what happened (or why nothing rolled back).
+BOTH_UP, BACK, NOT_BACK = observe((OLD, 2), (NEW, 2)), "EvaluationRollback", "RollbackUnavailable"
+ROLLBACK_TARGETS = [
+    ("promoted, the replaced colour warm and Ready: back to it",
+     promoted(Ph.Completed), BOTH_UP, NEW, (Color.blue, OLD), BACK),
+    ("during scaleDownDelaySeconds: back to the replaced colour",
+     promoted(Ph.PostPromotion), BOTH_UP, NEW, (Color.blue, OLD), BACK),
+    ("second rollout: back to ITS previous colour, not the first one's",
+     SECOND, SECOND_SEEN, NEWER, (Color.green, NEW), BACK),
+    ("an aborted candidate left warm, spec reverted: never onto the aborted candidate",
+     _aborted_then_reverted(), BOTH_UP, OLD, (Color.blue, OLD), NOT_BACK),
+    ("a candidate dropped by a revert: never onto the dropped candidate",
+     _dropped_by_a_revert(), BOTH_UP, OLD, (Color.blue, OLD), NOT_BACK),
+    ("restored by a rollback, spec reverted: never back onto the revision that failed",
+     _rolled_back_then_reverted(), BOTH_UP, OLD, (Color.blue, OLD), NOT_BACK),
+    ("the replaced colour has no Ready pods: no switch to an empty colour",
+     promoted(Ph.Completed), observe((OLD, 0), (NEW, 2)), NEW, (Color.green, NEW), NOT_BACK),
+    ("the replaced colour runs another revision now: no switch to it",
+     promoted(Ph.Completed), observe((NEWER, 2), (NEW, 2)), NEW, (Color.green, NEW), NOT_BACK),
+    ("scaleDownDelaySeconds passed: nothing to switch to",
+     promoted(Ph.Completed, scale_down_in=1), BOTH_UP, NEW, (Color.green, NEW), NOT_BACK),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("before", "seen", "revision", "active", "event"),
+    [c[1:] for c in ROLLBACK_TARGETS],
+    ids=[c[0] for c in ROLLBACK_TARGETS],
+)
+def test_a_failed_live_evaluation_rolls_back_only_to_the_colour_the_serving_revision_replaced(
+    before, seen, revision, active, event
+):
+    failed = RolloutObservation(colors=seen.colors, evaluation=FAIL)
+    plan = plan_rollout_step(spec(monitoring=EVAL), revision, before, failed, T0 + timedelta(seconds=5))
+    st = plan.status
+    assert (st.active_color, st.active_revision) == active
+    reasons = [e.reason for e in plan.events]
+    assert reasons == ["EvaluationFailed", event], plan.events
+    assert st.evaluation.result.passed is False
+    if event == BACK:
+        assert st.rollout.phase == Ph.Aborted and st.history[0].outcome == Outcome.RolledBack
+        assert FAIL.message in st.history[0].reason  # why, with the figures
+        assert (st.rollout.previous_color, st.rollout.previous_revision) == (before.active_color, revision)
+    else:
+        assert st.rollout.previous_color is None or st.rollout.previous_color != st.active_color
+        assert [h.outcome for h in st.history] == [h.outcome for h in before.history]  # nothing rolled back
+        assert "not rolled back" in plan.events[-1].message and "not rolled back" in st.rollout.message
+
+
+ABORT_TARGETS = [c for c in ROLLBACK_TARGETS if c[1].rollout.phase != Ph.Aborted]
+
+
+@pytest.mark.parametrize(
+    ("before", "seen", "revision", "active", "event"),
+    [c[1:] for c in ABORT_TARGETS],
+    ids=[c[0] for c in ABORT_TARGETS],
+)
+def test_an_abort_request_after_promotion_rolls_back_by_the_same_rule(before, seen, revision, active, event):
+    requested = before.model_copy(update={"rollout_control": control("abort", "late-abort")})
+    plan = plan_rollout_step(spec(), revision, requested, seen, T0 + timedelta(seconds=5))
+    assert (plan.status.active_color, plan.status.active_revision) == active
+    expected = "RolledBack" if event == BACK else "RequestIgnored"
+    assert [e.reason for e in plan.events] == [expected], plan.events
+
+
+# What an earlier rollout left in status: green (NEWER) warm.
+STALE = {"previous_color": Color.green, "previous_revision": NEWER, "scale_down_at": T0 + timedelta(hours=1)}
+
+
+@pytest.mark.parametrize("phase", sorted(IN_FLIGHT))
+def test_live_evaluation_waits_while_a_rollout_is_in_flight_and_never_acts_on_an_earlier_rollouts_colour(
+    phase,
+):
+    """blue serves OLD, NEW is the candidate on green; status still names green (NEWER) from an earlier
+    rollout as previous colour. A failed verdict arriving now changes nothing and is not asked for."""
+    before = status(phase, step_index=0, **STALE)
+    seen = observe((OLD, 2), (NEW, 1), evaluation=FAIL)  # the candidate not all Ready: Promoting waits
+    plan = plan_rollout_step(spec(steps=STEPS, monitoring=EVAL), NEW, before, seen, T0 + timedelta(seconds=1))
+    assert (plan.status.active_color, plan.status.active_revision) == (Color.blue, OLD)
+    assert plan.check != Check.evaluation
+    assert plan.status.evaluation is None
+    assert not [e for e in plan.events if e.reason.startswith(("Evaluation", "Rollback", "RolledBack"))]
+
+
+def test_a_new_rollout_forgets_the_previous_colour_of_the_last_one():
+    """The candidate takes the slot the last rollout kept warm: that colour is no rollback target any more."""
+    plan = plan_rollout_step(spec(), NEWER, promoted(Ph.PostPromotion), observe((OLD, 2), (NEW, 2)), T0)
+    state = plan.status.rollout
+    assert (state.phase, state.color) == (Ph.WaitingForCandidate, Color.blue)
+    assert (state.previous_color, state.previous_revision, state.scale_down_at) == (None, None, None)

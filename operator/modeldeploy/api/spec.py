@@ -1013,8 +1013,9 @@ class MonitoringEvaluation(_Scored):
     )
     rollback_on_failure: bool = Field(
         default=False,
-        description="Roll back to the previous revision if it is still warm (scaleDownDelaySeconds); "
-        "later, a failure makes the ModelDeployment Degraded.",
+        description="Roll back to the colour this revision replaced at its promotion while that colour is "
+        "warm (scaleDownDelaySeconds) and Ready; otherwise (later, or a revision an abort, rollback or "
+        "revert made active) a failure makes the ModelDeployment Degraded with a RollbackUnavailable Event.",
     )
 
     @model_validator(mode="after")

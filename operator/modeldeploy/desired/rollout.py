@@ -212,6 +212,8 @@ def _start_candidate(draft: _Draft, message: str) -> None:
     state.step_index, state.started_at, state.step_started_at = 0, draft.now, None
     state.smoke = state.quality_gate = state.analysis = state.shadow = None
     state.abort_reason = None
+    # The candidate takes the slot the last rollout kept warm: that colour is nobody's rollback target now.
+    state.previous_color = state.previous_revision = state.scale_down_at = None
     draft.status.candidate_revision = draft.revision
     draft.go(RolloutPhase.WaitingForCandidate, message)
     draft.event(
@@ -303,6 +305,30 @@ def _rollback(draft: _Draft, reason: str, message: str) -> None:
     )
 
 
+def _why_no_rollback(draft: _Draft, observed: RolloutObservation) -> str | None:
+    """None when a rollback may switch to ``previousColor``; else why not. Only the colour the serving
+    revision replaced at its own promotion qualifies (an abort, a rollback or a revert leaves the colour it
+    left behind there instead), and only while it is warm and runs Ready pods of that revision."""
+    state, status = draft.state, draft.status
+    previous, revision = state.previous_color, state.previous_revision
+    promoted_here = (state.color, state.revision) == (status.active_color, status.active_revision)
+    if previous is None or not revision:
+        return f"{status.active_revision} replaced no colour (a first deployment, or one adopted as it ran)"
+    if not promoted_here or previous == status.active_color:
+        return (
+            f"{status.active_revision} was not promoted by the last rollout (an abort, a rollback or a "
+            "revert made it active), so there is no colour it replaced to go back to"
+        )
+    if not _previous_warm(state, draft.now):
+        gone = f"the previous colour {previous.value} ({revision})"
+        return f"{gone} has scaled down (scaleDownDelaySeconds passed)"
+    seen = observed.color(previous)
+    if not seen.exists or seen.revision != revision or seen.ready_replicas < 1:
+        runs = f"runs {seen.revision}" if seen.exists and seen.revision != revision else "has no Ready pods"
+        return f"the previous colour {previous.value} {runs}, not {revision}"
+    return None
+
+
 def _promote(draft: _Draft) -> None:
     state, status = draft.state, draft.status
     old_color, old_revision = status.active_color, status.active_revision
@@ -349,44 +375,47 @@ def _failed_analysis(draft: _Draft, observed: RolloutObservation) -> CheckResult
     return result if result.passed is False else None
 
 
-def _evaluation(draft: _Draft, observed: RolloutObservation) -> bool:
-    """Regular live-model evaluation; True when it failed and a rollback is wanted and possible."""
+def _evaluation(draft: _Draft, observed: RolloutObservation) -> CheckResult | None:
+    """Regular live-model evaluation (outside a rollout in flight); the failed verdict when a rollback is
+    wanted and possible (see _why_no_rollback)."""
     wanted = draft.spec.monitoring.evaluation if draft.spec.monitoring else None
     if wanted is None or not draft.status.active_revision:
-        return False
+        return None
     current = draft.status.evaluation
     last = current.result if current and current.revision == draft.status.active_revision else None
     if observed.evaluation is None:
         if draft.plan.check is not None:  # one check per call; this one stays due
-            return False
+            return None
         if last is None or last.at is None or _elapsed(last.at, draft.now) >= wanted.interval_seconds:
             draft.plan.check = Check.evaluation
         else:
             draft.requeue(wanted.interval_seconds - _elapsed(last.at, draft.now))
-        return False
+        return None
     result = observed.evaluation.model_copy(update={"at": observed.evaluation.at or draft.now})
     draft.status.evaluation = EvaluationStatus(revision=draft.status.active_revision, result=result)
     draft.requeue(wanted.interval_seconds)
     if result.passed is False:
+        live = draft.status.active_revision
+        draft.event("Warning", "EvaluationFailed", f"live model {live}: {result.message}")
+        if not wanted.rollback_on_failure:
+            return None
+        why_not = _why_no_rollback(draft, observed)
+        if why_not is None:
+            return result
+        # Late labels, a revert, a rollback already done: say why nothing rolls back.
+        draft.state.message = f"live model {live} failed its evaluation; not rolled back: {why_not}"
         draft.event(
-            "Warning", "EvaluationFailed", f"live model {draft.status.active_revision}: {result.message}"
+            "Warning",
+            "RollbackUnavailable",
+            f"{draft.state.message}. Degraded until it passes or a new revision rolls out",
         )
-        warm = _previous_warm(draft.state, draft.now)
-        if wanted.rollback_on_failure and not warm:
-            # Late labels can fail a revision long after promotion: say why nothing rolls back.
-            draft.event(
-                "Warning",
-                "RollbackUnavailable",
-                f"live model {draft.status.active_revision} failed its evaluation but no previous colour is "
-                "warm (scaleDownDelaySeconds passed): Degraded until it passes or a new revision rolls out",
-            )
-        return wanted.rollback_on_failure and warm
+        return None
     # Inconclusive (no answer, a timeout) is no pass: status shows it, no Event claims one.
     if result.passed is True and (last is None or last.passed is not True):
         draft.event(
             "Normal", "EvaluationPassed", f"live model {draft.status.active_revision}: {result.message}"
         )
-    return False
+    return None
 
 
 def _check_phase(draft: _Draft, phase: RolloutPhase, check: Check, result: CheckResult | None) -> None:
@@ -411,7 +440,7 @@ def _check_phase(draft: _Draft, phase: RolloutPhase, check: Check, result: Check
 # control requests
 
 
-def _handle_control(draft: _Draft) -> bool:
+def _handle_control(draft: _Draft, observed: RolloutObservation) -> bool:
     control = draft.status.rollout_control
     state = draft.state
     if control is None or control.request_id == state.handled_request_id:
@@ -421,10 +450,11 @@ def _handle_control(draft: _Draft) -> bool:
     if action == ControlAction.abort and phase in IN_FLIGHT:
         _abort(draft, "RolloutAborted", "aborted by request")
     elif action == ControlAction.abort and phase in (RolloutPhase.PostPromotion, RolloutPhase.Completed):
-        if _previous_warm(draft.state, draft.now):
+        why_not = _why_no_rollback(draft, observed)
+        if why_not is None:
             _rollback(draft, "RolledBack", "rollback requested")
         else:
-            draft.event("Warning", "RequestIgnored", "abort: the previous revision is no longer warm")
+            draft.event("Warning", "RequestIgnored", f"abort: not rolled back: {why_not}")
     elif (
         action == ControlAction.retry
         and phase == RolloutPhase.Aborted
@@ -493,6 +523,10 @@ def _on_new_revision(draft: _Draft) -> bool:
         )
         return True
     if draft.revision == status.active_revision:
+        # Completed's own work (its evaluation, the scale-down) comes in the next pass, at once: when nothing
+        # about the children changes, no event would bring that pass.
+        if state.phase in (IN_FLIGHT | {RolloutPhase.Aborted}):
+            draft.requeue(0)
         if state.phase in IN_FLIGHT:
             state.previous_color, state.previous_revision = state.color, state.revision
             state.scale_down_at = draft.now + timedelta(seconds=draft.spec.rollout.scale_down_delay_seconds)
@@ -534,7 +568,7 @@ def plan_rollout_step(
     draft = _Draft(spec, revision, status, now)
     if status.rollout is None:
         _bootstrap(draft, observed)
-    elif not (_handle_control(draft) or _on_new_revision(draft)):
+    elif not (_handle_control(draft, observed) or _on_new_revision(draft)):
         PHASE_HANDLERS[draft.state.phase](draft, observed)
     return draft.plan
 
@@ -645,15 +679,16 @@ def _post_promotion(draft: _Draft, observed: RolloutObservation) -> None:
 
 
 def _completed(draft: _Draft, observed: RolloutObservation) -> None:
-    if _evaluation(draft, observed):
-        _rollback(draft, "EvaluationRollback", "live evaluation failed")
+    failed = _evaluation(draft, observed)
+    if failed is not None:
+        _rollback(draft, "EvaluationRollback", f"live evaluation failed: {failed.message}")
     else:
         _requeue_for_scale_down(draft)
 
 
 def _aborted(draft: _Draft, observed: RolloutObservation) -> None:
-    # The model serving after an abort or a rollback is still evaluated; an abort never rolls "back" to
-    # the colour it just left.
+    # The model serving after an abort or a rollback is still evaluated; it replaced no colour, so a failure
+    # never rolls "back" to the colour the abort or rollback just left (_why_no_rollback says so).
     _evaluation(draft, observed)
     _requeue_for_scale_down(draft)
 
@@ -667,11 +702,18 @@ def _post_promotion_failed(draft: _Draft, observed: RolloutObservation) -> bool:
     analysis = draft.spec.rollout.analysis
     if analysis and analysis.post_promotion and _previous_warm(draft.state, draft.now):
         failed = _failed_analysis(draft, observed)
-        if failed is not None:
+        why_not = _why_no_rollback(draft, observed) if failed is not None else None
+        if failed is not None and why_not is None:
             _rollback(draft, "AnalysisFailed", f"post-promotion analysis failed: {failed.message}")
             return True
-    if _evaluation(draft, observed):
-        _rollback(draft, "EvaluationRollback", "live evaluation failed")
+        if failed is not None:
+            draft.state.message = (
+                f"post-promotion analysis failed: {failed.message}; not rolled back: {why_not}"
+            )
+            draft.event("Warning", "RollbackUnavailable", draft.state.message)
+    evaluated = _evaluation(draft, observed)
+    if evaluated is not None:
+        _rollback(draft, "EvaluationRollback", f"live evaluation failed: {evaluated.message}")
         return True
     if draft.state.scale_down_at:
         draft.requeue(_elapsed(draft.now, draft.state.scale_down_at))
