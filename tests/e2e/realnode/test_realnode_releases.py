@@ -239,8 +239,14 @@ def release_under_load(
 
 
 def aborted_and_back(status: dict) -> bool:
-    """The rollout aborted and the stable Service again selects one colour only."""
-    return status.get("rollout", {}).get("phase") == "Aborted" and len(status.get("traffic", [])) == 1
+    """The rollout aborted and the stable Service again selects one colour only, the active one (the pass that
+    decides an abort writes the traffic it saw before moving the Service; the next one shows the move)."""
+    traffic = status.get("traffic", [])
+    return (
+        status.get("rollout", {}).get("phase") == "Aborted"
+        and len(traffic) == 1
+        and traffic[0].get("color") == status.get("activeColor")
+    )
 
 
 def assert_no_failures(release: Release) -> None:
@@ -364,6 +370,41 @@ def test_failed_analysis_under_load_aborts_and_only_the_candidates_5xx_answers_f
         f"failed analysis: {s['failed']} of {s['sent']} requests failed, all 500s from the candidate "
         f"{candidate} ({s['failed']}/{answered_by_candidate} of its answers, model fails {FAIL_SHARE:.0%}); "
         f"analysis: {analysis['message']}"
+    )
+
+
+def test_rollback_after_promotion_to_the_warm_colour_under_load_fails_no_request(cluster, stack):
+    before = md_status(cluster, stack.namespace)
+    stable = before["traffic"][0]["color"]
+    spec = stack.spec("1", steps=[{"weight": 50, "pauseSeconds": 10}], scaleDownDelaySeconds=60)
+    spec["model"]["version"] = "1-rollback"
+    spec["monitoring"] = {
+        "evaluation": {  # the live model, once promoted, is judged on the wrong labels: it fails
+            "datasetUri": store_url(stack.namespace, "holdout-wrong.csv"),
+            "labelColumn": "species",
+            "metric": "accuracy",
+            "threshold": 0.8,
+            "intervalSeconds": 60,
+            "rollbackOnFailure": True,
+        }
+    }
+    release = release_under_load(
+        cluster,
+        stack,
+        "load-rollback",
+        spec,
+        done=lambda st: aborted_and_back(st) and st["history"][0].get("outcome") == "RolledBack",
+    )
+    assert_no_failures(release)
+    assert_step_shares(release)
+    promoted = [t for t, phase in release.phases if phase in ("Promoting", "PostPromotion", "Completed")]
+    assert promoted, release.phases  # the candidate was promoted before it was rolled back
+    assert release.final["traffic"][0]["color"] == stable
+    back = all_answers_from(release.load.buckets, stable)
+    assert back is not None and back > promoted[0]
+    print(
+        f"rollback: promoted {promoted[0] - release.applied_at:.1f}s after kubectl apply, every answer from "
+        f"{stable} again from {back - release.applied_at:.1f}s"
     )
 
 
