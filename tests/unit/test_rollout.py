@@ -347,6 +347,11 @@ def test_post_promotion_analysis_failure_with_the_previous_colour_not_ready_says
     assert (st.active_color, st.active_revision, st.rollout.phase) == (Color.green, NEW, Ph.PostPromotion)
     assert [e.reason for e in plan.events] == ["RollbackUnavailable"]
     assert "not rolled back: the previous colour blue has no Ready pods" in plan.events[0].message
+    again = plan_rollout_step(
+        spec(analysis={"maxErrorRate": 0.01}), NEW, plan.status, seen, T0 + timedelta(seconds=15)
+    )
+    assert again.status.rollout.phase == Ph.PostPromotion
+    assert "RollbackUnavailable" not in [e.reason for e in again.events]  # said once, not every interval
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -707,10 +707,12 @@ def _post_promotion_failed(draft: _Draft, observed: RolloutObservation) -> bool:
             _rollback(draft, "AnalysisFailed", f"post-promotion analysis failed: {failed.message}")
             return True
         if failed is not None:
+            said = f"not rolled back: {why_not}" in (draft.state.message or "")
             draft.state.message = (
                 f"post-promotion analysis failed: {failed.message}; not rolled back: {why_not}"
             )
-            draft.event("Warning", "RollbackUnavailable", draft.state.message)
+            if not said:  # once per cause, not again at every analysis interval
+                draft.event("Warning", "RollbackUnavailable", draft.state.message)
     evaluated = _evaluation(draft, observed)
     if evaluated is not None:
         _rollback(draft, "EvaluationRollback", f"live evaluation failed: {evaluated.message}")
