@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from modeldeploy.api import MAX_DRIFT_FEATURES, ModelDeploymentSpec
+from modeldeploy.api import MAX_DRIFT_FEATURES, ModelDeploymentSpec, SecretKeyRef, SigningKeyRef
 from modeldeploy.desired.children import GRPC_PORT
 from modeldeploy.desired.naming import ANNOTATION_REVISION, deployment_name, labels, object_meta, selector
 from modeldeploy.desired.params import BuildParams
@@ -220,6 +220,20 @@ def _resources(spec: ModelDeploymentSpec, extended: bool = True) -> dict[str, An
     return {kind: values for kind, values in lists.items() if values}
 
 
+def _schema_volume() -> dict[str, Any]:
+    """The schema from the pod's own annotation (downward API): no ConfigMap to keep in step."""
+    item = {"path": "schema.json", "fieldRef": {"fieldPath": f"metadata.annotations['{SCHEMA_ANNOTATION}']"}}
+    return {"name": "schema", "downwardAPI": {"items": [item]}}
+
+
+def _secret_file_volume(name: str, ref: SecretKeyRef | SigningKeyRef, path: str) -> dict[str, Any]:
+    """One key of a Secret as one file, readable by the server's group only."""
+    return {
+        "name": name,
+        "secret": {"secretName": ref.name, "items": [{"key": ref.key, "path": path}], "defaultMode": 0o440},
+    }
+
+
 def _volumes_and_mounts(
     spec: ModelDeploymentSpec, location: ModelLocation
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -240,19 +254,7 @@ def _volumes_and_mounts(
         volumes.append({"name": "drift", "emptyDir": {}})
         mounts.append({"name": "drift", "mountPath": DRIFT_DIR, "readOnly": True})
     if spec.model.schema_ is not None:
-        volumes.append(
-            {
-                "name": "schema",
-                "downwardAPI": {
-                    "items": [
-                        {
-                            "path": "schema.json",
-                            "fieldRef": {"fieldPath": f"metadata.annotations['{SCHEMA_ANNOTATION}']"},
-                        }
-                    ]
-                },
-            }
-        )
+        volumes.append(_schema_volume())
         mounts.append(
             {
                 "name": "schema",
@@ -263,30 +265,10 @@ def _volumes_and_mounts(
         )
     security = spec.security
     if security and security.api_key_secret_ref:
-        ref = security.api_key_secret_ref
-        volumes.append(
-            {
-                "name": "api-keys",
-                "secret": {
-                    "secretName": ref.name,
-                    "items": [{"key": ref.key, "path": KEYS_FILE}],
-                    "defaultMode": 0o440,
-                },
-            }
-        )
+        volumes.append(_secret_file_volume("api-keys", security.api_key_secret_ref, KEYS_FILE))
         mounts.append({"name": "api-keys", "mountPath": KEYS_DIR, "readOnly": True})
     if security and security.signing_key_secret_ref:
-        signing = security.signing_key_secret_ref
-        volumes.append(
-            {
-                "name": "signing-key",
-                "secret": {
-                    "secretName": signing.name,
-                    "items": [{"key": signing.key, "path": SIGNING_FILE}],
-                    "defaultMode": 0o440,
-                },
-            }
-        )
+        volumes.append(_secret_file_volume("signing-key", security.signing_key_secret_ref, SIGNING_FILE))
         mounts.append({"name": "signing-key", "mountPath": SIGNING_DIR, "readOnly": True})
     return volumes, mounts, fetch_mounts
 
