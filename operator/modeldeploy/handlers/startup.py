@@ -15,7 +15,7 @@ from modeldeploy.k8s import WATCHED_KINDS, Kube, load_api_client
 from modeldeploy.memory import trim_heap_forever
 from modeldeploy.reconcile import OWNER_SELECTOR, Context, crd_preserves_status_field
 from modeldeploy.reconcile.checks import ProbeCheckRunner
-from modeldeploy.settings import get_settings
+from modeldeploy.settings import OperatorSettings, get_settings
 from modeldeploy.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -39,23 +39,41 @@ def bookkeeping_refusal(crd: dict | None) -> str | None:
 @kopf.on.startup()
 async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     ours = get_settings()
-
-    # No finalizer is ever added (no on.delete handlers, no kopf timers/daemons): children are
-    # garbage-collected through owner references, so deleting a ModelDeployment never waits for us.
-    settings.persistence.finalizer = "modeldeploy.io/finalizer"
-
-    api_client = load_api_client(max_connections=ours.api_workers * 2)
     kube = Kube(
-        api_client,
+        load_api_client(max_connections=ours.api_workers * 2),
         field_manager=ours.field_manager,
         workers=ours.api_workers,
         request_timeout=ours.request_timeout_seconds,
     )
     # kopf's last-handled spec lives in memory (handled.py), so a new ModelDeployment costs no write.
     handled = HandledSpecs()
+    await _persist_in_status(settings, kube, handled)
+    _tune_kopf(settings, ours)
+    # One probe client per operator process: rollout checks (smoke, quality gate, analysis) share it.
+    memo.runtime = Runtime(
+        ctx=Context(kube=kube, settings=ours, check_runner=ProbeCheckRunner(kube, ours)),
+        queue=WorkQueue(ours.max_concurrent_reconciles),
+        handled=handled,
+    )
+    # Indexes are passed to activities too; the resync loop keeps a reference to them.
+    indexes = {name: kwargs[name] for name in (*CHILD_INDEXES, POD_INDEX)}
+    memo.runtime.queue.spawn(resync_forever(memo, indexes))
+    memo.runtime.queue.spawn(trim_heap_forever(ours.heap_trim_seconds))
+    log.info(
+        "modeldeploy operator starting: namespaces=%s priority=%s peering=%s",
+        ours.namespaces or "all",
+        ours.priority,
+        "standalone" if ours.standalone else ours.peering_name,
+    )
+
+
+async def _persist_in_status(settings: kopf.OperatorSettings, kube: Kube, handled: HandledSpecs) -> None:
+    """Where kopf keeps its own state: never in a ModelDeployment's metadata (its users' and GitOps')."""
+    # No finalizer is ever added (no on.delete handlers, no kopf timers/daemons): children are
+    # garbage-collected through owner references, so deleting a ModelDeployment never waits for us.
+    settings.persistence.finalizer = "modeldeploy.io/finalizer"
     settings.persistence.diffbase_storage = handled
-    crd = await kube.get_crd(api.CRD_NAME)
-    refusal = bookkeeping_refusal(crd)
+    refusal = bookkeeping_refusal(await kube.get_crd(api.CRD_NAME))
     if refusal is not None:
         log.error("%s", refusal)
         raise kopf.PermanentError(refusal)
@@ -65,6 +83,9 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
         field=f"status.{BOOKKEEPING_FIELD}.progress", touch_field=f"status.{BOOKKEEPING_FIELD}.dummy"
     )
 
+
+def _tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
+    """kopf's posting, timeouts, watch filters and peering from our settings."""
     # Handler logs stay in the operator's log; users get our own Events, so kopf posts only problems.
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "modeldeploy"
@@ -87,23 +108,6 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
     settings.peering.lifetime = ours.peering_lifetime_seconds
     settings.peering.mandatory = not ours.standalone
     settings.peering.clusterwide = ours.clusterwide
-
-    # One probe client per operator process: rollout checks (smoke, quality gate, analysis) share it.
-    memo.runtime = Runtime(
-        ctx=Context(kube=kube, settings=ours, check_runner=ProbeCheckRunner(kube, ours)),
-        queue=WorkQueue(ours.max_concurrent_reconciles),
-        handled=handled,
-    )
-    # Indexes are passed to activities too; the resync loop keeps a reference to them.
-    indexes = {name: kwargs[name] for name in (*CHILD_INDEXES, POD_INDEX)}
-    memo.runtime.queue.spawn(resync_forever(memo, indexes))
-    memo.runtime.queue.spawn(trim_heap_forever(ours.heap_trim_seconds))
-    log.info(
-        "modeldeploy operator starting: namespaces=%s priority=%s peering=%s",
-        ours.namespaces or "all",
-        ours.priority,
-        "standalone" if ours.standalone else ours.peering_name,
-    )
 
 
 @kopf.on.cleanup()
