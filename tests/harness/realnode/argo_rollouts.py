@@ -1,0 +1,111 @@
+"""Argo Rollouts beside the operator, for the live rollout benchmark: its controller (built and cached by
+benchmarks/argo_rollouts/build.sh) as a local process watching one namespace, its CRDs, and a blue/green
+Rollout whose pod template is copied from a Deployment the operator generated: both run the same pods.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.net import free_port
+
+REPO = Path(__file__).resolve().parents[3]
+BUILD = REPO / "benchmarks" / "argo_rollouts" / "build.sh"
+VERSION_FILE = BUILD.parent / "version.env"
+CRDS = ("rollouts", "analysisruns", "analysistemplates", "clusteranalysistemplates", "experiments")
+
+
+def version() -> str:
+    for line in VERSION_FILE.read_text().splitlines():
+        if line.startswith("ARGO_ROLLOUTS_VERSION="):
+            return line.split("=", 1)[1].strip()
+    raise AssertionError(f"no ARGO_ROLLOUTS_VERSION in {VERSION_FILE}")
+
+
+def build() -> Path:
+    """The cache directory with `rollouts-controller` and `crds/` (built on first use: about 20 minutes)."""
+    done = subprocess.run(["bash", str(BUILD)], check=True, stdout=subprocess.PIPE, text=True, timeout=7200)
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def install_crds(cluster, cache: Path) -> None:
+    """The release's CRDs, server-side (the Rollout CRD is too large for the last-applied annotation)."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(cache / "crds"))
+    for crd in CRDS:
+        cluster.wait_established(f"{crd}.argoproj.io")
+
+
+@contextmanager
+def controller(cluster, cache: Path, namespace: str, log: Path) -> Iterator[subprocess.Popen]:
+    """`rollouts-controller` watching only `namespace` (no cluster RBAC, no leader election)."""
+    command = [str(cache / "rollouts-controller"), "--kubeconfig", cluster.kubeconfig, "--namespaced",
+               "--namespace", namespace, "--leader-elect=false", f"--healthzPort={free_port()}",
+               f"--metricsPort={free_port()}", "--loglevel", "info"]  # fmt: skip
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=cluster.env)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def pod_template(deployment_template: dict, labels: dict[str, str]) -> dict:
+    """The operator's pod template with only its labels changed (probes, preStop, grace period, resources,
+    environment kept); the spread constraint's selector follows the labels."""
+    template = copy.deepcopy(deployment_template)
+    template["metadata"]["labels"] = dict(labels)
+    for constraint in template["spec"].get("topologySpreadConstraints", []):
+        constraint["labelSelector"] = {"matchLabels": dict(labels)}
+    return template
+
+
+def services(name: str, labels: dict[str, str], ports: list[dict]) -> list[dict]:
+    """The active and preview Services; the controller adds its pod-template-hash to their selectors."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": f"{name}-{role}", "labels": dict(labels)},
+            "spec": {"type": "ClusterIP", "selector": dict(labels), "ports": ports},
+        }
+        for role in ("active", "preview")
+    ]
+
+
+def blue_green_rollout(
+    name: str, template: dict, *, replicas: int, scale_down_delay_seconds: int, labels: dict[str, str]
+) -> dict:
+    """`strategy.blueGreen`, an active and a preview Service, promoted as soon as the new pods are ready."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": dict(labels)},
+            "template": pod_template(template, labels),
+            "strategy": {
+                "blueGreen": {
+                    "activeService": f"{name}-active",
+                    "previewService": f"{name}-preview",
+                    "autoPromotionEnabled": True,
+                    "scaleDownDelaySeconds": scale_down_delay_seconds,
+                }
+            },
+        },
+    }
+
+
+def apply(cluster, namespace: str, objects: list[dict]) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input="\n---\n".join(map(json.dumps, objects)))
