@@ -6,20 +6,17 @@ The namespace enforces the `restricted` Pod Security Standard, so every pod here
 
 from __future__ import annotations
 
-import hashlib
 import json
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from faulty_models import ENDLESS_MARKER, FAIL_SHARE, endless_server, flaky_iris
 
-from harness.demo_plan import NAME, chart_values, model_store_manifests, spec_for, store_url
+from harness.demo_plan import NAME, store_url
 from harness.models import IRIS_ROWS, demo_files
-from harness.operator import install_crds, wait_for
+from harness.operator import wait_for
 from harness.realnode.load_pods import (
     all_answers_from,
     finish_load,
@@ -28,57 +25,21 @@ from harness.realnode.load_pods import (
     step_windows,
     stop_load,
 )
-from harness.realnode.pods import pod_manifest, require_real_node
+from harness.realnode.pods import pod_manifest
+from harness.realnode.release_stack import Stack, apply_md, md_status, operator_stack, stable_url
 from harness.realnode.startup_probe import last_not_ready, outcomes_while_not_ready, probe_until_ready
 from modeldeploy.desired.pods import pod_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realnode]
 
-REPO = Path(__file__).resolve().parents[3]
 
 RELEASE = "releases-e2e"
-TOOLS_IMAGE = "localhost/modeldeploy-tools:local"
 RATE = 30  # requests/s: the load pod, the servers and the operator share the node's two cores
 RELEASE_CAP = 240  # seconds of load at most per release; the load stops a few seconds after its outcome
 TAIL = 4  # seconds of load kept after the outcome: the answers after the switch are measured too
 SHARE_TOLERANCE = 10  # percentage points
 BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROWS[0]}]}
 LANE_STARTED = time.monotonic()
-
-
-@dataclass
-class Stack:
-    namespace: str
-    url: str
-    node: str
-    taint: str
-    digests: dict[str, str]
-
-    def spec(self, version: str, **rollout: object) -> dict:
-        spec = spec_for(
-            version=version,
-            namespace=self.namespace,
-            sha256=self.digests[version],
-            node=self.node,
-            taint=self.taint,
-        )
-        spec["rollout"] |= rollout
-        return spec
-
-
-def apply_md(cluster, namespace: str, spec: dict) -> float:
-    body = {
-        "apiVersion": "modeldeploy.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": NAME, "namespace": namespace},
-        "spec": spec,
-    }
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(body))
-    return time.time()
-
-
-def md_status(cluster, namespace: str) -> dict:
-    return cluster.get_json("md", NAME, "-n", namespace).get("status", {})
 
 
 def cpu_milli(quantity: str) -> float:
@@ -89,80 +50,29 @@ def serving_pods(cluster, namespace: str) -> list[dict]:
     return cluster.get_json("pods", "-n", namespace, "-l", f"modeldeploy.io/name={NAME}")["items"]
 
 
-def helm(cluster, *args: str) -> None:
-    subprocess.run(["helm", *args], env=cluster.env, check=True, stdout=subprocess.DEVNULL, timeout=360)
-
-
 @pytest.fixture(scope="module")
 def stack(cluster, namespace):
-    """The operator pod, the model store and iris v1 Healthy, in a namespace enforcing `restricted`."""
-    node = require_real_node()
-    taint = cluster.env["MODELDEPLOY_REAL_NODE_TAINT"]
-    release_namespace = f"{namespace}-system"
-    cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
-    install_crds(cluster)  # applied beside the chart: the release leaves them alone (crds.install false)
-    values = chart_values(
-        operator_image=cluster.env["MODELDEPLOY_OPERATOR_IMAGE"],
-        serving_image=cluster.env["MODELDEPLOY_SERVING_IMAGE"],
-        namespace=namespace,
-        node=node,
-        taint=taint,
-        install_crds=False,
+    """The operator pods, the model store and iris v1 Healthy, in a namespace enforcing `restricted`."""
+    files = demo_files()  # the demo's models and holdout, trained here
+    wrong = files["holdout.csv"].decode().splitlines()
+    # The same rows with every label moved to the next class: any good model fails a gate on it.
+    files["holdout-wrong.csv"] = (
+        "\n".join(
+            [wrong[0]] + [f"{r.rsplit(',', 1)[0]},{(int(r.rsplit(',', 1)[1]) + 1) % 3}" for r in wrong[1:]]
+        ).encode()
+        + b"\n"
     )
-    values["replicas"] = 2  # the chart's default: an active operator and a standby (kopf peering)
-    values_file = Path(cluster.kubeconfig).parent / f"{RELEASE}-values.json"
-    values_file.write_text(json.dumps(values))
+    files["iris-vflaky.joblib"] = flaky_iris()
+    files["iris-vendless.joblib"] = endless_server()
     try:
-        helm(
-            cluster,
-            "upgrade",
-            "--install",
-            RELEASE,
-            str(REPO / "charts" / "modeldeploy"),
-            "-n",
-            release_namespace,
-            "--create-namespace",
-            "-f",
-            str(values_file),
-            "--wait",
-            "--timeout",
-            "5m",
-        )
-        files = demo_files()  # the demo's models and holdout, trained here
-        wrong = files["holdout.csv"].decode().splitlines()
-        # The same rows with every label moved to the next class: any good model fails a gate on it.
-        files["holdout-wrong.csv"] = (
-            "\n".join(
-                [wrong[0]]
-                + [f"{r.rsplit(',', 1)[0]},{(int(r.rsplit(',', 1)[1]) + 1) % 3}" for r in wrong[1:]]
-            ).encode()
-            + b"\n"
-        )
-        files["iris-vflaky.joblib"] = flaky_iris()
-        files["iris-vendless.joblib"] = endless_server()
-        manifests = model_store_manifests(
-            namespace=namespace, files=files, image=TOOLS_IMAGE, node=node, taint=taint
-        )
-        cluster.kubectl("apply", "-n", namespace, "-f", "-", input="\n---\n".join(map(json.dumps, manifests)))
-        cluster.kubectl("rollout", "status", "deploy/model-store", "-n", namespace, "--timeout=120s")
-        digests = {
-            v: hashlib.sha256(files[f"iris-v{v}.joblib"]).hexdigest() for v in ("1", "2", "flaky", "endless")
-        }
-        built = Stack(namespace, "", node, taint, digests)
-        apply_md(cluster, namespace, built.spec("1"))
-        wait_for(lambda: md_status(cluster, namespace).get("phase") == "Healthy", timeout=300, what="iris v1")
-        ip = cluster.get_json("service", NAME, "-n", namespace)["spec"]["clusterIP"]
-        built.url = f"http://{ip}/v2/models/{NAME}/infer"
-        yield built
+        with operator_stack(cluster, namespace, RELEASE, files) as built:
+            apply_md(cluster, namespace, built.spec("1"))
+            wait_for(
+                lambda: md_status(cluster, namespace).get("phase") == "Healthy", timeout=300, what="iris v1"
+            )
+            built.url = stable_url(cluster, namespace)
+            yield built
     finally:
-        cluster.kubectl("delete", "md", "--all", "-n", namespace, "--wait=true", "--timeout=60s", check=False)
-        subprocess.run(
-            ["helm", "uninstall", RELEASE, "-n", release_namespace, "--wait"],
-            env=cluster.env,
-            check=False,
-            timeout=120,
-        )
-        cluster.kubectl("delete", "namespace", release_namespace, "--wait=false", check=False)
         print(f"\nrelease lane: {time.monotonic() - LANE_STARTED:.0f}s in all")
 
 
