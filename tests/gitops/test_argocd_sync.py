@@ -20,6 +20,7 @@ from harness.argocd import (
     application,
     offline_actions,
     offline_health,
+    repository_manifest,
     synced_revision,
     watch_health,
 )
@@ -35,29 +36,23 @@ STEPPED = {"steps": [{"weight": 50, "pauseSeconds": 5}], "scaleDownDelaySeconds"
 def manifest(version: str, rollout: dict | None = None) -> str:
     """The ModelDeployment the repository holds: the documented example at a given model version."""
     body = model_deployment("iris", "unused")
-    body["metadata"].pop("namespace")  # the Application's destination decides it, as in a users' repository
     body["spec"]["model"].update(
         version=version, uri=f"https://models.example.internal/iris/v{version}/model.joblib"
     )
     if rollout:
         body["spec"]["rollout"] = rollout
-    return yaml.safe_dump(body, sort_keys=False)
+    return repository_manifest(body)
 
 
 def push(argocd: ArgoCD, git_repo: GitRepo, namespace: str, version: str, rollout: dict | None) -> str:
     """Commits a model version and asks Argo CD's API server for a refresh, as a git webhook would."""
     sha = git_repo.commit({f"apps/{namespace}/iris.yaml": manifest(version, rollout)}, f"iris v{version}")
-    argocd.cli("app", "get", APP, "--refresh", config=argocd.admin_config)
+    argocd.refresh(APP)
     return sha
 
 
 def run_action(argocd: ArgoCD, user: str, action: str, namespace: str, check: bool = True) -> str:
-    """`argocd app actions run` on the ModelDeployment through the API server, logged in as `user`."""
-    config = argocd.workdir / f"{user}.config"
-    if not config.exists():
-        argocd.login(user, argocd.password, config)
-    target = ("--kind", "ModelDeployment", "--resource-name", "iris", "--namespace", namespace)
-    return argocd.cli("app", "actions", "run", APP, action, *target, config=config, check=check)
+    return argocd.run_action(APP, user, action, "iris", namespace, check=check)
 
 
 def operation_phase(argocd: ArgoCD) -> str | None:
@@ -227,7 +222,7 @@ def test_no_drift_at_rest_with_client_and_server_side_diff(cluster, synced, argo
     annotation = "argocd.argoproj.io/compare-options"
     cluster.kubectl("annotate", "--overwrite", "application", APP, "-n", NAMESPACE,
                     f"{annotation}={compare_options}" if compare_options else f"{annotation}-")  # fmt: skip
-    argocd.cli("app", "get", APP, "--refresh", config=argocd.admin_config)
+    argocd.refresh(APP)
     syncs, first = sync_count(argocd), reconciled_at(argocd)
     seen = set()
     # Two comparisons at least: the periodic reconciliation runs every 10 s.
@@ -253,7 +248,7 @@ def test_removing_a_model_from_git_prunes_it_and_its_children(cluster, namespace
     git_repo.commit(
         {f"{path}/owner.yaml": yaml.safe_dump(keeper)}, "retire iris", remove=(f"{path}/iris.yaml",)
     )
-    argocd.cli("app", "get", APP, "--refresh", config=argocd.admin_config)
+    argocd.refresh(APP)
     wait_for(lambda: get_md(cluster, namespace, "iris") is None, timeout=60, what="ModelDeployment pruned")
     wait_for(
         lambda: (

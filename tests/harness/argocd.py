@@ -371,6 +371,20 @@ class ArgoCD:
                  "--config", str(config))  # fmt: skip
         return config
 
+    def refresh(self, app: str) -> None:
+        """Asks the API server for a refresh of `app`, as a git webhook would after a push."""
+        self.cli("app", "get", app, "--refresh", config=self.admin_config)
+
+    def run_action(
+        self, app: str, user: str, action: str, name: str, namespace: str, check: bool = True
+    ) -> str:
+        """`argocd app actions run` on ModelDeployment `name` through the API server, logged in as `user`."""
+        config = self.workdir / f"{user}.config"
+        if not config.exists():
+            self.login(user, self.password, config)
+        target = ("--kind", "ModelDeployment", "--resource-name", name, "--namespace", namespace)
+        return self.cli("app", "actions", "run", app, action, *target, config=config, check=check)
+
     def application(self, name: str) -> dict | None:
         found = self.cluster.kubectl("get", "application", name, "-n", NAMESPACE, "-o", "json", check=False)
         return json.loads(found.stdout) if found.returncode == 0 else None
@@ -390,6 +404,54 @@ class ArgoCD:
 
 def synced_revision(argocd: ArgoCD, name: str) -> str | None:
     return (argocd.application(name) or {}).get("status", {}).get("sync", {}).get("revision")
+
+
+def resource_health(argocd: ArgoCD, app: str, kind: str, name: str) -> dict:
+    """{"status", "message"} Argo CD shows for one of the Application's resources ({} if not listed)."""
+    resources = (argocd.application(app) or {}).get("status", {}).get("resources") or []
+    found = [r for r in resources if (r["kind"], r["name"]) == (kind, name)]
+    return found[0].get("health") or {} if found else {}
+
+
+def sync_count(argocd: ArgoCD, name: str) -> int:
+    """How many syncs an Application has run (status.history gets one entry per sync)."""
+    return len((argocd.application(name) or {}).get("status", {}).get("history") or [])
+
+
+def operation_finished(argocd: ArgoCD, name: str) -> bool:
+    operation = (argocd.application(name) or {}).get("status", {}).get("operationState") or {}
+    return bool(operation.get("finishedAt"))
+
+
+def synced_application(
+    argocd: ArgoCD,
+    git_repo: GitRepo,
+    name: str,
+    path: str,
+    namespace: str,
+    files: dict[str, str],
+    annotations: dict[str, str] | None = None,
+) -> dict:
+    """Commits `files`, creates an automated Application of `path` (see `application`) and waits until it is
+    Synced and Healthy with its sync operation finished; returns the Application."""
+    git_repo.commit(files, f"{name}: first commit")
+    app = application(name, git_repo.url, path, namespace)
+    app["metadata"]["annotations"] = annotations or {}
+    argocd.cluster.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-n", NAMESPACE, "-f", "-", input=json.dumps(app)
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if app_status(argocd, name) == ("Synced", "Healthy") and operation_finished(argocd, name):
+            return argocd.application(name) or {}
+        time.sleep(0.5)
+    raise TimeoutError(f"Application {name} not Synced and Healthy within 180s\n{argocd.diagnose(name)}")
+
+
+def repository_manifest(body: dict) -> str:
+    """An object as a users' repository holds it: no namespace (the Application's destination decides)."""
+    body = {**body, "metadata": {k: v for k, v in body["metadata"].items() if k != "namespace"}}
+    return yaml.safe_dump(body, sort_keys=False)
 
 
 def app_status(argocd: ArgoCD, name: str) -> tuple[str | None, str | None]:

@@ -1,0 +1,110 @@
+"""Rollouts with checks under a real Argo CD: a candidate stopped by the quality gate, an action pressed
+twice, and no drift through a rollout and two minutes after it.
+
+Each behaviour has its own Application (a folder of the git repository): one Degraded ModelDeployment would
+make every Application holding it Degraded. The gated ModelDeployment's colours are real modelserve
+processes on loopback (the operator reaches them through MODELDEPLOY_PROBE_ADDRESSES, as in
+tests/e2e/rollouts); the others run no checks, so kwok's pods are all they need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from harness.argocd import (
+    ArgoCD,
+    GitRepo,
+    app_status,
+    repository_manifest,
+    resource_health,
+    synced_application,
+    synced_revision,
+    watch_health,
+)
+from harness.operator import condition, get_md
+from harness.probes import file_server
+from harness.rollout import (
+    Pair,
+    body,
+    revision,
+    rollout_of,
+    rollout_operator,
+    rollout_spec,
+    serving,
+    serving_pairs,
+    start_pair,
+    train_models,
+    wait_rollout,
+)
+
+pytestmark = [pytest.mark.gitops, pytest.mark.e2e]
+
+
+def gated_rollout(dataset_url: str) -> dict:
+    return {
+        "steps": [{"weight": 50, "pauseSeconds": 2}],
+        "qualityGate": {
+            "datasetUri": f"{dataset_url}/holdout.csv",
+            "labelColumn": "species",
+            "metric": "accuracy",
+            "threshold": 0.8,
+            "maxRegression": 0.05,
+        },
+        "scaleDownDelaySeconds": 0,
+    }
+
+
+@dataclass
+class Env:
+    cluster: object
+    namespace: str
+    gated: Pair
+
+
+@pytest.fixture(scope="module")
+def env(cluster, namespace, tmp_path_factory):
+    """The operator probing the gated ModelDeployment's colours: v1 a good model, v2 shuffled labels'."""
+    workdir = tmp_path_factory.mktemp("gitops-rollouts")
+    models = train_models(workdir / "models")
+    with file_server(models.holdout_dir) as dataset_url:
+        rollout = gated_rollout(dataset_url)
+        v1, v2 = rollout_spec("1", rollout), rollout_spec("2", rollout)
+        pairs = {"gated": start_pair(workdir, "gated", v1, v2, models.good, models.bad, models)}
+        with serving_pairs(pairs), rollout_operator(cluster, namespace, workdir, pairs):
+            yield Env(cluster, namespace, pairs["gated"])
+
+
+def files(namespace: str, folder: str, name: str, spec: dict) -> dict[str, str]:
+    return {f"apps/{namespace}/{folder}/{name}.yaml": repository_manifest(body(name, namespace, spec))}
+
+
+def push(argocd: ArgoCD, git_repo: GitRepo, apps: list[str], changed: dict[str, str]) -> str:
+    """Commits `changed` and asks for a refresh of `apps`, as a git webhook would; returns the commit."""
+    sha = git_repo.commit(changed, f"{', '.join(apps)}: new model version")
+    for app in apps:
+        argocd.refresh(app)
+    return sha
+
+
+def test_candidate_failing_the_quality_gate_makes_the_application_degraded_with_our_message(
+    env, argocd, git_repo
+):
+    app, ns, pair = "gated-models", env.namespace, env.gated
+    synced_application(argocd, git_repo, app, f"apps/{ns}/gated", ns, files(ns, "gated", "gated", pair.v1))
+    wait_rollout(env.cluster, ns, "gated", serving(revision(pair.v1)), what="v1 serving")
+
+    sha = push(argocd, git_repo, [app], files(ns, "gated", "gated", pair.v2))
+    watch_health(argocd, app, until=lambda seen: seen[-1:] == ["Degraded"], timeout=150)
+    md = get_md(env.cluster, ns, "gated")
+    gate = rollout_of(md)["qualityGate"]
+    assert gate["passed"] is False and gate["score"] < 0.8 <= gate["activeScore"], gate
+    health = resource_health(argocd, app, "ModelDeployment", "gated")
+    # Our health check's message: the operator's Degraded condition, naming the gate and its score.
+    assert health["status"] == "Degraded"
+    assert "quality gate failed" in health["message"]
+    assert health["message"] == condition(md, "Degraded")["message"]
+    # Git still says v2 and the cluster holds v2's spec: Synced, while v1 goes on serving.
+    assert app_status(argocd, app) == ("Synced", "Degraded") and synced_revision(argocd, app) == sha
+    assert md["status"]["activeRevision"] == revision(pair.v1)
