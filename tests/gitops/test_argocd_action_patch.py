@@ -21,13 +21,20 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 ACTIONS = REPO / "argocd" / "actions"
 REPO_CRD = REPO / "crds" / "modeldeployments.yaml"
+PAUSED_AT = "2026-12-03T10:00:00Z"
 PAUSED_ROLLOUT = {
     "status": {
         "observedGeneration": 1,
         "phase": "Paused",
         "activeColor": "blue",
         "activeRevision": "7c9f1e2",
-        "rollout": {"phase": "Paused", "revision": "a1b2c3d", "color": "green", "stepIndex": 0},
+        "rollout": {
+            "phase": "Paused",
+            "revision": "a1b2c3d",
+            "color": "green",
+            "stepIndex": 0,
+            "phaseStartedAt": PAUSED_AT,
+        },
     }
 }
 
@@ -76,7 +83,7 @@ def test_action_patch_touches_only_status(cluster, paused):
     before = live(cluster, paused["namespace"])
     patch = merge_patch(before, run_action("promote", before))
     assert set(patch) == {"status"}  # Argo CD's non-status patch is empty: spec and metadata stay the user's
-    request_id = f"argocd-rv{before['metadata']['resourceVersion']}"
+    request_id = f"argocd-promote-0-{PAUSED_AT}"
     assert patch["status"] == {"rolloutControl": {"action": "promote", "requestId": request_id}}
 
 
@@ -91,9 +98,10 @@ def test_status_patch_lands_only_through_the_status_subresource(cluster, paused)
     cluster.kubectl("patch", "modeldeployment", "iris", "-n", namespace, "--subresource=status",
                     "--type=merge", "-p", patch)  # fmt: skip
     after = live(cluster, namespace)
-    request_id = f"argocd-rv{before['metadata']['resourceVersion']}"
+    request_id = f"argocd-abort-0-{PAUSED_AT}"
     assert after["status"]["rolloutControl"] == {"action": "abort", "requestId": request_id}
     assert after["status"]["rollout"] == before["status"]["rollout"]  # the rest of status is left alone
     assert after["spec"] == before["spec"]
-    # The next press sees a new object version, so it is a new request for the operator.
-    assert run_action("abort", after)["status"]["rolloutControl"]["requestId"] != request_id
+    # The next press sees a new object version but the same rollout phase: the same request for the operator.
+    assert after["metadata"]["resourceVersion"] != before["metadata"]["resourceVersion"]
+    assert run_action("abort", after)["status"]["rolloutControl"]["requestId"] == request_id

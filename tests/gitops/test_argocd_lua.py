@@ -103,14 +103,54 @@ def test_action_on_an_object_without_status_or_version_uses_a_timestamp_request_
     assert result["metadata"] == obj["metadata"]
 
 
-def test_a_new_object_version_makes_a_new_request():
+def with_rollout(obj: dict, resource_version: str, phase_started_at: str | None, step: int = 0) -> dict:
+    obj = copy.deepcopy(obj)
+    obj["status"]["rollout"]["stepIndex"] = step
+    obj["metadata"]["resourceVersion"] = resource_version
+    if phase_started_at is not None:
+        obj["status"]["rollout"]["phaseStartedAt"] = phase_started_at
+    return obj
+
+
+# (action, resourceVersion, rollout.phaseStartedAt) -> the requestId written
+REQUEST_IDS = [
+    ("promote", "4711", "2026-12-03T10:00:00Z", "argocd-promote-0-2026-12-03T10:00:00Z"),
+    # the first press's own status write made a new object version: still the same request
+    ("promote", "4712", "2026-12-03T10:00:00Z", "argocd-promote-0-2026-12-03T10:00:00Z"),
+    # the operator moved on (a new phase or step began): a new request
+    ("promote", "4713", "2026-12-03T10:00:04Z", "argocd-promote-0-2026-12-03T10:00:04Z"),
+    (
+        "promote-full",
+        "4711",
+        "2026-12-03T10:00:00.123456Z",
+        "argocd-promoteFull-0-2026-12-03T10:00:00.123456Z",
+    ),
+    # a status without a rollout phase start: the object version names the request
+    ("promote", "4711", None, "argocd-rv4711"),
+]
+
+
+def test_a_step_begun_in_the_same_second_as_the_last_makes_a_new_request():
+    # phaseStartedAt has second precision: the step tells a promote's next pause from the last one
     paused = load(ACTIONS, "testdata/paused.yaml")
-    later = copy.deepcopy(paused)
-    later["metadata"]["resourceVersion"] = "4712"
     promote = ACTIONS / "promote" / "action.lua"
-    results = [lua_to_python(run_lua(promote, o)) for o in (paused, copy.deepcopy(paused), later)]
-    ids = {r["status"]["rolloutControl"]["requestId"] for r in results}
-    assert ids == {"argocd-rv4711", "argocd-rv4712"}
+    ids = {
+        lua_to_python(run_lua(promote, with_rollout(paused, "4711", "2026-12-03T10:00:00Z", step)))["status"][
+            "rolloutControl"
+        ]["requestId"]
+        for step in (0, 1)
+    }
+    assert ids == {"argocd-promote-0-2026-12-03T10:00:00Z", "argocd-promote-1-2026-12-03T10:00:00Z"}
+
+
+@pytest.mark.parametrize(("action", "resource_version", "phase_started_at", "request_id"), REQUEST_IDS)
+def test_request_id_names_the_rollout_phase_the_action_was_pressed_on(
+    action, resource_version, phase_started_at, request_id
+):
+    paused = with_rollout(load(ACTIONS, "testdata/paused.yaml"), resource_version, phase_started_at)
+    result = lua_to_python(run_lua(ACTIONS / action / "action.lua", paused))
+    control = RolloutControl.model_validate(result["status"]["rolloutControl"])  # within the CRD's limits
+    assert control.request_id == request_id
 
 
 def test_argocd_cm_snippet_is_rendered_from_the_lua_files():

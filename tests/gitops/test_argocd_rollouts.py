@@ -9,11 +9,13 @@ tests/e2e/rollouts); the others run no checks, so kwok's pods are all they need.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pytest
 
 from harness.argocd import (
+    OWNER,
     ArgoCD,
     GitRepo,
     app_status,
@@ -23,11 +25,13 @@ from harness.argocd import (
     synced_revision,
     watch_health,
 )
-from harness.operator import condition, get_md
+from harness.operator import OperatorProcess, condition, get_md
+from harness.poll import wait_for
 from harness.probes import file_server
 from harness.rollout import (
     Pair,
     body,
+    events,
     revision,
     rollout_of,
     rollout_operator,
@@ -40,6 +44,9 @@ from harness.rollout import (
 )
 
 pytestmark = [pytest.mark.gitops, pytest.mark.e2e]
+# Steps without pauseSeconds hold until promote: two of them tell one promote from two.
+HELD = {"steps": [{"weight": 25}, {"weight": 50}], "scaleDownDelaySeconds": 0}
+REASONS = ("ResourceActionRan", "PromoteRequested")  # events of Argo CD's action and of the operator
 
 
 def gated_rollout(dataset_url: str) -> dict:
@@ -61,6 +68,7 @@ class Env:
     cluster: object
     namespace: str
     gated: Pair
+    operator: OperatorProcess
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +80,8 @@ def env(cluster, namespace, tmp_path_factory):
         rollout = gated_rollout(dataset_url)
         v1, v2 = rollout_spec("1", rollout), rollout_spec("2", rollout)
         pairs = {"gated": start_pair(workdir, "gated", v1, v2, models.good, models.bad, models)}
-        with serving_pairs(pairs), rollout_operator(cluster, namespace, workdir, pairs):
-            yield Env(cluster, namespace, pairs["gated"])
+        with serving_pairs(pairs), rollout_operator(cluster, namespace, workdir, pairs) as operator:
+            yield Env(cluster, namespace, pairs["gated"], operator)
 
 
 def files(namespace: str, folder: str, name: str, spec: dict) -> dict[str, str]:
@@ -108,3 +116,40 @@ def test_candidate_failing_the_quality_gate_makes_the_application_degraded_with_
     # Git still says v2 and the cluster holds v2's spec: Synced, while v1 goes on serving.
     assert app_status(argocd, app) == ("Synced", "Degraded") and synced_revision(argocd, app) == sha
     assert md["status"]["activeRevision"] == revision(pair.v1)
+
+
+def test_promote_pressed_twice_before_the_operator_acts_takes_effect_once(env, argocd, git_repo):
+    app, ns = "held-models", env.namespace
+    synced_application(
+        argocd, git_repo, app, f"apps/{ns}/held", ns, files(ns, "held", "held", rollout_spec("1", HELD))
+    )
+    push(argocd, git_repo, [app], files(ns, "held", "held", rollout_spec("2", HELD)))
+    watch_health(argocd, app, until=lambda seen: seen[-1:] == ["Suspended"], timeout=120)
+    assert rollout_of(get_md(env.cluster, ns, "held"))["stepIndex"] == 0
+
+    # Argo CD's API server lands two presses about a second apart here, and the operator acts on a promote
+    # within that second: stopped, it cannot move on between them, as in a press landing mid-pass.
+    env.operator.stop()
+    try:
+        controls = []
+        for _ in range(2):
+            argocd.run_action(app, OWNER, "promote", "held", ns)
+            controls.append(get_md(env.cluster, ns, "held")["status"]["rolloutControl"])
+    finally:
+        env.operator.start()
+    # The first press's status write made a new object version; the second press still names the same request.
+    assert controls[0] == controls[1] and controls[0]["action"] == "promote", controls
+
+    def handled() -> bool:
+        status = get_md(env.cluster, ns, "held")["status"]
+        return status["rollout"].get("handledRequestId") == status["rolloutControl"]["requestId"]
+
+    wait_for(handled, timeout=60, what="the promote request handled")
+    time.sleep(3)  # a second request, had there been one, would be handled by now
+    md = get_md(env.cluster, ns, "held")
+    assert (rollout_of(md)["phase"], rollout_of(md)["stepIndex"]) == ("Paused", 1), rollout_of(md)
+    ran = {
+        r: sum(e.get("count", 1) for e in events(env.cluster, ns, "held") if e["reason"] == r)
+        for r in REASONS
+    }
+    assert ran == {"ResourceActionRan": 2, "PromoteRequested": 1}  # Argo CD ran both presses; one took effect

@@ -167,7 +167,7 @@ def test_rollout_waiting_for_promotion_is_suspended_and_a_promoter_may_promote_b
         watch_health(argocd, APP, until=lambda seen: seen[-1:] == ["Healthy"], timeout=120)[-1] == "Healthy"
     )
     md = get_md(cluster, namespace, "iris")
-    assert md["status"]["rolloutControl"]["requestId"].startswith("argocd-rv")
+    assert md["status"]["rolloutControl"]["requestId"].startswith("argocd-promote-")
     assert handled(cluster, namespace, "promote")
     assert md["status"]["activeRevision"] != before
 

@@ -379,11 +379,15 @@ class ArgoCD:
         self, app: str, user: str, action: str, name: str, namespace: str, check: bool = True
     ) -> str:
         """`argocd app actions run` on ModelDeployment `name` through the API server, logged in as `user`."""
+        target = ("--kind", "ModelDeployment", "--resource-name", name, "--namespace", namespace)
+        return self.cli("app", "actions", "run", app, action, *target, config=self.account(user), check=check)
+
+    def account(self, user: str) -> Path:
+        """The CLI config of a logged-in test user (logging in on first use)."""
         config = self.workdir / f"{user}.config"
         if not config.exists():
             self.login(user, self.password, config)
-        target = ("--kind", "ModelDeployment", "--resource-name", name, "--namespace", namespace)
-        return self.cli("app", "actions", "run", app, action, *target, config=config, check=check)
+        return config
 
     def application(self, name: str) -> dict | None:
         found = self.cluster.kubectl("get", "application", name, "-n", NAMESPACE, "-o", "json", check=False)
