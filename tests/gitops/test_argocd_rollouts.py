@@ -21,6 +21,7 @@ from harness.argocd import (
     app_status,
     repository_manifest,
     resource_health,
+    sync_count,
     synced_application,
     synced_revision,
     watch_health,
@@ -47,6 +48,7 @@ pytestmark = [pytest.mark.gitops, pytest.mark.e2e]
 # Steps without pauseSeconds hold until promote: two of them tell one promote from two.
 HELD = {"steps": [{"weight": 25}, {"weight": 50}], "scaleDownDelaySeconds": 0}
 REASONS = ("ResourceActionRan", "PromoteRequested")  # events of Argo CD's action and of the operator
+QUICK = {"steps": [{"weight": 50, "pauseSeconds": 5}], "scaleDownDelaySeconds": 0}
 
 
 def gated_rollout(dataset_url: str) -> dict:
@@ -153,3 +155,63 @@ def test_promote_pressed_twice_before_the_operator_acts_takes_effect_once(env, a
         for r in REASONS
     }
     assert ran == {"ResourceActionRan": 2, "PromoteRequested": 1}  # Argo CD ran both presses; one took effect
+
+
+def test_no_drift_through_a_rollout_and_two_minutes_after_with_client_and_server_side_diff(
+    env, argocd, git_repo
+):
+    ns = env.namespace
+    apps = {
+        "drift-client-side": {},
+        "drift-server-side": {"argocd.argoproj.io/compare-options": "ServerSideDiff=true"},
+    }
+    for app, compare_options in apps.items():
+        synced_application(
+            argocd,
+            git_repo,
+            app,
+            f"apps/{ns}/{app}",
+            ns,
+            files(ns, app, app, rollout_spec("1", QUICK)),
+            compare_options,
+        )
+    syncs = {app: sync_count(argocd, app) for app in apps}
+    changed = {}
+    for app in apps:
+        changed.update(files(ns, app, app, rollout_spec("2", QUICK)))
+    sha = push(argocd, git_repo, list(apps), changed)
+    wait_for(
+        lambda: all(
+            synced_revision(argocd, app) == sha and app_status(argocd, app)[0] == "Synced" for app in apps
+        ),
+        timeout=60,
+        what="both Applications synced to the commit",
+    )
+    seen = {app: set() for app in apps}
+    reconciled = {app: set() for app in apps}
+    completed = None
+    while completed is None or time.monotonic() < completed + 120:
+        for app in apps:
+            seen[app].add(app_status(argocd, app)[0])
+            reconciled[app].add(argocd.application(app)["status"].get("reconciledAt"))
+        if completed is None and all(
+            serving(revision(rollout_spec("2", QUICK)))(get_md(env.cluster, ns, app)) for app in apps
+        ):
+            completed = time.monotonic()
+        time.sleep(1)
+    for app in apps:
+        assert seen[app] == {"Synced"}, (app, seen[app])
+        assert sync_count(argocd, app) == syncs[app] + 1, app  # the commit's sync; no self-heal sync
+        assert len(reconciled[app]) >= 10, app  # a comparison every 10 s at least
+        assert app_status(argocd, app) == ("Synced", "Healthy")
+        md = get_md(env.cluster, ns, app)
+        assert md["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"].startswith(f"{app}:")
+        tracked = [(r["kind"], r["name"]) for r in argocd.application(app)["status"]["resources"]]
+        assert tracked == [("ModelDeployment", app)]
+        children = env.cluster.get_json("deployments,services", "-n", ns, "-l", f"modeldeploy.io/name={app}")
+        assert children["items"]
+        assert not [
+            c
+            for c in children["items"]
+            if "argocd.argoproj.io/tracking-id" in (c["metadata"].get("annotations") or {})
+        ]
