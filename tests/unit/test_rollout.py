@@ -164,6 +164,22 @@ def test_a_candidate_stuck_in_its_fetch_is_aborted_at_the_deadline_naming_the_co
     )
 
 
+def test_a_candidate_is_not_ready_while_pods_of_an_earlier_revision_still_serve_on_its_colour():
+    from dataclasses import replace
+
+    seen = observe(green=(NEW, 2))
+    mixed = RolloutObservation(
+        colors={**seen.colors, Color.green: replace(seen.colors[Color.green], earlier_ready=1)}
+    )
+    waiting = plan_rollout_step(spec(qualityGate=GATE), NEW, status(Ph.WaitingForCandidate), mixed, T0)
+    assert waiting.status.rollout.phase == Ph.WaitingForCandidate  # the gate would reach the earlier pod
+    assert (
+        waiting.status.rollout.message == "waiting for pods: 2/2 Ready, 1 of an earlier revision still Ready"
+    )
+    gone = plan_rollout_step(spec(qualityGate=GATE), NEW, status(Ph.WaitingForCandidate), seen, T0)
+    assert gone.status.rollout.phase == Ph.QualityGate
+
+
 def test_a_new_deployment_with_zero_replicas_is_parked_without_polling():
     parked = parse_spec({"model": {"uri": "https://m.example/iris/model.onnx"}, "replicas": 0})
     st = ModelDeploymentStatus(rollout=RolloutState(phase=Ph.Deploying, revision=NEW, color=Color.blue))

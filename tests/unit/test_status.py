@@ -585,3 +585,20 @@ def test_figures_read_from_another_revision_wait_for_the_live_ones():
     drift = conditions(read.status)["DriftMonitored"]
     assert (drift["status"], drift["reason"]) == ("Unknown", "Waiting")
     assert DRIFT_REV in drift["message"]
+
+
+def test_ready_pods_of_an_earlier_revision_on_the_candidates_colour_are_counted_apart():
+    from modeldeploy.desired.status import observe_rollout
+
+    deployment = {
+        "metadata": {"name": "iris-green", "generation": 2},
+        "spec": {"replicas": 2, "template": {"metadata": {"labels": {"modeldeploy.io/revision": "new"}}}},
+    }
+    pods = [
+        pod("iris-green-a", "green", "new", ready=True),
+        pod("iris-green-b", "green", "new", ready=True),
+        pod("iris-green-c", "green", "old", ready=True),  # the rolling update has not removed it yet
+        pod("iris-blue-a", "blue", "old", ready=True),
+    ]
+    green = observe_rollout("iris", {("Deployment", "iris-green"): deployment}, pods).color(Color.green)
+    assert (green.ready_replicas, green.earlier_ready) == (2, 1)

@@ -94,6 +94,7 @@ class ColorObservation:
     ready_replicas: int = 0  # Ready pods of that revision
     failure: str | None = None  # why pods fail (CrashLoopBackOff..., from pods.pod_failure)
     initializing: InitRunning | None = None  # the longest-running init container (pods.longest_init)
+    earlier_ready: int = 0  # Ready pods of another revision (a rolling update not done): Services reach them
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,13 @@ class Placement:
 
 
 def _ready(obs: ColorObservation, revision: str | None, replicas: int) -> bool:
-    return obs.exists and obs.revision == revision and obs.ready_replicas >= max(replicas, 1)
+    """Every pod the colour's Services reach runs `revision`: a check sent through them judges only it."""
+    return (
+        obs.exists
+        and obs.revision == revision
+        and obs.ready_replicas >= max(replicas, 1)
+        and obs.earlier_ready == 0
+    )
 
 
 def _elapsed(since: datetime | None, now: datetime) -> float:
@@ -779,6 +786,8 @@ def _init_running(obs: ColorObservation, now: datetime) -> str | None:
 
 def _waiting_message(obs: ColorObservation, replicas: int, late: bool, deadline: int, now: datetime) -> str:
     msg = f"waiting for pods: {obs.ready_replicas}/{replicas} Ready"
+    if obs.earlier_ready:
+        msg += f", {obs.earlier_ready} of an earlier revision still Ready"
     why = obs.failure or _init_running(obs, now)
     if why:
         msg += f"; {why}"

@@ -96,6 +96,10 @@ def _template_revision(deployment: Mapping[str, Any]) -> str | None:
     return labels.get(LABEL_REVISION)
 
 
+def _pod_revision(pod: Mapping[str, Any]) -> str | None:
+    return ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_REVISION)
+
+
 def _deployment_ready(deployment: Mapping[str, Any]) -> int:
     """Ready pods by the Deployment's own count, trusted only once every pod runs the current template."""
     status = deployment.get("status") or {}
@@ -118,11 +122,13 @@ def observe_rollout(name: str, children: Children, pods: Iterable[Mapping[str, A
         all_pods = pods_of(pods, name, color)
         current = pods_of(all_pods, name, color, revision)
         ready = sum(pod_ready(p) for p in current) if all_pods else _deployment_ready(deployment)
+        earlier = sum(pod_ready(p) for p in all_pods if _pod_revision(p) != revision)
         colors[color] = ColorObservation(
             exists=True,
             revision=revision,
             replicas=int((deployment.get("spec") or {}).get("replicas") or 0),
             ready_replicas=ready,
+            earlier_ready=earlier,
             failure=str(first_failure(all_pods) or "") or None,
             initializing=longest_init(current),
         )
