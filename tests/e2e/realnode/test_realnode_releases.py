@@ -342,10 +342,22 @@ def test_a_candidate_answering_endless_bodies_costs_the_operator_its_caps_and_ne
     for pod in after:
         log = cluster.kubectl("logs", pod["metadata"]["name"], "-n", f"{stack.namespace}-system").stdout
         assert ENDLESS_MARKER not in log
+    # The aborted candidate stays warm for scaleDownDelaySeconds; the next release starts once it is gone
+    # (a check through the preview Service can reach a replaced pod until kube-proxy drops it).
+    endless = final["history"][0]["revision"]
+    wait_for(
+        lambda: not [p for p in serving_pods(cluster, stack.namespace) if revision_of_pod(p) == endless],
+        timeout=120,
+        what="the endless candidate's pods gone",
+    )
     print(
         f"endless answers: aborted with {final['rollout'].get('message', '')[:300]!r}; "
         f"operator restarts {restarts}"
     )
+
+
+def revision_of_pod(pod: dict) -> str | None:
+    return pod["metadata"].get("labels", {}).get("modeldeploy.io/revision")
 
 
 def container_restarts(pod: dict) -> int:
