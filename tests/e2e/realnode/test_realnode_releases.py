@@ -17,6 +17,7 @@ from faulty_models import ENDLESS_MARKER, FAIL_SHARE, endless_server, flaky_iris
 from harness.demo_plan import NAME, store_url
 from harness.models import IRIS_ROWS, demo_files
 from harness.operator import wait_for
+from harness.poll import WaitTimeout
 from harness.realnode.load_pods import (
     all_answers_from,
     finish_load,
@@ -324,12 +325,17 @@ def test_a_candidate_answering_endless_bodies_costs_the_operator_its_caps_and_ne
     stable = before["traffic"][0]["color"]
     apply_md(cluster, stack.namespace, stack.spec("endless"))  # its gate reads answers that never end
 
+    last: dict = {}
+
     def outcome() -> dict | None:
-        status = md_status(cluster, stack.namespace)
+        status = last["status"] = md_status(cluster, stack.namespace)
         new = len(status.get("history", [])) > len(before.get("history", []))
         return status if new and aborted_and_back(status) else None
 
-    final = wait_for(outcome, timeout=300, what="the endless candidate aborted")
+    try:
+        final = wait_for(outcome, timeout=300, what="the endless candidate aborted")
+    except WaitTimeout:
+        pytest.fail(f"the endless candidate did not abort in 300 s; last status: {json.dumps(last)[:4000]}")
     rollout = json.dumps(final["rollout"])
     assert "larger than" in rollout, rollout[:2000]  # the cap is named, not the bytes
     assert final["traffic"][0]["color"] == stable
