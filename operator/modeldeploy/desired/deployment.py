@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from modeldeploy.api import MAX_DRIFT_FEATURES, ModelDeploymentSpec, SecretKeyRef, SigningKeyRef
+from modeldeploy.api import MAX_DRIFT_FEATURES, ModelDeploymentSpec, SecretKeyRef, Server, SigningKeyRef
 from modeldeploy.desired.children import GRPC_PORT
 from modeldeploy.desired.naming import ANNOTATION_REVISION, deployment_name, labels, object_meta, selector
 from modeldeploy.desired.params import BuildParams
@@ -463,18 +463,9 @@ def _pod_spec(
     a non-root security context, spreading over nodes, and the scheduling fields of spec.server."""
     location = model_location(spec)
     volumes, mounts, fetch_mounts = _volumes_and_mounts(spec, location)
-    # Always mounted (optional): switching shadow copies on or off must never change this template.
-    volumes.append(
-        {
-            "name": "shadow",
-            "configMap": {
-                "name": shadow_config_name(md["metadata"]["name"]),
-                "optional": True,
-                "items": [{"key": SHADOW_CONFIG_KEY, "path": SHADOW_CONFIG_KEY}],
-            },
-        }
-    )
-    mounts.append({"name": "shadow", "mountPath": SHADOW_DIR, "readOnly": True})
+    shadow_volume, shadow_mount = _shadow_volume(md)
+    volumes.append(shadow_volume)
+    mounts.append(shadow_mount)
     pod_spec: dict[str, Any] = {
         # A token only under a ServiceAccount the namespace owner marked for model pods (IRSA, Workload ID).
         "automountServiceAccountToken": bool(spec.service_account_name),
@@ -498,23 +489,55 @@ def _pod_spec(
             }
         ],
     }
+    init = _init_containers(spec, image, location, fetch_mounts, params)
+    if init:
+        pod_spec["initContainers"] = init
+    if spec.service_account_name:
+        pod_spec["serviceAccountName"] = spec.service_account_name
+    pod_spec.update(_scheduling_fields(spec.server))
+    return pod_spec
+
+
+def _shadow_volume(md: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The shadow-copy ConfigMap, always mounted (optional): switching shadow copies on or off must never
+    change the pod template."""
+    volume = {
+        "name": "shadow",
+        "configMap": {
+            "name": shadow_config_name(md["metadata"]["name"]),
+            "optional": True,
+            "items": [{"key": SHADOW_CONFIG_KEY, "path": SHADOW_CONFIG_KEY}],
+        },
+    }
+    return volume, {"name": "shadow", "mountPath": SHADOW_DIR, "readOnly": True}
+
+
+def _init_containers(
+    spec: ModelDeploymentSpec,
+    image: str,
+    location: ModelLocation,
+    fetch_mounts: list[dict[str, Any]],
+    params: BuildParams,
+) -> list[dict[str, Any]]:
+    """The model fetch (for a fetched model), then the optional drift-reference fetch."""
     init = []
     if location.kind == "fetch":
         init.append(_fetch_container(spec, image, location, fetch_mounts, params))
     drift = spec.monitoring.drift if spec.monitoring else None
     if drift is not None:
         init.append(_drift_fetch_container(spec, image, drift.reference_uri, drift.sha256, params))
-    if init:
-        pod_spec["initContainers"] = init
-    if spec.service_account_name:
-        pod_spec["serviceAccountName"] = spec.service_account_name
-    server = spec.server
+    return init
+
+
+def _scheduling_fields(server: Server) -> dict[str, Any]:
+    """spec.server's node selector, tolerations, affinity and image pull secrets, only those set."""
+    fields: dict[str, Any] = {}
     if server.node_selector:
-        pod_spec["nodeSelector"] = dict(server.node_selector)
+        fields["nodeSelector"] = dict(server.node_selector)
     if server.tolerations:
-        pod_spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in server.tolerations]
+        fields["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in server.tolerations]
     if server.affinity:
-        pod_spec["affinity"] = server.affinity
+        fields["affinity"] = server.affinity
     if server.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": s.name} for s in server.image_pull_secrets]
-    return pod_spec
+        fields["imagePullSecrets"] = [{"name": s.name} for s in server.image_pull_secrets]
+    return fields
