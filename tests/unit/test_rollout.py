@@ -522,6 +522,17 @@ def test_failing_evaluation_after_scale_down_only_reports_and_says_why_nothing_r
     assert "has scaled down (scaleDownDelaySeconds passed)" in plan.events[-1].message
 
 
+def test_an_evaluation_that_keeps_failing_without_a_rollback_says_so_once_not_at_every_interval():
+    seen = observe((OLD, 0), (NEW, 2), evaluation=FAIL)
+    first = plan_rollout_step(
+        spec(monitoring=EVAL), NEW, promoted(Ph.Completed), seen, T0 + timedelta(hours=1)
+    )
+    again = plan_rollout_step(spec(monitoring=EVAL), NEW, first.status, seen, T0 + timedelta(hours=2))
+    assert [e.reason for e in first.events] == ["EvaluationFailed", "RollbackUnavailable"]
+    assert again.events == [] and again.status.evaluation.result.passed is False
+    assert again.status.rollout.message == first.status.rollout.message
+
+
 def test_restored_model_is_evaluated_after_an_evaluation_rollback_and_never_rolled_back_again():
     seen = observe((OLD, 2), (NEW, 2), evaluation=FAIL)
     rolled_back = plan_rollout_step(

@@ -403,19 +403,22 @@ def _evaluation(draft: _Draft, observed: RolloutObservation) -> CheckResult | No
     draft.requeue(wanted.interval_seconds)
     if result.passed is False:
         live = draft.status.active_revision
-        draft.event("Warning", "EvaluationFailed", f"live model {live}: {result.message}")
+        if last is None or last.passed is not False:  # said when it starts failing, not at every interval
+            draft.event("Warning", "EvaluationFailed", f"live model {live}: {result.message}")
         if not wanted.rollback_on_failure:
             return None
         why_not = _why_no_rollback(draft, observed)
         if why_not is None:
             return result
-        # Late labels, a revert, a rollback already done: say why nothing rolls back.
-        draft.state.message = f"live model {live} failed its evaluation; not rolled back: {why_not}"
-        draft.event(
-            "Warning",
-            "RollbackUnavailable",
-            f"{draft.state.message}. Degraded until it passes or a new revision rolls out",
-        )
+        # Late labels, a revert, a rollback already done: say why nothing rolls back (once per cause).
+        message = f"live model {live} failed its evaluation; not rolled back: {why_not}"
+        if draft.state.message != message:
+            draft.event(
+                "Warning",
+                "RollbackUnavailable",
+                f"{message}. Degraded until it passes or a new revision rolls out",
+            )
+        draft.state.message = message
         return None
     # Inconclusive (no answer, a timeout) is no pass: status shows it, no Event claims one.
     if result.passed is True and (last is None or last.passed is not True):
