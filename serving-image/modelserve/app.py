@@ -154,20 +154,23 @@ def model_metadata(state: ServerState) -> dict[str, Any]:
     }
 
 
-def build_routes(state: ServerState) -> list[Route]:
-    settings = state.settings
+class StatusHandlers:
+    """The GET answers other than docs: health, readiness, metadata and /metrics, each (status, body)."""
 
-    def ready_status(_: Scope) -> tuple[int, bytes]:
-        if state.ready and not state.draining:
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.settings = state.settings
+
+    def ready_status(self, _: Scope) -> tuple[int, bytes]:
+        if self.state.ready and not self.state.draining:
             return 200, b'{"ready":true}'
-        reason = "draining" if state.draining else "model not loaded"
+        reason = "draining" if self.state.draining else "model not loaded"
         return 503, orjson.dumps({"ready": False, "error": f"not ready: {reason}"})
 
-    stall_limit = settings.stall_limit_seconds
-
-    def live(_: Scope) -> tuple[int, bytes]:
+    def live(self, _: Scope) -> tuple[int, bytes]:
         # Busy is alive; one model call running past the stall limit (a hang) is not.
-        stalled = state.batcher.stalled_for(time.perf_counter())
+        stall_limit = self.settings.stall_limit_seconds
+        stalled = self.state.batcher.stalled_for(time.perf_counter())
         if stalled <= stall_limit:
             return 200, b'{"live":true}'
         message = (
@@ -175,26 +178,31 @@ def build_routes(state: ServerState) -> list[Route]:
         )
         return 503, orjson.dumps({"live": False, "error": message})
 
-    def server_metadata(_: Scope) -> tuple[int, bytes]:
+    def server_metadata(self, _: Scope) -> tuple[int, bytes]:
         return 200, orjson.dumps({"name": "modelserve", "version": __version__, "extensions": []})
 
-    def metadata(scope: Scope) -> tuple[int, bytes]:
-        check_model(settings, scope)
-        return 200, orjson.dumps(model_metadata(state))
+    def metadata(self, scope: Scope) -> tuple[int, bytes]:
+        check_model(self.settings, scope)
+        return 200, orjson.dumps(model_metadata(self.state))
 
-    def model_ready(scope: Scope) -> tuple[int, bytes]:
-        check_model(settings, scope)
-        status, _ = ready_status(scope)
-        return status, orjson.dumps({"name": settings.model_name, "ready": status == 200})
+    def model_ready(self, scope: Scope) -> tuple[int, bytes]:
+        check_model(self.settings, scope)
+        status, _ = self.ready_status(scope)
+        return status, orjson.dumps({"name": self.settings.model_name, "ready": status == 200})
 
-    def derived(families: list[Any]) -> bytes:
-        drift = derived_drift(families, state.drift.profiles) if state.drift is not None else b""
-        return state.feedback.exposition_figures(families) + drift
+    def _derived(self, families: list[Any]) -> bytes:
+        drift = self.state.drift
+        figures = derived_drift(families, drift.profiles) if drift is not None else b""
+        return self.state.feedback.exposition_figures(families) + figures
 
-    def metrics(_: Scope) -> tuple[int, bytes]:
-        if state.drift is not None:
-            state.drift.flush(time.monotonic())  # this worker's window as it is now (others: within 1 s)
-        return 200, state.metrics.exposition(derived)
+    def metrics(self, _: Scope) -> tuple[int, bytes]:
+        if self.state.drift is not None:
+            self.state.drift.flush(time.monotonic())  # this worker's window as it is now (others: within 1 s)
+        return 200, self.state.metrics.exposition(self._derived)
+
+
+def build_routes(state: ServerState) -> list[Route]:
+    answers = StatusHandlers(state)
 
     def get(
         path: str,
@@ -217,16 +225,16 @@ def build_routes(state: ServerState) -> list[Route]:
         post("/v1/models/{name}:predict", "v1"),
         post("/predict", "records"),
         post("/v2/models/{name}/versions/{version}/infer", "v2"),
-        get("/v2/health/live", live),
-        get("/v2/health/ready", ready_status),
-        get("/health", ready_status),
-        get("/metrics", metrics, CONTENT_TYPE.encode()),
-        get("/v2", server_metadata),
-        get("/v2/models/{name}", metadata, protected=True),
-        get("/v2/models/{name}/ready", model_ready),
-        get("/v2/models/{name}/versions/{version}", metadata, protected=True),
-        get("/v2/models/{name}/versions/{version}/ready", model_ready),
-        get("/v1/models/{name}", model_ready),
+        get("/v2/health/live", answers.live),
+        get("/v2/health/ready", answers.ready_status),
+        get("/health", answers.ready_status),
+        get("/metrics", answers.metrics, CONTENT_TYPE.encode()),
+        get("/v2", answers.server_metadata),
+        get("/v2/models/{name}", answers.metadata, protected=True),
+        get("/v2/models/{name}/ready", answers.model_ready),
+        get("/v2/models/{name}/versions/{version}", answers.metadata, protected=True),
+        get("/v2/models/{name}/versions/{version}/ready", answers.model_ready),
+        get("/v1/models/{name}", answers.model_ready),
     ]
 
 

@@ -56,7 +56,19 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.labels = labels
         values = [labels[k] for k in BASE_LABELS]
-        reg = self.registry
+        self._define_request_metrics(self.registry)
+        self._define_model_metrics(self.registry, values)
+        self._values = values
+        # Hot-path observers, bound once per label set.
+        self._request_children: dict[tuple[str, int, str], Add] = {}
+        self._latency_children: dict[tuple[str, str], Add] = {}
+        self._class_children: dict[Any, Add] = {}
+        self._inflight_add = self._add(self.inflight)
+        self._observe_batch_size = self._observe(self.batch_size)
+        self._observe_predict_latency = self._observe(self.predict_latency)
+
+    def _define_request_metrics(self, reg: CollectorRegistry) -> None:
+        """Per-request families, labelled by route: children are bound lazily on the hot path."""
         self._requests = Counter(
             "modelserve_requests",
             "Requests by route, status code and protocol (http, grpc: a gRPC call counts under the route and "
@@ -71,6 +83,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+
+    def _define_model_metrics(self, reg: CollectorRegistry, values: list[str]) -> None:
+        """The model's own figures, bound once to this server's labels."""
         self.predict_latency = Histogram(
             "modelserve_predict_duration_seconds",
             "Time the model spent on one (batched) prediction call.",
@@ -119,14 +134,6 @@ class Metrics:
             buckets=(-1000, -100, -10, -1, 0, 1, 10, 100, 1000),
             registry=reg,
         ).labels(*values)
-        self._values = values
-        # Hot-path observers, bound once per label set.
-        self._request_children: dict[tuple[str, int, str], Add] = {}
-        self._latency_children: dict[tuple[str, str], Add] = {}
-        self._class_children: dict[Any, Add] = {}
-        self._inflight_add = self._add(self.inflight)
-        self._observe_batch_size = self._observe(self.batch_size)
-        self._observe_predict_latency = self._observe(self.predict_latency)
 
     def inflight_add(self, amount: float) -> None:
         self._inflight_add(amount)
