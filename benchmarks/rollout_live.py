@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,10 +48,11 @@ from harness.cluster import REPO, Cluster, start_cluster
 from harness.models import IRIS_ROWS, demo_files
 from harness.poll import wait_for
 from harness.realnode import argo_rollouts as argo
+from harness.realnode.change_watch import ChangeWatch
 from harness.realnode.host_load import start_host_load
 from harness.realnode.pod_watch import PodWatch
 from harness.realnode.release_stack import Stack, apply_md, md_status, operator_stack, stable_url
-from harness.release_figures import ReleaseFigures, release_figures, table
+from harness.release_figures import ReleaseFigures, old_revision, release_figures, table
 
 RATE = 30  # requests/s: the servers, both controllers and the client share the node's two cores
 LEAD = 5.0  # seconds of steady load before `kubectl apply`
@@ -74,6 +76,7 @@ class Target:
     apply: Callable[[str], float]  # version -> wall clock after `kubectl apply`
     settled: Callable[[str], bool]  # version -> the controller says the release is over
     reset: Callable[[str], float]  # back to a version between repetitions, with no load to judge it
+    service: str = ""  # the Service clients use: its selector switching is the controller's cutover
 
 
 def ours_spec(stack: Stack, version: str, *, step: bool) -> dict:
@@ -102,7 +105,8 @@ def ours(cluster: Cluster, stack: Stack, kind: str, name: str, *, step: bool) ->
         return apply_md(cluster, stack.namespace, ours_spec(stack, version, step=step), name=name)
 
     # No load runs between repetitions: analysis would find no requests and pause, so the way back is plain.
-    return Target(kind, {"modeldeploy.io/name": name}, "", apply, settled, lambda v: apply(v, step=False))
+    labels = {"modeldeploy.io/name": name}
+    return Target(kind, labels, "", apply, settled, lambda v: apply(v, step=False), service=name)
 
 
 def active_template(cluster: Cluster, namespace: str, name: str) -> dict:
@@ -155,7 +159,17 @@ def argo_target(cluster: Cluster, namespace: str, templates: dict[str, dict]) ->
             and status.get("stableRS") == status.get("currentPodHash")
         )
 
-    return Target(ARGO, labels, "", apply, settled, apply)
+    return Target(ARGO, labels, "", apply, settled, apply, service=f"{name}-active")
+
+
+def _selector(body: dict) -> str | None:
+    """The Service's selector, as one comparable string (ours selects a colour, Argo a pod-template hash)."""
+    selector = (body.get("spec") or {}).get("selector") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or None
+
+
+def _rollout_phase(body: dict) -> str | None:
+    return ((body.get("status") or {}).get("rollout") or {}).get("phase")
 
 
 def ensure_images(cluster: Cluster) -> None:
@@ -184,15 +198,46 @@ def wait_settled(watch: PodWatch, targets: list[Target], version: str, timeout: 
     )
 
 
+@dataclass
+class Watches:
+    pods: PodWatch
+    services: ChangeWatch  # the selectors of the Services clients use
+    phases: ChangeWatch  # the ModelDeployments' status.rollout.phase
+
+
+STAGES = (
+    ("first -> last Ready", "first_ready", "last_ready"),
+    ("last Ready -> Promoting", "last_ready", "promoting"),
+    ("Promoting -> selector", "promoting", "selector"),
+    ("last Ready -> selector", "last_ready", "selector"),
+    ("selector -> first new answer", "selector", "first_answer"),
+    ("first new answer -> cutover", "first_answer", "cutover"),
+)
+
+
+def breakdown(stamps: dict[str, float | None]) -> dict[str, float | None]:
+    """Seconds spent in each stage of the cutover (None where a stamp is missing)."""
+    return {
+        stage: None if stamps.get(a) is None or stamps.get(b) is None else stamps[b] - stamps[a]  # type: ignore[operator]
+        for stage, a, b in STAGES
+    }
+
+
+def _fmt_breakdown(stages: dict[str, float | None]) -> str:
+    return ", ".join(f"{k} {'-' if v is None else f'{v:.2f}'}" for k, v in stages.items())
+
+
 def release(
-    watch: PodWatch, target: Target, version: str, workdir: Path, rate: float, run: str
-) -> ReleaseFigures:
+    watches: Watches, target: Target, version: str, workdir: Path, rate: float, run: str
+) -> tuple[ReleaseFigures, dict[str, float | None]]:
     """One release under load, from LEAD seconds before `kubectl apply` to TAIL after the old pods went."""
     files = re.sub(r"\W+", "-", f"{run} {target.kind}")
     load = start_host_load(target.url, BODY, rate=rate, duration=RELEASE_CAP, workdir=workdir, name=files)
     try:
         time.sleep(LEAD)
+        watch = watches.pods
         old, known = watch.existing(target.labels), watch.known()
+        selector_before = watches.services.last_value(target.service)
         applied = target.apply(version)
         wait_for(
             lambda: watch.all_gone(old) and target.settled(version),
@@ -211,7 +256,40 @@ def release(
         old_gone=watch.all_gone(old),
     )
     print(f"{run}: {target.kind}: {json.dumps(figures.__dict__)} reasons {summary['reasons']}", flush=True)
-    return figures
+    first_ready = watch.first_ready(target.labels, besides=known)
+    old_answer = old_revision(records, applied)
+    name = target.labels.get("modeldeploy.io/name", "")
+    stamps = {
+        "first_ready": first_ready,
+        "last_ready": watch.last_ready(target.labels, besides=known),
+        "promoting": watches.phases.first(name, "Promoting", applied) if name else None,
+        "selector": watches.services.first_change(target.service, selector_before, applied),
+        "first_answer": min(
+            (r["sent_at"] for r in records if r["sent_at"] >= applied and r["status"] is not None
+             and r["revision"] != old_answer),
+            default=None,
+        ),
+        "cutover": None if figures.cutover_s is None or first_ready is None
+        else first_ready + figures.cutover_s,
+    }  # fmt: skip
+    stages = breakdown(stamps)
+    print(f"{run}: {target.kind}: cutover breakdown s: {_fmt_breakdown(stages)}", flush=True)
+    return figures, stages
+
+
+def breakdown_table(stages: dict[str, list[dict[str, float | None]]]) -> str:
+    """Median seconds per stage of the cutover, one row per release kind."""
+    lines = [
+        "| release | " + " | ".join(stage for stage, _, _ in STAGES) + " |",
+        "|---|" + "---:|" * len(STAGES),
+    ]
+    for kind, runs in stages.items():
+        cells = []
+        for stage, _, _ in STAGES:
+            known = [r[stage] for r in runs if r[stage] is not None]
+            cells.append(f"{statistics.median(known):.2f}" if known else "-")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,7 +317,16 @@ def main(argv: list[str] | None = None) -> int:
         f"namespace {namespace}, Argo Rollouts {argo.version()} from {cache}, files in {workdir}", flush=True
     )
     watch = PodWatch(cluster.kubeconfig, namespace).start()
+    watches = Watches(
+        watch,
+        ChangeWatch(cluster.kubeconfig, namespace, "services", _selector).start(),
+        ChangeWatch(
+            cluster.kubeconfig, namespace, "modeldeployments", _rollout_phase, group="modeldeploy.io",
+            version="v1alpha1",
+        ).start(),
+    )  # fmt: skip
     rows: dict[str, list[ReleaseFigures]] = {PLAIN: [], STEP: [], ARGO: []}
+    stages: dict[str, list[dict[str, float | None]]] = {PLAIN: [], STEP: [], ARGO: []}
     try:
         argo.install_crds(cluster, cache)
         with (
@@ -267,13 +354,15 @@ def main(argv: list[str] | None = None) -> int:
                     for target in targets:
                         target.reset("1")
                     wait_settled(watch, targets, "1")
-                rows[PLAIN].append(release(watch, plain, "2", workdir, args.rate, f"run {n + 1}"))
-                templates.setdefault("2", active_template(cluster, namespace, "iris"))
-                rows[STEP].append(release(watch, step, "2", workdir, args.rate, f"run {n + 1}"))
-                rows[ARGO].append(release(watch, rollout, "2", workdir, args.rate, f"run {n + 1}"))
+                for target in targets:
+                    figures, stage = release(watches, target, "2", workdir, args.rate, f"run {n + 1}")
+                    rows[target.kind].append(figures)
+                    stages[target.kind].append(stage)
+                    templates.setdefault("2", active_template(cluster, namespace, "iris"))
             cluster.kubectl("delete", "rollout", "--all", "-n", namespace, "--wait=false", check=False)
     finally:
-        watch.stop()
+        for each in (watch, watches.services, watches.phases):
+            each.stop()
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
         if not args.keep_files:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -284,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{now}, {repeat} run(s) of each at {args.rate:g} requests/s, Argo Rollouts {argo.version()}, "
           f"{time.monotonic() - started:.0f}s in all; load average {os.getloadavg()[0]:.1f}\n")  # fmt: skip
     print(table(rows, baseline=ARGO), flush=True)
+    print("\nWhere the cutover went (medians, seconds; pod watch, Service and status watches, answers):\n")
+    print(breakdown_table(stages), flush=True)
     return 0
 
 

@@ -93,6 +93,16 @@ class PodWatch:
             ]
         return min(times, default=None)
 
+    def last_ready(self, labels: dict[str, str], besides: set[str]) -> float | None:
+        """When the last pod carrying `labels`, other than `besides`, became Ready (None while none is)."""
+        with self.lock:
+            times = [
+                p.ready_at
+                for p in self.pods.values()
+                if p.name not in besides and p.ready_at and labels.items() <= p.labels.items()
+            ]
+        return max(times, default=None)
+
     def all_gone(self, names: set[str]) -> float | None:
         """When the last of `names` was gone; None while any is left."""
         with self.lock:
