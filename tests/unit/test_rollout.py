@@ -213,8 +213,8 @@ CASES = [
      0, {}, Ph.Completed, None),
     ("waiting+not ready->waits", {}, status(Ph.WaitingForCandidate), observe(green=(NEW, 1)), 10, {},
      Ph.WaitingForCandidate, None),
-    ("waiting+ready, no checks, no steps->promoting", {}, status(Ph.WaitingForCandidate),
-     observe(green=(NEW, 2)), 10, {}, Ph.Promoting, None),
+    ("waiting+ready, no checks, no steps->promoted in the same pass", {}, status(Ph.WaitingForCandidate),
+     observe(green=(NEW, 2)), 10, {}, Ph.PostPromotion, None),
     ("waiting+ready+smoke->smoke", {"smoke": SMOKE}, status(Ph.WaitingForCandidate), observe(green=(NEW, 2)),
      10, {}, Ph.SmokeTesting, None),
     ("waiting+ready+gate only->gate", {"qualityGate": GATE}, status(Ph.WaitingForCandidate),
@@ -247,8 +247,10 @@ CASES = [
      Ph.Stepping, None),
     ("stepping pause over->next step", {"steps": STEPS}, status(Ph.Stepping), observe(green=(NEW, 2)), 61, {},
      Ph.Stepping, None),
-    ("last step over+autoPromote->promoting", {"steps": STEPS}, status(Ph.Stepping, step_index=1),
-     observe(green=(NEW, 2)), 61, {}, Ph.Promoting, None),
+    ("last step over+autoPromote, candidate not full->promoting", {"steps": STEPS},
+     status(Ph.Stepping, step_index=1), observe(green=(NEW, 1)), 61, {}, Ph.Promoting, None),
+    ("last step over+autoPromote, candidate full and Ready->promoted in the same pass", {"steps": STEPS},
+     status(Ph.Stepping, step_index=1), observe(green=(NEW, 2)), 61, {}, Ph.PostPromotion, None),
     ("last step over, autoPromote false->paused", {"steps": STEPS, "autoPromote": False},
      status(Ph.Stepping, step_index=1), observe(green=(NEW, 2)), 61, {}, Ph.Paused, None),
     ("stepping+analysis due->asks for analysis", {"steps": STEPS, "analysis": {"maxErrorRate": 0.01}},
@@ -381,12 +383,12 @@ CONTROL_CASES = [
      Ph.Stepping),
     ("promote a held step->next", {"steps": [{"weight": 20}, {"weight": 60}]},
      status(Ph.Paused, control=control("promote")), Ph.Paused),
-    ("promote after last step->promoting", {"steps": STEPS, "autoPromote": False},
-     status(Ph.Paused, step_index=2, control=control("promote")), Ph.Promoting),
-    ("promote with no steps, autoPromote false->promoting", {"autoPromote": False},
-     status(Ph.Paused, control=control("promote")), Ph.Promoting),
+    ("promote after last step, candidate full and Ready->promoted", {"steps": STEPS, "autoPromote": False},
+     status(Ph.Paused, step_index=2, control=control("promote")), Ph.PostPromotion),
+    ("promote with no steps, autoPromote false->promoted", {"autoPromote": False},
+     status(Ph.Paused, control=control("promote")), Ph.PostPromotion),
     ("promoteFull skips the checks", {"smoke": SMOKE, "steps": STEPS},
-     status(Ph.SmokeTesting, control=control("promoteFull")), Ph.Promoting),
+     status(Ph.SmokeTesting, control=control("promoteFull")), Ph.PostPromotion),
     ("retry an aborted rollout", {}, status(Ph.Aborted, control=control("retry")), Ph.WaitingForCandidate),
     ("retry when nothing failed is ignored", {}, status(Ph.Stepping, control=control("retry")), Ph.Stepping),
     ("promote while waiting is ignored", {}, status(Ph.WaitingForCandidate, control=control("promote")),
@@ -686,9 +688,8 @@ def _second_rollout_promoted() -> tuple[ModelDeploymentStatus, RolloutObservatio
         spec(), NEWER, promoted(Ph.Completed), observe((OLD, 0), (NEW, 2)), later
     ).status
     assert (started.rollout.phase, started.rollout.color) == (Ph.WaitingForCandidate, Color.blue)
-    promoting = plan_rollout_step(spec(), NEWER, started, observe((NEWER, 2), (NEW, 2)), later).status
-    assert promoting.rollout.phase == Ph.Promoting
-    done = plan_rollout_step(spec(), NEWER, promoting, observe((NEWER, 2), (NEW, 2)), later).status
+    done = plan_rollout_step(spec(), NEWER, started, observe((NEWER, 2), (NEW, 2)), later).status
+    assert done.rollout.phase == Ph.PostPromotion  # Ready at full size: promoted in the same pass
     assert (done.active_color, done.rollout.previous_color) == (Color.blue, Color.green)
     done.rollout.scale_down_at = T0 + timedelta(seconds=30)  # the table's clock: warm until T0 + 30 s
     return done, observe((NEWER, 2), (NEW, 2))

@@ -69,7 +69,7 @@ STEP_CASES = [
     ("agreement enters the first step", {"steps": STEPS, "shadow": SHADOW},
      shadowing(30), figures(150, 149), Ph.Stepping, None),
     ("agreement without steps promotes", {"shadow": SHADOW},
-     shadowing(30), figures(150, 149), Ph.Promoting, None),
+     shadowing(30), figures(150, 149), Ph.PostPromotion, None),
     ("disagreement aborts", {"steps": STEPS, "shadow": SHADOW},
      shadowing(30), figures(150, 60), Ph.Aborted, None),
     ("too few rows keeps shadowing", {"steps": STEPS, "shadow": SHADOW},
@@ -131,7 +131,7 @@ def test_inconclusive_after_max_seconds_pauses_for_a_person_once():
 
 
 @pytest.mark.parametrize(
-    ("action", "phase"), [("promote", Ph.Stepping), ("abort", Ph.Aborted), ("promoteFull", Ph.Promoting)]
+    ("action", "phase"), [("promote", Ph.Stepping), ("abort", Ph.Aborted), ("promoteFull", Ph.PostPromotion)]
 )
 def test_promote_and_abort_work_in_the_shadow_phase(action, phase):
     before = shadowing(700, control=control(action), shadow=figures(3, 3, held=True))

@@ -26,6 +26,26 @@ def test_a_newer_requeue_of_a_key_replaces_the_older_and_forget_cancels_a_key():
     assert asyncio.run(scenario()) == ["newer"]
 
 
+def test_a_run_now_goes_at_once_and_replaces_the_debounced_run_waiting_for_its_key():
+    async def scenario() -> list[tuple[str, bool]]:
+        queue = WorkQueue()
+        ran: list[tuple[str, bool]] = []
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        async def work(tag: str) -> None:
+            ran.append((tag, loop.time() - start < 0.2))
+
+        queue.add_debounced("iris", 0.3, lambda: work("debounced iris"))
+        queue.add_debounced("wine", 0.3, lambda: work("debounced wine"))
+        queue.add_now("iris", lambda: work("now iris"))
+        await asyncio.sleep(0.5)
+        return ran
+
+    # (tag, ran within 0.2 s): iris's debounced run is dropped, wine's is left alone
+    assert asyncio.run(scenario()) == [("now iris", True), ("debounced wine", False)]
+
+
 def test_shut_down_cancels_what_is_scheduled_and_running():
     async def scenario() -> list[str]:
         queue = WorkQueue()

@@ -188,7 +188,9 @@ class _Draft:
         self.state.phase = phase
         self.state.phase_started_at = self.now
         self.state.message = message
-        self.plan.transition = f"{old.value} -> {phase.value}"
+        # Two phases in one pass (Promoting straight on): the transition names where the pass began.
+        origin = self.plan.transition.split(" -> ")[0] if self.plan.transition else old.value
+        self.plan.transition = f"{origin} -> {phase.value}"
 
     def requeue(self, seconds: float) -> None:
         seconds = max(seconds, 0.5)
@@ -580,6 +582,9 @@ def plan_rollout_step(
         _bootstrap(draft, observed)
     elif not (_handle_control(draft, observed) or _on_new_revision(draft)):
         PHASE_HANDLERS[draft.state.phase](draft, observed)
+    if draft.state.phase == RolloutPhase.Promoting and draft.plan.transition:
+        # Just entered: with no steps the candidate is already full size and Ready, so switch in this pass.
+        _promoting(draft, observed)
     return draft.plan
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 from modeldeploy.handlers.modeldeployments import reconcile_in_background
-from modeldeploy.handlers.runtime import Key, index_id, runtime_of
+from modeldeploy.handlers.runtime import Key, index_id, indexed, runtime_of
 from modeldeploy.k8s import POD, WATCHED_KINDS, Kind
 from modeldeploy.reconcile import (
     MANAGED_BY,
@@ -19,6 +19,7 @@ from modeldeploy.reconcile import (
     owner_name,
     packed_child,
     packed_pod,
+    pod_completes_candidate,
     pod_parent_name,
 )
 
@@ -43,11 +44,22 @@ async def _child_changed(
         return  # the echo of our own apply: exactly what we wrote, nothing to reconcile
     key = (meta["namespace"], parent)
     trigger = body["kind"].lower()
+    if trigger == "pod" and _completes_candidate(runtime, key, body, kwargs):
+        # The rollout waits for just this: switch now, not after the window.
+        runtime.queue.add_now(key, lambda: reconcile_in_background(memo, key, kwargs, trigger, urgent=True))
+        return
     runtime.queue.add_debounced(
         key,
         runtime.ctx.settings.child_event_coalesce_seconds,
         lambda: reconcile_in_background(memo, key, kwargs, trigger),
     )
+
+
+def _completes_candidate(runtime: Any, key: Key, pod: Mapping[str, Any], kwargs: dict[str, Any]) -> bool:
+    md = runtime.ctx.cache.bodies.get(*key)
+    if md is None:
+        return False
+    return pod_completes_candidate(md, pod, indexed(kwargs, key)[1])
 
 
 def _parent_and_entry(kind: Kind) -> tuple[Callable[[Mapping[str, Any]], str | None], Callable[[Any], str]]:

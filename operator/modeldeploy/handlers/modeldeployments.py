@@ -78,9 +78,11 @@ async def modeldeployment_update(body: kopf.Body, memo: kopf.Memo, **kwargs: Any
     await _reconcile_handler(body, memo, kwargs, "update")
 
 
-async def reconcile_in_background(memo: Any, key: Key, kwargs: Mapping[str, Any], trigger: str) -> None:
+async def reconcile_in_background(
+    memo: Any, key: Key, kwargs: Mapping[str, Any], trigger: str, *, urgent: bool = False
+) -> None:
     """For triggers that are not the ModelDeployment's own handlers: coalesced, errors logged not raised
-    (the next event, the rollout timer or the resync retries)."""
+    (the next event, the rollout timer or the resync retries). `urgent` passes go ahead of the others."""
     runtime = runtime_of(memo)
 
     async def work() -> PassOutcome | None:
@@ -88,7 +90,7 @@ async def reconcile_in_background(memo: Any, key: Key, kwargs: Mapping[str, Any]
         return await reconcile_by_key(runtime.ctx, key[0], key[1], children, pods, trigger=trigger)
 
     try:
-        _requeue_if_asked(memo, key, kwargs, await runtime.queue.run(key, work))
+        _requeue_if_asked(memo, key, kwargs, await runtime.queue.run(key, work, urgent=urgent))
     except (InvalidSpec, WaitingFor) as exc:
         log.debug("%s/%s not reconciled on %s: %s", *key, trigger, exc)
     except ApiError as exc:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from modeldeploy import desired
 from modeldeploy.api import ModelDeploymentSpec
+from modeldeploy.desired.wake import completes_candidate
 from modeldeploy.k8s import (
     OPTIONAL_CHILD_KINDS,
     PVC,
@@ -95,6 +96,14 @@ def unpacked(child: str | Mapping[str, Any]) -> dict[str, Any]:
 def packed_pod(body: Mapping[str, Any]) -> str:
     """slim_pod as one compact JSON string, for the pod index (unpacked by observed_for)."""
     return json.dumps(slim_pod(body), separators=(",", ":"))
+
+
+def pod_completes_candidate(
+    md: Mapping[str, Any], pod: Mapping[str, Any], packed_pods: Iterable[str]
+) -> bool:
+    """Whether a pod event completes the candidate the rollout waits for (desired.wake), the ModelDeployment's
+    pods read from the pod index."""
+    return completes_candidate(md, pod, (unpacked(p) for p in packed_pods))
 
 
 def slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -104,6 +104,12 @@ class WorkQueue:
 
         self._debounced[key] = asyncio.get_running_loop().call_later(delay, fire)
 
+    def add_now(self, key: Hashable, work: Work) -> None:
+        """Run `work` at once; a debounced run waiting for `key` is dropped (this one sees all it would)."""
+        if (pending := self._debounced.pop(key, None)) is not None:
+            pending.cancel()
+        self.spawn(work())
+
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run `coro` in the background, keeping a reference until it finishes; an exception it ends with
         is logged (an unretrieved one would vanish silently), never raised."""
