@@ -44,7 +44,8 @@ class OperatorSettings(BaseSettings):
         default=0.5,
         ge=0,
         description="A child or pod change reconciles its ModelDeployment this long after the first change "
-        "of a burst, so one pass sees them all.",
+        "of a burst, so one pass sees them all; the pod that makes the candidate a rollout waits for fully "
+        "Ready reconciles at once.",
     )
     rollout_tick_seconds: float = Field(default=2.0, gt=0, description="Rollout timer interval.")
     field_manager: str = Field(default="modeldeploy", description="Server-side apply field manager.")
