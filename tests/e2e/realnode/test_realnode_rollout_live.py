@@ -18,12 +18,12 @@ KINDS = ("modeldeploy blue/green", "modeldeploy 50% step + analysis", "Argo Roll
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
-    """The benchmark's table: release kind -> its cells."""
-    rows = {}
+    """The benchmark's first table: release kind -> its cells (the cutover breakdown's table follows it)."""
+    rows: dict[str, list[str]] = {}
     for line in output.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("| ") and cells[0] in KINDS:
-            rows[cells[0]] = cells[1:]
+            rows.setdefault(cells[0], cells[1:])
     return rows
 
 
@@ -47,3 +47,7 @@ def test_quick_benchmark_releases_each_way_and_modeldeploy_fails_no_request(clus
         if kind.startswith("modeldeploy"):
             assert failed.startswith("0 of "), (kind, rows[kind])
         assert rows[kind][2] != "- / -", (kind, "no cutover measured", rows[kind])
+    # Where the cutover went: each controller's switch (last candidate pod Ready -> Service selector).
+    stages = table_rows(done.stdout.split("Where the cutover went", 1)[-1])
+    for kind in ("modeldeploy blue/green", "Argo Rollouts blueGreen"):
+        assert stages[kind][3] != "-", (kind, "no switch measured", stages[kind])
