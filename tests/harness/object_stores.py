@@ -92,7 +92,9 @@ class GcsEmulator:
     endpoint: str  # STORAGE_EMULATOR_HOST
 
     def put(self, bucket: str, name: str, data: bytes) -> None:
-        httpx.post(f"{self.endpoint}/storage/v1/b", json={"name": bucket})  # 409 when it exists: fine
+        created = httpx.post(f"{self.endpoint}/storage/v1/b", json={"name": bucket})
+        if created.status_code != 409:  # 409: it exists already
+            created.raise_for_status()
         url = f"{self.endpoint}/upload/storage/v1/b/{bucket}/o"
         httpx.post(url, params={"uploadType": "media", "name": name}, content=data).raise_for_status()
 
