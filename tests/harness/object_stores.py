@@ -5,12 +5,15 @@ azure://: fake-gcs-server built from its Go module and Azurite installed from np
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -109,6 +112,60 @@ def fake_gcs_server() -> Iterator[GcsEmulator]:
                "-log-level", "error"]  # fmt: skip
     with _process(command, f"{endpoint}/storage/v1/b", "fake-gcs-server"):
         yield GcsEmulator(endpoint)
+
+
+@dataclass
+class TokenEndpoint:
+    """Google's OAuth token endpoint as a service-account key names it (`token_uri`): fake-gcs-server checks
+    no token, so this is where a key is accepted or refused. `requests` counts the token requests."""
+
+    url: str
+    requests: list[str] = field(default_factory=list)
+
+    def service_account_key(self) -> str:
+        """A service-account key file's content, with a fresh RSA key, pointing at this endpoint."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        return json.dumps({"type": "service_account", "project_id": "ml", "private_key_id": "k1",
+                           "private_key": pem, "client_email": "model-reader@ml.iam.gserviceaccount.com",
+                           "client_id": "1", "token_uri": self.url})  # fmt: skip
+
+
+@contextlib.contextmanager
+def google_token_endpoint(grant: bool) -> Iterator[TokenEndpoint]:
+    """A loopback token endpoint that grants every signed request, or refuses it as Google refuses a deleted
+    or wrong key (400 invalid_grant)."""
+    requests: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            requests.append(self.path)
+            answer = {"access_token": "ya29.test", "expires_in": 3600, "token_type": "Bearer"}
+            refusal = {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+            body = json.dumps(answer if grant else refusal).encode()
+            self.send_response(200 if grant else 400)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield TokenEndpoint(f"http://127.0.0.1:{server.server_port}/token", requests)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """`modelserve fetch` over gs:// and azure://, the CLI the init container runs, against fake-gcs-server (built
 from its Go module) and Azurite (from npm) on loopback: one object pinned by its digest, a wrong digest, an
-archive and a MANIFEST directory served by a real modelserve afterwards; Azurite checks signatures, so a
-wrong key, a SAS token and an anonymous read are refused or accepted as by Azure, naming the Secret and
-never printing a key."""
+archive and a MANIFEST directory served by a real modelserve afterwards. Azurite checks signatures, so a
+wrong key, a SAS token and an anonymous read are refused or accepted as by Azure; fake-gcs-server checks
+none, so a service-account key is exchanged at a loopback token endpoint that grants or refuses it. A
+refusal names the Secret and never prints a key."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.multifile import files_of, make_model_dir, serves_named_records, sha256, tar_gz, zip_bytes
-from harness.object_stores import AzureEmulator, GcsEmulator, azurite, fake_gcs_server
+from harness.object_stores import AzureEmulator, GcsEmulator, azurite, fake_gcs_server, google_token_endpoint
 from harness.serving import run_fetch
 
 SOURCE = "secret/iris-store"
@@ -98,6 +99,24 @@ def test_gs_key_that_is_not_a_service_account_key_is_refused_without_being_print
     assert result.returncode != 0
     assert "GOOGLE_APPLICATION_CREDENTIALS_JSON is not the content of a service-account key" in result.stderr
     assert SOURCE in result.stderr and "secret-bits" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("grant", [True, False], ids=["key accepted", "key refused"])
+def test_gs_service_account_key_is_exchanged_for_a_token_and_a_refusal_says_access_denied(
+    gcs, tmp_path, grant
+):
+    with google_token_endpoint(grant) as tokens:
+        key = tokens.service_account_key()
+        env = gcs_env(gcs, GOOGLE_APPLICATION_CREDENTIALS_JSON=key)
+        result = run_fetch("gs://ml-models/blob/model.bin", tmp_path / "m.bin", sha256(PAYLOAD), env)
+    assert tokens.requests, "the key was not used"
+    if grant:
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 4
+    assert "gs get gs://ml-models/blob/model.bin failed (token refused): access denied" in result.stderr
+    assert f"with the credentials of {SOURCE}" in result.stderr
+    assert json.loads(key)["private_key"].splitlines()[1] not in result.stdout + result.stderr
 
 
 # --- azure:// against Azurite -------------------------------------------------------------------------------
