@@ -199,3 +199,8 @@ def azurite(workdir: Path) -> Iterator[AzureEmulator]:
                "--location", str(workdir), "--silent", "--skipApiVersionCheck"]  # fmt: skip
     with _process(command, f"{endpoint}?comp=list", "azurite"):
         yield AzureEmulator(endpoint, AZURITE_ACCOUNT, AZURITE_KEY)
+
+
+if __name__ == "__main__":  # tests/run.sh builds both before pytest: no test timeout covers a cold build
+    print(fake_gcs_server_binary())
+    print(azurite_blob_command())

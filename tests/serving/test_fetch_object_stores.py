@@ -220,3 +220,13 @@ def test_azure_manifest_directory_is_fetched_file_by_file_and_served(azure, tmp_
     assert result.returncode == 0, result.stderr
     assert files_of(tmp_path / "models") == files_of(model_dir)
     serves_named_records(tmp_path / "serve", dest, digest)
+
+
+def test_objects_larger_than_the_cap_are_refused_before_download(gcs, azure, tmp_path):
+    cap = {"MODELSERVE_FETCH_MAX_BYTES": str(len(PAYLOAD) - 1)}
+    azure_env = {"AZURE_STORAGE_CONNECTION_STRING": azure.connection_string, **cap}
+    for uri, env in [("gs://ml-models/blob/model.bin", gcs_env(gcs, **cap)),
+                     (blob_uri(azure, "blob/model.bin"), clean(azure_env))]:  # fmt: skip
+        result = run_fetch(uri, tmp_path / "m.bin", sha256(PAYLOAD), env)
+        assert result.returncode != 0
+        assert f"{uri} is larger than {len(PAYLOAD) - 1} bytes" in result.stderr
