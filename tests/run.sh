@@ -43,6 +43,11 @@ if [[ " $* " != *"not e2e"* ]]; then
   fi
 fi
 
+# fake-gcs-server (Go module) and Azurite (npm) for the gs:// and azure:// fetch tests: ~8 and ~5.5 min cold.
+stage "Object store emulators: fake-gcs-server and Azurite (built once, cached)"
+.venv/bin/python -m harness.object_stores
+end_stage
+
 stage "Tests: pytest (unit, serving, e2e on the local control plane, chart, image)"
 set +e
 # The gitops lane is opt-in (`bash tests/run.sh -m gitops`; a later -m wins): 3-4 min with a cached Argo CD,

@@ -36,7 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"env MODELSERVE_{name.upper()} (default: {default!r})",
         )
     fetch = commands.add_parser("fetch", help="download a model atomically and verify its SHA-256")
-    fetch.add_argument("uri", help="https://, http://, s3://bucket/key, file:// or a local path")
+    fetch.add_argument(
+        "uri",
+        help="https://, http://, s3://bucket/key, gs://bucket/object, azure://account/container/blob, "
+        "file:// or a local path",
+    )
     fetch.add_argument("dest", help="destination file (written via a temp file and a rename)")
     fetch.add_argument("--sha256", default="", help="expected SHA-256 (hex); mismatch exits 3")
     fetch.add_argument(

@@ -6,15 +6,20 @@ and checked against --sha256, then every file it lists is fetched beside DEST an
 (GetObject/GET only: nothing is listed). An archive (.tar.gz, .zip) is fetched as one file; modelserve
 checks its digest again and unpacks it at start-up (archive.py).
 
-Sources: http(s)://, s3://bucket/key (boto3; AWS_ENDPOINT_URL for S3-compatible stores), file:// or a
-local path (file or directory). A `<uri>.schema.json` manifest next to the model is fetched too, if present:
+Sources: http(s)://, s3://bucket/key (boto3; AWS_ENDPOINT_URL for S3-compatible stores), gs://bucket/object
+(google-cloud-storage; STORAGE_EMULATOR_HOST for an emulator), azure://account/container/blob
+(azure-storage-blob; AZURE_STORAGE_BLOB_ENDPOINT for another endpoint), file:// or a local path (file or
+directory). A `<uri>.schema.json` manifest next to the model is fetched too, if present:
 a 401/403/404 means "no manifest" (presigned URLs and GetObject-only S3 policies answer 403). With
 `--schema-sha256` the manifest is required and verified; a manifest beside a model pinned by `--sha256` must
 be pinned too. Every download has a size cap and an overall deadline (MODELSERVE_FETCH_MAX_BYTES,
 MODELSERVE_FETCH_TIMEOUT_SECONDS); an https source may not redirect to http; credentials and query strings
 of a URI never appear in messages.
 
-Credentials come from the environment, never from flags: boto3's AWS_* variables for s3, and
+Credentials come from the environment, never from flags: boto3's AWS_* variables for s3,
+GOOGLE_APPLICATION_CREDENTIALS_JSON (a service-account key file's content; else Application Default
+Credentials) for gs, one of AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_KEY or
+AZURE_STORAGE_SAS_TOKEN (else anonymous) for azure, and
 MODELSERVE_FETCH_AUTHORIZATION, sent as the `Authorization` header to the URI's own origin only (never after
 a redirect to another host). MODELSERVE_FETCH_CREDENTIALS_SOURCE (e.g. `secret/iris-store`) names where
 they came from, so a refusal ("access denied") says which credentials were refused; values are never shown.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -31,7 +37,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import quote, unquote, urljoin, urlparse, urlunparse
 
 from pydantic import Field, SecretStr
@@ -199,6 +205,116 @@ def _s3_chunks(uri: str, limits: Limits) -> Iterator[bytes]:
         raise FetchError(f"s3 get {redact(uri)} failed: {err}") from None
 
 
+GCS_CREDENTIALS = "GOOGLE_APPLICATION_CREDENTIALS_JSON"  # a service-account key file's content
+
+
+def _gcs_client(uri: str) -> Any:
+    """A key from GOOGLE_APPLICATION_CREDENTIALS_JSON, else Application Default Credentials (a key file named
+    by GOOGLE_APPLICATION_CREDENTIALS, Workload Identity); STORAGE_EMULATOR_HOST redirects to an emulator."""
+    from google.cloud import storage
+    from google.oauth2 import service_account
+
+    info = os.environ.get(GCS_CREDENTIALS, "")
+    if not info:
+        return storage.Client(project=None)
+    try:
+        credentials = service_account.Credentials.from_service_account_info(json.loads(info))
+    except (ValueError, TypeError, AttributeError):  # the messages may quote the key: never shown
+        raise FetchError(f"gs get {redact(uri)} failed: {GCS_CREDENTIALS} is not the content of a "
+                         f"service-account key file, {_given()}") from None  # fmt: skip
+    return storage.Client(project=None, credentials=credentials)
+
+
+def _gcs_chunks(uri: str, limits: Limits) -> Iterator[bytes]:
+    try:
+        import google.api_core.exceptions as gapi
+        import google.auth.exceptions as gauth
+    except ImportError:
+        raise FetchError("gs:// needs google-cloud-storage (install modelserve[gcs])") from None
+    parsed = urlparse(uri)
+    try:
+        blob = _gcs_client(uri).bucket(parsed.netloc).get_blob(parsed.path.lstrip("/"))
+        if blob is None:
+            raise Absent(f"{redact(uri)} not found", 404)
+        if int(blob.size or 0) > limits.max_bytes:
+            raise _too_large(uri, limits)
+        with blob.open("rb", chunk_size=CHUNK) as reader:
+            yield from iter(lambda: reader.read(CHUNK), b"")
+    except gapi.NotFound:
+        raise Absent(f"{redact(uri)} not found", 404) from None
+    except (gapi.Forbidden, gapi.Unauthorized, gauth.RefreshError) as err:
+        code = getattr(err, "code", None) or "token refused"
+        raise Absent(denied_text(f"gs get {redact(uri)} failed ({code})"), 403) from None
+    except gauth.DefaultCredentialsError:
+        raise FetchError(f"gs get {redact(uri)} failed: no Google credentials found, {_given()}") from None
+    except (gapi.GoogleAPIError, gauth.GoogleAuthError) as err:
+        raise FetchError(f"gs get {redact(uri)} failed: {type(err).__name__}") from None
+
+
+AZURE_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
+AZURE_ACCOUNT_KEY = "AZURE_STORAGE_ACCOUNT_KEY"
+AZURE_SAS_TOKEN = "AZURE_STORAGE_SAS_TOKEN"
+AZURE_BLOB_ENDPOINT = "AZURE_STORAGE_BLOB_ENDPOINT"
+
+
+def azure_location(uri: str) -> tuple[str, str, str]:
+    """`azure://<account>/<container>/<blob>` as (account, container, blob)."""
+    parsed = urlparse(uri)
+    container, _, blob = parsed.path.lstrip("/").partition("/")
+    if not parsed.netloc or not container or not blob:
+        raise FetchError(f"{redact(uri)} must be azure://<account>/<container>/<blob>")
+    return parsed.netloc, container, blob
+
+
+def _azure_service(uri: str, account: str) -> Any:
+    """A connection string, else the account URL (AZURE_STORAGE_BLOB_ENDPOINT or Azure's public one) with an
+    account key, a SAS token or nothing (a public container)."""
+    from azure.storage.blob import BlobServiceClient
+
+    connection = os.environ.get(AZURE_CONNECTION_STRING, "")
+    if connection:
+        try:
+            service = BlobServiceClient.from_connection_string(connection)
+        except ValueError:  # its message may quote the string: never shown
+            raise FetchError(f"azure get {redact(uri)} failed: {AZURE_CONNECTION_STRING} is not a connection "
+                             f"string, {_given()}") from None  # fmt: skip
+        if service.account_name != account:
+            raise FetchError(f"azure get {redact(uri)} failed: {AZURE_CONNECTION_STRING} is for storage "
+                             f"account {service.account_name!r}, the URI names {account!r}")  # fmt: skip
+        return service
+    endpoint = os.environ.get(AZURE_BLOB_ENDPOINT, "") or f"https://{account}.blob.core.windows.net"
+    key, sas = os.environ.get(AZURE_ACCOUNT_KEY, ""), os.environ.get(AZURE_SAS_TOKEN, "")
+    credential = {"account_name": account, "account_key": key} if key else (sas or None)
+    return BlobServiceClient(account_url=endpoint, credential=credential)
+
+
+def _azure_chunks(uri: str, limits: Limits) -> Iterator[bytes]:
+    try:
+        import azure.core.exceptions as azerr
+    except ImportError:
+        raise FetchError("azure:// needs azure-storage-blob (install modelserve[azure])") from None
+    account, container, blob = azure_location(uri)
+    try:
+        client = _azure_service(uri, account).get_blob_client(container, blob)
+        download = client.download_blob(max_concurrency=1)
+        if int(download.size or 0) > limits.max_bytes:
+            raise _too_large(uri, limits)
+        yield from download.chunks()
+    except azerr.ResourceNotFoundError:
+        raise Absent(f"{redact(uri)} not found", 404) from None
+    except azerr.ClientAuthenticationError as err:
+        code = err.error_code or err.status_code
+        raise Absent(denied_text(f"azure get {redact(uri)} failed ({code})"), 403) from None
+    except azerr.HttpResponseError as err:  # its message quotes the request URL, SAS included: never shown
+        if err.status_code in DENIED_STATUSES:
+            raise Absent(denied_text(f"azure get {redact(uri)} failed ({err.error_code})"), 403) from None
+        raise FetchError(f"azure get {redact(uri)} failed: HTTP {err.status_code} {err.error_code}") from None
+    except azerr.AzureError as err:
+        raise FetchError(f"azure get {redact(uri)} failed: {type(err).__name__}") from None
+    except ValueError:  # a malformed key or token
+        raise FetchError(f"azure get {redact(uri)} failed: malformed credentials, {_given()}") from None
+
+
 def _file_chunks(path: Path) -> Iterator[bytes]:
     try:
         with path.open("rb") as fh:
@@ -226,9 +342,15 @@ def source_chunks(uri: str, limits: Limits) -> Iterator[bytes]:
         return _http_chunks(uri, limits)
     if scheme == "s3":
         return _s3_chunks(uri, limits)
+    if scheme == "gs":
+        return _gcs_chunks(uri, limits)
+    if scheme == "azure":
+        return _azure_chunks(uri, limits)
     path = local_path(uri)
     if path is None:
-        raise FetchError(f"unsupported URI scheme '{scheme}://' (use https, http, s3, file or a local path)")
+        raise FetchError(
+            f"unsupported URI scheme '{scheme}://' (use https, http, s3, gs, azure, file or a local path)"
+        )
     return _file_chunks(path)
 
 

@@ -30,6 +30,7 @@ FEATURES = {
     "late labels": "14-late-labels.yaml",
     "gRPC": "15-grpc.yaml",
     "drift": "16-drift.yaml",
+    "gs:// and azure:// credentials": "17-gcs-azure-credentials.yaml",
 }
 
 

@@ -113,6 +113,19 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_fetch(
+    uri: str, dest: Path, sha256: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`modelserve fetch URI DEST --sha256 HEX` as the init container runs it, with `env` added."""
+    return subprocess.run(
+        [sys.executable, "-m", "modelserve", "fetch", uri, str(dest), "--sha256", sha256],
+        capture_output=True,
+        text=True,
+        env=base_env(**(env or {})),
+        timeout=120,
+    )
+
+
 @dataclass
 class Server:
     """A modelserve subprocess; stdout (JSON log lines) and stderr go to files."""

@@ -5,77 +5,25 @@ digest, and a changed file is caught by the fetch and again by the server."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
-import subprocess
-import sys
-import tarfile
-import zipfile
 from pathlib import Path
 
 import pytest
 
-from harness.serving import base_env, moto_s3, run_to_exit, start_server, static_http_origin
-from modelserve.manifest import build_manifest
-
-NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-SCHEMA = {"features": [{"name": n, "dtype": "float", "min": 0, "max": 10} for n in NAMES]}
-RECORD = dict(zip(NAMES, [5.1, 3.5, 1.4, 0.2], strict=True))
-
-
-def fetch(
-    uri: str, dest: Path, sha256: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelserve", "fetch", uri, str(dest), "--sha256", sha256],
-        capture_output=True,
-        text=True,
-        env=base_env(**(env or {})),
-        timeout=120,
-    )
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from harness.multifile import files_of, make_model_dir, serves_named_records, sha256, tar_gz, zip_bytes
+from harness.serving import moto_s3, run_fetch, run_to_exit, static_http_origin
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, iris_joblib) -> Path:
-    """The directory a data scientist uploads: model, schema file, a nested extra file, and the MANIFEST."""
-    root = tmp_path_factory.mktemp("iris-v3")
-    (root / "model.joblib").write_bytes(iris_joblib.read_bytes())
-    (root / "model.joblib.schema.json").write_text(json.dumps(SCHEMA))
-    (root / "notes").mkdir()
-    (root / "notes" / "training run.txt").write_text("trained on iris\n")
-    (root / "MANIFEST").write_bytes(build_manifest(root))
-    return root
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
-def serves_named_records(tmp_path: Path, model_path: Path, digest: str) -> None:
-    server = start_server(
-        tmp_path, {"MODELSERVE_MODEL_PATH": str(model_path), "MODELSERVE_MODEL_SHA256": digest}
-    )
-    try:
-        doc = server.client.get("/v2/models/model").json()
-        assert [
-            f["name"] for f in doc["parameters"]["schema"]["features"]
-        ] == NAMES  # the schema file was used
-        resp = server.client.post("/predict", json=[RECORD])
-        assert resp.status_code == 200 and resp.json()["predictions"] == [0]
-    finally:
-        server.stop()
+    return make_model_dir(tmp_path_factory.mktemp("iris-v3"), iris_joblib)
 
 
 def test_a_manifest_directory_over_https_is_fetched_file_by_file_and_served(tmp_path, model_dir):
     digest = sha256((model_dir / "MANIFEST").read_bytes())
     with static_http_origin(model_dir.parent) as (url, requested):
-        result = fetch(f"{url}/{model_dir.name}/MANIFEST", tmp_path / "models" / "MANIFEST", digest)
+        result = run_fetch(f"{url}/{model_dir.name}/MANIFEST", tmp_path / "models" / "MANIFEST", digest)
     assert result.returncode == 0, result.stderr
     assert f"sha256={digest}" in result.stdout
     assert files_of(tmp_path / "models") == files_of(model_dir)
@@ -115,7 +63,7 @@ def test_a_manifest_directory_that_does_not_match_is_refused_and_nothing_is_kept
         digest = "0" * 64
     dest = tmp_path / "models"
     with static_http_origin(site.parent) as (url, _):
-        result = fetch(f"{url}/site/MANIFEST", dest / "MANIFEST", digest)
+        result = run_fetch(f"{url}/site/MANIFEST", dest / "MANIFEST", digest)
     assert result.returncode == code
     assert message.format(url=url) in result.stderr
     assert list(dest.iterdir()) == [], "nothing half-fetched is left for the server"
@@ -137,10 +85,10 @@ def test_the_server_checks_the_fetched_directory_again(tmp_path, model_dir):
 
 def test_a_local_directory_with_a_manifest_is_copied_file_by_file_when_pinned(tmp_path, model_dir):
     digest = sha256((model_dir / "MANIFEST").read_bytes())
-    result = fetch(str(model_dir), tmp_path / "copy", digest)
+    result = run_fetch(str(model_dir), tmp_path / "copy", digest)
     assert result.returncode == 0, result.stderr
     assert files_of(tmp_path / "copy") == files_of(model_dir)
-    assert fetch(str(model_dir), tmp_path / "other", "0" * 64).returncode == 3
+    assert run_fetch(str(model_dir), tmp_path / "other", "0" * 64).returncode == 3
 
 
 def test_a_manifest_prefix_on_s3_needs_only_get_object(tmp_path, model_dir):
@@ -150,26 +98,10 @@ def test_a_manifest_prefix_on_s3_needs_only_get_object(tmp_path, model_dir):
         for rel, data in files_of(model_dir).items():
             s3.put_object(Bucket="ml-models", Key=f"iris/v3/{rel}", Body=data)
         s3.put_object(Bucket="ml-models", Key="iris/v3/unlisted.pkl", Body=b"never fetched")
-        result = fetch("s3://ml-models/iris/v3/MANIFEST", tmp_path / "models" / "MANIFEST", digest, env)
+        result = run_fetch("s3://ml-models/iris/v3/MANIFEST", tmp_path / "models" / "MANIFEST", digest, env)
     assert result.returncode == 0, result.stderr
     assert files_of(tmp_path / "models") == files_of(model_dir)  # the unlisted object stayed in the bucket
     serves_named_records(tmp_path / "serve", tmp_path / "models" / "MANIFEST", digest)
-
-
-def tar_gz(model_dir: Path) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        tar.add(model_dir / "model.joblib", arcname="iris/model.joblib")
-        tar.add(model_dir / "model.joblib.schema.json", arcname="iris/model.joblib.schema.json")
-    return out.getvalue()
-
-
-def zip_bytes(model_dir: Path) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.write(model_dir / "model.joblib", "model.joblib")
-        zf.write(model_dir / "model.joblib.schema.json", "model.joblib.schema.json")
-    return out.getvalue()
 
 
 def test_a_tar_gz_over_https_is_pinned_by_its_own_digest_and_served(tmp_path, model_dir):
@@ -179,8 +111,8 @@ def test_a_tar_gz_over_https_is_pinned_by_its_own_digest_and_served(tmp_path, mo
     digest = sha256(archive.read_bytes())
     dest = tmp_path / "models" / "iris.tar.gz"
     with static_http_origin(archive.parent) as (url, _):
-        wrong = fetch(f"{url}/iris.tar.gz", dest, "0" * 64)
-        result = fetch(f"{url}/iris.tar.gz", dest, digest)
+        wrong = run_fetch(f"{url}/iris.tar.gz", dest, "0" * 64)
+        result = run_fetch(f"{url}/iris.tar.gz", dest, digest)
     assert wrong.returncode == 3 and "digest mismatch" in wrong.stderr
     assert result.returncode == 0, result.stderr
     serves_named_records(tmp_path / "serve", dest, digest)
@@ -191,7 +123,8 @@ def test_a_zip_on_s3_is_served(tmp_path, model_dir):
     with moto_s3() as (env, s3):
         s3.create_bucket(Bucket="ml-models")
         s3.put_object(Bucket="ml-models", Key="iris/v3/iris.zip", Body=data)
-        result = fetch("s3://ml-models/iris/v3/iris.zip", tmp_path / "models" / "iris.zip", sha256(data), env)
+        dest = tmp_path / "models" / "iris.zip"
+        result = run_fetch("s3://ml-models/iris/v3/iris.zip", dest, sha256(data), env)
     assert result.returncode == 0, result.stderr
     serves_named_records(tmp_path / "serve", tmp_path / "models" / "iris.zip", sha256(data))
 

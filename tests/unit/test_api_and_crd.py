@@ -137,6 +137,9 @@ def test_spec_parses_camel_case_and_fills_defaults():
 DRIFT = {"referenceUri": "https://d.example/iris/reference.csv", "sha256": "ab" * 32}
 MIRRORED = [
     ({"model": {"uri": "ftp://x/m.onnx"}}, "model.uri must be"),
+    ({"model": {"uri": "azure://modelstore/m.onnx"}}, "azure://<account>/<container>/<blob>"),
+    ({"model": {"uri": "azure://Model_Store/models/m.onnx"}}, "azure://<account>/<container>/<blob>"),
+    ({"model": {"uri": "gs://ml-models/"}}, "model.uri must be"),
     ({"model": {"uri": "https://x/m.pkl"}}, "model.sha256 is required"),
     ({"model": {"uri": ONNX, "format": "sklearn"}}, "model.sha256 is required"),
     ({"model": {"uri": ONNX, "sha256": "ABC"}}, "64 lowercase hexadecimal"),
@@ -220,6 +223,16 @@ def test_python_side_rejects_what_the_api_server_rejects(spec, message):
 def test_extended_resources_are_accepted_as_whole_numbers(resources, extended):
     spec = parse_spec({"model": {"uri": ONNX}, "resources": resources})
     assert spec.resources is not None and spec.resources.extended() == extended
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["gs://ml-models/iris/v3/model.onnx", "gs://ml-models/iris/v3/MANIFEST",
+     "azure://modelstore/models/iris/v3/model.onnx", "azure://modelstore/models/iris.tar.gz"],
+)  # fmt: skip
+def test_gs_and_azure_models_are_fetched_with_credentials_and_schema(uri):
+    model = {"uri": uri, "credentials": {"secretRef": {"name": "store"}}, "schema": {"features": []}}
+    assert parse_spec({"model": model}).model.uri == uri
 
 
 def test_pickle_is_accepted_with_sha256_or_explicit_risk():

@@ -276,9 +276,31 @@ HTTPS_CREDENTIALS = {"uri": "https://h/iris/model.onnx", "credentials": {"secret
             HTTPS_CREDENTIALS,
             {"MODELSERVE_FETCH_AUTHORIZATION": {"name": "store", "key": "Authorization"}},
         ),
+        (
+            {"uri": "gs://models/iris/model.onnx", "credentials": {"secretRef": {"name": "store"}}},
+            {
+                "GOOGLE_APPLICATION_CREDENTIALS_JSON": {
+                    "name": "store",
+                    "key": "GOOGLE_APPLICATION_CREDENTIALS_JSON",
+                },
+                "STORAGE_EMULATOR_HOST": {"name": "store", "key": "STORAGE_EMULATOR_HOST", "optional": True},
+            },
+        ),
+        (
+            {"uri": "azure://store/models/iris/model.onnx", "credentials": {"secretRef": {"name": "store"}}},
+            {
+                key: {"name": "store", "key": key, "optional": True}
+                for key in (
+                    "AZURE_STORAGE_CONNECTION_STRING",
+                    "AZURE_STORAGE_ACCOUNT_KEY",
+                    "AZURE_STORAGE_SAS_TOKEN",
+                    "AZURE_STORAGE_BLOB_ENDPOINT",
+                )
+            },
+        ),
         ({"uri": "s3://models/iris/model.onnx"}, {}),
     ],
-    ids=["s3 keys", "https header", "no credentials"],
+    ids=["s3 keys", "https header", "gs key", "azure keys", "no credentials"],
 )
 def test_credentials_reach_the_fetch_init_container_only_by_reference(model, wanted):
     pod = _pod_of({"model": model, "server": {"env": [{"name": "AWS_REGION", "value": "eu-west-1"}]}})

@@ -154,8 +154,12 @@ class ModelSchema(ApiModel):
 
 
 URI_PATTERN = (
-    r"^(https?://[^/]+/|s3://[^/]+/|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|file:///)[^?#]*[^/?#]([?#].*)?$"
+    r"^(https?://[^/]+/|s3://[^/]+/|gs://[^/]+/|azure://[a-z0-9]{3,24}/[a-z0-9][-a-z0-9]{1,61}[a-z0-9]/"
+    r"|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|file:///)[^?#]*[^/?#]([?#].*)?$"
 )
+# The schemes the init container fetches (the others are mounted): credentials and an inline schema apply.
+FETCHED_SCHEMES = ("https", "http", "s3", "gs", "azure")
+_FETCHED_CEL = f"^({'|'.join(FETCHED_SCHEMES)})://"
 _PICKLE_SUFFIX_CEL = " || ".join(f"self.uri.endsWith('{s}')" for s in PICKLE_SUFFIXES)
 _PICKLE_FORMAT_CEL = " || ".join(f"self.format == '{f.value}'" for f in PICKLE_FORMATS)
 
@@ -168,8 +172,12 @@ class ModelCredentials(ApiModel):
     secret_ref: LocalObjectReference = Field(
         description="Secret in the ModelDeployment's namespace, labelled `modeldeploy.io/usage: "
         "model-credentials`, whose keys the fetch uses. s3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-        "optional AWS_SESSION_TOKEN, AWS_ENDPOINT_URL and AWS_REGION; https/http: Authorization (the whole "
-        "header value, e.g. `Bearer <token>`). Given to the fetch init container only.",
+        "optional AWS_SESSION_TOKEN, AWS_ENDPOINT_URL and AWS_REGION; gs: "
+        "GOOGLE_APPLICATION_CREDENTIALS_JSON (a service-account key file's content), optional "
+        "STORAGE_EMULATOR_HOST; azure: one of "
+        "AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN, optional "
+        "AZURE_STORAGE_BLOB_ENDPOINT; https/http: Authorization (the whole header value, e.g. "
+        "`Bearer <token>`). Given to the fetch init container only.",
     )
 
 
@@ -186,15 +194,15 @@ class ModelSource(ApiModel):
                 reason="FieldValueRequired",
             ),
             rule(
-                "!has(self.credentials) || self.uri.matches('^(https?|s3)://')",
-                "model.credentials works only for https, http and s3 models (the ones the init container "
-                "fetches); a pvc:// or file:// model needs none",
+                f"!has(self.credentials) || self.uri.matches('{_FETCHED_CEL}')",
+                "model.credentials works only for https, http, s3, gs and azure models (the ones the init "
+                "container fetches); a pvc:// or file:// model needs none",
                 field_path=".credentials",
             ),
             rule(
-                "!has(self.schema) || self.uri.matches('^(https?|s3)://')",
-                "model.schema works only for https, http and s3 models; for pvc:// and file:// models put "
-                "<model>.schema.json next to the model file instead",
+                f"!has(self.schema) || self.uri.matches('{_FETCHED_CEL}')",
+                "model.schema works only for https, http, s3, gs and azure models; for pvc:// and file:// "
+                "models put <model>.schema.json next to the model file instead",
                 field_path=".schema",
             ),
         )
@@ -203,19 +211,20 @@ class ModelSource(ApiModel):
     uri: str = Field(
         description=(
             "Where the model lives: https://host/path, http://host/path, s3://bucket/key, "
-            "pvc://<claim>/<path> (mounted read-only from a PersistentVolumeClaim labelled "
-            "`modeldeploy.io/usage: models`) or file:///<path> "
-            "(baked into a custom server.image). The init container runs `modelserve fetch` for "
-            "http(s) and s3. A .tar.gz, .tgz or .zip is an archive, unpacked by modelserve; a path ending in "
-            "/MANIFEST names a directory whose MANIFEST lists its files (docs/models.md)."
+            "gs://bucket/object, azure://<account>/<container>/<blob>, pvc://<claim>/<path> (mounted "
+            "read-only from a PersistentVolumeClaim labelled `modeldeploy.io/usage: models`) or "
+            "file:///<path> (baked into a custom server.image). The init container runs `modelserve fetch` "
+            "for http(s), s3, gs and azure. A .tar.gz, .tgz or .zip is an archive, unpacked by modelserve; a "
+            "path ending in /MANIFEST names a directory whose MANIFEST lists its files (docs/models.md)."
         ),
         min_length=1,
         max_length=2048,
         json_schema_extra=validations(
             rule(
                 f"self.matches('{URI_PATTERN}')",
-                "model.uri must be https://host/path, http://host/path, s3://bucket/key, "
-                "pvc://<claim>/<path> or file:///<path>, and name a file or directory (not end in /)",
+                "model.uri must be https://host/path, http://host/path, s3://bucket/key, gs://bucket/object, "
+                "azure://<account>/<container>/<blob>, pvc://<claim>/<path> or file:///<path>, and name a "
+                "file or directory (not end in /)",
             )
         ),
     )
@@ -258,16 +267,18 @@ class ModelSource(ApiModel):
     def _mirror_cel(self) -> ModelSource:
         if not re.match(URI_PATTERN, self.uri):
             raise ValueError("model.uri must be https://host/path, http://host/path, s3://bucket/key, "
+                             "gs://bucket/object, azure://<account>/<container>/<blob>, "
                              "pvc://<claim>/<path> or file:///<path>")  # fmt: skip
         if self.sha256 is not None and not re.fullmatch(r"[a-f0-9]{64}", self.sha256):
             raise ValueError("model.sha256 must be 64 lowercase hexadecimal characters")
         pickle = self.format in PICKLE_FORMATS or self.uri.endswith(PICKLE_SUFFIXES)
         if pickle and not self.sha256 and not self.allow_unverified_pickle:
             raise ValueError("model.sha256 is required for pickle-family models unless allowUnverifiedPickle")
-        if self.credentials is not None and not self.uri.startswith(("https://", "http://", "s3://")):
-            raise ValueError("model.credentials works only for https, http and s3 models")
-        if self.schema_ is not None and not self.uri.startswith(("https://", "http://", "s3://")):
-            raise ValueError("model.schema works only for https, http and s3 models")
+        fetched = re.match(_FETCHED_CEL, self.uri) is not None
+        if self.credentials is not None and not fetched:
+            raise ValueError("model.credentials works only for https, http, s3, gs and azure models")
+        if self.schema_ is not None and not fetched:
+            raise ValueError("model.schema works only for https, http, s3, gs and azure models")
         return self
 
 

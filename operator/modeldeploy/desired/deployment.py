@@ -8,7 +8,8 @@ its parsed ``ModelDeploymentSpec``), ``model_location(spec)``,
 ``KEYS_DIR``, ``SCHEMA_ANNOTATION``, ``TEMPLATE_ANNOTATION``.
 
 How the model gets into the pod (``model_location``):
-- https/http/s3: init container ``modelserve fetch URI /models/<basename> [--sha256 HEX]`` into an emptyDir;
+- https/http/s3/gs/azure: init container ``modelserve fetch URI /models/<basename> [--sha256 HEX]`` into an
+  emptyDir;
 - ``pvc://claim/path``: the claim mounted read-only at /models, the model at /models/<path>;
 - ``file:///path``: baked into a custom image, used as is.
 ``model.credentials.secretRef``: the Secret's keys become environment variables of the init container only
@@ -320,7 +321,8 @@ def _same_store(model_uri: str, reference_uri: str) -> bool:
     """The model's credentials fit a reference on the same kind of store (their keys are per scheme)."""
 
     def kind(uri: str) -> str:
-        return "s3" if uri.startswith("s3://") else "http"
+        scheme = urlsplit(uri).scheme
+        return scheme if scheme in ("s3", "gs", "azure") else "http"
 
     return kind(model_uri) == kind(reference_uri)
 
@@ -333,7 +335,7 @@ def _fetch_env(spec: ModelDeploymentSpec, with_credentials: bool = True) -> list
     return [_env("MODELSERVE_TERMINATION_MESSAGE_PATH", TERMINATION_LOG), *user, *secret]
 
 
-# Secret key -> the fetch's variable; boto3 reads the AWS_* ones itself.
+# Secret key -> the fetch's variable; the others keep their names (boto3 reads the AWS_* ones itself).
 CREDENTIAL_ENV = {"Authorization": "MODELSERVE_FETCH_AUTHORIZATION"}
 
 

@@ -31,7 +31,12 @@ S3_KEYS = (
     ("AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"),
 )
 HTTP_KEYS = (("Authorization",), ())
-CREDENTIAL_KEYS = {"s3": S3_KEYS, "https": HTTP_KEYS, "http": HTTP_KEYS}
+GCS_KEYS = (("GOOGLE_APPLICATION_CREDENTIALS_JSON",), ("STORAGE_EMULATOR_HOST",))
+AZURE_SECRETS = ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN")
+AZURE_KEYS = ((), (*AZURE_SECRETS, "AZURE_STORAGE_BLOB_ENDPOINT"))
+CREDENTIAL_KEYS = {"s3": S3_KEYS, "gs": GCS_KEYS, "azure": AZURE_KEYS, "https": HTTP_KEYS, "http": HTTP_KEYS}
+# Schemes whose Secret must hold exactly one of these keys (alternative ways to sign the same request).
+ONE_OF_KEYS = {"azure": AZURE_SECRETS}
 OPAQUE = "Opaque"
 
 
@@ -122,4 +127,9 @@ def credentials_problem(scheme: str, secret: Mapping[str, Any]) -> str | None:
     if unknown:
         allowed = ", ".join(required + optional)
         return f"has key {', '.join(unknown)}, unknown for a {scheme}:// model (allowed: {allowed})"
+    one_of = ONE_OF_KEYS.get(scheme, ())
+    given = [key for key in one_of if key in keys]
+    if one_of and len(given) != 1:
+        found = f"{', '.join(given)} together" if given else "none of them"
+        return f"has {found} (a {scheme}:// model needs exactly one of {', '.join(one_of)})"
     return None

@@ -60,6 +60,8 @@ INVALID = [
     ("uri scheme not allowed", with_model(uri="ftp://models.example/m.onnx"),
      "model.uri must be https://host/path"),
     ("uri names a folder", with_model(uri="https://models.example/iris/"), "model.uri must be https://host/path"),
+    ("azure uri without a container", with_model(uri="azure://modelstore/m.onnx"),
+     "azure://<account>/<container>/<blob>"),
     ("pickle suffix without sha256", with_model(uri="https://models.example/m.joblib"),
      "model.sha256 is required for pickle-family models"),
     ("pickle format without sha256", with_model(format="sklearn"),
@@ -67,10 +69,10 @@ INVALID = [
     ("sha256 not hex", with_model(sha256="XYZ" * 21 + "a"), "model.sha256 must be 64 lowercase hexadecimal"),
     ("unknown format", with_model(format="pytorch"), 'Unsupported value: "pytorch"'),
     ("schema on a pvc model", with_model(uri="pvc://store/m.onnx", schema={"features": [{"name": "a"}]}),
-     "model.schema works only for https, http and s3 models"),
+     "model.schema works only for https, http, s3, gs and azure models"),
     ("credentials on a pvc model",
      with_model(uri="pvc://store/m.onnx", credentials={"secretRef": {"name": "s"}}),
-     "model.credentials works only for https, http and s3 models"),
+     "model.credentials works only for https, http, s3, gs and azure models"),
     ("service account not a name", manifest(serviceAccountName="Not_A_Name"), "should match"),
     ("negative replicas", manifest(replicas=-1), "should be greater than or equal to 0"),
     ("autoscaling max below min", manifest(autoscaling={"minReplicas": 5, "maxReplicas": 2}),
@@ -247,6 +249,10 @@ VALID_FULL = manifest(
         | {"metadata": {"name": "pk"}},
         manifest("a" * 55),
         VALID_FULL,
+        with_model(uri="gs://ml-models/iris/v3/model.onnx", credentials={"secretRef": {"name": "gcs"}})
+        | {"metadata": {"name": "gcs"}},
+        with_model(uri="azure://modelstore/models/iris/v3/MANIFEST", credentials={"secretRef": {"name": "a"}})
+        | {"metadata": {"name": "azure"}},
         manifest(
             "gpu",
             resources={
@@ -255,7 +261,15 @@ VALID_FULL = manifest(
             },
         ),
     ],
-    ids=["minimal", "unverified pickle allowed explicitly", "longest name", "every field", "gpu"],
+    ids=[
+        "minimal",
+        "unverified pickle allowed explicitly",
+        "longest name",
+        "every field",
+        "gs with credentials",
+        "azure with credentials",
+        "gpu",
+    ],
 )
 def test_valid_model_deployment_is_accepted(crd, namespace, body):
     result = create(crd, namespace, body)

@@ -131,3 +131,25 @@ def test_a_secret_missing_a_key_is_refused_naming_the_key_never_its_value(cluste
         namespace=namespace,
     )
     wait_ready(cluster, namespace, "half", timeout=120)
+
+
+def test_an_azure_secret_with_two_ways_to_sign_is_refused_then_its_key_reaches_the_init_container(
+    cluster, namespace, operator
+):
+    two = _store_secret("az-store", AZURE_STORAGE_ACCOUNT_KEY=SECRET_VALUE, AZURE_STORAGE_SAS_TOKEN="sv=x")
+    kubectl_apply(cluster, two, namespace=namespace)
+    model = {"uri": "azure://modelstore/models/iris/v3/model.onnx", "format": "onnx",
+             "credentials": {"secretRef": {"name": "az-store"}}}  # fmt: skip
+    kubectl_apply(cluster, model_deployment("az", namespace, replicas=1, model=model))
+    degraded = _refused_with(cluster, namespace, "az", "CredentialsInvalid")
+    assert "has AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_TOKEN together" in degraded["message"]
+    assert SECRET_VALUE not in json.dumps(get_md(cluster, namespace, "az")["status"])
+    drop_sas = '[{"op": "remove", "path": "/data/AZURE_STORAGE_SAS_TOKEN"}]'  # apply would keep the key
+    cluster.kubectl("patch", "secret", "az-store", "-n", namespace, "--type=json", "-p", drop_sas)
+    deployment = wait_for(
+        lambda: get_obj(cluster, "deployment", namespace, "az-blue"), timeout=120, what="az-blue written"
+    )
+    fetch = deployment["spec"]["template"]["spec"]["initContainers"][0]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in fetch["env"] if "valueFrom" in e}
+    assert refs["AZURE_STORAGE_ACCOUNT_KEY"] == "AZURE_STORAGE_ACCOUNT_KEY"
+    assert SECRET_VALUE not in json.dumps(fetch)
