@@ -2,6 +2,7 @@
 memory, and writes while idle.
 
     .venv/bin/python benchmarks/operator_scale.py [--count 200] [--memory-count 1000] [--quiet 30]
+    .venv/bin/python benchmarks/operator_scale.py --ablate all [--count 100] [--memory-count 300]
 
 Floor: the same children (Deployments, Services...) created directly with the client, concurrently, in
 the same run, just before each operator phase (every phase starts on a cluster with nothing left to delete);
@@ -9,6 +10,11 @@ then the operator creates them from ModelDeployments, twice: from one `kubectl a
 all the manifests (kubectl sends them one at a time) and from a burst of 8 client threads (harsher than
 any kubectl). Prints figures and ratios (targets: time <= 2x floor, p50 apply->Deployment < 1 s, RSS
 < 250 MB at 1,000, zero writes when idle).
+
+--ablate: what each piece of the burst machinery pays. The baseline operator, then one operator with each
+piece turned off (settings.disable, or the piece's own setting at 0), then the baseline again, each through
+the `kubectl apply -f` phase and the memory phase; one table with every figure and its ratio to the
+baseline (the mean of the two baseline runs) of the same invocation.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,8 +56,15 @@ from modeldeploy.desired.params import BuildParams
 from modeldeploy.k8s import Kube, load_api_client
 from modeldeploy.reconcile.core import parse_spec
 from modeldeploy.reconcile.observe import Observed
+from modeldeploy.settings import BurstPiece
 
 IMAGE = "registry.example.internal/modelserve:e2e"
+# Each piece of the burst machinery, and the operator setting that turns it off.
+ABLATIONS: dict[str, dict[str, str]] = {
+    **{piece: {"MODELDEPLOY_DISABLE": piece} for piece in typing.get_args(BurstPiece)},
+    "child_event_coalesce": {"MODELDEPLOY_CHILD_EVENT_COALESCE_SECONDS": "0"},
+    "heap_trim": {"MODELDEPLOY_HEAP_TRIM_SECONDS": "0"},
+}
 
 
 def new_namespace(cluster: Cluster, stem: str) -> str:
@@ -294,6 +308,7 @@ def run_operator_phase(
     trace_memory: bool = False,
     operator_env: dict[str, str] | None = None,
     creator: str = "burst",
+    timeout: float | None = None,
 ) -> dict:
     namespace = new_namespace(cluster, "bench-op")
     create_peering(cluster, namespace)
@@ -315,7 +330,8 @@ def run_operator_phase(
         started = time.monotonic()
         created = CREATORS[creator](cluster, namespace, count, replicas)
         finished = all_ready if replicas else all_observed
-        wait_until(lambda: finished(cluster, namespace, count), 600 + count, f"{count} ModelDeployments done")
+        limit = 600 + count if timeout is None else timeout
+        wait_until(lambda: finished(cluster, namespace, count), limit, f"{count} ModelDeployments done")
         elapsed = time.monotonic() - started
         create_seconds = max(created.values()) - started
         burst_cpu = cpu_seconds(operator.process.pid) - cpu_before
@@ -381,9 +397,15 @@ def main() -> None:
         "--creator",
         action="append",
         choices=sorted(CREATORS),
-        help="how the timed ModelDeployments are created (repeatable; default both, one phase each): one "
+        help="how the timed ModelDeployments are created (repeatable; default both, one phase each; --ablate "
+        "uses kubectl): one "
         "`kubectl apply -f` of them all (kubectl sends them one at a time), or a burst from 8 client threads "
         "(the memory phase is always a burst)",
+    )
+    parser.add_argument(
+        "--ablate",
+        metavar="PIECES",
+        help=f"burst-machinery pieces to turn off one at a time (comma list, or all): {', '.join(ABLATIONS)}",
     )
     parser.add_argument("--log-level", default="WARNING", help="the operator's log level (DEBUG shows kopf)")
     parser.add_argument(
@@ -408,6 +430,9 @@ def run(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
     config.load_kube_config(config_file=cluster.kubeconfig)
     install_crds(cluster)
 
+    if args.ablate:
+        run_ablation(cluster, workdir, args)
+        return
     if args.count:
         run_timing(cluster, workdir, args)
     if args.memory_count:
@@ -474,6 +499,96 @@ def print_timing(args: argparse.Namespace, creator: str, floor: float, result: d
             {"creator": creator, "floor_s": floor, "operator_s": result["seconds"], "p50_ms": p50 * 1000}
         )
     )
+
+
+def run_ablation(cluster: Cluster, workdir: Path, args: argparse.Namespace) -> None:
+    """Baseline, each piece off, baseline again; a floor at the start and at the end."""
+    pieces = list(ABLATIONS) if args.ablate == "all" else args.ablate.split(",")
+    unknown = [piece for piece in pieces if piece not in ABLATIONS]
+    if unknown:
+        raise SystemExit(f"--ablate: unknown pieces {unknown}; known: {', '.join(ABLATIONS)}")
+    common = dict(e.split("=", 1) for e in args.operator_env)
+    started = time.monotonic()
+    floors = [measure_floor(cluster, args.count)]
+    rows: list[tuple[str, dict]] = []
+    failed: dict[str, str] = {}
+    timeout: float | None = None  # a variant that never finishes is given up after 3x the first baseline
+    for name in ["baseline", *pieces, "baseline"]:
+        env = {**common, **ABLATIONS.get(name, {})}
+        try:
+            rows.append((name, measure_variant(cluster, workdir, args, env, timeout)))
+        except (SystemExit, Exception) as exc:  # wait_until gives up with SystemExit
+            failed[name] = str(exc)
+            print(f"{name}: FAILED {exc}", flush=True)
+            continue
+        timeout = timeout or max(120.0, 3 * rows[0][1]["seconds"])
+        print(f"{name}: {json.dumps(rows[-1][1])}  ({time.monotonic() - started:.0f} s so far)", flush=True)
+    floors.append(measure_floor(cluster, args.count))
+    print_ablation(args, rows, floors, time.monotonic() - started)
+    for name, reason in failed.items():
+        print(f"{name}: did not finish ({reason})")
+
+
+def measure_variant(
+    cluster: Cluster, workdir: Path, args: argparse.Namespace, env: dict[str, str], timeout: float | None
+) -> dict:
+    """One operator through the kubectl phase (1 replica each) and the memory phase (0 replicas)."""
+    timed = run_operator_phase(
+        cluster,
+        args.count,
+        1,
+        workdir,
+        args.quiet,
+        args.log_level,
+        operator_env=env,
+        creator="kubectl",
+        timeout=timeout,
+    )
+    lat = sorted(timed["latencies"])
+    row = {
+        "seconds": timed["seconds"],
+        "p50_ms": statistics.median(lat) * 1000 if lat else float("nan"),
+        "p95_ms": lat[int(len(lat) * 0.95) - 1] * 1000 if lat else float("nan"),
+        "requests_per_md": timed["burst_requests"]["total"] / args.count,
+        "idle_writes": timed["idle_writes"],
+        "rss_mb": timed["rss_mb"],
+    }
+    if args.memory_count:
+        big = run_operator_phase(
+            cluster, args.memory_count, 0, workdir, min(args.quiet, 10), args.log_level, operator_env=env
+        )
+        row.update(
+            memory_seconds=big["seconds"],
+            memory_rss_mb=big["rss_mb"],
+            memory_requests_per_md=big["burst_requests"]["total"] / args.memory_count,
+        )
+        row["idle_writes"] += big["idle_writes"]
+    return row
+
+
+def print_ablation(
+    args: argparse.Namespace, rows: list[tuple[str, dict]], floors: list[float], elapsed: float
+) -> None:
+    floor = statistics.mean(floors)
+    base = {k: statistics.mean(r[k] for name, r in rows if name == "baseline") for k in rows[0][1]}
+    memory = f", memory phase {args.memory_count} (0 replicas)" if args.memory_count else ""
+    print(
+        f"== ablation: {args.count} ModelDeployments by one `kubectl apply -f`{memory}; floor "
+        f"{' / '.join(f'{f:.1f}' for f in floors)} s (start / end); {elapsed / 60:.0f} min"
+    )
+    columns = ["seconds", "p50_ms", "p95_ms", "requests_per_md", "rss_mb"]
+    if args.memory_count:
+        columns += ["memory_seconds", "memory_rss_mb", "memory_requests_per_md"]
+    header = ["piece off", "x floor", *columns, "idle_writes"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for name, row in rows:
+        cells = [name, f"{row['seconds'] / floor:.2f}"]
+        for key in columns:
+            ratio = "" if name == "baseline" else f" ({row[key] / base[key]:.2f}x)"
+            cells.append(f"{row[key]:.1f}{ratio}" if key.endswith("per_md") else f"{row[key]:.0f}{ratio}")
+        cells.append(str(row["idle_writes"]))
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

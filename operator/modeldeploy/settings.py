@@ -10,6 +10,18 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# The pieces of the burst machinery that `disable` turns off, each replaced by the plain behaviour.
+BurstPiece = Literal[
+    "priority_gate",  # API connections and reconcile places handed out first come, first served
+    "serial",  # passes of one ModelDeployment may run at once (and so none coalesce)
+    "coalesce",  # every trigger runs its own pass (none joins one already waiting)
+    "body_cache",  # a pass triggered by a child or a pod GETs its ModelDeployment
+    "echoes",  # the watch echoes of our own writes are reconciled like any change
+    "claims",  # the pass finishing a partial pass reads every name again
+    "crd_presence",  # optional CRDs are looked up at every pass
+    "packed_indexes",  # the child and pod indexes hold whole bodies as dicts
+]
+
 
 class OperatorSettings(BaseSettings):
     """Everything a platform team tunes when installing the operator (the Helm chart sets these)."""
@@ -64,6 +76,12 @@ class OperatorSettings(BaseSettings):
         ge=0,
         description="How often freed heap memory goes back to the OS (glibc malloc_trim); 0 disables.",
     )
+    disable: Annotated[set[BurstPiece], NoDecode] = Field(
+        default_factory=set,
+        description="Benchmarking only: pieces of the burst machinery to turn off (comma list: "
+        "priority_gate, serial, coalesce, body_cache, echoes, claims, crd_presence, packed_indexes), to "
+        "measure what each pays (benchmarks/operator_scale.py --ablate). Never in production.",
+    )
     tracemalloc_frames: int = Field(
         default=0,
         ge=0,
@@ -100,7 +118,7 @@ class OperatorSettings(BaseSettings):
         ),
     )
 
-    @field_validator("namespaces", "dataset_blocked_networks", mode="before")
+    @field_validator("namespaces", "dataset_blocked_networks", "disable", mode="before")
     @classmethod
     def _split_comma_list(cls, value: object) -> object:
         # A comma list is what people write in a Helm value or an env var; JSON lists also work.

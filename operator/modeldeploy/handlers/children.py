@@ -11,11 +11,12 @@ from typing import Any
 import kopf
 
 from modeldeploy.handlers.modeldeployments import reconcile_in_background
-from modeldeploy.handlers.runtime import Key, index_id, indexed, runtime_of
+from modeldeploy.handlers.runtime import Key, index_id, indexed, packs_indexes, runtime_of
 from modeldeploy.k8s import POD, WATCHED_KINDS, Kind
 from modeldeploy.reconcile import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    json_copy,
     owner_name,
     packed_child,
     packed_pod,
@@ -62,25 +63,37 @@ def _completes_candidate(runtime: Any, key: Key, pod: Mapping[str, Any], kwargs:
     return pod_completes_candidate(md, pod, indexed(kwargs, key)[1])
 
 
-def _parent_and_entry(kind: Kind) -> tuple[Callable[[Mapping[str, Any]], str | None], Callable[[Any], str]]:
-    """Which ModelDeployment an object belongs to, and what its index keeps of it (packed)."""
-    if kind == POD:  # pods are owned by ReplicaSets: their labels name the ModelDeployment
-        return pod_parent_name, packed_pod
+def parent_of(kind: Kind) -> Callable[[Mapping[str, Any]], str | None]:
+    """Which ModelDeployment an object of `kind` belongs to."""
+    # Pods are owned by ReplicaSets: their labels name the ModelDeployment.
+    return pod_parent_name if kind == POD else owner_name
+
+
+def index_entry(kind: Kind, body: Mapping[str, Any], *, packed: bool = True) -> str | dict[str, Any]:
+    """What the index keeps of an object: its slim form packed, or (unpacked, to measure what packing
+    pays) the whole body as a dict."""
+    if kind == POD:
+        return packed_pod(body) if packed else json_copy(body)
     # apiVersion and kind set here: list responses omit them.
-    return owner_name, lambda body: packed_child(body, apiVersion=kind.api_version, kind=kind.kind)
+    if packed:
+        return packed_child(body, apiVersion=kind.api_version, kind=kind.kind)
+    return {**json_copy(body), "apiVersion": kind.api_version, "kind": kind.kind}
 
 
 def _watch(kind: Kind) -> None:
     """Register the index (kwarg `index_id(kind)` of every handler) and the event handler of one kind."""
-    parent_of, entry = _parent_and_entry(kind)
+    parent_of_body = parent_of(kind)
     resource = (kind.group, kind.version, kind.plural)
 
-    def index(body: kopf.Body, **_: Any) -> dict[Key, str] | None:
-        parent = parent_of(body)
-        return {(body["metadata"]["namespace"], parent): entry(body)} if parent else None
+    def index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[Key, str | dict[str, Any]] | None:
+        parent = parent_of_body(body)
+        if not parent:
+            return None
+        packed = packs_indexes(runtime_of(memo).ctx.settings)
+        return {(body["metadata"]["namespace"], parent): index_entry(kind, body, packed=packed)}
 
     async def changed(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-        await _child_changed(type, body, memo, kwargs, parent_of(body))
+        await _child_changed(type, body, memo, kwargs, parent_of_body(body))
 
     kopf.index(*resource, labels=OURS, id=index_id(kind))(index)
     kopf.on.event(*resource, labels=OURS, id=f"{kind.kind.lower()}_event")(changed)

@@ -10,13 +10,12 @@ import kopf
 from modeldeploy import api
 from modeldeploy.handlers.handled import HandledSpecs
 from modeldeploy.handlers.modeldeployments import resync_forever
-from modeldeploy.handlers.runtime import CHILD_INDEXES, POD_INDEX, Runtime
+from modeldeploy.handlers.runtime import CHILD_INDEXES, POD_INDEX, Runtime, object_cache, work_queue
 from modeldeploy.k8s import WATCHED_KINDS, Kube, load_api_client
 from modeldeploy.memory import trim_heap_forever
 from modeldeploy.reconcile import OWNER_SELECTOR, Context, crd_preserves_status_field
 from modeldeploy.reconcile.checks import ProbeCheckRunner
 from modeldeploy.settings import OperatorSettings, get_settings
-from modeldeploy.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 BOOKKEEPING_FIELD = "kopf"  # status.kopf: kopf's progress of handlers that retry
@@ -44,6 +43,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
         field_manager=ours.field_manager,
         workers=ours.api_workers,
         request_timeout=ours.request_timeout_seconds,
+        by_priority="priority_gate" not in ours.disable,
     )
     # kopf's last-handled spec lives in memory (handled.py), so a new ModelDeployment costs no write.
     handled = HandledSpecs()
@@ -51,8 +51,10 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **k
     _tune_kopf(settings, ours)
     # One probe client per operator process: rollout checks (smoke, quality gate, analysis) share it.
     memo.runtime = Runtime(
-        ctx=Context(kube=kube, settings=ours, check_runner=ProbeCheckRunner(kube, ours)),
-        queue=WorkQueue(ours.max_concurrent_reconciles),
+        ctx=Context(
+            kube=kube, settings=ours, check_runner=ProbeCheckRunner(kube, ours), cache=object_cache(ours)
+        ),
+        queue=work_queue(ours),
         handled=handled,
     )
     # Indexes are passed to activities too; the resync loop keeps a reference to them.

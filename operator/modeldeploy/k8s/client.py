@@ -85,6 +85,7 @@ class Kube:
         request_timeout: float = 30.0,
         attempts: int = 5,
         reserved: int | None = None,
+        by_priority: bool = True,
     ) -> None:
         self._api = api_client
         self.field_manager = field_manager
@@ -92,7 +93,9 @@ class Kube:
         # Never more requests than threads (none waits unordered). When every connection is busy, a new
         # ModelDeployment's Deployment goes ahead of Services, status patches and Events (Events last), and
         # `reserved` connections (default a quarter) are kept for it, so pods start early in a burst.
-        self._gate = PriorityGate(workers, reserved=workers // 4 if reserved is None else reserved)
+        self._gate = PriorityGate(
+            workers, reserved=workers // 4 if reserved is None else reserved, by_priority=by_priority
+        )
         self._timeout = request_timeout
         self._attempts = attempts
 

@@ -25,11 +25,14 @@ def is_newer(candidate: int | None, known: int | None) -> bool:
 
 
 class BodyCache:
-    def __init__(self) -> None:
+    def __init__(self, *, enabled: bool = True) -> None:
         self._bodies: dict[Key, tuple[int | None, str]] = {}
+        self._enabled = enabled  # off: keeps nothing, every pass reads (to measure what it pays)
 
     def remember(self, body: Mapping[str, Any]) -> None:
         """Keep `body` unless a newer version of the same object is already known."""
+        if not self._enabled:
+            return
         meta = body.get("metadata") or {}
         key = (meta.get("namespace", ""), meta.get("name", ""))
         version = resource_version(body)

@@ -19,8 +19,11 @@ class CarriedClaims:
     every name again (which doubled the reads per ModelDeployment in a burst)."""
 
     _kept: dict[Hashable, tuple[float, Holders]] = field(default_factory=dict)
+    enabled: bool = True  # off: nothing is carried, the finishing pass reads again (to measure what it pays)
 
     def keep(self, key: Hashable, holders: Holders, now: float) -> None:
+        if not self.enabled:
+            return
         self._kept[key] = (now + CARRIED_CLAIM_SECONDS, holders)
 
     def take(self, key: Hashable, now: float) -> Holders:

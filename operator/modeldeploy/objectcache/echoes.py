@@ -17,6 +17,7 @@ ChildKey = tuple[str, str]  # (kind, name)
 
 @dataclass
 class Echoes:
+    enabled: bool = True  # off: no write is remembered, echoes are reconciled (to measure what it pays)
     _written: dict[ObjectKey, str] = field(default_factory=dict)  # resourceVersion of our last write
     _unechoed: dict[ParentKey, dict[ChildKey, str]] = field(default_factory=dict)
     _by_parent: dict[ParentKey, set[ObjectKey]] = field(default_factory=dict)  # so a gone parent frees them
@@ -26,6 +27,8 @@ class Echoes:
     ) -> None:
         """We wrote `kind` `name` for `parent`; `packed` is what the index will hold once the watch echoes
         it (None for kinds no index holds: passes read those afresh)."""
+        if not self.enabled:
+            return
         key = (kind, parent[0], name)
         self._written[key] = resource_version
         self._by_parent.setdefault(parent, set()).add(key)

@@ -11,6 +11,7 @@ PRESENCE_SECONDS = 60.0
 @dataclass
 class Presence:
     _known: dict[str, tuple[bool, float]] = field(default_factory=dict)
+    enabled: bool = True  # off: nothing is remembered, every pass looks up (to measure what it pays)
 
     def known(self, name: str, now: float) -> bool | None:
         """Whether `name` exists, or None when it was not looked up within PRESENCE_SECONDS."""
@@ -18,4 +19,6 @@ class Presence:
         return seen[0] if seen is not None and seen[1] > now else None
 
     def record(self, name: str, present: bool, now: float) -> None:
+        if not self.enabled:
+            return
         self._known[name] = (present, now + PRESENCE_SECONDS)

@@ -99,7 +99,7 @@ def packed_pod(body: Mapping[str, Any]) -> str:
 
 
 def pod_completes_candidate(
-    md: Mapping[str, Any], pod: Mapping[str, Any], packed_pods: Iterable[str]
+    md: Mapping[str, Any], pod: Mapping[str, Any], packed_pods: Iterable[str | Mapping[str, Any]]
 ) -> bool:
     """Whether a pod event completes the candidate the rollout waits for (desired.wake), the ModelDeployment's
     pods read from the pod index."""

@@ -18,10 +18,12 @@ URGENT, NORMAL, BEST_EFFORT = 0, 1, 2
 class PriorityGate:
     """At most `limit` holders at once, the last `reserved` of them for URGENT requests only (slow Service
     creates must not take every slot while a new Deployment waits); waiters are let in by priority, then
-    in arrival order."""
+    in arrival order. Without `by_priority` it is a plain first-come, first-served semaphore (to measure
+    what the ordering pays)."""
 
-    def __init__(self, limit: int, reserved: int = 0) -> None:
-        self._limit, self._reserved, self._held = limit, reserved, 0
+    def __init__(self, limit: int, reserved: int = 0, *, by_priority: bool = True) -> None:
+        self._limit, self._reserved, self._held = limit, reserved if by_priority else 0, 0
+        self._by_priority = by_priority
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
 
@@ -34,6 +36,7 @@ class PriorityGate:
         return self._waiters[0][0] if self._waiters else None
 
     async def acquire(self, priority: int) -> None:
+        priority = priority if self._by_priority else NORMAL
         first = self._first_waiting()
         if self._room(priority) and (first is None or first > priority):
             self._held += 1

@@ -32,11 +32,17 @@ _place: ContextVar[_Place | None] = ContextVar("modeldeploy_workqueue_place", de
 
 
 class WorkQueue:
-    def __init__(self, limit: int = 32) -> None:
+    """`by_priority`, `serial` and `coalesce` off give the plain behaviour, to measure what each pays:
+    places first come, first served; passes of one key at once; every trigger its own pass."""
+
+    def __init__(
+        self, limit: int = 32, *, by_priority: bool = True, serial: bool = True, coalesce: bool = True
+    ) -> None:
         # At most `limit` passes in flight (bounds memory in a burst), a quarter of them kept for urgent ones:
         # passes busy creating Services (slow) never hold every place while new objects wait.
-        self._slots = PriorityGate(limit, reserved=limit // 4)
-        self._serial = KeyedSerializer()
+        self._slots = PriorityGate(limit, reserved=limit // 4, by_priority=by_priority)
+        self._serial = KeyedSerializer() if serial else None
+        self._coalesce = coalesce
         self._later: dict[Hashable, asyncio.TimerHandle] = {}
         self._debounced: dict[Hashable, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -58,7 +64,9 @@ class WorkQueue:
                 if place.held:
                     self._slots.release()
 
-        return await self._serial.run(key, admitted, coalesce=coalesce)
+        if self._serial is None:
+            return await admitted()
+        return await self._serial.run(key, admitted, coalesce=coalesce and self._coalesce)
 
     @contextlib.asynccontextmanager
     async def place_handed_back(self) -> AsyncIterator[None]:
@@ -127,7 +135,8 @@ class WorkQueue:
         for timers in (self._later, self._debounced):
             if (previous := timers.pop(key, None)) is not None:
                 previous.cancel()
-        self._serial.forget(key)
+        if self._serial is not None:
+            self._serial.forget(key)
 
     def shut_down(self) -> None:
         for handle in [*self._later.values(), *self._debounced.values()]:
