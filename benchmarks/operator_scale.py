@@ -13,8 +13,8 @@ any kubectl). Prints figures and ratios (targets: time <= 2x floor, p50 apply->D
 
 --ablate: what each piece of the burst machinery pays. The baseline operator, then one operator with each
 piece turned off (settings.disable, or the piece's own setting at 0), then the baseline again, each through
-the `kubectl apply -f` phase and the memory phase; one table with every figure and its ratio to the
-baseline (the mean of the two baseline runs) of the same invocation.
+the timed phase (one `kubectl apply -f`, or the burst with --creator burst) and the memory phase; one table
+with every figure and its ratio to the baseline (the mean of the two baseline runs) of the same invocation.
 """
 
 from __future__ import annotations
@@ -398,7 +398,7 @@ def main() -> None:
         action="append",
         choices=sorted(CREATORS),
         help="how the timed ModelDeployments are created (repeatable; default both, one phase each; --ablate "
-        "uses kubectl): one "
+        "uses the first, default kubectl): one "
         "`kubectl apply -f` of them all (kubectl sends them one at a time), or a burst from 8 client threads "
         "(the memory phase is always a burst)",
     )
@@ -541,7 +541,7 @@ def measure_variant(
         args.quiet,
         args.log_level,
         operator_env=env,
-        creator="kubectl",
+        creator=(args.creator or ["kubectl"])[0],
         timeout=timeout,
     )
     lat = sorted(timed["latencies"])
@@ -573,7 +573,7 @@ def print_ablation(
     base = {k: statistics.mean(r[k] for name, r in rows if name == "baseline") for k in rows[0][1]}
     memory = f", memory phase {args.memory_count} (0 replicas)" if args.memory_count else ""
     print(
-        f"== ablation: {args.count} ModelDeployments by one `kubectl apply -f`{memory}; floor "
+        f"== ablation: {args.count} ModelDeployments by {(args.creator or ['kubectl'])[0]}{memory}; floor "
         f"{' / '.join(f'{f:.1f}' for f in floors)} s (start / end); {elapsed / 60:.0f} min"
     )
     columns = ["seconds", "p50_ms", "p95_ms", "requests_per_md", "rss_mb"]
