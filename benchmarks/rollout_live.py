@@ -22,7 +22,23 @@ p50/p99 latency before `kubectl apply`, during the switch (first Ready pod to cu
 `kubectl apply` -> the old pods gone. The table gives medians and maxima and the ratios of ours to Argo
 Rollouts'.
 
-`--quick` is one repetition (the test lane runs it: tests/e2e/realnode/test_realnode_rollout_live.py).
+Failure rows (full mode; `--failure-only` runs only them): iris goes from v1 to a v2 answering 500 to
+BAD_SHARE of the predictions (harness.faulty_models.flaky_iris), each repeated `--repeat` times:
+
+- modeldeploy, the 50% step judged by analysis (`iris-step`): its analysis aborts the candidate;
+- Argo Rollouts blueGreen with `prePromotionAnalysis` (judging the preview Service before the switch) and with
+  `postPromotionAnalysis` (judging the active Service after it), both an AnalysisTemplate with Argo's Job
+  provider: a Job in the serving image, placed and confined like the serving pods, sends CHECK_REQUESTS
+  predictions and fails if more than CHECK_MAX_SHARE failed. `abortScaleDownDelaySeconds` is
+  `scaleDownDelaySeconds`.
+
+Recorded per release, from who answered (the revision header): failed requests from the first to the last
+answer of the bad version, and `kubectl apply` -> the last answer of the bad version (every answer from v1
+again; 0 when no client saw it), beside `kubectl apply` -> the controller reporting the abort. A second table
+gives medians and maxima and the ratios of ours to each Argo Rollouts configuration.
+
+`--quick` is one repetition of the success rows (the test lane runs it:
+tests/e2e/realnode/test_realnode_rollout_live.py).
 """
 
 from __future__ import annotations
@@ -45,14 +61,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.cluster import REPO, Cluster, start_cluster
+from harness.faulty_models import flaky_iris
 from harness.models import IRIS_ROWS, demo_files
 from harness.poll import wait_for
 from harness.realnode import argo_rollouts as argo
 from harness.realnode.change_watch import ChangeWatch
 from harness.realnode.host_load import start_host_load
 from harness.realnode.pod_watch import PodWatch
-from harness.realnode.release_stack import Stack, apply_md, md_status, operator_stack, stable_url
-from harness.release_figures import ReleaseFigures, old_revision, release_figures, table
+from harness.realnode.release_stack import (
+    Stack,
+    aborted_and_back,
+    apply_md,
+    md_status,
+    operator_stack,
+    stable_url,
+)
+from harness.release_figures import (
+    FailureFigures,
+    ReleaseFigures,
+    failure_figures,
+    failure_table,
+    old_revision,
+    release_figures,
+    table,
+)
 
 RATE = 30  # requests/s: the servers, both controllers and the client share the node's two cores
 LEAD = 5.0  # seconds of steady load before `kubectl apply`
@@ -64,6 +96,12 @@ BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data"
 IMAGE_VARIABLES = ("MODELDEPLOY_SERVING_IMAGE", "MODELDEPLOY_OPERATOR_IMAGE")
 ARGO_NAME, ARGO_LABELS = "iris-argo", {"app.kubernetes.io/name": "iris-argo"}
 PLAIN, STEP, ARGO = "modeldeploy blue/green", "modeldeploy 50% step + analysis", "Argo Rollouts blueGreen"
+BAD, BAD_SHARE = "bad", 0.1  # the failure rows' v2: 500 on 10% of the predictions
+CHECK_TEMPLATE, CHECK_REQUESTS = "predict-check", 200  # 200 draws: a 10% failure share passes 5% rarely
+CHECK_MAX_SHARE = 0.05  # the same rule as ours' analysis (maxErrorRate 0.05)
+ARGO_PRE = "Argo Rollouts blueGreen + prePromotionAnalysis"
+ARGO_POST = "Argo Rollouts blueGreen + postPromotionAnalysis"
+ABORT_TAIL = 3.0  # seconds of load kept after the abort is reported: kube-proxy moves the ClusterIP back
 
 
 @dataclass
@@ -77,6 +115,7 @@ class Target:
     settled: Callable[[str], bool]  # version -> the controller says the release is over
     reset: Callable[[str], float]  # back to a version between repetitions, with no load to judge it
     service: str = ""  # the Service clients use: its selector switching is the controller's cutover
+    aborted: Callable[[], bool] = lambda: False  # the controller reports the release aborted
 
 
 def ours_spec(stack: Stack, version: str, *, step: bool) -> dict:
@@ -105,8 +144,11 @@ def ours(cluster: Cluster, stack: Stack, kind: str, name: str, *, step: bool) ->
         return apply_md(cluster, stack.namespace, ours_spec(stack, version, step=step), name=name)
 
     # No load runs between repetitions: analysis would find no requests and pause, so the way back is plain.
+    def aborted() -> bool:
+        return aborted_and_back(cluster.get_json("md", name, "-n", stack.namespace).get("status", {}))
+
     labels = {"modeldeploy.io/name": name}
-    return Target(kind, labels, "", apply, settled, lambda v: apply(v, step=False), service=name)
+    return Target(kind, labels, "", apply, settled, lambda v: apply(v, step=False), name, aborted)
 
 
 def active_template(cluster: Cluster, namespace: str, name: str) -> dict:
@@ -136,10 +178,14 @@ def stable_ports(cluster: Cluster, namespace: str, name: str) -> list[dict]:
     return wait_for(service, timeout=60, what=f"the stable Service of {name}")["spec"]["ports"]
 
 
-def argo_target(cluster: Cluster, namespace: str, templates: dict[str, dict]) -> Target:
+def argo_target(
+    cluster: Cluster, namespace: str, templates: dict[str, dict], kind: str = ARGO, analysis: str = ""
+) -> Target:
+    """The Rollout `iris-argo`; `analysis` "pre" or "post" judges each release by the predict-check Job
+    against the preview or the active Service (the way back to a version is never judged)."""
     name, labels = ARGO_NAME, ARGO_LABELS
 
-    def apply(version: str) -> float:
+    def apply(version: str, *, analysis: str = analysis) -> float:
         rollout = argo.blue_green_rollout(
             name,
             templates[version],
@@ -147,8 +193,19 @@ def argo_target(cluster: Cluster, namespace: str, templates: dict[str, dict]) ->
             scale_down_delay_seconds=SCALE_DOWN_DELAY,
             labels=labels,
         )
+        if analysis:
+            role = "preview" if analysis == "pre" else "active"
+            ip = cluster.get_json("service", f"{name}-{role}", "-n", namespace)["spec"]["clusterIP"]
+            rollout = argo.with_analysis(
+                rollout, analysis, CHECK_TEMPLATE, f"http://{ip}/v2/models/iris/infer",
+                abort_scale_down_delay=SCALE_DOWN_DELAY,
+            )  # fmt: skip
         argo.apply(cluster, namespace, [rollout])
         return time.time()
+
+    def aborted() -> bool:
+        status = cluster.get_json("rollout", name, "-n", namespace).get("status", {})
+        return bool(status.get("abort"))
 
     def settled(version: str) -> bool:
         rollout = cluster.get_json("rollout", name, "-n", namespace)
@@ -159,7 +216,20 @@ def argo_target(cluster: Cluster, namespace: str, templates: dict[str, dict]) ->
             and status.get("stableRS") == status.get("currentPodHash")
         )
 
-    return Target(ARGO, labels, "", apply, settled, apply, service=f"{name}-active")
+    return Target(
+        kind, labels, "", apply, settled, lambda v: apply(v, analysis=""), f"{name}-active", aborted
+    )
+
+
+def bad_template(template: dict, digests: dict[str, str]) -> dict:
+    """v1's generated pod template serving the bad model instead: its file, digest, version and revision."""
+    text = json.dumps(template).replace("iris-v1.joblib", f"iris-v{BAD}.joblib")
+    bad = json.loads(text.replace(digests["1"], digests[BAD]))
+    for container in bad["spec"]["containers"]:
+        for env in container.get("env", []):
+            if env["name"] in ("MODELSERVE_MODEL_REVISION", "MODELSERVE_MODEL_VERSION"):
+                env["value"] = f"{BAD}-{digests[BAD][:10]}"
+    return bad
 
 
 def _selector(body: dict) -> str | None:
@@ -277,6 +347,26 @@ def release(
     return figures, stages
 
 
+def failed_release(target: Target, workdir: Path, rate: float, run: str) -> FailureFigures:
+    """One release of the bad version under load, until the controller reports the abort (or completes the
+    release of the bad version: nothing caught it), and ABORT_TAIL."""
+    files = re.sub(r"\W+", "-", f"{run} {target.kind} bad")
+    load = start_host_load(target.url, BODY, rate=rate, duration=RELEASE_CAP, workdir=workdir, name=files)
+    rejected = None
+    try:
+        time.sleep(LEAD)
+        applied = target.apply(BAD)
+        wait_for(lambda: target.aborted() or target.settled(BAD), timeout=RELEASE_CAP - LEAD - ABORT_TAIL - 5,
+                 interval=0.5, what=f"{target.kind}: the bad v2 aborted or released")  # fmt: skip
+        rejected = time.time() if target.aborted() else None
+        time.sleep(ABORT_TAIL)
+    finally:
+        summary, records = load.finish()
+    figures = failure_figures(records, applied_at=applied, rejected_at=rejected)
+    print(f"{run}: {target.kind}: {json.dumps(figures.__dict__)} reasons {summary['reasons']}", flush=True)
+    return figures
+
+
 def breakdown_table(stages: dict[str, list[dict[str, float | None]]]) -> str:
     """Median seconds per stage of the cutover, one row per release kind."""
     lines = [
@@ -295,13 +385,17 @@ def breakdown_table(stages: dict[str, list[dict[str, float | None]]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeat", type=int, default=5, help="releases of each kind (default 5)")
-    p.add_argument("--quick", action="store_true", help="one repetition")
+    p.add_argument("--quick", action="store_true", help="one repetition of the success rows")
+    p.add_argument("--failure-only", action="store_true", help="only the failure rows (a bad v2 aborted)")
     p.add_argument("--rate", type=float, default=RATE, help="requests per second during a release")
     p.add_argument("--keep-files", action="store_true", help="keep the requests and logs (printed path)")
     args = p.parse_args(argv)
     repeat = 1 if args.quick else args.repeat
     if not 1 <= repeat <= 20 or not 0 < args.rate <= 200:
         p.error("--repeat must be in [1, 20] and --rate in (0, 200]")
+    if args.quick and args.failure_only:
+        p.error("--quick runs the success rows only; --failure-only the failure rows only")
+    success_rows, failure_rows = not args.failure_only, not args.quick
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still cleans up after itself
     started = time.monotonic()
     cluster = start_cluster(quiet=True)
@@ -326,11 +420,13 @@ def main(argv: list[str] | None = None) -> int:
         ).start(),
     )  # fmt: skip
     rows: dict[str, list[ReleaseFigures]] = {PLAIN: [], STEP: [], ARGO: []}
+    failures: dict[str, list[FailureFigures]] = {STEP: [], ARGO_PRE: [], ARGO_POST: []}
+    files = demo_files() | {f"iris-v{BAD}.joblib": flaky_iris(BAD_SHARE)}
     stages: dict[str, list[dict[str, float | None]]] = {PLAIN: [], STEP: [], ARGO: []}
     try:
         argo.install_crds(cluster, cache)
         with (
-            operator_stack(cluster, namespace, "rollout-live", demo_files(), operators=1) as stack,
+            operator_stack(cluster, namespace, "rollout-live", files, operators=1) as stack,
             argo.controller(cluster, cache, namespace, workdir / "rollouts-controller.log"),
         ):
             plain = ours(cluster, stack, PLAIN, "iris", step=False)
@@ -349,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             ip = cluster.get_json("service", f"{ARGO_NAME}-active", "-n", namespace)["spec"]["clusterIP"]
             rollout.url = f"http://{ip}/v2/models/iris/infer"  # the copied template serves it as `iris`
             print(f"set up in {time.monotonic() - started:.0f}s", flush=True)
-            for n in range(repeat):
+            for n in range(repeat if success_rows else 0):
                 if n:
                     for target in targets:
                         target.reset("1")
@@ -359,6 +455,24 @@ def main(argv: list[str] | None = None) -> int:
                     rows[target.kind].append(figures)
                     stages[target.kind].append(stage)
                     templates.setdefault("2", active_template(cluster, namespace, "iris"))
+            if failure_rows:
+                templates[BAD] = bad_template(templates["1"], stack.digests)
+                check = argo.predict_check_template(
+                    CHECK_TEMPLATE, templates["1"], count=CHECK_REQUESTS, max_share=CHECK_MAX_SHARE
+                )
+                argo.apply(cluster, namespace, [check])
+                judged = [step] + [
+                    argo_target(cluster, namespace, templates, kind, when)
+                    for kind, when in ((ARGO_PRE, "pre"), (ARGO_POST, "post"))
+                ]
+                for target in judged[1:]:
+                    target.url = rollout.url
+            for n in range(repeat if failure_rows else 0):
+                for target in judged:
+                    wait_settled(watch, targets, "1")
+                    figures = failed_release(target, workdir, args.rate, f"bad run {n + 1}")
+                    failures[target.kind].append(figures)
+                    target.reset("1")  # unjudged, like the way back between success rows
             cluster.kubectl("delete", "rollout", "--all", "-n", namespace, "--wait=false", check=False)
     finally:
         for each in (watch, watches.services, watches.phases):
@@ -372,9 +486,17 @@ def main(argv: list[str] | None = None) -> int:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"\n{now}, {repeat} run(s) of each at {args.rate:g} requests/s, Argo Rollouts {argo.version()}, "
           f"{time.monotonic() - started:.0f}s in all; load average {os.getloadavg()[0]:.1f}\n")  # fmt: skip
-    print(table(rows, baseline=ARGO), flush=True)
-    print("\nWhere the cutover went (medians, seconds; pod watch, Service and status watches, answers):\n")
-    print(breakdown_table(stages), flush=True)
+    if success_rows:
+        print(table(rows, baseline=ARGO), flush=True)
+        print(
+            "\nWhere the cutover went (medians, seconds; pod watch, Service and status watches, answers):\n"
+        )
+        print(breakdown_table(stages), flush=True)
+    if failure_rows:
+        print(
+            f"\nA v2 failing {BAD_SHARE:.0%} of predictions with 500 (who answered: the revision header):\n"
+        )
+        print(failure_table(failures, ours=STEP), flush=True)
     return 0
 
 

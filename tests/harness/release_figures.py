@@ -139,3 +139,67 @@ def table(rows: dict[str, list[ReleaseFigures]], baseline: str) -> str:
                 ratios = ", ".join(f"{k} {_ratio(v, theirs[k])}" for k, v in ours.items())
                 lines.append(f"\n{kind} / {baseline} (medians): {ratios}")
     return "\n".join(lines)
+
+
+def failed(record: dict) -> bool:
+    """The load client's failure rule: no answer (connect error, reset, timeout), a 5xx or a 429."""
+    status = record["status"]
+    return status is None or status >= 500 or status == 429
+
+
+@dataclass(frozen=True)
+class FailureFigures:
+    sent: int
+    bad_answers: int  # answers from another revision than the one serving before `kubectl apply`
+    failed_while_bad: int  # failed requests sent from the first to the last answer of the bad revision
+    recovery_s: float | None  # apply -> the last answer from the bad revision (0: never seen; None: kept)
+    rejected_s: float | None  # apply -> the controller reported the abort (None: it released the bad version)
+
+
+def failure_figures(
+    records: Sequence[dict], *, applied_at: float, rejected_at: float | None
+) -> FailureFigures:
+    """What clients felt from a bad candidate, read from who answered (headers), never from status alone."""
+    ordered = sorted(records, key=lambda r: r["sent_at"])
+    old = old_revision(ordered, applied_at)
+    bad = [r["sent_at"] for r in ordered if r["sent_at"] >= applied_at and r["status"] is not None
+           and r["revision"] != old]  # fmt: skip
+    window = [r for r in ordered if bad and bad[0] <= r["sent_at"] <= bad[-1]]
+    return FailureFigures(
+        sent=len(ordered),
+        bad_answers=len(bad),
+        failed_while_bad=sum(map(failed, window)),
+        recovery_s=None if rejected_at is None else bad[-1] - applied_at if bad else 0.0,
+        rejected_s=None if rejected_at is None else rejected_at - applied_at,
+    )
+
+
+FAILURE_HEADER = (
+    "| release | runs | failed while the bad version served median / max (all runs) "
+    "| answers from the bad version (all runs) | apply → every answer from v1 again s median / max "
+    "| aborted | apply → abort reported s median |"
+)
+
+
+def failure_table(rows: dict[str, list[FailureFigures]], ours: str) -> str:
+    """A markdown table of the failure rows (medians, maxima) and the ratios of `ours` to each other kind."""
+    lines = [FAILURE_HEADER, "|---|---:|---:|---:|---:|---:|---:|"]
+    medians: dict[str, dict[str, float | None]] = {}
+    for kind, runs in rows.items():
+        bad = [float(r.failed_while_bad) for r in runs]
+        recovery = [r.recovery_s for r in runs]
+        medians[kind] = {"failed": _median(bad), "recovery": _median(recovery)}
+        lines.append(
+            f"| {kind} | {len(runs)} | {_fmt(_median(bad))} / {_fmt(_max(bad), 0)} "
+            f"({sum(r.failed_while_bad for r in runs)} of {sum(r.sent for r in runs):,} sent) "
+            f"| {sum(r.bad_answers for r in runs):,} "
+            f"| {_fmt(_median(recovery), 2)} / {_fmt(_max(recovery), 2)} "
+            f"| {sum(r.rejected_s is not None for r in runs)} of {len(runs)} "
+            f"| {_fmt(_median([r.rejected_s for r in runs]), 2)} |"
+        )
+    if ours in medians:
+        for kind, theirs in medians.items():
+            if kind != ours:
+                ratios = ", ".join(f"{k} {_ratio(v, theirs[k])}" for k, v in medians[ours].items())
+                lines.append(f"\n{ours} / {kind} (medians): {ratios}")
+    return "\n".join(lines)

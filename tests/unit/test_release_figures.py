@@ -3,11 +3,14 @@ built from the operator's pod template."""
 
 import pytest
 
-from harness.realnode.argo_rollouts import blue_green_rollout, services
+from harness.realnode.argo_rollouts import blue_green_rollout, predict_check_template, services, with_analysis
 from harness.release_figures import (
     CUTOVER_WINDOW,
+    FailureFigures,
     ReleaseFigures,
     cutover_at,
+    failure_figures,
+    failure_table,
     old_revision,
     quantile,
     release_figures,
@@ -125,3 +128,90 @@ def test_argo_rollout_runs_the_operators_pod_template_with_only_its_labels_chang
         "iris-argo-active",
         "iris-argo-preview",
     ]
+
+
+def with_status(records: list[dict], status_of: dict[str, int | None]) -> list[dict]:
+    """The records with each revision's answers given that status (None: no answer, no revision)."""
+    out = []
+    for r in records:
+        status = status_of.get(r["revision"], 200)
+        out.append(r | {"status": status} | ({"revision": None} if status is None else {}))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("runs", "status_of", "failed", "bad_answers", "recovery"),
+    [
+        ([("v1", 100)], {}, 0, 0, 0.0),  # clients never saw the bad version (judged before the switch)
+        ([("v1", 50), ("bad", 20), ("v1", 30)], {"bad": 500}, 20, 20, 1.95),  # every bad answer a 500
+        ([("v1", 50), ("bad", 10), ("v1", 5), ("bad", 5), ("v1", 30)], {"bad": 500}, 15, 15, 1.95),
+        (
+            [("v1", 50), ("lost", 3), ("v1", 47)],
+            {"lost": None},
+            0,
+            0,
+            0.0,
+        ),  # v1's own failures: not the bad's
+    ],
+)
+def test_failure_figures_count_failures_while_the_bad_version_answered_and_time_back_to_v1(
+    runs, status_of, failed, bad_answers, recovery
+):
+    records = with_status(answers(*runs), status_of)
+    figures = failure_figures(records, applied_at=4.95, rejected_at=8.0)
+    assert (figures.failed_while_bad, figures.bad_answers) == (failed, bad_answers)
+    assert figures.recovery_s == pytest.approx(recovery)
+    assert figures.rejected_s == pytest.approx(3.05) and figures.sent == len(records)
+
+
+def test_failure_figures_count_timeouts_between_the_bad_versions_answers():
+    records = with_status(
+        answers(("v1", 50), ("bad", 5), ("lost", 2), ("bad", 5), ("v1", 10)), {"lost": None}
+    )
+    figures = failure_figures(records, applied_at=4.95, rejected_at=None)
+    assert (figures.failed_while_bad, figures.bad_answers) == (2, 10)
+    assert (figures.rejected_s, figures.recovery_s) == (None, None)  # released, not aborted: never back
+
+
+def test_failure_table_gives_medians_and_ratios_of_ours_to_each_other_configuration():
+    ours = [FailureFigures(100, 40, 4, 2.0, 1.5), FailureFigures(100, 60, 6, 3.0, 2.5)]
+    pre = [FailureFigures(100, 0, 0, 0.0, 9.0)]
+    post = [FailureFigures(100, 200, 20, 10.0, 9.5)]
+    text = failure_table({"ours": ours, "pre": pre, "post": post}, ours="ours")
+    assert "| ours | 2 | 5.0 / 6 (10 of 200 sent) | 100 | 2.50 / 3.00 | 2 of 2 | 2.00 |" in text
+    assert "ours / pre (medians): failed -, recovery -" in text  # nothing to divide by
+    assert "ours / post (medians): failed 0.25x, recovery 0.25x" in text
+
+
+@pytest.mark.parametrize("when", ["pre", "post"])
+def test_argo_analysis_judges_the_given_url_with_a_job_confined_like_the_serving_pods(when):
+    template = {
+        "metadata": {"labels": {"x": "y"}},
+        "spec": {
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "tolerations": [{"key": "modeldeploy.io/real-node", "operator": "Exists"}],
+            "nodeSelector": {"kubernetes.io/hostname": "real-0"},
+            "containers": [{"name": "server", "image": "localhost/modelserve:x", "imagePullPolicy": "Never",
+                            "securityContext": {"allowPrivilegeEscalation": False,
+                                                "capabilities": {"drop": ["ALL"]}}}],
+        },
+    }  # fmt: skip
+    check = predict_check_template("check", template, count=200, max_share=0.05)
+    pod = check["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"]
+    assert pod["securityContext"] == template["spec"]["securityContext"]
+    assert pod["tolerations"] == template["spec"]["tolerations"]
+    assert pod["nodeSelector"] == template["spec"]["nodeSelector"] and pod["restartPolicy"] == "Never"
+    (job,) = pod["containers"]
+    assert job["image"] == "localhost/modelserve:x" and job["imagePullPolicy"] == "Never"
+    assert job["securityContext"] == template["spec"]["containers"][0]["securityContext"]
+    assert job["resources"]["requests"]["cpu"] == "50m"
+    assert job["command"][-3:] == ["{{args.url}}", "200", "0.05"]
+    rollout = blue_green_rollout("r", template, replicas=2, scale_down_delay_seconds=5, labels={"a": "b"})
+    blue_green = with_analysis(rollout, when, "check", "http://10.0.0.1/infer", abort_scale_down_delay=5)[
+        "spec"]["strategy"]["blueGreen"]  # fmt: skip
+    assert blue_green[f"{when}PromotionAnalysis"] == {
+        "templates": [{"templateName": "check"}],
+        "args": [{"name": "url", "value": "http://10.0.0.1/infer"}],
+    }
+    assert blue_green["abortScaleDownDelaySeconds"] == 5
+    assert ("postPromotionAnalysis" if when == "pre" else "prePromotionAnalysis") not in blue_green

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from faulty_models import ENDLESS_MARKER, FAIL_SHARE, endless_server, flaky_iris
 
 from harness.demo_plan import NAME, store_url
+from harness.faulty_models import ENDLESS_MARKER, FAIL_SHARE, endless_server, flaky_iris
 from harness.models import IRIS_ROWS, demo_files
 from harness.operator import wait_for
 from harness.poll import WaitTimeout
@@ -27,7 +27,14 @@ from harness.realnode.load_pods import (
     stop_load,
 )
 from harness.realnode.pods import pod_manifest
-from harness.realnode.release_stack import Stack, apply_md, md_status, operator_stack, stable_url
+from harness.realnode.release_stack import (
+    Stack,
+    aborted_and_back,
+    apply_md,
+    md_status,
+    operator_stack,
+    stable_url,
+)
 from harness.realnode.startup_probe import last_not_ready, outcomes_while_not_ready, probe_until_ready
 from modeldeploy.desired.pods import pod_ready
 
@@ -147,17 +154,6 @@ def release_under_load(
         + " -> ".join(f"{p or '-'}@{t - applied:+.1f}s" for t, p in phases)
     )
     return Release(applied, load, timeline, phases, status)
-
-
-def aborted_and_back(status: dict) -> bool:
-    """The rollout aborted and the stable Service again selects one colour only, the active one (the pass that
-    decides an abort writes the traffic it saw before moving the Service; the next one shows the move)."""
-    traffic = status.get("traffic", [])
-    return (
-        status.get("rollout", {}).get("phase") == "Aborted"
-        and len(traffic) == 1
-        and traffic[0].get("color") == status.get("activeColor")
-    )
 
 
 def assert_no_failures(release: Release) -> None:

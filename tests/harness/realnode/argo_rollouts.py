@@ -109,3 +109,82 @@ def blue_green_rollout(
 
 def apply(cluster, namespace: str, objects: list[dict]) -> None:
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input="\n---\n".join(map(json.dumps, objects)))
+
+
+# Sends `count` predictions to a URL, a new connection each, and fails (exit 1) if more than `max_share` fail.
+PREDICT_CHECK = """
+import json, sys, urllib.request
+url, count, max_share = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+body = json.dumps({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64",
+                               "data": [5.1, 3.5, 1.4, 0.2]}]}).encode()
+failed = 0
+for _ in range(count):
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as answer:
+            answer.read()
+    except Exception:
+        failed += 1
+print(f"{failed} of {count} predictions failed at {url}")
+sys.exit(1 if failed > max_share * count else 0)
+"""
+
+
+def predict_check_template(name: str, pod_template: dict, *, count: int, max_share: float) -> dict:
+    """An AnalysisTemplate whose one metric is a Job (Argo's Job provider: passed if it completes, failed if
+    it fails) running PREDICT_CHECK against `{{args.url}}` in the serving image, placed and confined like the
+    serving pods (their node selector, tolerations and security contexts), with 50m CPU."""
+    spec = pod_template["spec"]
+    server = spec["containers"][0]
+    pod = {
+        "restartPolicy": "Never",
+        "securityContext": spec.get("securityContext", {}),
+        "tolerations": spec.get("tolerations", []),
+        "containers": [
+            {
+                "name": "predict-check",
+                "image": server["image"],
+                "imagePullPolicy": server.get("imagePullPolicy", "IfNotPresent"),
+                "command": ["python3", "-c", PREDICT_CHECK, "{{args.url}}", str(count), str(max_share)],
+                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+                "securityContext": server.get("securityContext", {}),
+            }
+        ],
+    }
+    for key in ("nodeSelector", "affinity"):
+        if key in spec:
+            pod[key] = spec[key]
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": name},
+        "spec": {
+            "args": [{"name": "url"}],
+            "metrics": [
+                {
+                    "name": "predict-errors",
+                    "provider": {
+                        "job": {
+                            "spec": {
+                                "backoffLimit": 0,
+                                "activeDeadlineSeconds": 120,
+                                "template": {"spec": pod},
+                            }
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def with_analysis(rollout: dict, when: str, template: str, url: str, *, abort_scale_down_delay: int) -> dict:
+    """The Rollout judged by `template` against `url`: `when` is "pre" (prePromotionAnalysis, before the
+    switch) or "post" (postPromotionAnalysis, after it)."""
+    blue_green = rollout["spec"]["strategy"]["blueGreen"]
+    blue_green[f"{when}PromotionAnalysis"] = {
+        "templates": [{"templateName": template}],
+        "args": [{"name": "url", "value": url}],
+    }
+    blue_green["abortScaleDownDelaySeconds"] = abort_scale_down_delay
+    return rollout

@@ -58,6 +58,17 @@ def md_status(cluster, namespace: str, name: str = NAME) -> dict:
     return cluster.get_json("md", name, "-n", namespace).get("status", {})
 
 
+def aborted_and_back(status: dict) -> bool:
+    """The rollout aborted and the stable Service again selects one colour only, the active one (the pass that
+    decides an abort writes the traffic it saw before moving the Service; the next one shows the move)."""
+    traffic = status.get("traffic", [])
+    return (
+        status.get("rollout", {}).get("phase") == "Aborted"
+        and len(traffic) == 1
+        and traffic[0].get("color") == status.get("activeColor")
+    )
+
+
 def helm(cluster, *args: str) -> None:
     subprocess.run(["helm", *args], env=cluster.env, check=True, stdout=subprocess.DEVNULL, timeout=360)
 

@@ -14,9 +14,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-FAIL_SHARE = 0.3
-# Passes the warm-up's all-zero row; any other row fails (IndexError -> 500) with probability FAIL_SHARE.
-FLAKY = f"lambda X: X if not X.any() or __import__('random').random() >= {FAIL_SHARE} else X[[len(X)]]"
+FAIL_SHARE = 0.3  # the release lane's flaky candidate
+
+
+def flaky_source(fail_share: float) -> str:
+    """Passes the warm-up's all-zero row; any other row fails (IndexError -> 500) with chance `fail_share`."""
+    return f"lambda X: X if not X.any() or __import__('random').random() >= {fail_share!r} else X[[len(X)]]"
 
 
 class Evaluated:
@@ -32,11 +35,15 @@ class Evaluated:
         return (eval, (self.source,))
 
 
-def flaky_iris() -> bytes:
-    """An iris classifier whose predictions fail (HTTP 500) on a share of the requests, never at warm-up."""
+def flaky_iris(fail_share: float = FAIL_SHARE) -> bytes:
+    """An iris classifier whose predictions fail (HTTP 500) on `fail_share` of requests, never at warm-up."""
+    if not 0 <= fail_share <= 1:
+        raise ValueError(f"fail_share must be in [0, 1], got {fail_share!r}")
     x, y = load_iris(return_X_y=True)
     model = make_pipeline(FunctionTransformer(), StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y)
-    model.steps[0][1].func = Evaluated(FLAKY)  # after fitting: the training rows never see a failure
+    model.steps[0][1].func = Evaluated(
+        flaky_source(fail_share)
+    )  # after fitting: the training rows never see a failure
     buffer = io.BytesIO()
     joblib.dump(model, buffer)
     return buffer.getvalue()
