@@ -6,17 +6,17 @@ Benchmarks read where a release's cutover time went from it (with pod_watch for 
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, config
+
+from harness.realnode.watch_thread import WatchThread
 
 Extract = Callable[[dict[str, Any]], str | None]
 
 
-class ChangeWatch:
+class ChangeWatch(WatchThread):
     """Runs in a daemon thread from `start()` until `stop()`; every method is safe from another thread.
     `plural` is "services" or a custom resource's plural in `group`/`version`."""
 
@@ -29,6 +29,7 @@ class ChangeWatch:
         group: str = "",
         version: str = "v1",
     ) -> None:
+        super().__init__(f"{plural}-watch-{namespace}")
         api_client = config.new_client_from_config(config_file=kubeconfig)
         self.namespace, self.extract = namespace, extract
         if group:
@@ -40,38 +41,12 @@ class ChangeWatch:
             core = client.CoreV1Api(api_client)
             self.list = lambda **kw: core.list_namespaced_service(namespace, **kw)
         self.seen: dict[str, list[tuple[float, str]]] = {}  # name -> (wall clock, value) when first shown
-        self.lock = threading.Lock()
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True, name=f"{plural}-watch-{namespace}")
-
-    def start(self) -> ChangeWatch:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-    def _run(self) -> None:
-        version = ""
-        while not self.stopped.is_set():
-            try:
-                stream = watch.Watch().stream(self._list, resource_version=version, timeout_seconds=30)
-                for event in stream:
-                    body = event["raw_object"]
-                    version = body["metadata"]["resourceVersion"]
-                    self._record(body, time.time())
-                    if self.stopped.is_set():
-                        return
-            except client.ApiException as error:
-                if error.status == 410:  # too old: list again from now
-                    version = ""
-                else:
-                    time.sleep(0.5)
 
     def _list(self, **kwargs: Any) -> Any:
         return self.list(**kwargs)
 
-    def _record(self, body: dict[str, Any], now: float) -> None:
+    def _record(self, event: dict[str, Any], now: float) -> None:
+        body = event["raw_object"]
         value = self.extract(body)
         if value is None:
             return

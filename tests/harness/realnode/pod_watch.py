@@ -6,11 +6,12 @@ the pods' own `lastTransitionTime`, which has a resolution of one second.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
+from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, config
+
+from harness.realnode.watch_thread import WatchThread
 
 
 @dataclass
@@ -21,51 +22,28 @@ class PodTimes:
     gone_at: float | None = None  # wall clock of its DELETED event
 
 
-def _ready(pod) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+def _ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-class PodWatch:
+class PodWatch(WatchThread):
     """Runs in a daemon thread from `start()` until `stop()`; every method is safe from another thread."""
 
     def __init__(self, kubeconfig: str, namespace: str) -> None:
+        super().__init__(f"pod-watch-{namespace}")
         self.namespace = namespace
         self.api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
         self.pods: dict[str, PodTimes] = {}
-        self.lock = threading.Lock()
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True, name=f"pod-watch-{namespace}")
 
-    def start(self) -> PodWatch:
-        self.thread.start()
-        return self
+    def _list(self, **kwargs: Any) -> Any:
+        return self.api.list_namespaced_pod(self.namespace, **kwargs)
 
-    def stop(self) -> None:
-        self.stopped.set()
-
-    def _run(self) -> None:
-        version = ""
-        while not self.stopped.is_set():
-            try:
-                stream = watch.Watch().stream(
-                    self.api.list_namespaced_pod, self.namespace, resource_version=version, timeout_seconds=30
-                )
-                for event in stream:
-                    pod = event["object"]
-                    version = pod.metadata.resource_version
-                    self._record(event["type"], pod, time.time())
-                    if self.stopped.is_set():
-                        return
-            except client.ApiException as error:
-                if error.status == 410:  # too old: list again from now
-                    version = ""
-                else:
-                    time.sleep(0.5)
-
-    def _record(self, kind: str, pod, now: float) -> None:
-        name = pod.metadata.name
+    def _record(self, event: dict[str, Any], now: float) -> None:
+        kind, pod = event["type"], event["raw_object"]
+        name = pod["metadata"]["name"]
         with self.lock:
-            seen = self.pods.setdefault(name, PodTimes(name, dict(pod.metadata.labels or {})))
+            seen = self.pods.setdefault(name, PodTimes(name, dict(pod["metadata"].get("labels") or {})))
             if kind == "DELETED":
                 seen.gone_at = seen.gone_at or now
             elif _ready(pod) and seen.ready_at is None:
@@ -85,23 +63,19 @@ class PodWatch:
 
     def first_ready(self, labels: dict[str, str], besides: set[str]) -> float | None:
         """When the first pod carrying `labels`, other than `besides`, became Ready."""
-        with self.lock:
-            times = [
-                p.ready_at
-                for p in self.pods.values()
-                if p.name not in besides and p.ready_at and labels.items() <= p.labels.items()
-            ]
-        return min(times, default=None)
+        return min(self._ready_times(labels, besides), default=None)
 
     def last_ready(self, labels: dict[str, str], besides: set[str]) -> float | None:
         """When the last pod carrying `labels`, other than `besides`, became Ready (None while none is)."""
+        return max(self._ready_times(labels, besides), default=None)
+
+    def _ready_times(self, labels: dict[str, str], besides: set[str]) -> list[float]:
         with self.lock:
-            times = [
+            return [
                 p.ready_at
                 for p in self.pods.values()
                 if p.name not in besides and p.ready_at and labels.items() <= p.labels.items()
             ]
-        return max(times, default=None)
 
     def all_gone(self, names: set[str]) -> float | None:
         """When the last of `names` was gone; None while any is left."""
